@@ -1,0 +1,245 @@
+"""The ``ilf`` command: the whole round (``ilf run``) and each stage alone, over files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+# Before any Hugging Face import: no usage pings, no tokenizer thread warnings after fork.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from ilf import __version__  # noqa: E402
+from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: E402
+from ilf.files import DirectoryBusy  # noqa: E402
+from ilf.schema import SchemaError  # noqa: E402
+
+log = logging.getLogger("ilf")
+
+STAGE_NAMES = ("data", "outputs", "feedback", "refine", "select", "finetune", "evaluate")
+
+
+def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    if required:
+        parser.add_argument("config", help="YAML run config (see experiments/).")
+    else:
+        parser.add_argument("--config", help="YAML run config; defaults apply where it is silent.")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="Override a config value, e.g. --set data.limit=20 --set refine.num_candidates=3 (repeatable).",
+    )
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    return load_config(getattr(args, "config", None), args.overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ilf.pipeline import Pipeline, read_metrics_table
+
+    config = _config(args)
+    run_dir = Path(args.run_dir or Path("runs") / config.name)
+    pipeline = Pipeline(config, run_dir)
+    pipeline.run(from_stage=args.from_stage, until=args.until)
+    print(f"run directory: {run_dir}")
+    if pipeline.paths.metrics.exists() and (args.until in (None, "evaluate")):
+        print(read_metrics_table(run_dir))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ilf.pipeline import Pipeline
+
+    config = _config(args)
+    pipeline = Pipeline(config, args.run_dir or Path("runs") / config.name)
+    for stage, state in pipeline.status().items():
+        print(f"{stage:10s} {state}")
+    return 0
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from ilf import steps
+    from ilf.files import Journal
+    from ilf.records import Feedback, Output, Sample, read_records, write_records
+    from ilf.tasks import get_task
+
+    config = _config(args)
+    samples = read_records(args.samples, Sample)
+    feedback = read_records(args.feedback, Feedback)
+    if args.outputs:
+        outputs = read_records(args.outputs, Output)
+    else:
+        outputs = [Output(sample_id=s.id, text=s.initial_output, system="dataset") for s in samples if s.initial_output]
+    out = Path(args.out)
+    journal = Journal(out.with_name(f".{out.name}.partial"))
+    records, stats = steps.refine(
+        samples, outputs, feedback, get_task(config.task), config.refiner_model, config.refine, config.seed, journal
+    )
+    write_records(out, records)
+    journal.discard()
+    print(f"wrote {len(records)} refinement sets to {out} ({stats['outputs']} new candidates)")
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from ilf import steps
+    from ilf.records import Refinements, Sample, read_records, write_records
+
+    config = _config(args)
+    if args.method:
+        config.selection.method = args.method
+    selections, stats = steps.select_refinements(
+        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config.selection, config.refiner_model
+    )
+    write_records(args.out, selections)
+    print(f"wrote {len(selections)} selections ({config.selection.method}) to {args.out}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from ilf.records import Sample, Selection, read_records
+    from ilf.tasks import get_task
+    from ilf.train.sft import finetune, training_pairs
+
+    config = _config(args)
+    if args.target:
+        config.finetune.target = args.target
+    if config.finetune.target == "selected" and not args.selected:
+        raise ValueError("--selected is required when the fine-tuning target is 'selected' (or pass --target initial|reference)")
+    selections = read_records(args.selected, Selection) if args.selected else None
+    pairs, counts = training_pairs(get_task(config.task), read_records(args.samples, Sample), config.finetune.target, selections)
+    metrics = finetune(config.policy, pairs, config.finetune, args.out, config.seed)
+    print(f"trained on {counts['pairs']} pairs for {metrics['steps']} steps (train loss {metrics['train_loss']:.4f}); saved to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ilf import steps
+    from ilf.evaluation import format_table
+    from ilf.files import atomic_write_json
+    from ilf.records import Sample, read_records, write_records
+    from ilf.tasks import get_task
+
+    config = _config(args)
+    model = dataclasses.replace(config.policy, name_or_path=args.model) if args.model else config.policy
+    outputs, metrics = steps.evaluate_model(
+        model, read_records(args.samples, Sample), get_task(config.task), config.evaluation.sampling, config.seed, args.system
+    )
+    atomic_write_json(args.out, {"systems": {args.system: metrics}, "table": format_table({args.system: metrics})})
+    if args.outputs_out:
+        write_records(args.outputs_out, outputs)
+    print(format_table({args.system: metrics}))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.fields:
+        for key, default, help_text in field_help():
+            print(f"{key:42s} {default:24s} {help_text}")
+        return 0
+    print(dump_config(_config(args)), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ilf",
+        description="Imitation Learning from Language Feedback: refine outputs with free-text feedback, "
+        "select the refinement that best incorporates it, fine-tune on the selections.",
+    )
+    parser.add_argument("--version", action="version", version=f"ilf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="Run one ILF round from a config, stage by stage, resumably.",
+                       description="Run the stages data, outputs, feedback, refine, select, finetune and evaluate "
+                       "over a run directory. Stages whose outputs exist for the same config are skipped.")
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
+    p.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="Recompute this stage and every later one.")
+    p.add_argument("--until", choices=STAGE_NAMES, help="Stop after this stage.")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="Show which stages of a run directory are up to date for a config.")
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("refine", help="Generate N refinements per feedback record.",
+                       description="Read samples and feedback JSONL, write one refinements record per feedback record.")
+    p.add_argument("--samples", required=True, help="Samples JSONL.")
+    p.add_argument("--feedback", required=True, help="Feedback JSONL.")
+    p.add_argument("--outputs", help="Outputs JSONL the feedback is about (default: each sample's initial_output).")
+    p.add_argument("--out", required=True, help="Refinements JSONL to write.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_refine)
+
+    p = sub.add_parser("select", help="Score every refinement and pick one per sample.")
+    p.add_argument("--samples", required=True, help="Samples JSONL.")
+    p.add_argument("--refinements", required=True, help="Refinements JSONL from `ilf refine`.")
+    p.add_argument("--out", required=True, help="Selections JSONL to write.")
+    p.add_argument("--method", help="Override selection.method (embedding, instruct_rm, random, oracle_rouge).")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("finetune", help="Fine-tune the policy on selections, initial outputs or references.")
+    p.add_argument("--samples", required=True, help="Samples JSONL (their prompts are the training inputs).")
+    p.add_argument("--selected", help="Selections JSONL from `ilf select` (target 'selected').")
+    p.add_argument("--target", choices=("selected", "initial", "reference"), help="Override finetune.target.")
+    p.add_argument("--out", required=True, help="Directory for the fine-tuned model and tokenizer.")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("evaluate", help="Generate on held-out samples and score ROUGE against references.")
+    p.add_argument("--samples", required=True, help="Held-out samples JSONL with references.")
+    p.add_argument("--model", help="Model path or hub id (default: the config's policy).")
+    p.add_argument("--system", default="model", help="Name of this system in the table.")
+    p.add_argument("--out", required=True, help="metrics.json to write.")
+    p.add_argument("--outputs-out", help="Also write the generated outputs here (JSONL).")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("config", help="Print a resolved config, or every config field with its help.")
+    p.add_argument("config", nargs="?", help="YAML run config (omit for the defaults).")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a value.")
+    p.add_argument("--fields", action="store_true", help="List every config field, its default and its meaning.")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        level=logging.WARNING)
+    logging.getLogger("ilf").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("transformers", "datasets", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    if not args.verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        import datasets
+
+        datasets.disable_progress_bars()
+    try:
+        return args.func(args)
+    except (SchemaError, ValueError, FileNotFoundError, DirectoryBusy) as err:
+        # Bad input gets one line naming what is wrong; anything else keeps its traceback.
+        print(f"ilf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""One config describes one run: dataclasses loaded from YAML, with ``--set key=value`` overrides.
+
+Every field carries its help text in ``metadata["help"]``; ``ilf config --help-fields`` prints them.
+An unknown key or a value of the wrong type fails with the config file and the dotted key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ilf.schema import SchemaError, build
+
+
+class ConfigError(SchemaError):
+    """A config that does not fit the schema; names the file and the dotted key."""
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = _f("tiny:gpt2", "Hub id, local path, or tiny:<gpt2|llama|t5> for a random tiny model.")
+    kind: str = _f("auto", "auto, causal or seq2seq; auto reads the model config.")
+    dtype: str = _f("auto", "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it.")
+    device: str = _f("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")
+    adapter: str | None = _f(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
+    trust_remote_code: bool = _f(False, "Passed to from_pretrained.")
+    seed: int = _f(0, "Seed of the random weights of a tiny:* model.")
+
+
+@dataclass
+class TaskConfig:
+    name: str = _f("summarization", "A registered task (summarization, template, ...).")
+    options: dict[str, Any] = _f(help="Task options, e.g. the prompt templates of the template task.", factory=dict)
+
+
+@dataclass
+class DataConfig:
+    loader: str = _f("slf5k", "slf5k, jsonl or csv.")
+    path: str = _f("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
+    split: str = _f("train", "Split the feedback round uses.")
+    limit: int | None = _f(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
+    eval_split: str = _f("test", "Held-out split for evaluation.")
+    eval_path: str | None = _f(None, "Read the evaluation split from here instead of `path`.")
+    eval_limit: int | None = _f(None, "Keep the first N evaluation rows.")
+    fields: dict[str, Any] = _f(
+        help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), "
+        "initial_output, references (a list), feedback.",
+        factory=dict,
+    )
+
+
+@dataclass
+class FeedbackConfig:
+    source: str = _f("dataset", "dataset (the feedback field of each sample) or file.")
+    path: str | None = _f(None, "Feedback JSONL when source is file.")
+
+
+@dataclass
+class SamplingConfig:
+    do_sample: bool = _f(True, "Sample (true) or decode greedily (false).")
+    temperature: float = _f(1.0, "Sampling temperature.")
+    top_p: float = _f(0.95, "Nucleus sampling mass.")
+    max_new_tokens: int = _f(48, "Tokens generated per output.")
+    batch_size: int = _f(8, "Prompts per generate call (each with all of its samples).")
+    max_prompt_tokens: int | None = _f(None, "Keep only the last N prompt tokens (the cue is at the end).")
+    max_resamples: int = _f(3, "Extra attempts for outputs that are empty or duplicates after post-processing.")
+
+
+@dataclass
+class RefineConfig:
+    num_candidates: int = _f(5, "Refinements generated per sample.")
+    use_feedback: bool = _f(True, "false gives the ablation that refines without seeing the feedback.")
+    sampling: SamplingConfig = _f(help="How refinements are sampled.", factory=SamplingConfig)
+
+
+@dataclass
+class SelectionConfig:
+    method: str = _f("embedding", "embedding, instruct_rm, random or oracle_rouge: picks the candidate.")
+    also_score: list[str] = _f(help="Further selectors whose scores are recorded for analysis.", factory=list)
+    embedder: str | None = _f(None, "Sentence-transformers model; default the offline MiniLM when installed.")
+    judge: ModelConfig | None = _f(None, "Causal LM for instruct_rm; default the refiner.")
+    batch_size: int = _f(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
+    seed: int = _f(0, "Seed of the random selector.")
+
+
+@dataclass
+class LoraConfig:
+    r: int = _f(16, "LoRA rank.")
+    alpha: int = _f(32, "LoRA scaling numerator.")
+    dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    target_modules: list[str] | str | None = _f("all-linear", "Modules that get adapters.")
+
+
+@dataclass
+class FinetuneConfig:
+    target: str = _f("selected", "selected (ILF), initial (initial outputs) or reference (human summaries).")
+    learning_rate: float = _f(1e-5, "Peak learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs over the training pairs.")
+    per_device_train_batch_size: int = _f(8, "Batch size per device.")
+    gradient_accumulation_steps: int = _f(1, "Steps accumulated per update.")
+    max_length: int | None = _f(1024, "Truncate prompt+completion to this many tokens.")
+    lr_scheduler_type: str = _f("linear", "Any transformers scheduler name.")
+    warmup_steps: float = _f(0.0, "Warm-up steps; a value below 1 is a share of all steps.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    logging_steps: int = _f(5, "Log the loss every N steps.")
+    lora: LoraConfig | None = _f(None, "Train a LoRA adapter instead of all weights.")
+    trainer_args: dict[str, Any] = _f(help="Any further trl.SFTConfig argument, passed through.", factory=dict)
+
+
+@dataclass
+class EvaluationConfig:
+    sampling: SamplingConfig = _f(
+        help="How evaluation outputs are generated (greedy by default).",
+        factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
+    )
+    include_base: bool = _f(True, "Also evaluate the policy before fine-tuning, for the delta.")
+
+
+@dataclass
+class RunConfig:
+    name: str = _f("ilf", "A name for the run.")
+    seed: int = _f(0, "Seed for sampling and training.")
+    task: TaskConfig = _f(help="What the model does and how its outputs are cleaned.", factory=TaskConfig)
+    data: DataConfig = _f(help="Where samples come from.", factory=DataConfig)
+    feedback: FeedbackConfig = _f(help="Where feedback comes from.", factory=FeedbackConfig)
+    policy: ModelConfig = _f(help="The model being trained.", factory=ModelConfig)
+    refiner: ModelConfig | None = _f(None, "The model that writes refinements; default the policy.")
+    refine: RefineConfig = _f(help="Refinement generation.", factory=RefineConfig)
+    selection: SelectionConfig = _f(help="How one refinement is chosen per sample.", factory=SelectionConfig)
+    finetune: FinetuneConfig = _f(help="Supervised fine-tuning of the policy.", factory=FinetuneConfig)
+    evaluation: EvaluationConfig = _f(help="Held-out evaluation.", factory=EvaluationConfig)
+
+    @property
+    def refiner_model(self) -> ModelConfig:
+        return self.refiner or self.policy
+
+
+def to_plain(obj: Any) -> Any:
+    """A config as plain dicts and lists, the form written to YAML and hashed."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of config sections; equal inputs give equal fingerprints."""
+    text = json.dumps([to_plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (['a','b','c'], value parsed as YAML, so 5 is an int and null is None)."""
+    if "=" not in text:
+        raise ConfigError("--set", None, text, "expected dotted.key=value")
+    key, _, raw = text.partition("=")
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError("--set", None, text, "empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError("--set", None, key, f"value is not valid YAML: {err}") from None
+    return keys, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``dotted.key=value`` in the raw mapping; the schema check that follows catches typos."""
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError("--set", None, where, f"is {child!r}, not a mapping, so {text!r} cannot set a key in it")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from the defaults), apply overrides and validate."""
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(path, None, None, "no such config file") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            raise ConfigError(path, line, None, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(path, None, None, "the top level must be a mapping")
+        raw = loaded or {}
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source += " (with --set)"
+    return build(RunConfig, raw, ConfigError, source)
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(to_plain(config), sort_keys=False, allow_unicode=True)
+
+
+def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, help) for every field, recursing into sections."""
+    rows: list[tuple[str, str, str]] = []
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        )
+        if dataclasses.is_dataclass(default):
+            rows.extend(field_help(type(default), key + "."))
+        else:
+            rows.append((key, json.dumps(to_plain(default)), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,148 @@
+"""Batched sampling of N cleaned outputs per prompt.
+
+Prompts are sorted by length so a batch pads little; decoder-only models are padded on the left so
+every row continues from its own last token; only new tokens are decoded. Outputs that the task's
+post-processing leaves empty, or that repeat another output of the same prompt, are resampled up
+to ``max_resamples`` times. Each finished batch is handed to ``on_batch`` so a caller can journal
+it and resume after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from ilf.config import SamplingConfig
+from ilf.models import LoadedModel
+from ilf.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationStats:
+    prompts: int = 0
+    outputs: int = 0
+    resampled: int = 0
+    fallbacks: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+@torch.inference_mode()
+def sample_raw(lm: LoadedModel, prompts: list[str], num_return: int, sampling: SamplingConfig) -> tuple[list[list[str]], int]:
+    """One ``generate`` call: ``num_return`` raw continuations per prompt, and the new-token count."""
+    tokenizer = lm.tokenizer
+    truncate = sampling.max_prompt_tokens is not None
+    previous_side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"  # the cue the model must continue sits at the end of the prompt
+    try:
+        batch = tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            truncation=truncate,
+            max_length=sampling.max_prompt_tokens if truncate else None,
+            add_special_tokens=lm.is_seq2seq,
+        ).to(lm.device)
+    finally:
+        tokenizer.truncation_side = previous_side
+    kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=num_return, do_sample=sampling.do_sample)
+    if sampling.do_sample:
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = lm.model.generate(**batch, **kwargs, pad_token_id=tokenizer.pad_token_id)
+    new = out if lm.is_seq2seq else out[:, batch["input_ids"].shape[1]:]
+    new_tokens = int((new != tokenizer.pad_token_id).sum())
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [texts[i * num_return:(i + 1) * num_return] for i in range(len(prompts))], new_tokens
+
+
+def _bad_slots(outputs: list[str]) -> list[int]:
+    seen: set[str] = set()
+    bad = []
+    for slot, text in enumerate(outputs):
+        key = " ".join(text.lower().split())
+        if not key or key in seen:
+            bad.append(slot)
+        seen.add(key)
+    return bad
+
+
+def _batches(indices: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(indices), size):
+        yield indices[start:start + size]
+
+
+def generate_outputs(
+    lm: LoadedModel,
+    task: Task,
+    prompts: list[str],
+    num_outputs: int,
+    sampling: SamplingConfig,
+    seed: int,
+    skip: set[int] | None = None,
+    on_batch: Callable[[dict[int, list[str]]], None] | None = None,
+    desc: str = "generate",
+) -> tuple[dict[int, list[str]], GenerationStats]:
+    """Generate ``num_outputs`` cleaned outputs for each prompt not in ``skip``.
+
+    Returns ``{prompt_index: outputs}``. Duplicates are only resampled when sampling: a greedy
+    decoder would give the same text again.
+    """
+
+    skip = skip or set()
+    todo = [i for i in range(len(prompts)) if i not in skip]
+    lengths = {i: len(lm.tokenizer(prompts[i], add_special_tokens=False)["input_ids"]) for i in todo}
+    todo.sort(key=lambda i: -lengths[i])
+    stats = GenerationStats()
+    results: dict[int, list[str]] = {}
+    started = time.perf_counter()
+    bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=None)
+    for number, batch in enumerate(_batches(todo, sampling.batch_size)):
+        torch.manual_seed(seed * 1_000_003 + number)
+        raw, tokens = sample_raw(lm, [prompts[i] for i in batch], num_outputs, sampling)
+        stats.new_tokens += tokens
+        clean = {i: [task.postprocess(t) for t in texts] for i, texts in zip(batch, raw)}
+        last_raw = {i: list(texts) for i, texts in zip(batch, raw)}
+        rounds = sampling.max_resamples if sampling.do_sample else 0
+        for round_number in range(rounds):
+            bad = {i: _bad_slots(clean[i]) for i in batch}
+            bad = {i: slots for i, slots in bad.items() if slots}
+            if not bad:
+                break
+            torch.manual_seed(seed * 1_000_003 + number + 7919 * (round_number + 1))
+            again = list(bad)
+            redo, tokens = sample_raw(lm, [prompts[i] for i in again], max(len(s) for s in bad.values()), sampling)
+            stats.new_tokens += tokens
+            for i, texts in zip(again, redo):
+                for slot, text in zip(bad[i], texts):
+                    clean[i][slot] = task.postprocess(text)
+                    last_raw[i][slot] = text
+                    stats.resampled += 1
+        for i in batch:
+            for slot, text in enumerate(clean[i]):
+                if not text:
+                    clean[i][slot] = task.fallback(last_raw[i][slot])
+                    stats.fallbacks += 1
+        results.update(clean)
+        stats.prompts += len(batch)
+        stats.outputs += len(batch) * num_outputs
+        if on_batch is not None:
+            on_batch({i: clean[i] for i in batch})
+        bar.update(len(batch))
+    bar.close()
+    stats.seconds = time.perf_counter() - started
+    return results, stats

@@ -1,0 +1,165 @@
+"""Load policies, refiners and judges: any hub id or local path, or a tiny random model.
+
+``tiny:gpt2``, ``tiny:llama`` and ``tiny:t5`` build a model of well under a million parameters
+from a config, with a byte-level BPE tokenizer trained on a text shipped in the package, so tests
+and the offline run need no download.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ilf.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+TINY_PREFIX = "tiny:"
+TINY_ARCHS = ("gpt2", "llama", "t5")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    is_seq2seq: bool
+    device: torch.device
+    name: str
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    return torch.device(spec)
+
+
+def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    if spec == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if spec not in dtypes:
+        raise ValueError(f"dtype: expected auto, float32, bfloat16 or float16, got {spec!r}")
+    return dtypes[spec]
+
+
+@lru_cache(maxsize=1)
+def _tiny_tokenizer_json() -> str:
+    """Train the tiny byte-level BPE once per process (deterministic: same corpus, same vocab)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    corpus = resources.files("ilf.assets").joinpath("tiny_tokenizer_corpus.txt").read_text(encoding="utf-8")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=768,
+        special_tokens=["<pad>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus.splitlines(), trainer=trainer)
+    return tokenizer.to_str()
+
+
+def tiny_tokenizer() -> Any:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_tiny_tokenizer_json()),
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<pad>",
+        model_max_length=1024,
+    )
+
+
+def tiny_model(arch: str, seed: int = 0) -> tuple[Any, Any]:
+    """A randomly initialised tiny model and its tokenizer; equal seeds give equal weights."""
+    import transformers
+
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"unknown tiny model {TINY_PREFIX}{arch} (choose from {', '.join(TINY_PREFIX + a for a in TINY_ARCHS)})")
+    tokenizer = tiny_tokenizer()
+    ids = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if arch == "gpt2":
+        config = transformers.GPT2Config(n_positions=1024, n_embd=128, n_layer=2, n_head=4, bos_token_id=tokenizer.bos_token_id, **ids)
+        model_cls = transformers.GPT2LMHeadModel
+    elif arch == "llama":
+        config = transformers.LlamaConfig(
+            hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, **ids,
+        )
+        model_cls = transformers.LlamaForCausalLM
+    else:
+        config = transformers.T5Config(
+            d_model=128, d_ff=256, d_kv=32, num_layers=2, num_decoder_layers=2, num_heads=4,
+            decoder_start_token_id=tokenizer.pad_token_id, **ids,
+        )
+        model_cls = transformers.T5ForConditionalGeneration
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def _is_encoder_decoder(name_or_path: str, trust_remote_code: bool) -> bool:
+    from transformers import AutoConfig
+
+    return bool(getattr(AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), "is_encoder_decoder", False))
+
+
+def load_model(config: ModelConfig, for_training: bool = False) -> LoadedModel:
+    """Load model and tokenizer on the configured device and dtype, in eval mode unless training."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    name = config.name_or_path
+    if name.startswith(TINY_PREFIX):
+        model, tokenizer = tiny_model(name[len(TINY_PREFIX):], config.seed)
+        model = model.to(dtype)
+    else:
+        if config.kind == "auto":
+            seq2seq = _is_encoder_decoder(name, config.trust_remote_code)
+        elif config.kind in ("causal", "seq2seq"):
+            seq2seq = config.kind == "seq2seq"
+        else:
+            raise ValueError(f"kind: expected auto, causal or seq2seq, got {config.kind!r}")
+        model_cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+        model = model_cls.from_pretrained(name, dtype=dtype, trust_remote_code=config.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    if tokenizer.pad_token is None:
+        # Decoder-only checkpoints often ship without a pad token; eos is the usual stand-in.
+        tokenizer.pad_token = tokenizer.eos_token
+    if not seq2seq:
+        tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if config.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.adapter, is_trainable=for_training)
+    model.to(device)
+    model.train(for_training)
+    log.info("loaded %s (%s, %s, %s)", name, "seq2seq" if seq2seq else "causal", dtype, device)
+    return LoadedModel(model=model, tokenizer=tokenizer, is_seq2seq=seq2seq, device=device, name=name)
+
+
+def save_model(model: Any, tokenizer: Any, path: str | Path) -> None:
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))

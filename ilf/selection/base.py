@@ -1,0 +1,36 @@
+"""The selector interface: score every candidate of every item, then take the argmax."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ilf.records import Sample
+
+
+@dataclass
+class SelectionItem:
+    """What a selector sees for one sample: the input, the critiqued output, the feedback, the candidates."""
+
+    sample: Sample
+    output: str | None
+    feedback: str | None
+    candidates: list[str]
+
+
+class Selector:
+    """Scores candidates; higher is better. Subclasses implement ``score`` over all items at once,
+    so work can be shared across samples (each distinct text embedded once, judge prompts batched)."""
+
+    name: str = "selector"
+
+    def score(self, items: list[SelectionItem]) -> list[list[float]]:
+        raise NotImplementedError
+
+
+def argmax(scores: list[float]) -> int:
+    """Index of the highest score; the earliest candidate wins a tie."""
+    best = 0
+    for index, value in enumerate(scores):
+        if value > scores[best]:
+            best = index
+    return best

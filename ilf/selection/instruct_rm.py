@@ -1,0 +1,88 @@
+"""InstructRM (Scheurer et al. 2023): ask an instruction-following LM whether a refinement
+incorporates the feedback, and score p(Yes) / (p(Yes) + p(No)) from its next-token logits,
+averaged over several phrasings of the question so that no single wording decides.
+
+The prompt wording is our own; five variants, two of them with True/False answers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ilf.models import LoadedModel
+from ilf.selection.base import SelectionItem, Selector
+
+_CONTEXT = "{inputs}\n\nOriginal output: {output}\n\nFeedback on the original output: {feedback}\n\nNew output: {candidate}\n\n"
+
+# (template, positive answer, negative answer)
+PROMPT_VARIANTS: list[tuple[str, str, str]] = [
+    (_CONTEXT + "Question: Does the new output incorporate the feedback? Answer Yes or No.\nAnswer:", " Yes", " No"),
+    (_CONTEXT + "Question: Does the new output fix what the feedback points out? Answer Yes or No.\nAnswer:", " Yes", " No"),
+    (_CONTEXT + "Statement: the new output takes the feedback into account. True or False?\nAnswer:", " True", " False"),
+    (
+        "Read the text, an output written for it, a critique of that output, and a rewritten output.\n\n"
+        + _CONTEXT
+        + "Was the rewritten output improved in the way the critique asks? Yes or No?\nAnswer:",
+        " Yes",
+        " No",
+    ),
+    (_CONTEXT + "Statement: every point of the feedback is addressed by the new output. True or False?\nAnswer:", " True", " False"),
+]
+
+
+def render_inputs(inputs: dict[str, str]) -> str:
+    return "\n\n".join(f"{key.capitalize()}: {value}" for key, value in inputs.items())
+
+
+class InstructRMSelector(Selector):
+    name = "instruct_rm"
+
+    def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:
+        if judge.is_seq2seq:
+            raise ValueError("instruct_rm needs a decoder-only judge (selection.judge.name_or_path)")
+        self.judge = judge
+        self.batch_size = batch_size
+        self.variants = variants or PROMPT_VARIANTS
+        self.answer_ids = [(self._first_token(pos), self._first_token(neg)) for _, pos, neg in self.variants]
+        for (template, pos, neg), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
+            if pos_id == neg_id:
+                raise ValueError(f"the judge's tokenizer gives {pos!r} and {neg!r} the same first token")
+
+    def _first_token(self, text: str) -> int:
+        ids = self.judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"the judge's tokenizer encodes {text!r} to nothing")
+        return ids[0]
+
+    @torch.inference_mode()
+    def next_token_logits(self, prompts: list[str]) -> torch.Tensor:
+        """Logits of the token after each prompt, float32, shape (len(prompts), vocab)."""
+        tokenizer = self.judge.tokenizer
+        rows = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = tokenizer(prompts[start:start + self.batch_size], return_tensors="pt", padding=True).to(self.judge.device)
+            logits = self.judge.model(**batch).logits
+            rows.append(logits[:, -1, :].float().cpu())  # left padding: the last column is every row's last token
+        return torch.cat(rows)
+
+    def score(self, items: list[SelectionItem]) -> list[list[float]]:
+        pairs = [(i, c) for i, item in enumerate(items) for c in range(len(item.candidates))]
+        totals = torch.zeros(len(pairs))
+        for (template, _, _), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
+            prompts = [
+                template.format(
+                    inputs=render_inputs(items[i].sample.inputs),
+                    output=items[i].output or "",
+                    feedback=items[i].feedback or "",
+                    candidate=items[i].candidates[c],
+                )
+                for i, c in pairs
+            ]
+            logits = self.next_token_logits(prompts)
+            # p(pos) / (p(pos) + p(neg)) is the sigmoid of the logit difference.
+            totals += torch.sigmoid(logits[:, pos_id] - logits[:, neg_id])
+        means = (totals / len(self.variants)).tolist()
+        scores: list[list[float]] = [[] for _ in items]
+        for (i, _), value in zip(pairs, means):
+            scores[i].append(value)
+        return scores

@@ -1,0 +1,27 @@
+"""Pick a candidate at random: the ablation that tells whether selection matters at all.
+
+Scores are uniform draws seeded by (seed, sample id, feedback), so a resumed or repeated run picks
+the same candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from ilf.selection.base import SelectionItem, Selector
+
+
+class RandomSelector(Selector):
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def score(self, items: list[SelectionItem]) -> list[list[float]]:
+        scores = []
+        for item in items:
+            key = f"{self.seed}\0{item.sample.id}\0{item.feedback or ''}".encode()
+            rng = random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+            scores.append([rng.random() for _ in item.candidates])
+        return scores

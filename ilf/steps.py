@@ -1,0 +1,164 @@
+"""The steps of one ILF round as functions from records to records.
+
+The pipeline runs them over a run directory; the per-stage commands run them over files given on
+the command line. Generation steps take an optional journal so a killed run resumes where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ilf.config import ModelConfig, RefineConfig, SamplingConfig, SelectionConfig
+from ilf.evaluation import summarize_outputs
+from ilf.files import Journal
+from ilf.generate import GenerationStats, generate_outputs
+from ilf.models import LoadedModel, load_model
+from ilf.records import Feedback, Output, Refinements, Candidate, Sample, Selection
+from ilf.selection import SelectionItem, select
+from ilf.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Generated:
+    texts: list[list[str]]
+    stats: dict[str, Any]
+
+
+def generate_resumable(
+    lm_config: ModelConfig | LoadedModel,
+    task: Task,
+    prompts: list[str],
+    num_outputs: int,
+    sampling: SamplingConfig,
+    seed: int,
+    journal: Journal | None = None,
+    desc: str = "generate",
+) -> Generated:
+    """``num_outputs`` outputs per prompt; prompts already in the journal are not generated again."""
+    done: dict[int, list[str]] = {}
+    if journal is not None:
+        for row in journal.recover():
+            if isinstance(row.get("i"), int) and len(row.get("texts", [])) == num_outputs and row["i"] < len(prompts):
+                done[row["i"]] = row["texts"]
+        if done:
+            log.info("%s: resuming, %d of %d prompts already done", desc, len(done), len(prompts))
+    stats = GenerationStats()
+    if len(done) < len(prompts):
+        lm = lm_config if isinstance(lm_config, LoadedModel) else load_model(lm_config)
+
+        def record(batch: dict[int, list[str]]) -> None:
+            if journal is not None:
+                journal.append([{"i": i, "texts": texts} for i, texts in sorted(batch.items())])
+
+        results, stats = generate_outputs(
+            lm, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc
+        )
+        done.update(results)
+    summary = stats.as_dict()
+    summary["resumed_prompts"] = len(prompts) - stats.prompts
+    return Generated(texts=[done[i] for i in range(len(prompts))], stats=summary)
+
+
+def initial_outputs(
+    samples: list[Sample], task: Task, policy: ModelConfig, sampling: SamplingConfig, seed: int, journal: Journal | None = None
+) -> tuple[list[Output], dict[str, Any]]:
+    """The output each sample's feedback is about: the dataset's, or one sampled from the policy."""
+    missing = [s for s in samples if not s.initial_output]
+    generated: dict[str, str] = {}
+    stats: dict[str, Any] = {"from_dataset": len(samples) - len(missing), "generated": len(missing)}
+    if missing:
+        result = generate_resumable(
+            policy, task, [task.initial_prompt(s) for s in missing], 1, sampling, seed, journal, desc="initial outputs"
+        )
+        generated = {s.id: texts[0] for s, texts in zip(missing, result.texts)}
+        stats["generation"] = result.stats
+    outputs = [
+        Output(sample_id=s.id, text=s.initial_output or generated[s.id], system="dataset" if s.initial_output else "policy")
+        for s in samples
+    ]
+    return outputs, stats
+
+
+def refine(
+    samples: list[Sample],
+    outputs: list[Output],
+    feedback: list[Feedback],
+    task: Task,
+    refiner: ModelConfig | LoadedModel,
+    config: RefineConfig,
+    seed: int,
+    journal: Journal | None = None,
+) -> tuple[list[Refinements], dict[str, Any]]:
+    """N candidate refinements for each feedback record, conditioned on input, output and feedback."""
+    by_id = {s.id: s for s in samples}
+    output_by_id = {o.sample_id: o.text for o in outputs}
+    prompts = []
+    for number, item in enumerate(feedback, start=1):
+        sample = by_id.get(item.sample_id)
+        if sample is None:
+            raise ValueError(f"feedback record {number}: sample_id {item.sample_id!r} is not among the samples")
+        output = item.output or output_by_id.get(item.sample_id)
+        if output is None:
+            raise ValueError(f"feedback record {number}: no output to refine for sample {item.sample_id!r}")
+        prompts.append(task.refine_prompt(sample, output, item.text if config.use_feedback else None))
+    result = generate_resumable(
+        refiner, task, prompts, config.num_candidates, config.sampling, seed, journal, desc="refine"
+    )
+    records = [
+        Refinements(
+            sample_id=item.sample_id,
+            candidates=[Candidate(text=t) for t in texts],
+            output=item.output or output_by_id.get(item.sample_id),
+            feedback=item.text,
+            extra={"use_feedback": config.use_feedback},
+        )
+        for item, texts in zip(feedback, result.texts)
+    ]
+    return records, result.stats
+
+
+def select_refinements(
+    samples: list[Sample], refinements: list[Refinements], config: SelectionConfig, judge: ModelConfig
+) -> tuple[list[Selection], dict[str, Any]]:
+    by_id = {s.id: s for s in samples}
+    items = []
+    for number, record in enumerate(refinements, start=1):
+        if record.sample_id not in by_id:
+            raise ValueError(f"refinements record {number}: sample_id {record.sample_id!r} is not among the samples")
+        if not record.candidates:
+            raise ValueError(f"refinements record {number}: no candidates")
+        items.append(
+            SelectionItem(
+                sample=by_id[record.sample_id],
+                output=record.output,
+                feedback=record.feedback,
+                candidates=[c.text for c in record.candidates],
+            )
+        )
+    selections = select(items, config, judge)
+    picked_first = sum(1 for s in selections if s.index == 0)
+    stats = {"selections": len(selections), "method": config.method, "picked_first_candidate": picked_first}
+    return selections, stats
+
+
+def evaluate_model(
+    model: ModelConfig,
+    samples: list[Sample],
+    task: Task,
+    sampling: SamplingConfig,
+    seed: int,
+    system: str,
+    journal: Journal | None = None,
+) -> tuple[list[Output], dict[str, Any]]:
+    """Generate one output per held-out sample and score it against the references."""
+    result = generate_resumable(
+        model, task, [task.initial_prompt(s) for s in samples], 1, sampling, seed, journal, desc=f"evaluate {system}"
+    )
+    outputs = [Output(sample_id=s.id, text=texts[0], system=system) for s, texts in zip(samples, result.texts)]
+    metrics = summarize_outputs([o.text for o in outputs], [s.references for s in samples])
+    metrics["generation"] = result.stats
+    return outputs, metrics

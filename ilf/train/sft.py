@@ -1,0 +1,178 @@
+"""Supervised fine-tuning on (prompt -> target) pairs with TRL's SFTTrainer.
+
+The loss covers the completion only: TRL masks the prompt tokens of prompt/completion data. The
+target is what distinguishes the methods of the study: the selected refinements (ILF), the
+initial outputs, or the human references. Everything runs through a ``transformers.Trainer``, so
+``accelerate launch -m ilf finetune ...`` distributes it without changes here.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ilf.config import FinetuneConfig, ModelConfig
+from ilf.files import atomic_directory, atomic_write_json
+from ilf.models import LoadedModel, load_model
+from ilf.records import Sample, Selection
+from ilf.tasks import Task
+
+log = logging.getLogger(__name__)
+
+# TRL's config sets the old `gradient_checkpointing` name itself, so every run would warn about it.
+warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+
+TARGETS = ("selected", "initial", "reference")
+
+
+def training_pairs(
+    task: Task, samples: list[Sample], target: str, selections: list[Selection] | None = None
+) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """``{"prompt", "completion"}`` rows for the chosen target, and how many samples had none."""
+    if target not in TARGETS:
+        raise ValueError(f"finetune.target: expected one of {', '.join(TARGETS)}, got {target!r}")
+    by_id = {s.id: s for s in samples}
+    pairs: list[dict[str, str]] = []
+    missing = 0
+    if target == "selected":
+        if selections is None:
+            raise ValueError("finetune.target 'selected' needs the selection stage's output")
+        for selection in selections:
+            sample = by_id.get(selection.sample_id)
+            if sample is None:
+                raise ValueError(f"selection for unknown sample id {selection.sample_id!r}")
+            if selection.text.strip():
+                pairs.append({"prompt": task.initial_prompt(sample), "completion": task.completion(selection.text)})
+            else:
+                missing += 1
+    else:
+        for sample in samples:
+            text = sample.initial_output if target == "initial" else (sample.references[0] if sample.references else None)
+            if text and text.strip():
+                pairs.append({"prompt": task.initial_prompt(sample), "completion": task.completion(text)})
+            else:
+                missing += 1
+    return pairs, {"pairs": len(pairs), "skipped_without_target": missing}
+
+
+def _sft_args(config: FinetuneConfig, lm: LoadedModel, output_dir: Path, seed: int) -> Any:
+    from trl import SFTConfig
+
+    on_gpu = lm.device.type == "cuda"
+    bf16 = on_gpu and next(lm.model.parameters()).dtype.is_floating_point and _bf16_ok()
+    args: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        max_length=config.max_length,
+        seed=seed,
+        # TRL defaults suit a GPU; on a CPU bf16 autocast and checkpointing only slow things down.
+        bf16=bf16,
+        gradient_checkpointing=False,
+        use_cpu=lm.device.type == "cpu",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    args.update(config.trainer_args)
+    return SFTConfig(**args)
+
+
+def _bf16_ok() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _peft_config(config: FinetuneConfig) -> Any:
+    if config.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(
+    model_config: ModelConfig,
+    pairs: list[dict[str, str]],
+    config: FinetuneConfig,
+    work_dir: str | Path,
+    seed: int = 0,
+    eval_pairs: list[dict[str, str]] | None = None,
+) -> Any:
+    """An SFTTrainer over prompt/completion pairs (completion-only loss), not yet trained."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if not pairs:
+        raise ValueError("no training pairs: every sample lacks the fine-tuning target")
+    lm = load_model(model_config, for_training=True)
+    if lm.is_seq2seq:
+        raise ValueError(
+            f"{model_config.name_or_path} is an encoder-decoder model; fine-tuning supports decoder-only "
+            "models (TRL's SFTTrainer). Use a causal policy, or fine-tune the seq2seq model with transformers' Seq2SeqTrainer."
+        )
+    lm.tokenizer.padding_side = "right"  # training pads on the right; generation set it to the left
+    return SFTTrainer(
+        model=lm.model,
+        args=_sft_args(config, lm, Path(work_dir), seed),
+        train_dataset=Dataset.from_list(pairs),
+        eval_dataset=Dataset.from_list(eval_pairs) if eval_pairs else None,
+        processing_class=lm.tokenizer,
+        peft_config=_peft_config(config),
+    )
+
+
+def finetune(
+    model_config: ModelConfig,
+    pairs: list[dict[str, str]],
+    config: FinetuneConfig,
+    out_dir: str | Path,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train and save the model (LoRA merged into the weights) and tokenizer to ``out_dir``."""
+    out_dir = Path(out_dir)
+    work_dir = out_dir.parent / f".{out_dir.name}.trainer"
+    trainer = build_trainer(model_config, pairs, config, work_dir, seed)
+    result = trainer.train()
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    metrics: dict[str, Any] = {
+        "pairs": len(pairs),
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "first_logged_loss": losses[0] if losses else None,
+        "last_logged_loss": losses[-1] if losses else None,
+        "loss_history": [{"step": r["step"], "loss": r["loss"]} for r in trainer.state.log_history if "loss" in r],
+        "runtime_seconds": result.metrics.get("train_runtime"),
+    }
+    if trainer.is_world_process_zero():
+        model = trainer.model
+        with atomic_directory(out_dir) as tmp:
+            if config.lora is not None:
+                model.save_pretrained(str(tmp / "adapter"))
+                model = model.merge_and_unload()
+            model.save_pretrained(str(tmp))
+            trainer.processing_class.save_pretrained(str(tmp))
+            atomic_write_json(tmp / "train_metrics.json", metrics)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return metrics
+
+
+__all__ = ["TARGETS", "training_pairs", "build_trainer", "finetune"]

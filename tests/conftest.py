@@ -1,0 +1,89 @@
+"""Shared fixtures: everything offline, tiny models, small SLF5K-layout files written per test."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+PEOPLE = ["my sister", "my roommate", "my boss", "my neighbor", "my partner", "my cousin", "my teacher", "my friend"]
+PROBLEMS = [
+    ("borrowed {n} dollars and will not pay it back", "money"),
+    ("keeps parking in my spot every night", "parking"),
+    ("wants me to work {n} extra hours for free", "overtime"),
+    ("read my diary while I was away", "privacy"),
+    ("forgot my birthday for the {n}th time", "birthday"),
+    ("sold my bike without asking", "bike"),
+]
+
+
+def slf5k_row(index: int, split: str = "train") -> dict:
+    """One row in the SLF5K field layout; every row differs in person, problem and number."""
+    person = PEOPLE[index % len(PEOPLE)]
+    problem, topic = PROBLEMS[(index // len(PEOPLE)) % len(PROBLEMS)]
+    n = 3 + index
+    event = problem.format(n=n)
+    title = f"{person.capitalize()} {event.split(' and ')[0]}; what should I do? ({index})"
+    post = (
+        f"I (25F) need advice. {person.capitalize()} {event}. This has gone on for {n} weeks and I "
+        f"have tried to talk about it calmly. Should I confront them about the {topic} or let it go?"
+    )
+    good = f"{person.capitalize()} {event} for {n} weeks and I want to know whether to confront them."
+    return {
+        "id": f"{split}-{index:04d}",
+        "subreddit": "relationships",
+        "title": title,
+        "post": post,
+        "summary_prompt": f"Title: {title}\n\nText: {post}\n\nTL;DR:",
+        "generated_summary_for_feedback": f"Someone has a problem with {person}.",
+        "feedback": f"The summary is vague: it should say that {person} {event} and that I ask whether to confront them.",
+        "feedback_class": "coverage",
+        "ideal_human_summary": good,
+        "tldr_human_reference_summary": f"{person.capitalize()} {event}; should I confront them about the {topic}?",
+        "generated_summary_for_comparison_A": good,
+        "generated_summary_for_comparison_B": f"Someone has a problem with {person}.",
+        "comparison_preference": "Summary A" if index % 2 == 0 else "Summary B",
+        "time_spent_in_seconds_feedback": 100 + index,
+        "time_spent_in_seconds_ideal_human_summary": 200,
+        "time_spent_in_seconds_comparison": 30,
+    }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def slf5k_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "slf5k"
+    write_jsonl(folder / "train.jsonl", [slf5k_row(i, "train") for i in range(24)])
+    test_rows = [slf5k_row(i, "test") for i in range(100, 110)]
+    for row in test_rows:
+        row["feedback"] = ""  # like SLF5K's test split, references without feedback
+    write_jsonl(folder / "test.jsonl", test_rows)
+    return folder
+
+
+def small_run_overrides(data_path: Path, limit: int = 8, eval_limit: int = 6) -> list[str]:
+    """Overrides that shrink experiments/offline.yaml to seconds-long test runs."""
+    return [
+        f"data.path={data_path}",
+        f"data.limit={limit}",
+        f"data.eval_limit={eval_limit}",
+        "refine.num_candidates=3",
+        "refine.sampling.max_new_tokens=12",
+        "refine.sampling.max_resamples=1",
+        "refine.sampling.batch_size=4",
+        "evaluation.sampling.max_new_tokens=12",
+        "finetune.num_train_epochs=1",
+    ]
