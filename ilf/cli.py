@@ -113,6 +113,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     selections = read_records(args.selected, Selection) if args.selected else None
     pairs, counts = training_pairs(get_task(config.task), read_records(args.samples, Sample), config.finetune.target, selections)
     metrics = finetune(config.policy, pairs, config.finetune, args.out, config.seed)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under a multi-process launcher, rank 0 speaks for all
     print(f"trained on {counts['pairs']} pairs for {metrics['steps']} steps (train loss {metrics['train_loss']:.4f}); saved to {args.out}")
     return 0
 

@@ -173,6 +173,15 @@ class Pipeline:
         fps = self.fingerprints()
         return {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in STAGES}
 
+    def _replacing(self, stage: str) -> None:
+        """Call just before a stage overwrites its outputs: its marker no longer describes them.
+
+        Later markers may stay: their fingerprints chain on this stage's, so they only match again
+        if this stage reproduces the outputs they were computed from. A stage that fails before
+        writing (bad input, say) leaves the directory exactly as it was.
+        """
+        self.paths.marker(stage).unlink(missing_ok=True)
+
     # ----- running -----------------------------------------------------------------------------
 
     def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -181,7 +190,6 @@ class Pipeline:
                 raise ValueError(f"{name}: unknown stage {value!r} (stages: {', '.join(STAGES)})")
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
-            atomic_write_text(self.paths.config, dump_config(self.config))
             fps = self.fingerprints()
             forced = STAGES.index(from_stage) if from_stage else len(STAGES)
             last = STAGES.index(until) if until else len(STAGES) - 1
@@ -191,8 +199,6 @@ class Pipeline:
                     log.info("stage %s: up to date, skipped", stage)
                     summaries[stage] = "skipped"
                     continue
-                for later in STAGES[index:]:
-                    self.paths.marker(later).unlink(missing_ok=True)
                 log.info("stage %s: running", stage)
                 started = dt.datetime.now(dt.timezone.utc)
                 summary = self._stage_fns[stage](fps[stage])
@@ -203,6 +209,9 @@ class Pipeline:
                 )
                 for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
                     old.unlink(missing_ok=True)
+                # Recorded once a stage has succeeded, so a run that fails on bad input leaves the
+                # directory describing the last run that worked.
+                atomic_write_text(self.paths.config, dump_config(self.config))
                 summaries[stage] = summary
             return summaries
 
@@ -213,6 +222,7 @@ class Pipeline:
         held_out = load_eval(self.config.data)
         if not train.samples:
             raise ValueError(f"data: no samples in split {self.config.data.split!r} of {self.config.data.path}")
+        self._replacing("data")
         write_records(self.paths.samples, train.samples)
         write_records(self.paths.eval_samples, held_out.samples)
         write_records(self.paths.dataset_feedback, train.feedback)
@@ -232,6 +242,7 @@ class Pipeline:
         outputs, stats = steps.initial_outputs(
             self._samples(), self.task, c.policy, c.refine.sampling, c.seed, self.paths.journal("outputs", fp)
         )
+        self._replacing("outputs")
         write_records(self.paths.outputs, outputs)
         return stats
 
@@ -251,6 +262,7 @@ class Pipeline:
         kept = [f for f in feedback if f.sample_id in samples and f.text.strip()]
         if not kept:
             raise ValueError(f"{origin}: no feedback for any of the {len(samples)} samples of this run")
+        self._replacing("feedback")
         write_records(self.paths.feedback, kept)
         return {"feedback": len(kept), "ignored": len(feedback) - len(kept), "samples_with_feedback": len({f.sample_id for f in kept})}
 
@@ -266,6 +278,7 @@ class Pipeline:
             c.seed,
             self.paths.journal("refine", fp),
         )
+        self._replacing("refine")
         write_records(self.paths.refinements, records)
         return stats
 
@@ -273,6 +286,7 @@ class Pipeline:
         selections, stats = steps.select_refinements(
             self._samples(), read_records(self.paths.refinements, Refinements), self.config.selection, self.config.refiner_model
         )
+        self._replacing("select")
         write_records(self.paths.selected, selections)
         return stats
 
@@ -282,6 +296,7 @@ class Pipeline:
         c = self.config
         selections = read_records(self.paths.selected, Selection) if c.finetune.target == "selected" else None
         pairs, counts = training_pairs(self.task, self._samples(), c.finetune.target, selections)
+        self._replacing("finetune")
         metrics = finetune(c.policy, pairs, c.finetune, self.paths.model, c.seed)
         return {**counts, **{k: v for k, v in metrics.items() if k != "loss_history"}}
 
@@ -305,6 +320,7 @@ class Pipeline:
             )
             all_outputs.extend(outputs)
             table[system] = metrics
+        self._replacing("evaluate")
         write_records(self.paths.eval_outputs, all_outputs)
         result = {
             "run": c.name,

@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.models import load_model
+from ilf.records import Sample
+from ilf.selection import SelectionItem, select
+from ilf.selection.embedding import EmbeddingSelector, load_embedder
+from ilf.selection.instruct_rm import PROMPT_VARIANTS, InstructRMSelector, render_inputs
+from ilf.selection.random_choice import RandomSelector
+
+POST = Sample(
+    id="dog",
+    inputs={"title": "My dog ran away", "post": "My dog ran off during a storm. Two days later a neighbor found him at the park."},
+    references=["My dog ran away in a storm and a neighbor found him at the park two days later."],
+)
+FEEDBACK = "The summary should say that a neighbor found the dog at the park."
+CANDIDATES = [
+    "My dog ran away during a storm and I was worried.",
+    "My dog ran away in a storm; two days later a neighbor found him at the park.",
+    "I need advice about my landlord and the rent.",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder()
+
+
+def test_embedding_picks_the_candidate_that_does_what_the_feedback_asks(embedder) -> None:
+    item = SelectionItem(sample=POST, output="My dog ran away.", feedback=FEEDBACK, candidates=CANDIDATES)
+    (scores,) = EmbeddingSelector(model=embedder).score([item])
+    assert max(range(3), key=scores.__getitem__) == 1
+    assert scores[1] > scores[0] + 0.05 and scores[0] > scores[2]  # on topic but missing the point beats off topic
+
+
+def test_selection_records_every_selectors_score(embedder, monkeypatch) -> None:
+    monkeypatch.setattr("ilf.selection.embedding.load_embedder", lambda *a, **k: embedder)
+    item = SelectionItem(sample=POST, output="My dog ran away.", feedback=FEEDBACK, candidates=CANDIDATES)
+    config = SelectionConfig(method="embedding", also_score=["random", "oracle_rouge"])
+    (chosen,) = select([item], config, ModelConfig())
+    assert (chosen.index, chosen.text, chosen.selector) == (1, CANDIDATES[1], "embedding")
+    assert [set(c.scores) for c in chosen.candidates] == [{"embedding", "random", "oracle_rouge"}] * 3
+    oracle = [c.scores["oracle_rouge"] for c in chosen.candidates]
+    assert max(range(3), key=oracle.__getitem__) == 1
+
+
+def test_each_distinct_text_is_embedded_once(embedder) -> None:
+    seen: list[str] = []
+
+    class Counting:
+        def encode(self, texts, **kwargs):
+            seen.extend(texts)
+            return embedder.encode(texts, **kwargs)
+
+    items = [
+        SelectionItem(sample=POST, output=None, feedback=FEEDBACK, candidates=[CANDIDATES[0], CANDIDATES[1], CANDIDATES[0]]),
+        SelectionItem(sample=POST, output=None, feedback=FEEDBACK, candidates=[CANDIDATES[1], CANDIDATES[2]]),
+    ]
+    scores = EmbeddingSelector(model=Counting()).score(items)
+    assert sorted(seen) == sorted({FEEDBACK, *CANDIDATES})
+    assert scores[0][0] == pytest.approx(scores[0][2]) and scores[0][1] == pytest.approx(scores[1][0])
+
+
+def test_random_selector_is_seeded_per_sample() -> None:
+    items = [SelectionItem(sample=Sample(id=f"s{i}", inputs={}), output=None, feedback="f", candidates=list("abcde")) for i in range(40)]
+    first = RandomSelector(seed=1).score(items)
+    assert first == RandomSelector(seed=1).score(items)
+    assert first != RandomSelector(seed=2).score(items)
+    picks = {max(range(5), key=row.__getitem__) for row in first}
+    assert picks == {0, 1, 2, 3, 4}  # not stuck on one position
+
+
+def test_instruct_rm_scores_are_yes_probability_from_real_logits() -> None:
+    judge = load_model(ModelConfig(name_or_path="tiny:llama", seed=5))
+    selector = InstructRMSelector(judge, batch_size=2)
+    assert len(PROMPT_VARIANTS) >= 3
+    item = SelectionItem(sample=POST, output="My dog ran away.", feedback=FEEDBACK, candidates=CANDIDATES)
+    (scores,) = selector.score([item])
+
+    def p_yes(prompt: str, positive: str, negative: str) -> float:
+        ids = judge.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            probs = judge.model(ids).logits[0, -1].softmax(-1)
+        pos = judge.tokenizer(positive, add_special_tokens=False)["input_ids"][0]
+        neg = judge.tokenizer(negative, add_special_tokens=False)["input_ids"][0]
+        return float(probs[pos] / (probs[pos] + probs[neg]))
+
+    for index, candidate in enumerate(CANDIDATES):
+        expected = sum(
+            p_yes(t.format(inputs=render_inputs(POST.inputs), output="My dog ran away.", feedback=FEEDBACK, candidate=candidate), pos, neg)
+            for t, pos, neg in PROMPT_VARIANTS
+        ) / len(PROMPT_VARIANTS)
+        assert scores[index] == pytest.approx(expected, abs=1e-4)
+    assert len({round(s, 6) for s in scores}) == 3  # the candidates are told apart
