@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: E402
-from ilf.files import DirectoryBusy  # noqa: E402
+from ilf.errors import IlfError  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
 
 log = logging.getLogger("ilf")
@@ -207,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+    from ilf.labelstudio.cli import add_parser as add_labelstudio_parser
+
+    add_labelstudio_parser(sub)
+
     p = sub.add_parser("config", help="Print a resolved config, or every config field with its help.")
     p.add_argument("config", nargs="?", help="YAML run config (omit for the defaults).")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a value.")
@@ -237,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datasets.disable_progress_bars()
     try:
         return args.func(args)
-    except (SchemaError, ValueError, FileNotFoundError, DirectoryBusy) as err:
+    except (SchemaError, ValueError, FileNotFoundError, IlfError) as err:
         # Bad input gets one line naming what is wrong; anything else keeps its traceback.
         print(f"ilf: error: {err}", file=sys.stderr)
         return 2

@@ -63,8 +63,11 @@ class DataConfig:
 
 @dataclass
 class FeedbackConfig:
-    source: str = _f("dataset", "dataset (the feedback field of each sample) or file.")
+    source: str = _f("dataset", "dataset (each sample's feedback field), file, or labelstudio.")
     path: str | None = _f(None, "Feedback JSONL when source is file.")
+    project: str | None = _f(None, "Label Studio project title when source is labelstudio (pulled on every run).")
+    url: str | None = _f(None, "Label Studio URL; default LABEL_STUDIO_URL or the local `ilf labelstudio serve`.")
+    data_dir: str | None = _f(None, "Data directory of the local Label Studio server, if not the default.")
 
 
 @dataclass

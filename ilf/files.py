@@ -15,8 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from ilf.errors import IlfError
 
-class DirectoryBusy(RuntimeError):
+
+class DirectoryBusy(IlfError):
     """Another live process holds the lock."""
 
 

@@ -57,6 +57,10 @@ class RunPaths:
         return self.root / "comparisons.jsonl"
 
     @property
+    def labelstudio_feedback(self) -> Path:
+        return self.root / "labelstudio_feedback.jsonl"
+
+    @property
     def outputs(self) -> Path:
         return self.root / "outputs.jsonl"
 
@@ -128,7 +132,8 @@ class Pipeline:
         if stage == "outputs":
             return [c.policy, c.task, c.refine.sampling, c.seed]
         if stage == "feedback":
-            return [c.feedback, _local_files_digest(c.feedback.path)]
+            pulled = str(self.paths.labelstudio_feedback) if c.feedback.source == "labelstudio" else None
+            return [c.feedback, _local_files_digest(c.feedback.path), _local_files_digest(pulled)]
         if stage == "refine":
             return [c.refiner_model, c.refine, c.task, c.seed]
         if stage == "select":
@@ -188,11 +193,13 @@ class Pipeline:
         for name, value in (("--from", from_stage), ("--until", until)):
             if value is not None and value not in STAGES:
                 raise ValueError(f"{name}: unknown stage {value!r} (stages: {', '.join(STAGES)})")
+        forced = STAGES.index(from_stage) if from_stage else len(STAGES)
+        last = STAGES.index(until) if until else len(STAGES) - 1
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
+            if self.config.feedback.source == "labelstudio" and last >= STAGES.index("feedback"):
+                self._pull_labelstudio_feedback()
             fps = self.fingerprints()
-            forced = STAGES.index(from_stage) if from_stage else len(STAGES)
-            last = STAGES.index(until) if until else len(STAGES) - 1
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(STAGES[: last + 1]):
                 if index < forced and self.is_done(stage, fps[stage]):
@@ -214,6 +221,20 @@ class Pipeline:
                 atomic_write_text(self.paths.config, dump_config(self.config))
                 summaries[stage] = summary
             return summaries
+
+    def _pull_labelstudio_feedback(self) -> None:
+        """Bring the project's new annotations into the run; the feedback stage reruns only if
+        something new arrived, since its fingerprint covers the pulled file."""
+        from ilf.labelstudio.client import LabelStudio, resolve_connection
+        from ilf.labelstudio.sync import pull
+
+        fb = self.config.feedback
+        if not fb.project:
+            raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
+        client = LabelStudio(resolve_connection(fb.url, fb.data_dir))
+        result = pull(client, fb.project, self.paths.labelstudio_feedback, template="feedback")
+        c = result.counts
+        log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
 
     # ----- stages ------------------------------------------------------------------------------
 
@@ -252,13 +273,16 @@ class Pipeline:
         if source == "dataset":
             feedback = read_records(self.paths.dataset_feedback, Feedback)
             origin: Path = self.paths.dataset_feedback
+        elif source == "labelstudio":
+            origin = self.paths.labelstudio_feedback
+            feedback = read_records(origin, Feedback)
         elif source == "file":
             if not self.config.feedback.path:
                 raise ValueError("feedback.path: required when feedback.source is 'file'")
             origin = Path(self.config.feedback.path)
             feedback = read_records(origin, Feedback)
         else:
-            raise ValueError(f"feedback.source: unknown source {source!r} (dataset or file)")
+            raise ValueError(f"feedback.source: unknown source {source!r} (dataset, file or labelstudio)")
         kept = [f for f in feedback if f.sample_id in samples and f.text.strip()]
         if not kept:
             raise ValueError(f"{origin}: no feedback for any of the {len(samples)} samples of this run")

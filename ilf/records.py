@@ -119,6 +119,11 @@ class Output:
 R = TypeVar("R")
 
 
+def format_inputs(inputs: dict[str, str]) -> str:
+    """A sample's input fields as readable text ("Title: ...", blank line, "Post: ...")."""
+    return "\n\n".join(f"{key.capitalize()}: {value}" for key, value in inputs.items())
+
+
 def from_dict(cls: type[R], obj: Any, path: str | Path | None = None, line: int | None = None) -> R:
     """Validate a JSON object as a record of type ``cls``; unknown fields go to ``extra``."""
     return build(cls, obj, RecordError, path, line, unknown="keep")

@@ -87,3 +87,58 @@ def small_run_overrides(data_path: Path, limit: int = 8, eval_limit: int = 6) ->
         "evaluation.sampling.max_new_tokens=12",
         "finetune.num_train_epochs=1",
     ]
+
+
+# ----- a real Label Studio server, started once per test session -----------------------------
+
+
+def _loud(message: str) -> None:
+    banner = "!" * 78
+    print(f"\n{banner}\n{message}\n{banner}", flush=True)
+    import warnings
+
+    warnings.warn(message, stacklevel=2)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory):
+    """A Label Studio server on a free loopback port, started with `ilf labelstudio serve` and
+    stopped with `ilf labelstudio stop`. Skips (loudly) only if the server cannot be installed."""
+    import subprocess
+    import sys
+
+    from ilf.labelstudio.server import Credentials, ServerError, ServerInfo, free_port, install_server
+
+    try:
+        install_server()
+    except (ServerError, OSError, subprocess.CalledProcessError) as err:
+        message = f"LABEL STUDIO COULD NOT BE INSTALLED; every test that needs the server is SKIPPED: {err}"
+        if os.environ.get("ILF_REQUIRE_LABEL_STUDIO"):
+            pytest.fail(message)
+        _loud(message)
+        pytest.skip(message)
+    data_dir = tmp_path_factory.mktemp("labelstudio")
+    port = free_port()
+    command = [sys.executable, "-m", "ilf", "labelstudio", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    started = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert started.returncode == 0, started.stderr[-3000:]
+    creds = Credentials.load_or_create(data_dir)
+    assert creds.token not in started.stdout + started.stderr  # the key is never printed in full
+    info = ServerInfo.read(data_dir)
+    yield {"url": info.url, "data_dir": data_dir, "creds": creds, "serve_output": started.stdout}
+    subprocess.run([sys.executable, "-m", "ilf", "labelstudio", "stop", "--data-dir", str(data_dir)], timeout=60)
+
+
+@pytest.fixture
+def ls_client(label_studio):
+    from ilf.labelstudio.client import Connection, LabelStudio
+
+    return LabelStudio(Connection(label_studio["url"], label_studio["creds"].token))
+
+
+@pytest.fixture
+def project_title(request) -> str:
+    """A project title no other test uses."""
+    import uuid
+
+    return f"{request.node.name[5:30]}-{uuid.uuid4().hex[:6]}"  # titles are capped at 50 characters

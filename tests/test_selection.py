@@ -6,7 +6,8 @@ from ilf.models import load_model
 from ilf.records import Sample
 from ilf.selection import SelectionItem, select
 from ilf.selection.embedding import EmbeddingSelector, load_embedder
-from ilf.selection.instruct_rm import PROMPT_VARIANTS, InstructRMSelector, render_inputs
+from ilf.records import format_inputs
+from ilf.selection.instruct_rm import PROMPT_VARIANTS, InstructRMSelector
 from ilf.selection.random_choice import RandomSelector
 
 POST = Sample(
@@ -88,7 +89,7 @@ def test_instruct_rm_scores_are_yes_probability_from_real_logits() -> None:
 
     for index, candidate in enumerate(CANDIDATES):
         expected = sum(
-            p_yes(t.format(inputs=render_inputs(POST.inputs), output="My dog ran away.", feedback=FEEDBACK, candidate=candidate), pos, neg)
+            p_yes(t.format(inputs=format_inputs(POST.inputs), output="My dog ran away.", feedback=FEEDBACK, candidate=candidate), pos, neg)
             for t, pos, neg in PROMPT_VARIANTS
         ) / len(PROMPT_VARIANTS)
         assert scores[index] == pytest.approx(expected, abs=1e-4)

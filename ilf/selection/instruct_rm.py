@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ilf.models import LoadedModel
+from ilf.records import format_inputs
 from ilf.selection.base import SelectionItem, Selector
 
 _CONTEXT = "{inputs}\n\nOriginal output: {output}\n\nFeedback on the original output: {feedback}\n\nNew output: {candidate}\n\n"
@@ -28,10 +29,6 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
     ),
     (_CONTEXT + "Statement: every point of the feedback is addressed by the new output. True or False?\nAnswer:", " True", " False"),
 ]
-
-
-def render_inputs(inputs: dict[str, str]) -> str:
-    return "\n\n".join(f"{key.capitalize()}: {value}" for key, value in inputs.items())
 
 
 class InstructRMSelector(Selector):
@@ -71,7 +68,7 @@ class InstructRMSelector(Selector):
         for (template, _, _), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
             prompts = [
                 template.format(
-                    inputs=render_inputs(items[i].sample.inputs),
+                    inputs=format_inputs(items[i].sample.inputs),
                     output=items[i].output or "",
                     feedback=items[i].feedback or "",
                     candidate=items[i].candidates[c],
