@@ -1,7 +1,28 @@
 #!/usr/bin/env bash
 # Create the environment and run the test suite (what CI runs). Extra arguments go to pytest.
+#
+# Besides the Python environment, the tests use two real components, installed here:
+#   - a Label Studio server, in a virtual environment of its own (`ilf labelstudio install`);
+#   - Debian's Chromium, driven by Playwright for the browser test.
+# If either cannot be installed the dependent tests skip with a loud banner; everything else runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh test
+venv=${ILF_VENV:-.venv}
+
+banner() { printf '\n%s\n%s\n%s\n\n' "$(printf '!%.0s' {1..78})" "$*" "$(printf '!%.0s' {1..78})"; }
+
+if ! "$venv/bin/ilf" labelstudio install; then
+  banner "LABEL STUDIO COULD NOT BE INSTALLED: the Label Studio tests will be skipped"
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || banner "CHROMIUM COULD NOT BE INSTALLED: the browser test will be skipped"
+  else
+    banner "CHROMIUM IS MISSING (apt-get install chromium as root): the browser test will be skipped"
+  fi
+fi
+
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
-exec "${ILF_VENV:-.venv}/bin/python" -m pytest -q "$@"
+exec "$venv/bin/python" -m pytest -q "$@"
