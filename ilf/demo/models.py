@@ -1,0 +1,180 @@
+"""The demo's tiny policy-and-refiner model, trained from scratch on the controlled world.
+
+One decoder learns two jobs from a mixture of examples: summarising a post (the policy; its
+targets carry the typical flaws of a weak summariser, so it starts imperfect) and refining a
+summary given feedback (the refiner; its targets apply the feedback, which it must learn to
+read). A word-level tokenizer over the world's closed vocabulary keeps sequences short.
+Settings that learn on 2 CPU cores in minutes (a Llama-style config with rotary positions,
+fused AdamW) are the defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ilf.demo import world
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 1500
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    examples: int = 24_000
+    hidden_size: int = 128
+    layers: int = 3
+    heads: int = 4
+    policy_share: float = 0.4
+    no_feedback_share: float = 0.1
+    annotator_noise: float = 0.1
+    seed: int = 1234
+
+
+def word_tokenizer() -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[EOS]", "[UNK]", *world.vocabulary()])}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    from tokenizers import decoders
+
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # words joined by single spaces, as written
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]",
+                                   bos_token="[EOS]", model_max_length=256)
+
+
+def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
+    """Prompt/completion pairs for both jobs, from posts the study never sees."""
+    rng = random.Random(config.seed)
+    annotator = world.Annotator(noise=config.annotator_noise, seed=config.seed)
+    posts = world.generate_posts(config.examples, seed=config.seed, prefix="pretrain")
+    examples = []
+    for post in posts:
+        draw = rng.random()
+        summary, _ = world.flawed_summary(post, rng)
+        if draw < config.policy_share:
+            examples.append({"prompt": world.policy_prompt(post), "completion": " " + summary})
+            continue
+        feedback = annotator.critique(post, summary)
+        target = world.apply_feedback(post, summary, feedback)
+        if draw < config.policy_share + config.no_feedback_share:
+            examples.append({"prompt": world.refine_prompt(post, summary, None), "completion": " " + target})
+        else:
+            examples.append({"prompt": world.refine_prompt(post, summary, feedback.text), "completion": " " + target})
+    return examples
+
+
+def new_model(config: PretrainConfig, tokenizer: Any) -> Any:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.hidden_size * 2,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
+        max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = LlamaForCausalLM(model_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def _batches(examples: list[dict[str, str]], tokenizer: Any, batch_size: int, rng: random.Random) -> list[tuple[Any, Any, Any]]:
+    """Tokenized batches with the loss on completions only; examples of similar length share a
+    batch (sorted within shuffled chunks), so little compute goes to padding."""
+    import torch
+
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    encoded = []
+    for index in order:
+        prompt = tokenizer(examples[index]["prompt"], add_special_tokens=False)["input_ids"]
+        completion = tokenizer(examples[index]["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        encoded.append((prompt, completion))
+    batches = []
+    chunk = batch_size * 16
+    for start in range(0, len(encoded), chunk):
+        part = sorted(encoded[start:start + chunk], key=lambda pc: len(pc[0]) + len(pc[1]))
+        for b in range(0, len(part) - batch_size + 1, batch_size):
+            rows = part[b:b + batch_size]
+            width = max(len(p) + len(c) for p, c in rows)
+            ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+            labels = torch.full((len(rows), width), -100)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, (p, c) in enumerate(rows):
+                ids[r, : len(p) + len(c)] = torch.tensor(p + c)
+                labels[r, len(p): len(p) + len(c)] = torch.tensor(c)
+                mask[r, : len(p) + len(c)] = 1
+            batches.append((ids, mask, labels))
+    rng.shuffle(batches)
+    return batches
+
+
+def pretrain(config: PretrainConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Train the world model from scratch and save it with its tokenizer to ``out_dir`` (atomically).
+
+    A plain loop rather than a Trainer: at this model size (under a million parameters) the
+    Trainer's per-step bookkeeping cost about 45% on top of the forward and backward pass on 2
+    cores (0.47 s against 0.26 s per step, measured), and pretraining is the demo's longest stage.
+    The study's fine-tuning, the part that shows the method, goes through TRL's SFTTrainer.
+    """
+    import math
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from ilf.files import atomic_directory, atomic_write_json
+
+    rng = random.Random(config.seed)
+    tokenizer = word_tokenizer()
+    model = new_model(config, tokenizer)
+    model.train()
+    examples = training_examples(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, fused=True)
+    warmup = max(1, config.steps // 20)
+
+    def learning_rate(step: int) -> float:  # linear warm-up, cosine decay to a tenth
+        if step < warmup:
+            return config.learning_rate * (step + 1) / warmup
+        progress_share = (step - warmup) / max(1, config.steps - warmup)
+        return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_share)))
+
+    batches: list[tuple[Any, Any, Any]] = []
+    losses: list[float] = []
+    started = time.perf_counter()
+    with tqdm(total=config.steps, desc="pretrain policy+refiner", unit="step", disable=None if progress else True) as bar:
+        for step in range(config.steps):
+            if not batches:
+                batches = _batches(examples, tokenizer, config.batch_size, rng)
+            ids, mask, labels = batches.pop()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            if step % 25 == 0:
+                bar.set_postfix(loss=f"{sum(losses[-25:]) / len(losses[-25:]):.3f}")
+            bar.update(1)
+    seconds = time.perf_counter() - started
+    metrics = {"steps": config.steps, "seconds": seconds, "first_loss": losses[0],
+               "final_loss": sum(losses[-50:]) / len(losses[-50:]), "config": asdict(config)}
+    model.eval()
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "pretrain_metrics.json", metrics)
+    return metrics
