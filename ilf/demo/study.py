@@ -61,7 +61,7 @@ class StudyConfig:
     finetune_epochs: float = 5.0
     finetune_learning_rate: float = 5e-4
     finetune_batch_size: int = 32
-    max_new_tokens: int = 24
+    max_new_tokens: int = 20  # three facts of six tokens, and the end
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
@@ -71,7 +71,7 @@ def quick_config() -> StudyConfig:
                        pretrain=PretrainConfig(steps=120, examples=4000))
 
 
-def _sampling(config: StudyConfig, batch_size: int = 256) -> SamplingConfig:
+def _sampling(config: StudyConfig, batch_size: int = 512) -> SamplingConfig:
     return SamplingConfig(do_sample=True, temperature=config.temperature, top_p=1.0,
                           max_new_tokens=config.max_new_tokens, batch_size=batch_size, max_resamples=0)
 
@@ -131,18 +131,18 @@ def run_seed(seed: int, base: Path, config: StudyConfig, test: list[world.Post],
     n = config.num_candidates
     with_fb, _ = generate_outputs(lm, VERBATIM, [world.refine_prompt(p, y, f.text) for p, y, f in zip(posts, initial_texts, feedback)],
                                   n, sampling, rng_seed + 1, desc="refine")
+    # One sample stands for a random pick among N: the N are drawn independently, so the pick has
+    # the same distribution as a single draw, for a fifth of the cost.
     without_fb, _ = generate_outputs(lm, VERBATIM, [world.refine_prompt(p, y, None) for p, y in zip(posts, initial_texts)],
-                                     n, sampling, rng_seed + 2, desc="refine without feedback")
+                                     1, sampling, rng_seed + 2, desc="refine without feedback")
     items = [SelectionItem(sample=Sample(id=p.id, inputs={"post": p.text()}), output=y, feedback=f.text, candidates=with_fb[i])
              for i, (p, y, f) in enumerate(zip(posts, initial_texts, feedback))]
     emb_scores = embedder.score(items)
     random_scores = RandomSelector(seed).score(items)
-    blind_scores = RandomSelector(seed + 7).score(
-        [SelectionItem(sample=item.sample, output=item.output, feedback="", candidates=without_fb[i]) for i, item in enumerate(items)])
     pick = {
         "ilf_embedding": [with_fb[i][max(range(n), key=emb_scores[i].__getitem__)] for i in range(len(posts))],
         "ilf_random": [with_fb[i][max(range(n), key=random_scores[i].__getitem__)] for i in range(len(posts))],
-        "refine_no_feedback": [without_fb[i][max(range(n), key=blind_scores[i].__getitem__)] for i in range(len(posts))],
+        "refine_no_feedback": [without_fb[i][0] for i in range(len(posts))],
         "sft_initial": initial_texts,
         "sft_reference": [p.reference() for p in posts],
     }
@@ -158,8 +158,24 @@ def run_seed(seed: int, base: Path, config: StudyConfig, test: list[world.Post],
         "without_feedback": hit_rate(pick["refine_no_feedback"]),
         "actionable_feedback": len(actionable) / len(posts),
         "feedback_kinds": {k: sum(f.kind == k for f in feedback) for k in sorted({f.kind for f in feedback})},
+        "by_kind": {},
     }
+    for kind in ("missing", "wrong", "extra", "misleading"):
+        rows = [i for i, f in enumerate(feedback) if f.kind == kind]
+        if rows:  # misleading feedback asks for a fact the post lacks: "doing it" invents that fact
+            selection["by_kind"][kind] = {
+                "n": len(rows),
+                "embedding": statistics.fmean(world.carries(feedback[i], pick["ilf_embedding"][i]) for i in rows),
+                "random": statistics.fmean(world.carries(feedback[i], pick["ilf_random"][i]) for i in rows),
+                "any_candidate": statistics.fmean(any(world.carries(feedback[i], c) for c in with_fb[i]) for i in rows),
+            }
 
+    # What each method trains on, scored like the outputs: the quality of the imitation targets.
+    selection["targets"] = {
+        method: {"recall": statistics.fmean(world.score_summary(p, pick[method][i]).recall for i, p in enumerate(posts)),
+                 "precision": statistics.fmean(world.score_summary(p, pick[method][i]).precision for i, p in enumerate(posts))}
+        for method in TRAINED
+    }
     results: dict[str, Any] = {"seed": seed, "selection": selection, "sizes": {}}
     before = evaluate(lm, test, config, rng_seed)
     bar.update(1)
@@ -188,6 +204,16 @@ def aggregate(per_seed: list[dict[str, Any]], config: StudyConfig) -> dict[str, 
         }
     selection_keys = ("embedding", "random", "any_candidate", "refiner_incorporation", "without_feedback", "actionable_feedback")
     selection = {k: stats([r["selection"][k] for r in per_seed]) for k in selection_keys}
+    kinds = sorted({k for r in per_seed for k in r["selection"]["by_kind"]})
+    selection["by_kind"] = {
+        kind: {key: stats([r["selection"]["by_kind"][kind][key] for r in per_seed if kind in r["selection"]["by_kind"]])
+               for key in ("n", "embedding", "random", "any_candidate")}
+        for kind in kinds
+    }
+    selection["targets"] = {
+        method: {m: stats([r["selection"]["targets"][method][m] for r in per_seed]) for m in ("recall", "precision")}
+        for method in TRAINED
+    }
     return {"table": table, "selection": selection}
 
 
@@ -210,6 +236,20 @@ def format_report(summary: dict[str, Any], config: StudyConfig, timings: dict[st
         f"| at least one of the N does it | {sel['any_candidate']['mean']:.3f} ± {sel['any_candidate']['sd']:.3f} |",
         f"| refinement without feedback does it | {sel['without_feedback']['mean']:.3f} ± {sel['without_feedback']['sd']:.3f} |",
         f"| share of feedback that is actionable | {sel['actionable_feedback']['mean']:.3f} |",
+        "",
+        "| feedback kind | samples per seed | embedding pick does it | random pick does it | any of the N does it |",
+        "|---|---|---|---|---|",
+        *[f"| {kind} | {v['n']['mean']:.0f} | {v['embedding']['mean']:.3f} | {v['random']['mean']:.3f} | {v['any_candidate']['mean']:.3f} |"
+          for kind, v in sel["by_kind"].items()],
+        "",
+        "For misleading feedback (it names a fact the post does not contain), doing what it asks means inventing that fact.",
+        "",
+        "What each method fine-tunes on (the imitation targets), scored like the outputs:",
+        "",
+        "| targets of | recall | precision |",
+        "|---|---|---|",
+        *[f"| {method} | {v['recall']['mean']:.3f} ± {v['recall']['sd']:.3f} | {v['precision']['mean']:.3f} ± {v['precision']['sd']:.3f} |"
+          for method, v in sel["targets"].items()],
         "",
         "Recall: share of the post's salient facts stated exactly. Precision: share of stated facts that are true facts "
         "of the post. Mean ± standard deviation over seeds; one sampled summary per held-out post.",
