@@ -159,15 +159,18 @@ class DirectoryLock:
             pid = int(self.path.read_text().strip())
         except (OSError, ValueError):
             return False
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid != os.getpid() and pid_alive(pid)
 
     def __exit__(self, *exc: Any) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -12,6 +12,7 @@ after it; ``--until`` stops after a stage (to collect feedback on the outputs, s
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -334,7 +335,7 @@ class Pipeline:
         systems: dict[str, ModelConfig] = {}
         if c.evaluation.include_base:
             systems["base"] = c.policy
-        tuned = ModelConfig(**{**c.policy.__dict__, "name_or_path": str(self.paths.model), "adapter": None})
+        tuned = dataclasses.replace(c.policy, name_or_path=str(self.paths.model), adapter=None)  # LoRA is merged
         systems["finetuned"] = tuned
         all_outputs: list[Output] = []
         table: dict[str, Any] = {}

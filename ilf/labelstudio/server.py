@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ilf.errors import IlfError
-from ilf.files import atomic_write_json, atomic_write_text
+from ilf.files import atomic_write_json, atomic_write_text, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def start_server(
     """Start Label Studio on 127.0.0.1:port, detached; return once ``/health`` answers."""
     data_dir = Path(data_dir).resolve()
     existing = ServerInfo.read(data_dir)
-    if existing and _alive(existing.pid) and healthy(existing.url):
+    if existing and pid_alive(existing.pid) and healthy(existing.url):
         log.info("Label Studio already running at %s (pid %d)", existing.url, existing.pid)
         return existing, Credentials.load_or_create(data_dir, username)
     if not port_is_free(port):
@@ -209,31 +209,21 @@ def start_server(
     raise ServerError(f"Label Studio did not answer {url}/health within {timeout:.0f} s; see {log_path}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_server(data_dir: str | Path, timeout: float = 20.0) -> bool:
     """Stop the server recorded in ``data_dir``; False if none was running."""
     data_dir = Path(data_dir).resolve()
     info = ServerInfo.read(data_dir)
-    if info is None or not _alive(info.pid):
+    if info is None or not pid_alive(info.pid):
         (data_dir / "server.json").unlink(missing_ok=True)
         return False
     os.killpg(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(info.pid):
+    while time.monotonic() < deadline and pid_alive(info.pid):
         # Reap it when it is our own child; one started by another process is not ours to reap.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(info.pid, os.WNOHANG)
         time.sleep(0.2)
-    if _alive(info.pid):
+    if pid_alive(info.pid):
         os.killpg(info.pid, signal.SIGKILL)
     (data_dir / "server.json").unlink(missing_ok=True)
     return True

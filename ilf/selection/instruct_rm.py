@@ -41,7 +41,7 @@ class InstructRMSelector(Selector):
         self.batch_size = batch_size
         self.variants = variants or PROMPT_VARIANTS
         self.answer_ids = [(self._first_token(pos), self._first_token(neg)) for _, pos, neg in self.variants]
-        for (template, pos, neg), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
+        for (_template, pos, neg), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
             if pos_id == neg_id:
                 raise ValueError(f"the judge's tokenizer gives {pos!r} and {neg!r} the same first token")
 
