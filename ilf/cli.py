@@ -88,12 +88,14 @@ def cmd_refine(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from ilf import steps
     from ilf.records import Refinements, Sample, read_records, write_records
+    from ilf.tasks import get_task
 
     config = _config(args)
     if args.method:
         config.selection.method = args.method
     selections, stats = steps.select_refinements(
-        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config.selection, config.refiner_model
+        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config.selection, config.refiner_model,
+        get_task(config.task),
     )
     write_records(args.out, selections)
     print(f"wrote {len(selections)} selections ({config.selection.method}) to {args.out}")

@@ -94,6 +94,7 @@ class SelectionConfig:
     also_score: list[str] = _f(help="Further selectors whose scores are recorded for analysis.", factory=list)
     embedder: str | None = _f(None, "Sentence-transformers model; default the offline MiniLM when installed.")
     judge: ModelConfig | None = _f(None, "Causal LM for instruct_rm; default the refiner.")
+    reward_model: str | None = _f(None, "Path of a trained reward model, for the reward_model selector.")
     batch_size: int = _f(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
     seed: int = _f(0, "Seed of the random selector.")
 

@@ -309,7 +309,8 @@ class Pipeline:
 
     def _select(self, fp: str) -> dict[str, Any]:
         selections, stats = steps.select_refinements(
-            self._samples(), read_records(self.paths.refinements, Refinements), self.config.selection, self.config.refiner_model
+            self._samples(), read_records(self.paths.refinements, Refinements), self.config.selection, self.config.refiner_model,
+            self.task,
         )
         self._replacing("select")
         write_records(self.paths.selected, selections)

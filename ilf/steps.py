@@ -122,7 +122,7 @@ def refine(
 
 
 def select_refinements(
-    samples: list[Sample], refinements: list[Refinements], config: SelectionConfig, judge: ModelConfig
+    samples: list[Sample], refinements: list[Refinements], config: SelectionConfig, judge: ModelConfig, task: Task | None = None
 ) -> tuple[list[Selection], dict[str, Any]]:
     by_id = {s.id: s for s in samples}
     items = []
@@ -139,7 +139,7 @@ def select_refinements(
                 candidates=[c.text for c in record.candidates],
             )
         )
-    selections = select(items, config, judge)
+    selections = select(items, config, judge, task)
     picked_first = sum(1 for s in selections if s.index == 0)
     stats = {"selections": len(selections), "method": config.method, "picked_first_candidate": picked_first}
     return selections, stats

@@ -111,7 +111,10 @@ def _finetune_and_evaluate(base: Path, pairs: list[dict[str, str]], test: list[w
     finetune = FinetuneConfig(learning_rate=config.finetune_learning_rate, num_train_epochs=config.finetune_epochs,
                               per_device_train_batch_size=config.finetune_batch_size, max_length=None, logging_steps=10_000,
                               lr_scheduler_type="constant", trainer_args={"optim": "adamw_torch_fused"})
+    from transformers.trainer_callback import PrinterCallback
+
     trainer = build_trainer(ModelConfig(name_or_path=str(base), device="cpu"), pairs, finetune, work, seed=seed)
+    trainer.remove_callback(PrinterCallback)  # thirty fine-tunes: the study's own bar reports progress
     trainer.train()
     return evaluate(_loaded(trainer.model, trainer.processing_class), test, config, seed)
 
@@ -295,6 +298,7 @@ def run_study(run_dir: str | Path, config: StudyConfig) -> dict[str, Any]:
     timings["pretraining (cached)" if cached else "pretraining"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    logging.getLogger("ilf.models").setLevel(logging.WARNING)  # a model is loaded per fine-tune
     test = world.generate_posts(config.test_posts, seed=99, prefix="test")
     embedder = EmbeddingSelector()
     work = run_dir / ".work"

@@ -4,16 +4,17 @@ method named in ``selection.method`` picks, and the others' scores are kept for 
 from __future__ import annotations
 
 import logging
+from typing import Any
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.records import Candidate, Selection
 from ilf.selection.base import SelectionItem, Selector, argmax
 
 log = logging.getLogger(__name__)
 
-SELECTORS = ("embedding", "instruct_rm", "random", "oracle_rouge")
+SELECTORS = ("embedding", "instruct_rm", "random", "oracle_rouge", "reward_model")
 
 
-def build_selector(name: str, config: SelectionConfig, judge: ModelConfig) -> Selector:
+def build_selector(name: str, config: SelectionConfig, judge: ModelConfig, task: Any = None) -> Selector:
     if name == "embedding":
         from ilf.selection.embedding import EmbeddingSelector
 
@@ -31,6 +32,13 @@ def build_selector(name: str, config: SelectionConfig, judge: ModelConfig) -> Se
         from ilf.selection.instruct_rm import InstructRMSelector
 
         return InstructRMSelector(load_model(config.judge or judge), batch_size=config.batch_size)
+    if name == "reward_model":
+        from ilf.selection.reward_model import RewardModelSelector
+        from ilf.train.reward import RewardModel
+
+        if not config.reward_model:
+            raise ValueError("selection.reward_model: the path of a trained reward model is required for the reward_model selector")
+        return RewardModelSelector(RewardModel.load(config.reward_model, batch_size=config.batch_size), task)
     raise ValueError(f"selection: unknown selector {name!r} (choose from {', '.join(SELECTORS)})")
 
 
@@ -38,12 +46,13 @@ def select(
     items: list[SelectionItem],
     config: SelectionConfig,
     judge: ModelConfig,
+    task: Any = None,
 ) -> list[Selection]:
     """Score with ``config.method`` and each of ``config.also_score``; pick by ``config.method``."""
     names = list(dict.fromkeys([config.method, *config.also_score]))
     all_scores: dict[str, list[list[float]]] = {}
     for name in names:
-        selector = build_selector(name, config, judge)
+        selector = build_selector(name, config, judge, task)
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []

@@ -1,0 +1,50 @@
+"""Best-of-N sampling: draw N outputs from a policy and keep the one the reward model scores
+highest (Scheurer et al. 2023 combine this with the ILF-fine-tuned policy for their best system)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ilf.config import ModelConfig, SamplingConfig
+from ilf.generate import generate_outputs
+from ilf.models import LoadedModel, load_model
+from ilf.records import Output, Sample
+from ilf.tasks import Task
+from ilf.train.reward import RewardModel
+
+
+@dataclass
+class BestOfN:
+    outputs: list[Output]
+    candidates: list[list[str]]
+    scores: list[list[float]]
+
+
+def best_of_n(
+    policy: ModelConfig | LoadedModel,
+    reward_model: RewardModel,
+    task: Task,
+    samples: list[Sample],
+    n: int,
+    sampling: SamplingConfig,
+    seed: int = 0,
+    system: str = "best_of_n",
+) -> BestOfN:
+    lm = policy if isinstance(policy, LoadedModel) else load_model(policy)
+    prompts = [task.initial_prompt(s) for s in samples]
+    generated, _ = generate_outputs(lm, task, prompts, n, sampling, seed, desc=f"best-of-{n}")
+    candidates = [generated[i] for i in range(len(samples))]
+    flat = [prompts[i] + task.completion(c) for i in range(len(samples)) for c in candidates[i]]
+    flat_scores = reward_model.score(flat)
+    scores = [flat_scores[i * n:(i + 1) * n] for i in range(len(samples))]
+    outputs = []
+    for sample, texts, row in zip(samples, candidates, scores):
+        best = max(range(n), key=row.__getitem__)
+        outputs.append(Output(sample_id=sample.id, text=texts[best], system=system, extra={"reward": row[best], "n": n}))
+    return BestOfN(outputs=outputs, candidates=candidates, scores=scores)
+
+
+def reward_scores(reward_model: RewardModel, task: Task, samples: dict[str, Sample], outputs: list[Output]) -> list[float]:
+    return reward_model.score([task.initial_prompt(samples[o.sample_id]) + task.completion(o.text) for o in outputs])
+
+
+__all__ = ["BestOfN", "best_of_n", "reward_scores"]

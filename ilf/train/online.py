@@ -1,0 +1,66 @@
+"""Online RL against a reward model with TRL's RLOOTrainer (REINFORCE leave-one-out)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ilf.config import ModelConfig
+from ilf.files import atomic_directory, atomic_write_json
+from ilf.models import TINY_PREFIX, load_model, save_model
+
+
+@dataclass
+class RLOOTrainingConfig:
+    learning_rate: float = 1e-6
+    num_generations: int = 4
+    max_completion_length: int = 48
+    per_device_train_batch_size: int = 8
+    max_steps: int = 100
+    temperature: float = 1.0
+    seed: int = 0
+
+
+def train_rloo(policy: ModelConfig, prompts: list[str], reward_model: str | Path, config: RLOOTrainingConfig,
+               out_dir: str | Path) -> dict[str, Any]:
+    """Sample completions for ``prompts``, reward them with the reward model at ``reward_model``,
+    and update the policy; save it atomically."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RLOOConfig, RLOOTrainer
+
+    out_dir = Path(out_dir)
+    work = out_dir.parent / f".{out_dir.name}.trainer"
+    if policy.name_or_path.startswith(TINY_PREFIX):
+        # RLOOTrainer rebuilds its frozen reference from the policy's path, which a model built
+        # from config lacks: give it one.
+        initial = load_model(policy)
+        save_model(initial.model, initial.tokenizer, work / "initial-policy")
+        policy = dataclasses.replace(policy, name_or_path=str(work / "initial-policy"))
+    lm = load_model(policy, for_training=True)
+    reward = AutoModelForSequenceClassification.from_pretrained(str(reward_model))
+    reward_tokenizer = AutoTokenizer.from_pretrained(str(reward_model))
+    args = RLOOConfig(
+        output_dir=str(work), learning_rate=config.learning_rate, num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length, per_device_train_batch_size=config.per_device_train_batch_size,
+        max_steps=config.max_steps, temperature=config.temperature, seed=config.seed,
+        bf16=lm.device.type == "cuda" and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        use_cpu=lm.device.type == "cpu", save_strategy="no", report_to="none", logging_steps=1, disable_tqdm=True,
+    )
+    trainer = RLOOTrainer(model=lm.model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+                          processing_class=lm.tokenizer, reward_processing_classes=[reward_tokenizer])
+    result = trainer.train()
+    rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]
+    metrics = {"steps": trainer.state.global_step, "train_loss": result.training_loss, "rewards": rewards}
+    if trainer.is_world_process_zero():
+        with atomic_directory(out_dir) as tmp:
+            trainer.model.save_pretrained(str(tmp))
+            lm.tokenizer.save_pretrained(str(tmp))
+            atomic_write_json(tmp / "rloo_metrics.json", metrics)
+        shutil.rmtree(work, ignore_errors=True)
+    return metrics

@@ -1,0 +1,163 @@
+"""Reward models from comparisons: TRL's RewardTrainer (Bradley-Terry) on a sequence classifier.
+
+A comparison of two outputs for one sample becomes a chosen/rejected pair of full texts (the
+task's prompt followed by each output). Ties carry no preference and are left out. The trained
+model scores any prompt + output; ``RewardModel.score`` batches that for best-of-N sampling, the
+``reward_model`` selector and evaluation by win rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ilf.config import LoraConfig, ModelConfig
+from ilf.files import atomic_directory, atomic_write_json
+from ilf.models import TINY_PREFIX, resolve_device, tiny_model
+from ilf.records import Comparison, Sample
+from ilf.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RewardTrainingConfig:
+    learning_rate: float = 1e-4
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 8
+    max_length: int | None = 1024
+    lora: LoraConfig | None = None
+    seed: int = 0
+
+
+def preference_pairs(task: Task, samples: list[Sample], comparisons: list[Comparison]) -> list[dict[str, str]]:
+    """``{"chosen", "rejected"}`` texts (prompt + output) for every comparison that is not a tie."""
+    by_id = {s.id: s for s in samples}
+    pairs = []
+    for number, comparison in enumerate(comparisons, start=1):
+        if comparison.preferred == "tie":
+            continue
+        sample = by_id.get(comparison.sample_id)
+        if sample is None:
+            raise ValueError(f"comparison {number}: sample_id {comparison.sample_id!r} is not among the samples")
+        prompt = task.initial_prompt(sample)
+        pairs.append({"chosen": prompt + task.completion(comparison.chosen), "rejected": prompt + task.completion(comparison.rejected)})
+    return pairs
+
+
+def load_classifier(config: ModelConfig) -> tuple[Any, Any]:
+    """A one-logit sequence classifier and its tokenizer (a tiny one built from config for tiny:*)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if config.name_or_path.startswith(TINY_PREFIX):
+        base, tokenizer = tiny_model(config.name_or_path[len(TINY_PREFIX):], config.seed)
+        import transformers
+
+        model_cls = {"gpt2": transformers.GPT2ForSequenceClassification, "llama": transformers.LlamaForSequenceClassification}
+        arch = config.name_or_path[len(TINY_PREFIX):]
+        if arch not in model_cls:
+            raise ValueError(f"no tiny reward model for {config.name_or_path} (use tiny:gpt2 or tiny:llama)")
+        base.config.num_labels = 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = model_cls[arch](base.config)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(config.name_or_path, num_labels=1,
+                                                                   trust_remote_code=config.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(config.name_or_path, trust_remote_code=config.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id  # the classifier reads the last non-pad token
+    return model, tokenizer
+
+
+class RewardModel:
+    """Scores texts with a trained classifier; higher is better."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device | None = None, batch_size: int = 16) -> None:
+        self.device = device or resolve_device("auto")
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "right"
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, batch_size: int = 16) -> "RewardModel":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        return cls(AutoModelForSequenceClassification.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path)),
+                   batch_size=batch_size)
+
+    @torch.inference_mode()
+    def score(self, texts: list[str]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True, truncation=True,
+                                   max_length=self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else 2048)
+            logits = self.model(**batch.to(self.device)).logits
+            scores.extend(logits[:, 0].float().cpu().tolist())
+        return scores
+
+    def accuracy(self, pairs: list[dict[str, str]]) -> float:
+        """Share of pairs whose chosen text scores above the rejected one."""
+        if not pairs:
+            return float("nan")
+        chosen = self.score([p["chosen"] for p in pairs])
+        rejected = self.score([p["rejected"] for p in pairs])
+        return sum(c > r for c, r in zip(chosen, rejected)) / len(pairs)
+
+
+def train_reward_model(
+    model_config: ModelConfig,
+    train_pairs: list[dict[str, str]],
+    config: RewardTrainingConfig,
+    out_dir: str | Path,
+    eval_pairs: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Train with TRL's RewardTrainer, save the model (LoRA merged) atomically, report accuracies."""
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    if not train_pairs:
+        raise ValueError("no preference pairs to train a reward model on (every comparison was a tie?)")
+    out_dir = Path(out_dir)
+    model, tokenizer = load_classifier(model_config)
+    device = resolve_device(model_config.device)
+    work = out_dir.parent / f".{out_dir.name}.trainer"
+    args = RewardConfig(
+        output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.per_device_train_batch_size, max_length=config.max_length,
+        seed=config.seed, bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        use_cpu=device.type == "cpu", save_strategy="no", report_to="none", logging_steps=10, disable_tqdm=True,
+    )
+    peft_config = None
+    if config.lora is not None:
+        from peft import LoraConfig as PeftLoraConfig
+
+        peft_config = PeftLoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                     target_modules=config.lora.target_modules, task_type="SEQ_CLS")
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_pairs), processing_class=tokenizer,
+                            peft_config=peft_config)
+    result = trainer.train()
+    trained = trainer.model.merge_and_unload() if config.lora is not None else trainer.model
+    scorer = RewardModel(trained, tokenizer, device)
+    metrics = {
+        "pairs": len(train_pairs),
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_accuracy": scorer.accuracy(train_pairs),
+        "eval_accuracy": scorer.accuracy(eval_pairs) if eval_pairs else None,
+        "eval_pairs": len(eval_pairs or []),
+    }
+    if trainer.is_world_process_zero():
+        with atomic_directory(out_dir) as tmp:
+            trained.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            atomic_write_json(tmp / "reward_metrics.json", metrics)
+        shutil.rmtree(work, ignore_errors=True)
+    return metrics

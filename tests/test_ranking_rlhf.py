@@ -1,0 +1,90 @@
+"""The ranking-RLHF baseline's parts on tiny models: reward model, best-of-N, DPO, RLOO."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ilf.best_of_n import best_of_n
+from ilf.config import ModelConfig, SamplingConfig, SelectionConfig, TaskConfig
+from ilf.records import Comparison, Sample
+from ilf.selection import SelectionItem, select
+from ilf.tasks import get_task
+from ilf.train.preference import DPOTrainingConfig, dpo_pairs, preference_margin, train_dpo
+from ilf.train.reward import RewardModel, RewardTrainingConfig, load_classifier, preference_pairs, train_reward_model
+
+TASK = get_task(TaskConfig())
+SAMPLES = [Sample(id=f"s{i}", inputs={"title": f"case {i}", "post": f"story number {i}."}) for i in range(40)]
+# Clearly separable: the preferred summary is a sentence, the other a repeated word.
+COMPARISONS = [Comparison(sample_id=s.id, a=f"The story {i} is summarised here.", b="dog dog dog dog dog",
+                          preferred="a" if i % 2 else "b") for i, s in enumerate(SAMPLES)]
+COMPARISONS = [c if c.preferred == "a" else Comparison(c.sample_id, a=c.b, b=c.a, preferred="b") for c in COMPARISONS]
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rm") / "reward"
+    pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)
+    metrics = train_reward_model(ModelConfig(name_or_path="tiny:gpt2", seed=2), pairs[:32],
+                                 RewardTrainingConfig(learning_rate=1e-3, num_train_epochs=3, per_device_train_batch_size=8),
+                                 out, eval_pairs=pairs[32:])
+    assert metrics["eval_pairs"] == 8
+    return out
+
+
+def test_reward_model_learns_a_separable_preference(reward_dir: Path) -> None:
+    pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)
+    assert all("The story" in p["chosen"] and "dog dog" in p["rejected"] for p in pairs)  # a/b order resolved
+    untrained = RewardModel(*load_classifier(ModelConfig(name_or_path="tiny:gpt2", seed=2)))
+    trained = RewardModel.load(reward_dir)
+    assert trained.accuracy(pairs[32:]) == 1.0
+    gap_before = sum(untrained.score([p["chosen"]])[0] - untrained.score([p["rejected"]])[0] for p in pairs[32:])
+    gap_after = sum(trained.score([p["chosen"]])[0] - trained.score([p["rejected"]])[0] for p in pairs[32:])
+    assert gap_after > gap_before + 1.0
+    ties = [Comparison("s0", "x.", "y.", "tie")]
+    assert preference_pairs(TASK, SAMPLES, ties) == []
+
+
+def test_best_of_n_returns_the_reward_models_argmax(reward_dir: Path) -> None:
+    reward = RewardModel.load(reward_dir)
+    sampling = SamplingConfig(max_new_tokens=8, batch_size=4, max_resamples=0)
+    result = best_of_n(ModelConfig(name_or_path="tiny:gpt2"), reward, TASK, SAMPLES[:3], 4, sampling, seed=1)
+    for sample, output, texts, scores in zip(SAMPLES[:3], result.outputs, result.candidates, result.scores):
+        assert len(texts) == 4
+        assert output.text == texts[max(range(4), key=scores.__getitem__)]
+        rescored = reward.score([TASK.initial_prompt(sample) + TASK.completion(t) for t in texts])
+        assert rescored == pytest.approx(scores, abs=1e-5) and output.extra["reward"] == pytest.approx(max(rescored), abs=1e-5)
+
+
+def test_reward_model_selector_picks_the_highest_reward(reward_dir: Path) -> None:
+    item = SelectionItem(sample=SAMPLES[0], output="dog dog", feedback="write a sentence",
+                         candidates=["dog dog dog dog dog", "The story 0 is summarised here.", "dog dog"])
+    (chosen,) = select([item], SelectionConfig(method="reward_model", reward_model=str(reward_dir)), ModelConfig(), TASK)
+    assert chosen.index == 1 and chosen.selector == "reward_model"
+    assert chosen.candidates[1].scores["reward_model"] > max(chosen.candidates[0].scores["reward_model"], chosen.candidates[2].scores["reward_model"])
+
+
+def test_dpo_raises_the_chosen_minus_rejected_margin(tmp_path: Path) -> None:
+    rows = dpo_pairs(TASK, SAMPLES[:16], COMPARISONS[:16])
+    metrics = train_dpo(ModelConfig(name_or_path="tiny:gpt2", seed=4), rows,
+                        DPOTrainingConfig(learning_rate=5e-3, beta=0.1, num_train_epochs=2, per_device_train_batch_size=8), tmp_path / "dpo")
+    assert metrics["margin_after"] > metrics["margin_before"] + 1.0, metrics
+    from ilf.models import load_model
+
+    saved = load_model(ModelConfig(name_or_path=str(tmp_path / "dpo")))
+    assert preference_margin(saved.model, saved.tokenizer, rows) == pytest.approx(metrics["margin_after"], rel=1e-3)
+
+
+def test_rloo_runs_steps_and_changes_the_policy(reward_dir: Path, tmp_path: Path) -> None:
+    from ilf.models import load_model
+    from ilf.train.online import RLOOTrainingConfig, train_rloo
+
+    policy = ModelConfig(name_or_path="tiny:gpt2", seed=6)
+    before = {k: v.clone() for k, v in load_model(policy).model.named_parameters()}
+    prompts = [TASK.initial_prompt(s) for s in SAMPLES[:8]]
+    metrics = train_rloo(policy, prompts, reward_dir, RLOOTrainingConfig(learning_rate=1e-3, num_generations=2,
+                         max_completion_length=8, per_device_train_batch_size=4, max_steps=2), tmp_path / "rloo")
+    assert metrics["steps"] == 2 and len(metrics["rewards"]) == 2
+    after = dict(load_model(ModelConfig(name_or_path=str(tmp_path / "rloo"))).model.named_parameters())
+    changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    assert changed
