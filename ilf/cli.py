@@ -154,6 +154,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ilf.demo.compare import load_compare_config, run_compare
+
+    config = load_compare_config(args.config)
+    run_dir = Path(args.run_dir or Path("runs") / config.name)
+    result = run_compare(config, run_dir)
+    print(result["report"])
+    print(f"report: {run_dir / 'compare.md'} (chart: compare.png, numbers: compare.json, "
+          f"Label Studio ranking import: labelstudio_ranking.json)")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
         for key, default, help_text in field_help():
@@ -189,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="Number of seeds (default 3).")
     p.add_argument("--quick", action="store_true", help="A reduced study (one seed, 100 samples, short pretraining) for CI.")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compare", help="ILF against the ranking-RLHF baselines on one evaluation (offline study).",
+                       description="Train and evaluate the methods a compare config names (ilf, sft_initial, sft_reference, "
+                       "best_of_n, dpo, rloo, ilf_best_of_n) on the same samples; print one table.")
+    p.add_argument("config", help="Compare config, e.g. experiments/compare_offline.yaml.")
+    p.add_argument("--run-dir", help="Where models and the report go (default runs/<name>).")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("status", help="Show which stages of a run directory are up to date for a config.")
     _add_config_args(p, required=True)

@@ -86,3 +86,14 @@ def test_every_generated_word_is_in_the_vocabulary() -> None:
         feedback = annotator.critique(post, summary)
         for text in (world.refine_prompt(post, summary, feedback.text), world.policy_prompt(post)):
             assert set(text.split()) <= vocab, set(text.split()) - vocab
+
+
+def test_preference_favours_more_salient_facts_then_closer_facts() -> None:
+    annotator = world.Annotator(noise=0.0)
+    post = world.generate_posts(1, seed=11)[0]
+    first, second = post.salient_facts
+    assert annotator.prefers(post, post.reference(), first.text()) == "a"
+    assert annotator.prefers(post, first.text(), post.reference()) == "b"
+    near = first.replace("day", next(d for d in world.DAYS if d != first.day))
+    assert annotator.prefers(post, "noise words .", near.text()) == "b"  # four of five slots right beats nothing
+    assert annotator.prefers(post, first.text(), first.text()) == "tie"

@@ -119,6 +119,38 @@ def _finetune_and_evaluate(base: Path, pairs: list[dict[str, str]], test: list[w
     return evaluate(_loaded(trainer.model, trainer.processing_class), test, config, seed)
 
 
+@dataclass
+class FeedbackRound:
+    initial: list[str]
+    feedback: list[world.SimulatedFeedback]
+    refinements: list[list[str]]
+    embedding_pick: list[str]
+    random_pick: list[str]
+
+
+def feedback_round(lm: LoadedModel, posts: list[world.Post], config: StudyConfig, rng_seed: int,
+                   embedder: EmbeddingSelector, seed: int) -> FeedbackRound:
+    """Initial summaries, the annotator's critiques, N refinements each, and the MiniLM and random picks."""
+    sampling = _sampling(config)
+    initial, _ = generate_outputs(lm, VERBATIM, [world.policy_prompt(p) for p in posts], 1, sampling, rng_seed, desc="initial")
+    initial_texts = [initial[i][0] for i in range(len(posts))]
+    annotator = world.Annotator(noise=config.annotator_noise, seed=rng_seed)
+    feedback = [annotator.critique(p, y) for p, y in zip(posts, initial_texts)]
+    n = config.num_candidates
+    refined, _ = generate_outputs(lm, VERBATIM, [world.refine_prompt(p, y, f.text) for p, y, f in zip(posts, initial_texts, feedback)],
+                                  n, sampling, rng_seed + 1, desc="refine")
+    with_fb = [refined[i] for i in range(len(posts))]
+    items = [SelectionItem(sample=Sample(id=p.id, inputs={"post": p.text()}), output=y, feedback=f.text, candidates=with_fb[i])
+             for i, (p, y, f) in enumerate(zip(posts, initial_texts, feedback))]
+    emb_scores = embedder.score(items)
+    random_scores = RandomSelector(seed).score(items)
+    return FeedbackRound(
+        initial=initial_texts, feedback=feedback, refinements=with_fb,
+        embedding_pick=[with_fb[i][max(range(n), key=emb_scores[i].__getitem__)] for i in range(len(posts))],
+        random_pick=[with_fb[i][max(range(n), key=random_scores[i].__getitem__)] for i in range(len(posts))],
+    )
+
+
 def run_seed(seed: int, base: Path, config: StudyConfig, test: list[world.Post], embedder: EmbeddingSelector,
              work: Path, bar: Any) -> dict[str, Any]:
     lm = load_model(ModelConfig(name_or_path=str(base), device="cpu"))
@@ -126,25 +158,15 @@ def run_seed(seed: int, base: Path, config: StudyConfig, test: list[world.Post],
     posts = world.generate_posts(max(config.sizes), seed=rng_seed, prefix="train")
     sampling = _sampling(config)
 
-    initial, _ = generate_outputs(lm, VERBATIM, [world.policy_prompt(p) for p in posts], 1, sampling, rng_seed, desc="initial")
-    initial_texts = [initial[i][0] for i in range(len(posts))]
-    annotator = world.Annotator(noise=config.annotator_noise, seed=rng_seed)
-    feedback = [annotator.critique(p, y) for p, y in zip(posts, initial_texts)]
-
-    n = config.num_candidates
-    with_fb, _ = generate_outputs(lm, VERBATIM, [world.refine_prompt(p, y, f.text) for p, y, f in zip(posts, initial_texts, feedback)],
-                                  n, sampling, rng_seed + 1, desc="refine")
+    r = feedback_round(lm, posts, config, rng_seed, embedder, seed)
+    initial_texts, feedback, with_fb = r.initial, r.feedback, r.refinements
     # One sample stands for a random pick among N: the N are drawn independently, so the pick has
     # the same distribution as a single draw, for a fifth of the cost.
     without_fb, _ = generate_outputs(lm, VERBATIM, [world.refine_prompt(p, y, None) for p, y in zip(posts, initial_texts)],
                                      1, sampling, rng_seed + 2, desc="refine without feedback")
-    items = [SelectionItem(sample=Sample(id=p.id, inputs={"post": p.text()}), output=y, feedback=f.text, candidates=with_fb[i])
-             for i, (p, y, f) in enumerate(zip(posts, initial_texts, feedback))]
-    emb_scores = embedder.score(items)
-    random_scores = RandomSelector(seed).score(items)
     pick = {
-        "ilf_embedding": [with_fb[i][max(range(n), key=emb_scores[i].__getitem__)] for i in range(len(posts))],
-        "ilf_random": [with_fb[i][max(range(n), key=random_scores[i].__getitem__)] for i in range(len(posts))],
+        "ilf_embedding": r.embedding_pick,
+        "ilf_random": r.random_pick,
         "refine_no_feedback": [without_fb[i][0] for i in range(len(posts))],
         "sft_initial": initial_texts,
         "sft_reference": [p.reference() for p in posts],

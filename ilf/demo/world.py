@@ -88,6 +88,16 @@ def parse_summary(text: str) -> list[tuple[str, ...]]:
     return spans
 
 
+def slot_overlap(post: Post, summary: str) -> float:
+    """For each salient fact, the best share of its five slots that one stated span matches, averaged."""
+    stated = parse_summary(summary)
+    best = []
+    for fact in post.salient_facts:
+        slots = fact.text()[:-2].split()
+        best.append(max((sum(x == y for x, y in zip(slots, span)) / len(slots) for span in stated), default=0.0))
+    return sum(best) / len(best)
+
+
 @dataclass
 class FactScores:
     recall: float  # share of salient facts stated exactly
@@ -188,9 +198,14 @@ class Annotator:
         return SimulatedFeedback(rng.choice(GOOD), "good")
 
     def prefers(self, post: Post, a: str, b: str) -> str:
-        """A pairwise judgement: more salient facts, then fewer wrong ones; 'tie' if equal."""
-        sa, sb = score_summary(post, a), score_summary(post, b)
-        ka, kb = (sa.recall, sa.precision), (sb.recall, sb.precision)
+        """A pairwise judgement: more salient facts, then fewer wrong ones, then closer to the
+        salient facts slot by slot (a garbled fact with the right person and object beats noise);
+        'tie' if all are equal."""
+        def key(summary: str) -> tuple[float, float, float]:
+            scores = score_summary(post, summary)
+            return scores.recall, scores.precision, slot_overlap(post, summary)
+
+        ka, kb = key(a), key(b)
         return "a" if ka > kb else "b" if kb > ka else "tie"
 
 
