@@ -155,14 +155,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ilf.demo.compare import load_compare_config, run_compare
+    from ilf.compare import DataCompareConfig, load_any_compare_config, run_data_compare
 
-    config = load_compare_config(args.config)
+    config = load_any_compare_config(args.config)
     run_dir = Path(args.run_dir or Path("runs") / config.name)
-    result = run_compare(config, run_dir)
+    if isinstance(config, DataCompareConfig):
+        result = run_data_compare(config, run_dir)
+    else:
+        from ilf.demo.compare import run_compare
+
+        result = run_compare(config, run_dir)
     print(result["report"])
-    print(f"report: {run_dir / 'compare.md'} (chart: compare.png, numbers: compare.json, "
-          f"Label Studio ranking import: labelstudio_ranking.json)")
+    print(f"report: {run_dir / 'compare.md'} (numbers: compare.json, Label Studio ranking import: labelstudio_ranking.json)")
     return 0
 
 
@@ -205,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="ILF against the ranking-RLHF baselines on one evaluation (offline study).",
                        description="Train and evaluate the methods a compare config names (ilf, sft_initial, sft_reference, "
                        "best_of_n, dpo, rloo, ilf_best_of_n) on the same samples; print one table.")
-    p.add_argument("config", help="Compare config, e.g. experiments/compare_offline.yaml.")
+    p.add_argument("config", help="Compare config: experiments/compare_offline.yaml (controlled study) or "
+                   "experiments/compare_slf5k_100.yaml (a dataset and real models).")
     p.add_argument("--run-dir", help="Where models and the report go (default runs/<name>).")
     p.set_defaults(func=cmd_compare)
 

@@ -68,10 +68,11 @@ class CompareConfig:
     study: dict[str, Any] = field(default_factory=dict)  # overrides of the study's fine-tuning settings
 
 
-def load_compare_config(path: str | Path) -> CompareConfig:
+def load_compare_config(path: str | Path, raw: dict[str, Any] | None = None) -> CompareConfig:
     from ilf.config import ConfigError
 
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if raw is None:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     config = build(CompareConfig, raw, ConfigError, path)
     unknown = [m for m in config.methods if m not in ALL_METHODS]
     if unknown:
@@ -172,7 +173,9 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         pairs = [{"prompt": world.policy_prompt(p), "completion": " " + t} for p, t in zip(posts, targets) if t.strip()]
         finetune = FinetuneConfig(learning_rate=study.finetune_learning_rate, num_train_epochs=study.finetune_epochs,
                                   per_device_train_batch_size=study.finetune_batch_size, max_length=None, logging_steps=10_000,
-                                  lr_scheduler_type="constant", trainer_args={"optim": "adamw_torch_fused"})
+                                  lr_scheduler_type="constant",
+                              # every world example has about the same length: nothing to gain from grouping
+                              trainer_args={"optim": "adamw_torch_fused", "train_sampling_strategy": "random"})
         trainer = build_trainer(base_model, pairs, finetune, run_dir / ".work" / name, seed=rng_seed)
         trainer.remove_callback(PrinterCallback)
         trainer.train()

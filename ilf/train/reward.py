@@ -112,6 +112,20 @@ class RewardModel:
         return sum(c > r for c, r in zip(chosen, rejected)) / len(pairs)
 
 
+def reward_args(config: RewardTrainingConfig, device: torch.device, output_dir: Path, **overrides: Any) -> Any:
+    """TRL's RewardConfig with CPU-safe choices: no bf16 autocast or gradient checkpointing off a GPU."""
+    from trl import RewardConfig
+
+    args: dict[str, Any] = dict(
+        output_dir=str(output_dir), learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs,
+        per_device_train_batch_size=config.per_device_train_batch_size, max_length=config.max_length,
+        seed=config.seed, bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        use_cpu=device.type == "cpu", save_strategy="no", report_to="none", logging_steps=10, disable_tqdm=True,
+    )
+    args.update(overrides)
+    return RewardConfig(**args)
+
+
 def train_reward_model(
     model_config: ModelConfig,
     train_pairs: list[dict[str, str]],
@@ -121,7 +135,7 @@ def train_reward_model(
 ) -> dict[str, Any]:
     """Train with TRL's RewardTrainer, save the model (LoRA merged) atomically, report accuracies."""
     from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardTrainer
 
     if not train_pairs:
         raise ValueError("no preference pairs to train a reward model on (every comparison was a tie?)")
@@ -129,12 +143,7 @@ def train_reward_model(
     model, tokenizer = load_classifier(model_config)
     device = resolve_device(model_config.device)
     work = out_dir.parent / f".{out_dir.name}.trainer"
-    args = RewardConfig(
-        output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs,
-        per_device_train_batch_size=config.per_device_train_batch_size, max_length=config.max_length,
-        seed=config.seed, bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
-        use_cpu=device.type == "cpu", save_strategy="no", report_to="none", logging_steps=10, disable_tqdm=True,
-    )
+    args = reward_args(config, device, work)
     peft_config = None
     if config.lora is not None:
         from peft import LoraConfig as PeftLoraConfig

@@ -83,6 +83,7 @@ def _sft_args(config: FinetuneConfig, lm: LoadedModel, output_dir: Path, seed: i
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
+        train_sampling_strategy="group_by_length",  # batches of similar length: less padding, same examples per epoch
     )
     args.update(config.trainer_args)
     return SFTConfig(**args)
