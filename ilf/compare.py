@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ilf.config import ConfigError, ModelConfig, RunConfig, load_config
+from ilf.config import ConfigError, LoraConfig, ModelConfig, RunConfig, load_config
 from ilf.evaluation import format_table, mean_and_sem, summarize_outputs
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.records import Comparison, Output, Sample, read_records, write_records
@@ -39,6 +39,7 @@ class DataCompareConfig:
     overrides: list[str] = field(default_factory=list)  # --set style, applied to run_config
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     reward_model: ModelConfig | None = None  # default: the policy with a one-logit head
+    reward_lora: LoraConfig | None = None  # train the reward model as a LoRA adapter (merged when saved)
     reward_learning_rate: float = 1e-5
     reward_epochs: float = 1.0
     reward_batch_size: int = 8
@@ -103,7 +104,8 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
     reward_metrics = train_reward_model(
         config.reward_model or run.policy, pairs[:cut],
         RewardTrainingConfig(learning_rate=config.reward_learning_rate, num_train_epochs=config.reward_epochs,
-                             per_device_train_batch_size=config.reward_batch_size, max_length=run.finetune.max_length, seed=run.seed),
+                             per_device_train_batch_size=config.reward_batch_size, max_length=run.finetune.max_length,
+                             lora=config.reward_lora, seed=run.seed),
         reward_dir, eval_pairs=pairs[cut:] or None,
     )
     reward = RewardModel.load(reward_dir, batch_size=config.batch_size)

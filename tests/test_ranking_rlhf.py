@@ -88,3 +88,17 @@ def test_rloo_runs_steps_and_changes_the_policy(reward_dir: Path, tmp_path: Path
     after = dict(load_model(ModelConfig(name_or_path=str(tmp_path / "rloo"))).model.named_parameters())
     changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
     assert changed
+
+
+def test_reward_model_with_lora_is_merged_into_a_plain_classifier(tmp_path: Path) -> None:
+    from ilf.config import LoraConfig
+
+    pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)
+    metrics = train_reward_model(ModelConfig(name_or_path="tiny:gpt2", seed=2), pairs[:32],
+                                 RewardTrainingConfig(learning_rate=5e-3, num_train_epochs=3, per_device_train_batch_size=8,
+                                                      lora=LoraConfig(r=8, alpha=16, dropout=0.0, target_modules=["c_attn"])),
+                                 tmp_path / "rm", eval_pairs=pairs[32:])
+    assert metrics["eval_accuracy"] >= 0.75, metrics
+    reloaded = RewardModel.load(tmp_path / "rm")
+    assert not any("lora" in name for name, _ in reloaded.model.named_parameters())
+    assert reloaded.accuracy(pairs[32:]) == metrics["eval_accuracy"]
