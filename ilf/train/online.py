@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 
 from ilf.config import ModelConfig
-from ilf.files import atomic_directory, atomic_write_json
+from ilf.train import save_trained
 from ilf.models import TINY_PREFIX, load_model, save_model
 
 
@@ -57,10 +56,5 @@ def train_rloo(policy: ModelConfig, prompts: list[str], reward_model: str | Path
     result = trainer.train()
     rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]
     metrics = {"steps": trainer.state.global_step, "train_loss": result.training_loss, "rewards": rewards}
-    if trainer.is_world_process_zero():
-        with atomic_directory(out_dir) as tmp:
-            trainer.model.save_pretrained(str(tmp))
-            lm.tokenizer.save_pretrained(str(tmp))
-            atomic_write_json(tmp / "rloo_metrics.json", metrics)
-        shutil.rmtree(work, ignore_errors=True)
+    save_trained(trainer, trainer.model, lm.tokenizer, out_dir, "rloo_metrics.json", metrics, work)
     return metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import torch
 
 from ilf.config import ModelConfig
-from ilf.files import atomic_directory, atomic_write_json
+from ilf.train import save_trained
 from ilf.models import load_model
 from ilf.records import Comparison, Sample
 from ilf.tasks import Task
@@ -82,10 +81,5 @@ def train_dpo(policy: ModelConfig, rows: list[dict[str, str]], config: DPOTraini
     after = preference_margin(trainer.model, lm.tokenizer, rows)
     metrics = {"pairs": len(rows), "steps": trainer.state.global_step, "train_loss": result.training_loss,
                "margin_before": before, "margin_after": after}
-    if trainer.is_world_process_zero():
-        with atomic_directory(out_dir) as tmp:
-            trainer.model.save_pretrained(str(tmp))
-            lm.tokenizer.save_pretrained(str(tmp))
-            atomic_write_json(tmp / "dpo_metrics.json", metrics)
-        shutil.rmtree(work, ignore_errors=True)
+    save_trained(trainer, trainer.model, lm.tokenizer, out_dir, "dpo_metrics.json", metrics, work)
     return metrics

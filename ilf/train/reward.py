@@ -9,7 +9,6 @@ model scores any prompt + output; ``RewardModel.score`` batches that for best-of
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 
 from ilf.config import LoraConfig, ModelConfig
-from ilf.files import atomic_directory, atomic_write_json
+from ilf.train import save_trained
 from ilf.models import TINY_PREFIX, resolve_device, tiny_model
 from ilf.records import Comparison, Sample
 from ilf.tasks import Task
@@ -163,10 +162,5 @@ def train_reward_model(
         "eval_accuracy": scorer.accuracy(eval_pairs) if eval_pairs else None,
         "eval_pairs": len(eval_pairs or []),
     }
-    if trainer.is_world_process_zero():
-        with atomic_directory(out_dir) as tmp:
-            trained.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            atomic_write_json(tmp / "reward_metrics.json", metrics)
-        shutil.rmtree(work, ignore_errors=True)
+    save_trained(trainer, trained, tokenizer, out_dir, "reward_metrics.json", metrics, work)
     return metrics

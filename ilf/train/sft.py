@@ -9,13 +9,12 @@ initial outputs, or the human references. Everything runs through a ``transforme
 from __future__ import annotations
 
 import logging
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ilf.config import FinetuneConfig, ModelConfig
-from ilf.files import atomic_directory, atomic_write_json
+from ilf.train import save_trained
 from ilf.models import LoadedModel, load_model
 from ilf.records import Sample, Selection
 from ilf.tasks import Task
@@ -162,17 +161,8 @@ def finetune(
         "loss_history": [{"step": r["step"], "loss": r["loss"]} for r in trainer.state.log_history if "loss" in r],
         "runtime_seconds": result.metrics.get("train_runtime"),
     }
-    if trainer.is_world_process_zero():
-        model = trainer.model
-        with atomic_directory(out_dir) as tmp:
-            if config.lora is not None:
-                model.save_pretrained(str(tmp / "adapter"))
-                model = model.merge_and_unload()
-            model.save_pretrained(str(tmp))
-            trainer.processing_class.save_pretrained(str(tmp))
-            atomic_write_json(tmp / "train_metrics.json", metrics)
-        shutil.rmtree(work_dir, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
+    save_trained(trainer, trainer.model, trainer.processing_class, out_dir, "train_metrics.json", metrics, work_dir,
+                 merge_lora=config.lora is not None)
     return metrics
 
 
