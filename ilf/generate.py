@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
@@ -32,12 +32,9 @@ class GenerationStats:
     fallbacks: int = 0
     new_tokens: int = 0
     seconds: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
-        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
-        out.update(self.extra)
-        return out
+        return dict(self.__dict__)
 
 
 @torch.inference_mode()

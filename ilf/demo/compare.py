@@ -244,7 +244,7 @@ class _WorldTask:
     """The world's prompts in the Task shape the trainers expect."""
 
     def initial_prompt(self, sample: Sample) -> str:
-        return f"post : {sample.inputs['post']} summary :"
+        return world.POLICY_PROMPT.format(post=sample.inputs["post"])
 
     def completion(self, text: str) -> str:
         return " " + text.strip()

@@ -280,8 +280,11 @@ def vocabulary() -> list[str]:
 PROMPT_WORDS = ("post : summary : feedback : improved :",)
 
 
+POLICY_PROMPT = "post : {post} summary :"
+
+
 def policy_prompt(post: Post) -> str:
-    return f"post : {post.text()} summary :"
+    return POLICY_PROMPT.format(post=post.text())
 
 
 def refine_prompt(post: Post, summary: str, feedback: str | None) -> str:

@@ -140,7 +140,7 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _server_env(data_dir: Path, port: int, creds: Credentials) -> dict[str, str]:
+def _server_env(data_dir: Path, creds: Credentials) -> dict[str, str]:
     env = dict(os.environ)
     # Label Studio reads LABEL_STUDIO_X, then HEARTEX_X, then a bare X: drop the bare names a
     # shell often has for other reasons, or they silently change the server's host, port or user.
@@ -189,7 +189,7 @@ def start_server(
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)],
-            env=_server_env(data_dir, port, creds),
+            env=_server_env(data_dir, creds),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
