@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ilf.config import ModelConfig, SamplingConfig
 from ilf.generate import generate_outputs
-from ilf.models import LoadedModel, load_model
+from ilf.models import LoadedModel
 from ilf.records import Output, Sample
 from ilf.tasks import Task
 from ilf.train.reward import RewardModel
@@ -29,9 +29,8 @@ def best_of_n(
     seed: int = 0,
     system: str = "best_of_n",
 ) -> BestOfN:
-    lm = policy if isinstance(policy, LoadedModel) else load_model(policy)
     prompts = [task.initial_prompt(s) for s in samples]
-    generated, _ = generate_outputs(lm, task, prompts, n, sampling, seed, desc=f"best-of-{n}")
+    generated, _ = generate_outputs(policy, task, prompts, n, sampling, seed, desc=f"best-of-{n}")
     candidates = [generated[i] for i in range(len(samples))]
     flat = [prompts[i] + task.completion(c) for i in range(len(samples)) for c in candidates[i]]
     flat_scores = reward_model.score(flat)

@@ -64,3 +64,10 @@ def test_seq2seq_generation() -> None:
     assert t5.is_seq2seq
     outputs, stats = generate_outputs(t5, RAW, ["summarize: x", "summarize: a longer input"], 2, SamplingConfig(max_new_tokens=5, max_resamples=0), 0)
     assert [len(outputs[i]) for i in (0, 1)] == [2, 2] and stats.new_tokens > 0
+
+
+def test_greedy_with_several_outputs_decodes_once_and_repeats(gpt2) -> None:
+    greedy = SamplingConfig(do_sample=False, max_new_tokens=6, batch_size=2, share_prompt=False)
+    outputs, stats = generate_outputs(gpt2, RAW, ["a b:", "c:"], 3, greedy, seed=0)
+    alone, _ = generate_outputs(gpt2, RAW, ["a b:", "c:"], 1, greedy, seed=0)
+    assert outputs[0] == alone[0] * 3 and outputs[1] == alone[1] * 3
