@@ -131,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ilf.tasks import get_task
 
     config = _config(args)
-    model = dataclasses.replace(config.policy, name_or_path=args.model) if args.model else config.policy
+    model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
     outputs, metrics = steps.evaluate_model(
         model, read_records(args.samples, Sample), get_task(config.task), config.evaluation.sampling, config.seed, args.system
     )

@@ -127,7 +127,7 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
         produced, _ = evaluate_model(model, held_out, task, sampling, run.seed, method)
         record(method, produced)
 
-    tuned = dataclasses.replace(run.policy, name_or_path=str(paths.model), adapter=None)
+    tuned = dataclasses.replace(run.policy, name_or_path=str(paths.model), adapter=None, backend="local")
     if "before" in methods:
         evaluate(run.policy, "before")
     if "ilf" in methods:
@@ -137,7 +137,7 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
         if method in methods:
             target_pairs, _ = training_pairs(task, samples, target)
             finetune(run.policy, target_pairs, run.finetune, run_dir / method, run.seed)
-            evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / method), adapter=None), method)
+            evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / method), adapter=None, backend="local"), method)
     for method, policy in (("best_of_n", run.policy), ("ilf_best_of_n", tuned)):
         if method in methods:
             record(method, best_of_n(policy, reward, task, held_out, config.best_of_n, run.refine.sampling, run.seed, method).outputs)
@@ -145,13 +145,13 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
         train_dpo(run.policy, dpo_pairs(task, all_samples, comparisons),
                   DPOTrainingConfig(learning_rate=config.dpo_learning_rate, beta=config.dpo_beta, per_device_train_batch_size=config.batch_size,
                                     max_length=run.finetune.max_length, seed=run.seed), run_dir / "dpo")
-        evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / "dpo"), adapter=None), "dpo")
+        evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / "dpo"), adapter=None, backend="local"), "dpo")
     if "rloo" in methods:
         train_rloo(run.policy, [task.initial_prompt(s) for s in samples], reward_dir,
                    RLOOTrainingConfig(learning_rate=config.rloo_learning_rate, max_completion_length=run.refine.sampling.max_new_tokens,
                                       per_device_train_batch_size=config.batch_size, max_steps=config.rloo_steps, seed=run.seed),
                    run_dir / "rloo")
-        evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / "rloo"), adapter=None), "rloo")
+        evaluate(dataclasses.replace(run.policy, name_or_path=str(run_dir / "rloo"), adapter=None, backend="local"), "rloo")
 
     rows = {m: rows[m] for m in METHODS if m in rows}  # the table in a fixed order
     columns = ("win_rate", "rouge1", "rouge2", "rougeL", "mean_words")

@@ -29,6 +29,15 @@ def _f(default: Any = dataclasses.MISSING, help: str = "", factory: Any = datacl
 
 
 @dataclass
+class RemoteConfig:
+    base_url: str = _f("http://127.0.0.1:8000/v1", "OpenAI-compatible API root (vLLM, TGI, transformers serve), ending in /v1.")
+    api_key_env: str | None = _f(None, "Environment variable holding the API key; the key itself never goes in a config.")
+    concurrency: int = _f(8, "Requests in flight at once.")
+    timeout: float = _f(300.0, "Seconds one request may take.")
+    max_retries: int = _f(5, "Retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = _f("tiny:gpt2", "Hub id, local path, or tiny:<gpt2|llama|t5> for a random tiny model.")
     kind: str = _f("auto", "auto, causal or seq2seq; auto reads the model config.")
@@ -37,6 +46,8 @@ class ModelConfig:
     adapter: str | None = _f(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
     trust_remote_code: bool = _f(False, "Passed to from_pretrained.")
     seed: int = _f(0, "Seed of the random weights of a tiny:* model.")
+    backend: str = _f("local", "Where generation runs: local (this process) or openai (a server speaking the OpenAI API).")
+    remote: RemoteConfig = _f(help="The server, when backend is openai; name_or_path is the model name it serves.", factory=RemoteConfig)
 
 
 @dataclass
@@ -76,9 +87,10 @@ class SamplingConfig:
     temperature: float = _f(1.0, "Sampling temperature.")
     top_p: float = _f(0.95, "Nucleus sampling mass.")
     max_new_tokens: int = _f(48, "Tokens generated per output.")
-    batch_size: int = _f(8, "Prompts per generate call (each with all of its samples).")
+    batch_size: int = _f(32, "Prompts per generate call (each with all of its samples).")
     max_prompt_tokens: int | None = _f(None, "Keep only the last N prompt tokens (the cue is at the end).")
     max_resamples: int = _f(3, "Extra attempts for outputs that are empty or duplicates after post-processing.")
+    share_prompt: bool = _f(True, "Encode each prompt once and share its keys and values across its samples (decoder-only models).")
 
 
 @dataclass

@@ -336,7 +336,7 @@ class Pipeline:
         systems: dict[str, ModelConfig] = {}
         if c.evaluation.include_base:
             systems["base"] = c.policy
-        tuned = dataclasses.replace(c.policy, name_or_path=str(self.paths.model), adapter=None)  # LoRA is merged
+        tuned = dataclasses.replace(c.policy, name_or_path=str(self.paths.model), adapter=None, backend="local")  # LoRA is merged; trained here, so run here
         systems["finetuned"] = tuned
         all_outputs: list[Output] = []
         table: dict[str, Any] = {}
