@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +27,7 @@ class SchemaError(ValueError):
         super().__init__(f"{where}: {what}{problem}")
 
 
+_EXPONENT_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -75,6 +77,8 @@ def convert(value: Any, tp: Any, field: str, fail: Any, unknown: str) -> Any:
             fail(field, f"expected {describe(tp)}, got {_shown(value)}")
         return value
     if tp is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.match(value):
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string; everyone means the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(field, f"expected a number, got {_shown(value)}")
         return float(value)

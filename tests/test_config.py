@@ -48,3 +48,19 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     path.write_text("name: x\ndata:\n  limit: [1,\n")
     with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
         load_config(path)
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path: Path) -> None:
+    """YAML 1.1 reads 1e-5 as a string; a learning rate written that way must still load."""
+    path = tmp_path / "c.yaml"
+    path.write_text("finetune:\n  learning_rate: 1e-5\n")
+    assert load_config(path).finetune.learning_rate == 1e-5
+    assert load_config(None, ["finetune.learning_rate=3E-4"]).finetune.learning_rate == 3e-4
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config(None, ["finetune.learning_rate=fast"])
+
+
+def test_remote_backend_settings_load() -> None:
+    config = load_config(None, ["refiner.backend=openai", "refiner.remote.concurrency=32", "refiner.remote.base_url=http://10.0.0.5:8000/v1"])
+    assert config.refiner.backend == "openai" and config.refiner.remote.concurrency == 32
+    assert config.refiner.remote.base_url == "http://10.0.0.5:8000/v1" and config.refiner.remote.api_key_env is None
