@@ -8,6 +8,7 @@ and the offline run need no download.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -36,9 +37,17 @@ class LoadedModel:
 def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            # Under a multi-process launcher (accelerate launch, torchrun) each rank owns one GPU;
+            # a bare "cuda" would put every rank's copy on GPU 0 before the trainer sets the device.
+            local_rank = os.environ.get("LOCAL_RANK")
+            return torch.device("cuda", int(local_rank)) if local_rank is not None else torch.device("cuda")
         return torch.device("cpu")
     return torch.device(spec)
+
+
+def _launched_ranks() -> int:
+    """How many processes a launcher (accelerate launch, torchrun) started; 1 when run directly."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
@@ -154,7 +163,10 @@ def load_model(config: ModelConfig, for_training: bool = False) -> LoadedModel:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, config.adapter, is_trainable=for_training)
-    model.to(device)
+    if not (for_training and _launched_ranks() > 1):
+        # Several ranks training: the trainer places the model (DDP) or its shards (DeepSpeed,
+        # FSDP) on each rank's GPU, so a model too big for one GPU is never put whole on one.
+        model.to(device)
     model.train(for_training)
     log.info("loaded %s (%s, %s, %s)", name, "seq2seq" if seq2seq else "causal", dtype, device)
     return LoadedModel(model=model, tokenizer=tokenizer, is_seq2seq=seq2seq, device=device, name=name)
