@@ -1,0 +1,52 @@
+"""The benchmarks run from a checkout and print their tables (on a workload small enough for CI).
+
+They are measured by hand (see the README's performance section); here only that they run, count
+the work they did and report every variant, never how fast.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _rows(report: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) >= 5 and cells[0] != "variant" and not cells[0].startswith("-"):
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_generation_benchmark_prints_every_variant_with_ratios(tmp_path) -> None:
+    out = tmp_path / "generation.md"
+    _run("benchmarks/generation.py", "--models", "tiny", "--prompts", "6", "--samples", "3", "--new-tokens", "4",
+         "--batch-size", "4", "--per-sample-prompts", "1", "--out", str(out))
+    report = out.read_text()
+    assert report.count("ratio to per-sample loop") == 1 and report.count("ratio to batched generate") == 1
+    rows = _rows(report)
+    for variant in ("per-sample loop", "batched generate", "shared prompt, batches of 4 by length", "ilf refine stage",
+                    "ilf refine stage, bfloat16"):
+        assert variant in rows, (variant, list(rows))
+    assert re.search(r"max abs log-prob gap to float32: \d\.\d{3}", rows["ilf refine stage, bfloat16"][-1])
+    assert all(float(cells[2].rstrip("x")) > 0 and float(cells[4].replace(",", "")) > 0 for cells in rows.values())
+
+
+def test_selection_benchmark_scores_every_candidate(tmp_path) -> None:
+    out = tmp_path / "selection.md"
+    _run("benchmarks/selection.py", "--samples", "20", "--candidates", "3", "--pairs-samples", "2", "--out", str(out))
+    report = out.read_text()
+    rows = _rows(report)
+    assert set(rows) == {"pairs one by one", "embedder ceiling", "ilf embedding selector"}
+    assert rows["pairs one by one"][2] == "1.00x"
+    assert "ilf selector:" in report and "for 60 candidates" in report
