@@ -129,23 +129,21 @@ def sample_raw(lm: LoadedModel, prompts: list[str], num_return: int, sampling: S
         kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    draws = num_return if sampling.do_sample else 1  # greedy decoding gives the same text every time
     share = (
-        sampling.share_prompt and draws > 1 and not lm.is_seq2seq
+        sampling.share_prompt and num_return > 1 and not lm.is_seq2seq
         and batch["input_ids"].shape[1] > 1 and shared_prefix.supported(lm.model)
     )
     with fused_activations(lm.model):
         if share:
             out = shared_prefix.shared_prefix_generate(
-                lm.model, batch["input_ids"], batch["attention_mask"], draws, **kwargs, pad_token_id=tokenizer.pad_token_id
+                lm.model, batch["input_ids"], batch["attention_mask"], num_return, **kwargs, pad_token_id=tokenizer.pad_token_id
             )
         else:
-            out = lm.model.generate(**batch, **kwargs, num_return_sequences=draws, pad_token_id=tokenizer.pad_token_id)
+            out = lm.model.generate(**batch, **kwargs, num_return_sequences=num_return, pad_token_id=tokenizer.pad_token_id)
     new = out if lm.is_seq2seq else out[:, batch["input_ids"].shape[1]:]
-    # counted for every output, as if each had been drawn, so greedy and sampled runs compare
-    new_tokens = int((new != tokenizer.pad_token_id).sum()) * (num_return // draws)
+    new_tokens = int((new != tokenizer.pad_token_id).sum())
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return [texts[i * draws:(i + 1) * draws] * (num_return // draws) for i in range(len(prompts))], new_tokens
+    return [texts[i * num_return:(i + 1) * num_return] for i in range(len(prompts))], new_tokens
 
 
 def _bad_slots(outputs: list[str]) -> list[int]:
@@ -190,8 +188,10 @@ def generate_outputs(
     results: dict[int, list[str]] = {}
     started = time.perf_counter()
     bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=None)
+    draws = num_outputs if sampling.do_sample else 1  # a greedy decoder gives one text: draw it once, repeat it
     for number, batch in enumerate(_batches(todo, sampler.batch_size or sampling.batch_size)):
-        raw, tokens = sampler.sample([prompts[i] for i in batch], num_outputs, sampling, seed * 1_000_003 + number)
+        raw, tokens = sampler.sample([prompts[i] for i in batch], draws, sampling, seed * 1_000_003 + number)
+        raw = [texts * (num_outputs // draws) for texts in raw]
         stats.new_tokens += tokens
         clean = {i: [task.postprocess(t) for t in texts] for i, texts in zip(batch, raw)}
         last_raw = {i: list(texts) for i, texts in zip(batch, raw)}

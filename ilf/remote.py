@@ -86,20 +86,19 @@ class RemoteSampler:
     def sample(self, prompts: list[str], num_return: int, sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
         if sampling.max_prompt_tokens is not None:
             self._warn_once("truncate", "max_prompt_tokens is not applied by the openai backend: the server sees whole prompts")
-        draws = num_return if sampling.do_sample else 1  # greedy decoding gives the same text every time
-        jobs = [(i, d) for i in range(len(prompts)) for d in range(draws)]
+        jobs = [(i, d) for i in range(len(prompts)) for d in range(num_return)]
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(jobs))))
         try:
             futures = [pool.submit(self._complete, prompts[i], sampling, _draw_seed(seed, i, d)) for i, d in jobs]
             done = [f.result() for f in futures]
         finally:
             pool.shutdown(cancel_futures=True)  # after a failure, send nothing more
-        texts = [[done[i * draws + d][0] for d in range(draws)] * (num_return // draws) for i in range(len(prompts))]
-        tokens = sum(n for _, n in done) * (num_return // draws)  # counted like the local backend: every output
-        if draws > 1 and all(len(set(t)) == 1 for t in texts):
+        texts = [[done[i * num_return + d][0] for d in range(num_return)] for i in range(len(prompts))]
+        tokens = sum(n for _, n in done)
+        if num_return > 1 and all(len(set(t)) == 1 for t in texts):
             self._warn_once(
                 "greedy",
-                f"{self.url}: all {draws} samples of every prompt are identical; the server may be decoding greedily "
+                f"{self.url}: all {num_return} samples of every prompt are identical; the server may be decoding greedily "
                 "(transformers serve samples only if the model's generation_config.json has do_sample: true)",
             )
         return texts, tokens

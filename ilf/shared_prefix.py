@@ -39,7 +39,7 @@ class SharedPrefixCache(DynamicCache):
     on a CPU. ``get_seq_length`` counts the prompt too, so ``generate`` places new tokens after it.
     """
 
-    def __init__(self, prefix: DynamicCache, prefix_mask: torch.Tensor, samples: int, config: Any, capacity: int = 64) -> None:
+    def __init__(self, prefix: DynamicCache, prefix_mask: torch.Tensor, config: Any, capacity: int = 64) -> None:
         super().__init__(config=config)
         self.prefix_keys_t = [layer.keys.transpose(-1, -2).contiguous() for layer in prefix.layers]  # (B, Hkv, d, L): read at every step
         self.prefix_values = [layer.values for layer in prefix.layers]
@@ -47,7 +47,6 @@ class SharedPrefixCache(DynamicCache):
         bias = torch.zeros(prefix_mask.shape, dtype=torch.float32, device=prefix_mask.device)
         self.prefix_bias = bias.masked_fill(~prefix_mask.bool(), float("-inf"))[:, None, None, :]
         self.prefix_length = prefix_mask.shape[1]
-        self.samples = samples
         self.capacity = capacity
         self.own: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.own_length: dict[int, int] = {}
@@ -57,7 +56,7 @@ class SharedPrefixCache(DynamicCache):
         end = start + key_states.shape[-2]
         keys, values = self.own.get(layer_idx, (None, None))
         if keys is None or end > keys.shape[-2]:
-            size = max(end, 2 * (keys.shape[-2] if keys is not None else self.capacity // 2))
+            size = max(end, self.capacity if keys is None else 2 * keys.shape[-2])
             grown_k = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
             grown_v = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
             if keys is not None:
@@ -90,7 +89,7 @@ def shared_prefix_attention(
     """
     cache = _active.get()
     if cache is None:
-        raise RuntimeError(f"attention implementation {ATTENTION!r} used outside shared_prefix_generation()")
+        raise RuntimeError(f"attention implementation {ATTENTION!r} used outside shared_prefix_generate()")
     layer = module.layer_idx
     prefix_kt, prefix_v = cache.prefix_keys_t[layer], cache.prefix_values[layer]
     batch, kv_heads, dim, prefix_len = prefix_kt.shape
@@ -163,11 +162,6 @@ def _attention(model: Any, name: str) -> Iterator[None]:
         base.set_attn_implementation(previous)
 
 
-def _cache_argument(model: Any) -> str:
-    # transformers renamed past_key_values to cache in 5.2x and warns on the old name
-    return "cache" if "cache" in inspect.signature(_base(model).forward).parameters else "past_key_values"
-
-
 @torch.inference_mode()
 def shared_prefix_generate(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, samples: int, **generate_kwargs: Any) -> torch.Tensor:
     """``generate`` of ``samples`` continuations per left-padded prompt, each prompt encoded once.
@@ -177,13 +171,17 @@ def shared_prefix_generate(model: Any, input_ids: torch.Tensor, attention_mask: 
     """
     prefix = DynamicCache(config=_base(model).config)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    cache_arg = _cache_argument(model)
+    parameters = inspect.signature(_base(model).forward).parameters
+    # transformers renamed past_key_values to cache in 5.2x and warns on the old name
+    cache_arg = "cache" if "cache" in parameters else "past_key_values"
+    # Only the keys and values are wanted: logits for every prompt position would be B x L x vocab floats.
+    no_logits = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
     model(
         input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions[:, :-1],
-        use_cache=True, **{cache_arg: prefix},
+        use_cache=True, **{cache_arg: prefix}, **no_logits,
     )
     capacity = int(generate_kwargs.get("max_new_tokens") or 64) + 1  # the prompt's last token, then the new ones
-    cache = SharedPrefixCache(prefix, attention_mask[:, :-1], samples, _base(model).config, capacity)
+    cache = SharedPrefixCache(prefix, attention_mask[:, :-1], _base(model).config, capacity)
     token = _active.set(cache)
     try:
         with _attention(model, ATTENTION):

@@ -13,7 +13,7 @@ from typing import Any
 from ilf.config import ModelConfig, RefineConfig, SamplingConfig, SelectionConfig
 from ilf.evaluation import summarize_outputs
 from ilf.files import Journal
-from ilf.generate import GenerationStats, as_sampler, generate_outputs
+from ilf.generate import GenerationStats, generate_outputs
 from ilf.models import LoadedModel
 from ilf.records import Feedback, Output, Refinements, Candidate, Sample, Selection
 from ilf.selection import SelectionItem, select
@@ -48,14 +48,13 @@ def generate_resumable(
             log.info("%s: resuming, %d of %d prompts already done", desc, len(done), len(prompts))
     stats = GenerationStats()
     if len(done) < len(prompts):
-        sampler = as_sampler(lm_config)
 
         def record(batch: dict[int, list[str]]) -> None:
             if journal is not None:
                 journal.append([{"i": i, "texts": texts} for i, texts in sorted(batch.items())])
 
         results, stats = generate_outputs(
-            sampler, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc
+            lm_config, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc
         )
         done.update(results)
     summary = stats.as_dict()

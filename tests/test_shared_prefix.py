@@ -48,7 +48,7 @@ def test_attention_matches_full_attention_with_padding_gqa_and_several_queries()
 
     prefix = transformers.DynamicCache()
     prefix.update(prefix_k, prefix_v, 0)
-    cache = SharedPrefixCache(prefix, prefix_mask, samples, None)
+    cache = SharedPrefixCache(prefix, prefix_mask, None)
     module = torch.nn.Module()
     module.layer_idx = 0
     token = _active.set(cache)
