@@ -32,9 +32,7 @@ def best_of_n(
     prompts = [task.initial_prompt(s) for s in samples]
     generated, _ = generate_outputs(policy, task, prompts, n, sampling, seed, desc=f"best-of-{n}")
     candidates = [generated[i] for i in range(len(samples))]
-    flat = [prompts[i] + task.completion(c) for i in range(len(samples)) for c in candidates[i]]
-    flat_scores = reward_model.score(flat)
-    scores = [flat_scores[i * n:(i + 1) * n] for i in range(len(samples))]
+    scores = reward_model.score_completions(task, samples, candidates)
     outputs = []
     for sample, texts, row in zip(samples, candidates, scores):
         best = max(range(n), key=row.__getitem__)
@@ -42,8 +40,4 @@ def best_of_n(
     return BestOfN(outputs=outputs, candidates=candidates, scores=scores)
 
 
-def reward_scores(reward_model: RewardModel, task: Task, samples: dict[str, Sample], outputs: list[Output]) -> list[float]:
-    return reward_model.score([task.initial_prompt(samples[o.sample_id]) + task.completion(o.text) for o in outputs])
-
-
-__all__ = ["BestOfN", "best_of_n", "reward_scores"]
+__all__ = ["BestOfN", "best_of_n"]

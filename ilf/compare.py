@@ -52,6 +52,11 @@ class DataCompareConfig:
     batch_size: int = 8
 
 
+def win_rate(scores: list[float], references: list[float]) -> tuple[float, float]:
+    """Share (and its standard error) of samples whose score beats the reference's; a tie counts half."""
+    return mean_and_sem([1.0 if m > r else 0.5 if m == r else 0.0 for m, r in zip(scores, references)])
+
+
 def load_any_compare_config(path: str | Path) -> Any:
     """A controlled-world compare config (``world: facts``, the default) or a dataset one (``run_config``)."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -109,7 +114,7 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
         reward_dir, eval_pairs=pairs[cut:] or None,
     )
     reward = RewardModel.load(reward_dir, batch_size=config.batch_size)
-    references = reward.score([task.initial_prompt(s) + task.completion(s.references[0]) for s in held_out])
+    references = [row[0] for row in reward.score_completions(task, held_out, [[s.references[0]] for s in held_out])]
 
     rows: dict[str, dict[str, Any]] = {}
     outputs: list[Output] = []
@@ -118,8 +123,8 @@ def run_data_compare(config: DataCompareConfig, run_dir: str | Path) -> dict[str
     def record(method: str, produced: list[Output]) -> None:
         texts = [o.text for o in produced]
         metrics = summarize_outputs(texts, [s.references for s in held_out])
-        mine = reward.score([task.initial_prompt(s) + task.completion(t) for s, t in zip(held_out, texts)])
-        win, sem = mean_and_sem([1.0 if m > r else 0.5 if m == r else 0.0 for m, r in zip(mine, references)])
+        mine = [row[0] for row in reward.score_completions(task, held_out, [[t] for t in texts])]
+        win, sem = win_rate(mine, references)
         rows[method] = {"win_rate": win, "win_rate_sem": sem, **metrics}
         outputs.extend(dataclasses.replace(o, system=method) for o in produced)
 

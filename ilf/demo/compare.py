@@ -20,6 +20,7 @@ ranking import for a human evaluation of the same systems.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -35,6 +36,7 @@ from ilf.config import ModelConfig, SamplingConfig
 from ilf.demo import world
 from ilf.demo.models import PretrainConfig
 from ilf.demo.study import VERBATIM, StudyConfig, _loaded, _sampling, feedback_round, world_model
+from ilf.compare import win_rate
 from ilf.evaluation import format_table, mean_and_sem, rouge_l
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.generate import generate_outputs
@@ -119,7 +121,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
     posts = world.generate_posts(config.train_posts, seed=rng_seed, prefix="train")
     test = world.generate_posts(config.test_posts, seed=99, prefix="test")
     held = world.generate_posts(60, seed=rng_seed + 1, prefix="heldcomp")
-    task = _WorldTask()
+    task = dataclasses.replace(VERBATIM, initial_template=world.POLICY_PROMPT)  # the world's prompts as a Task
     samples = {p.id: Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()]) for p in [*posts, *test, *held]}
     annotator = world.Annotator(noise=study.annotator_noise, seed=rng_seed)
 
@@ -138,12 +140,12 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
     reward = RewardModel.load(reward_dir, batch_size=64)
     timings["reward model"] = time.perf_counter() - clock
 
+    test_samples = [samples[p.id] for p in test]
+    refs = [row[0] for row in reward.score_completions(task, test_samples, [[p.reference()] for p in test])]
+
     def evaluate_texts(texts: list[str]) -> dict[str, float]:
         scores = [world.score_summary(p, t) for p, t in zip(test, texts)]
-        mine = reward.score([task.initial_prompt(samples[p.id]) + task.completion(t) for p, t in zip(test, texts)])
-        refs = reward.score([task.initial_prompt(samples[p.id]) + task.completion(p.reference()) for p in test])
-        wins = [1.0 if m > r else 0.5 if m == r else 0.0 for m, r in zip(mine, refs)]
-        win, win_sem = mean_and_sem(wins)
+        win, win_sem = win_rate([row[0] for row in reward.score_completions(task, test_samples, [[t] for t in texts])], refs)
         recall, recall_sem = mean_and_sem([s.recall for s in scores])
         precision, precision_sem = mean_and_sem([s.precision for s in scores])
         rouge, rouge_sem = mean_and_sem([rouge_l(t, [p.reference()]) for p, t in zip(test, texts)])
@@ -154,8 +156,8 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         if n == 1:
             return [t[0] for t in _texts(model, [world.policy_prompt(p) for p in test], 1, sampling, rng_seed + 7, desc)]
         candidates = _texts(model, [world.policy_prompt(p) for p in test], n, sampling, rng_seed + 8, desc)
-        flat = reward.score([task.initial_prompt(samples[p.id]) + task.completion(c) for p, cs in zip(test, candidates) for c in cs])
-        return [cs[max(range(n), key=lambda j, i=i: flat[i * n + j])] for i, cs in enumerate(candidates)]
+        scores = reward.score_completions(task, test_samples, candidates)
+        return [cs[max(range(n), key=row.__getitem__)] for cs, row in zip(candidates, scores)]
 
     rows: dict[str, dict[str, float]] = {}
     outputs: list[Output] = []
@@ -238,16 +240,6 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
     atomic_write_text(run_dir / "compare.md", report)
     result["report"] = report
     return result
-
-
-class _WorldTask:
-    """The world's prompts in the Task shape the trainers expect."""
-
-    def initial_prompt(self, sample: Sample) -> str:
-        return world.POLICY_PROMPT.format(post=sample.inputs["post"])
-
-    def completion(self, text: str) -> str:
-        return " " + text.strip()
 
 
 def _plot(rows: dict[str, dict[str, float]], path: Path) -> None:

@@ -19,10 +19,4 @@ class RewardModelSelector(Selector):
         self.task = task
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
-        texts = [self.task.initial_prompt(item.sample) + self.task.completion(c) for item in items for c in item.candidates]
-        flat = self.reward_model.score(texts)
-        scores, start = [], 0
-        for item in items:
-            scores.append(flat[start:start + len(item.candidates)])
-            start += len(item.candidates)
-        return scores
+        return self.reward_model.score_completions(self.task, [item.sample for item in items], [item.candidates for item in items])

@@ -102,6 +102,15 @@ class RewardModel:
             scores.extend(logits[:, 0].float().cpu().tolist())
         return scores
 
+    def score_completions(self, task: Task, samples: list[Sample], completions: list[list[str]]) -> list[list[float]]:
+        """Scores of each sample's completions, each judged after the sample's prompt, as in training."""
+        flat = self.score([task.initial_prompt(s) + task.completion(c) for s, cs in zip(samples, completions) for c in cs])
+        scores, start = [], 0
+        for cs in completions:
+            scores.append(flat[start:start + len(cs)])
+            start += len(cs)
+        return scores
+
     def accuracy(self, pairs: list[dict[str, str]]) -> float:
         """Share of pairs whose chosen text scores above the rejected one."""
         if not pairs:
@@ -152,8 +161,7 @@ def train_reward_model(
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_pairs), processing_class=tokenizer,
                             peft_config=peft_config)
     result = trainer.train()
-    trained = trainer.model.merge_and_unload() if config.lora is not None else trainer.model
-    scorer = RewardModel(trained, tokenizer, device)
+    scorer = RewardModel(trainer.model, tokenizer, device)  # a LoRA model scores as its merged form would
     metrics = {
         "pairs": len(train_pairs),
         "steps": trainer.state.global_step,
@@ -162,5 +170,5 @@ def train_reward_model(
         "eval_accuracy": scorer.accuracy(eval_pairs) if eval_pairs else None,
         "eval_pairs": len(eval_pairs or []),
     }
-    save_trained(trainer, trained, tokenizer, out_dir, "reward_metrics.json", metrics, work)
+    save_trained(trainer, trainer.model, tokenizer, out_dir, "reward_metrics.json", metrics, work, merge_lora=config.lora is not None)
     return metrics
