@@ -35,12 +35,12 @@ import yaml
 from ilf.config import ModelConfig, SamplingConfig
 from ilf.demo import world
 from ilf.demo.models import PretrainConfig
-from ilf.demo.study import VERBATIM, StudyConfig, _loaded, _sampling, feedback_round, world_model
+from ilf.demo.study import VERBATIM, StudyConfig, _sampling, feedback_round, finetune_world_policy, world_model
 from ilf.compare import win_rate
 from ilf.evaluation import format_table, mean_and_sem, rouge_l
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.generate import generate_outputs
-from ilf.models import LoadedModel, load_model, save_model
+from ilf.models import LoadedModel, load_model
 from ilf.records import Comparison, Output, Sample, write_records
 from ilf.schema import build
 from ilf.selection.embedding import EmbeddingSelector
@@ -168,20 +168,8 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         log.info("%s: recall %.3f, win rate %.3f", method, rows[method]["recall"], rows[method]["win_rate"])
 
     def sft(targets: list[str], name: str) -> LoadedModel:
-        from ilf.config import FinetuneConfig
-        from ilf.train.sft import build_trainer
-        from transformers.trainer_callback import PrinterCallback
-
         pairs = [{"prompt": world.policy_prompt(p), "completion": " " + t} for p, t in zip(posts, targets) if t.strip()]
-        finetune = FinetuneConfig(learning_rate=study.finetune_learning_rate, num_train_epochs=study.finetune_epochs,
-                                  per_device_train_batch_size=study.finetune_batch_size, max_length=None, logging_steps=10_000,
-                                  lr_scheduler_type="constant",
-                              # every world example has about the same length: nothing to gain from grouping
-                              trainer_args={"optim": "adamw_torch_fused", "train_sampling_strategy": "random"})
-        trainer = build_trainer(base_model, pairs, finetune, run_dir / ".work" / name, seed=rng_seed)
-        trainer.remove_callback(PrinterCallback)
-        trainer.train()
-        return _loaded(trainer.model, trainer.processing_class)
+        return finetune_world_policy(base, pairs, study, rng_seed, run_dir / ".work" / name)
 
     clock = time.perf_counter()
     methods = [m for m in ALL_METHODS if m in config.methods]
@@ -189,6 +177,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         record("before", generate_test(lm))
     if "best_of_n" in methods:
         record("best_of_n", generate_test(lm, config.best_of_n, "best-of-n"))
+    round_ = None
     if {"ilf", "ilf_best_of_n"} & set(methods):
         round_ = feedback_round(lm, posts, study, rng_seed, EmbeddingSelector(), config.seed)
         ilf_policy = sft(round_.embedding_pick, "ilf")
@@ -197,7 +186,9 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         if "ilf_best_of_n" in methods:
             record("ilf_best_of_n", generate_test(ilf_policy, config.best_of_n, "ilf best-of-n"))
     if "sft_initial" in methods:
-        initial = [t[0] for t in _texts(lm, [world.policy_prompt(p) for p in posts], 1, sampling, rng_seed, "initial")]
+        # the feedback round's initial summaries when it ran: same model, prompts, sampling and seed
+        initial = round_.initial if round_ is not None else [
+            t[0] for t in _texts(lm, [world.policy_prompt(p) for p in posts], 1, sampling, rng_seed, "initial")]
         record("sft_initial", generate_test(sft(initial, "sft_initial")))
     if "sft_reference" in methods:
         record("sft_reference", generate_test(sft([p.reference() for p in posts], "sft_reference")))
@@ -209,8 +200,7 @@ def run_compare(config: CompareConfig, run_dir: str | Path) -> dict[str, Any]:
         record("dpo", generate_test(load_model(ModelConfig(name_or_path=str(dpo_dir), device="cpu"))))
     if "rloo" in methods:
         rloo_dir = run_dir / ".work" / "rloo"
-        save_model(lm.model, lm.tokenizer, run_dir / ".work" / "rloo-start")
-        train_rloo(ModelConfig(name_or_path=str(run_dir / ".work" / "rloo-start"), device="cpu"),
+        train_rloo(base_model,
                    [world.policy_prompt(p) for p in posts], reward_dir,
                    RLOOTrainingConfig(learning_rate=config.rloo_learning_rate, num_generations=4, max_completion_length=study.max_new_tokens,
                                       per_device_train_batch_size=16, max_steps=config.rloo_steps, temperature=study.temperature,

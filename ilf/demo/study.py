@@ -104,8 +104,10 @@ def evaluate(lm: LoadedModel, posts: list[world.Post], config: StudyConfig, seed
     }
 
 
-def _finetune_and_evaluate(base: Path, pairs: list[dict[str, str]], test: list[world.Post], config: StudyConfig,
-                           seed: int, work: Path) -> dict[str, float]:
+def finetune_world_policy(base: Path, pairs: list[dict[str, str]], config: StudyConfig, seed: int, work: Path) -> LoadedModel:
+    """Fine-tune the world model on prompt/completion pairs with the study's settings."""
+    from transformers.trainer_callback import PrinterCallback
+
     from ilf.train.sft import build_trainer
 
     finetune = FinetuneConfig(learning_rate=config.finetune_learning_rate, num_train_epochs=config.finetune_epochs,
@@ -113,12 +115,10 @@ def _finetune_and_evaluate(base: Path, pairs: list[dict[str, str]], test: list[w
                               lr_scheduler_type="constant",
                               # every world example has about the same length: nothing to gain from grouping
                               trainer_args={"optim": "adamw_torch_fused", "train_sampling_strategy": "random"})
-    from transformers.trainer_callback import PrinterCallback
-
     trainer = build_trainer(ModelConfig(name_or_path=str(base), device="cpu"), pairs, finetune, work, seed=seed)
-    trainer.remove_callback(PrinterCallback)  # thirty fine-tunes: the study's own bar reports progress
+    trainer.remove_callback(PrinterCallback)  # many fine-tunes: the caller's own bar reports progress
     trainer.train()
-    return evaluate(_loaded(trainer.model, trainer.processing_class), test, config, seed)
+    return _loaded(trainer.model, trainer.processing_class)
 
 
 @dataclass
@@ -211,7 +211,8 @@ def run_seed(seed: int, base: Path, config: StudyConfig, test: list[world.Post],
         for method in TRAINED:
             pairs = [{"prompt": world.policy_prompt(p), "completion": " " + pick[method][i]}
                      for i, p in enumerate(posts[:size]) if pick[method][i].strip()]
-            rows[method] = _finetune_and_evaluate(base, pairs, test, config, rng_seed, work / f"seed{seed}-{size}-{method}")
+            tuned = finetune_world_policy(base, pairs, config, rng_seed, work / f"seed{seed}-{size}-{method}")
+            rows[method] = evaluate(tuned, test, config, seed)
             bar.update(1)
         results["sizes"][str(size)] = rows
     return results
