@@ -20,7 +20,7 @@ from ilf.schema import SchemaError  # noqa: E402
 
 log = logging.getLogger("ilf")
 
-STAGE_NAMES = ("data", "outputs", "feedback", "refine", "select", "finetune", "evaluate")
+STAGE_NAMES = ("data", "outputs", "feedback", "refine", "select", "comparisons", "reward", "finetune", "evaluate")
 
 
 def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -127,52 +127,65 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ilf import steps
     from ilf.evaluation import format_table
     from ilf.files import atomic_write_json
+    from ilf.metrics import get_metrics
     from ilf.records import Sample, read_records, write_records
     from ilf.tasks import get_task
 
     config = _config(args)
     model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
-    outputs, metrics = steps.evaluate_model(
-        model, read_records(args.samples, Sample), get_task(config.task), config.evaluation.sampling, config.seed, args.system
-    )
-    atomic_write_json(args.out, {"systems": {args.system: metrics}, "table": format_table({args.system: metrics})})
+    samples = read_records(args.samples, Sample)
+    outputs, metrics = steps.evaluation_outputs(model, samples, get_task(config.task), config.evaluation.sampling, config.seed, args.system)
+    scorers = get_metrics(config.evaluation.metrics)
+    for metric in scorers:
+        metrics.update(metric.score_outputs(None, samples, outputs))
+    columns = tuple(dict.fromkeys(k for m in scorers for k in m.columns)) or ("mean_words",)
+    table = format_table({args.system: metrics}, columns=columns)
+    atomic_write_json(args.out, {"systems": {args.system: metrics}, "table": table})
     if args.outputs_out:
         write_records(args.outputs_out, outputs)
-    print(format_table({args.system: metrics}))
+    print(table)
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from ilf.study import run_study
+
+    run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+    result = run_study(args.config, run_dir, args.overrides)
+    print(result["report"])
+    print(f"report: {run_dir / 'report.md'} (plot: report.png, every cell: cells.csv, cells.json; runs under {run_dir / 'cells'})")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ilf.demo.study import StudyConfig, quick_config, run_study
+    from importlib.resources import files
 
-    config = quick_config() if args.quick else StudyConfig()
+    config = files("ilf.studies") / ("demo_quick.yaml" if args.quick else "demo.yaml")
+    overrides = [f"pretraining.cache_dir={Path(args.run_dir).resolve() / 'cache'}", *args.overrides]
     if args.seeds is not None:
-        config.seeds = args.seeds
-    result = run_study(args.run_dir, config)
-    print(result["report"])
-    print(f"report: {Path(args.run_dir) / 'report.md'} (chart: report.png, every number: results.json)")
-    return 0
+        overrides.append(f"study.seeds={list(range(args.seeds))}")
+    args.config, args.overrides = str(config), overrides
+    return cmd_study(args)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from ilf.compare import DataCompareConfig, load_any_compare_config, run_data_compare
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from ilf.registry import ALL
 
-    config = load_any_compare_config(args.config)
-    run_dir = Path(args.run_dir or Path("runs") / config.name)
-    if isinstance(config, DataCompareConfig):
-        result = run_data_compare(config, run_dir)
-    else:
-        from ilf.demo.compare import run_compare
-
-        result = run_compare(config, run_dir)
-    print(result["report"])
-    print(f"report: {run_dir / 'compare.md'} (numbers: compare.json, Label Studio ranking import: labelstudio_ranking.json)")
+    for registry in ALL:
+        if args.kind and registry.kind.replace(" ", "_") != args.kind:
+            continue
+        print(f"{registry.kind}s ({registry.config_key}):")
+        for entry in registry.entries():
+            print(f"  {entry.name:20s} {entry.help}")
+        print()
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
-        for key, default, help_text in field_help():
+        from ilf.study import StudyConfig
+
+        for key, default, help_text in [*field_help(), *field_help(StudyConfig, "study.")]:
             print(f"{key:42s} {default:24s} {help_text}")
         return 0
     print(dump_config(_config(args)), end="")
@@ -198,21 +211,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", choices=STAGE_NAMES, help="Stop after this stage.")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("study", help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
+                       description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
+                       "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
+                       "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.")
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("demo", help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
-                       description="Train a tiny policy and refiner from scratch on a controlled world (cached), run one "
-                       "ILF round at 100 and 300 feedback samples against four baselines over several seeds, and print the table.")
-    p.add_argument("--run-dir", default="runs/demo", help="Where the models are cached and the report is written.")
+                       description="A packaged study of the facts world's plug-ins: train a tiny policy and refiner from scratch "
+                       "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds, print the report.")
+    p.add_argument("--run-dir", default="runs/demo", help="Where the models are cached and the cells and report are written.")
     p.add_argument("--seeds", type=int, help="Number of seeds (default 3).")
     p.add_argument("--quick", action="store_true", help="A reduced study (one seed, 100 samples, short pretraining) for CI.")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="Override a value of the demo's study config (study.* or any run key).")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("compare", help="ILF against the ranking-RLHF baselines on one evaluation (offline study).",
-                       description="Train and evaluate the methods a compare config names (ilf, sft_initial, sft_reference, "
-                       "best_of_n, dpo, rloo, ilf_best_of_n) on the same samples; print one table.")
-    p.add_argument("config", help="Compare config: experiments/compare_offline.yaml (controlled study) or "
-                   "experiments/compare_slf5k_100.yaml (a dataset and real models).")
-    p.add_argument("--run-dir", help="Where models and the report go (default runs/<name>).")
-    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("compare", help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
+                       description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
+                       "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.")
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("plugins", help="List the registered plug-ins of every kind with their help.")
+    p.add_argument("kind", nargs="?", choices=("data_loader", "task", "feedback_source", "selector", "metric", "method"),
+                   help="Only this kind.")
+    p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("status", help="Show which stages of a run directory are up to date for a config.")
     _add_config_args(p, required=True)
@@ -232,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", required=True, help="Samples JSONL.")
     p.add_argument("--refinements", required=True, help="Refinements JSONL from `ilf refine`.")
     p.add_argument("--out", required=True, help="Selections JSONL to write.")
-    p.add_argument("--method", help="Override selection.method (embedding, instruct_rm, random, oracle_rouge).")
+    p.add_argument("--method", help="Override selection.method: a registered selector (`ilf plugins selector`) or module.path:Class.")
     _add_config_args(p)
     p.set_defaults(func=cmd_select)
 

@@ -17,6 +17,11 @@ import yaml
 
 from ilf.schema import SchemaError, build
 
+# Keys whose relative values in a config file name files, resolved against the file's folder.
+PATH_KEYS = ("data.path", "data.eval_path", "feedback.path", "selection.embedder", "selection.reward_model",
+             "pretraining.cache_dir", "policy.name_or_path", "refiner.name_or_path", "reward.model.name_or_path",
+             "selection.judge.name_or_path")
+
 
 class ConfigError(SchemaError):
     """A config that does not fit the schema; names the file and the dotted key."""
@@ -58,7 +63,7 @@ class TaskConfig:
 
 @dataclass
 class DataConfig:
-    loader: str = _f("slf5k", "slf5k, jsonl or csv.")
+    loader: str = _f("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
     path: str = _f("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
     split: str = _f("train", "Split the feedback round uses.")
     limit: int | None = _f(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
@@ -74,11 +79,12 @@ class DataConfig:
 
 @dataclass
 class FeedbackConfig:
-    source: str = _f("dataset", "dataset (each sample's feedback field), file, or labelstudio.")
+    source: str = _f("dataset", "A registered feedback source (`ilf plugins`: dataset, file, labelstudio, simulated) or module.path:Class.")
     path: str | None = _f(None, "Feedback JSONL when source is file.")
     project: str | None = _f(None, "Label Studio project title when source is labelstudio (pulled on every run).")
     url: str | None = _f(None, "Label Studio URL; default LABEL_STUDIO_URL or the local `ilf labelstudio serve`.")
     data_dir: str | None = _f(None, "Data directory of the local Label Studio server, if not the default.")
+    comparisons_per_sample: int = _f(4, "Policy samples per training sample that a simulated source compares pairwise.")
 
 
 @dataclass
@@ -92,6 +98,25 @@ class SamplingConfig:
     max_resamples: int = _f(3, "Extra attempts for outputs that are empty or duplicates after post-processing.")
     share_prompt: bool = _f(True, "Encode each prompt once and share its keys and values across its samples (decoder-only models).")
 
+    def __post_init__(self) -> None:
+        # Checked when the config loads, not when generation reaches the bad value minutes later.
+        if self.temperature <= 0 and self.do_sample:
+            raise SchemaError(None, None, "temperature", f"must be > 0 when do_sample is true, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise SchemaError(None, None, "top_p", f"must be in (0, 1], got {self.top_p}")
+        for name in ("max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SchemaError(None, None, name, f"must be at least 1, got {getattr(self, name)}")
+        if self.max_resamples < 0:
+            raise SchemaError(None, None, "max_resamples", f"must be >= 0, got {self.max_resamples}")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise SchemaError(None, None, "max_prompt_tokens", f"must be at least 1, got {self.max_prompt_tokens}")
+
+
+@dataclass
+class OutputsConfig:
+    sampling: SamplingConfig = _f(help="How the policy's initial outputs (the ones people critique) are sampled.", factory=SamplingConfig)
+
 
 @dataclass
 class RefineConfig:
@@ -99,10 +124,14 @@ class RefineConfig:
     use_feedback: bool = _f(True, "false gives the ablation that refines without seeing the feedback.")
     sampling: SamplingConfig = _f(help="How refinements are sampled.", factory=SamplingConfig)
 
+    def __post_init__(self) -> None:
+        if self.num_candidates < 1:
+            raise SchemaError(None, None, "num_candidates", f"must be at least 1, got {self.num_candidates}")
+
 
 @dataclass
 class SelectionConfig:
-    method: str = _f("embedding", "embedding, instruct_rm, random or oracle_rouge: picks the candidate.")
+    method: str = _f("embedding", "The selector that picks the candidate: a registered one (`ilf plugins`) or module.path:Class.")
     also_score: list[str] = _f(help="Further selectors whose scores are recorded for analysis.", factory=list)
     embedder: str | None = _f(None, "Sentence-transformers model; default the offline MiniLM when installed.")
     judge: ModelConfig | None = _f(None, "Causal LM for instruct_rm; default the refiner.")
@@ -121,7 +150,8 @@ class LoraConfig:
 
 @dataclass
 class FinetuneConfig:
-    target: str = _f("selected", "selected (ILF), initial (initial outputs) or reference (human summaries).")
+    target: str = _f("selected", "selected (ILF), initial (initial outputs) or reference (human summaries); methods set it.")
+    train_samples: int | None = _f(None, "Train on the first N samples of the round only (a study's nested sizes share one round).")
     learning_rate: float = _f(1e-5, "Peak learning rate.")
     num_train_epochs: float = _f(1.0, "Epochs over the training pairs.")
     per_device_train_batch_size: int = _f(8, "Batch size per device.")
@@ -142,21 +172,84 @@ class EvaluationConfig:
         factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
     )
     include_base: bool = _f(True, "Also evaluate the policy before fine-tuning, for the delta.")
+    metrics: list[str] = _f(help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.",
+                            factory=lambda: ["rouge"])
+
+
+@dataclass
+class WorldConfig:
+    preference: str = _f("cued", "cued: the salient facts are marked in the post (the demo's world).")
+    annotator_noise: float = _f(0.1, "Share of the simulated annotator's feedback that is unhelpful or misleading.")
+    test_posts: int = _f(500, "Held-out posts of the facts world (data.eval_limit overrides).")
+    test_seed: int = _f(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = _f(1500, "Optimizer steps.")
+    batch_size: int = _f(64, "Examples per step.")
+    learning_rate: float = _f(2e-3, "Peak learning rate (warm-up, cosine decay to a tenth).")
+    examples: int = _f(24_000, "Training examples drawn from posts the studies never see.")
+    hidden_size: int = _f(128, "Width of the Llama-style decoder.")
+    layers: int = _f(3, "Decoder layers.")
+    heads: int = _f(4, "Attention heads.")
+    policy_share: float = _f(0.4, "Share of summarisation examples (the rest teach refinement).")
+    no_feedback_share: float = _f(0.1, "Share of refinement examples without feedback.")
+    annotator_noise: float = _f(0.1, "Noise of the annotator that writes the refinement examples' feedback.")
+    seed: int = _f(1234, "Seed of the weights and the examples.")
+    cache_dir: str = _f("runs/cache", "Where pretrained models are kept, one folder per settings.")
+
+
+@dataclass
+class RewardConfig:
+    model: ModelConfig | None = _f(None, "The reward model's base (a one-logit head is added); default the policy.")
+    lora: LoraConfig | None = _f(None, "Train the reward model as a LoRA adapter (merged when saved).")
+    learning_rate: float = _f(1e-5, "Peak learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs over the comparisons.")
+    per_device_train_batch_size: int = _f(8, "Pairs per batch.")
+    validation_share: float = _f(0.1, "Share of comparisons held out to report the reward model's accuracy.")
+    best_of_n: int = _f(16, "Samples per prompt for the best-of-N methods.")
+    score_batch_size: int = _f(16, "Texts per forward pass when scoring.")
+
+
+@dataclass
+class DPOConfig:
+    learning_rate: float = _f(5e-7, "Peak learning rate.")
+    beta: float = _f(0.1, "KL strength.")
+    num_train_epochs: float = _f(1.0, "Epochs over the comparisons.")
+    per_device_train_batch_size: int = _f(8, "Pairs per batch.")
+
+
+@dataclass
+class RLOOConfig:
+    max_steps: int = _f(200, "Optimizer steps.")
+    learning_rate: float = _f(1e-6, "Peak learning rate.")
+    num_generations: int = _f(4, "Samples per prompt (the leave-one-out baseline needs at least 2).")
+    per_device_train_batch_size: int = _f(8, "Prompts per batch.")
 
 
 @dataclass
 class RunConfig:
     name: str = _f("ilf", "A name for the run.")
     seed: int = _f(0, "Seed for sampling and training.")
+    method: str = _f("ilf", "What the policy is trained on, and how: a registered method (`ilf plugins`) or module.path:Class.")
     task: TaskConfig = _f(help="What the model does and how its outputs are cleaned.", factory=TaskConfig)
     data: DataConfig = _f(help="Where samples come from.", factory=DataConfig)
     feedback: FeedbackConfig = _f(help="Where feedback comes from.", factory=FeedbackConfig)
     policy: ModelConfig = _f(help="The model being trained.", factory=ModelConfig)
     refiner: ModelConfig | None = _f(None, "The model that writes refinements; default the policy.")
+    outputs: OutputsConfig = _f(help="The policy's initial outputs, the ones feedback is about.", factory=OutputsConfig)
     refine: RefineConfig = _f(help="Refinement generation.", factory=RefineConfig)
     selection: SelectionConfig = _f(help="How one refinement is chosen per sample.", factory=SelectionConfig)
     finetune: FinetuneConfig = _f(help="Supervised fine-tuning of the policy.", factory=FinetuneConfig)
     evaluation: EvaluationConfig = _f(help="Held-out evaluation.", factory=EvaluationConfig)
+    reward: RewardConfig = _f(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
+    dpo: DPOConfig = _f(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
+    rloo: RLOOConfig = _f(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
+    world: WorldConfig = _f(help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).",
+                            factory=WorldConfig)
+    pretraining: PretrainConfig | None = _f(
+        None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model.")
 
     @property
     def refiner_model(self) -> ModelConfig:
@@ -212,23 +305,58 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML config, its relative file paths resolved against its folder."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, None, "no such config file") from None
+    except UnicodeDecodeError as err:
+        line = Path(path).read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(path, line, None, f"not valid UTF-8 (byte 0x{err.object[err.start]:02x})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(path, line, None, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(path, None, None, "the top level must be a mapping")
+    # YAML anchors share one object between keys; a copy keeps --set on one key from changing both.
+    raw = json.loads(json.dumps(loaded or {}))
+    resolve_relative_paths(raw, Path(path).resolve().parent)
+    return raw
+
+
+def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Make the file paths of a config file independent of the folder ``ilf`` runs in.
+
+    A value is taken as relative to the config's folder when it says so (``./``, ``../``) or when
+    it exists there; anything else (a hub id such as ``Qwen/Qwen2.5-1.5B``) stays as written.
+    """
+    for dotted in PATH_KEYS:
+        *parents, leaf = dotted.split(".")
+        node: Any = raw
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(leaf), str):
+            continue
+        value = node[leaf]
+        if value.startswith("~"):
+            node[leaf] = str(Path(value).expanduser())
+        elif not Path(value).is_absolute() and ":" not in value and (
+            value.startswith(("./", "../")) or (folder / value).exists()
+        ):
+            node[leaf] = str((folder / value).resolve())
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from the defaults), apply overrides and validate."""
-    raw: dict[str, Any] = {}
-    source = "<defaults>"
-    if path is not None:
-        source = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(path, None, None, "no such config file") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise ConfigError(path, line, None, f"not valid YAML: {getattr(err, 'problem', err)}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(path, None, None, "the top level must be a mapping")
-        raw = loaded or {}
+    raw: dict[str, Any] = read_config_file(path) if path is not None else {}
+    return build_config(raw, str(path) if path is not None else "<defaults>", overrides)
+
+
+def build_config(raw: dict[str, Any], source: str, overrides: list[str] | None = None) -> RunConfig:
     if overrides:
         raw = apply_overrides(raw, overrides)
         source += " (with --set)"

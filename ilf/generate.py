@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import torch
-from tqdm.auto import tqdm
 
 from ilf import shared_prefix
+from ilf.progress import progress
 from ilf.config import ModelConfig, SamplingConfig
 from ilf.models import LoadedModel, load_model
 from ilf.tasks import Task
@@ -187,7 +187,7 @@ def generate_outputs(
     stats = GenerationStats()
     results: dict[int, list[str]] = {}
     started = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=desc, unit="prompt", disable=None)
+    bar = progress(len(todo), desc, unit="prompt")
     draws = num_outputs if sampling.do_sample else 1  # a greedy decoder gives one text: draw it once, repeat it
     for number, batch in enumerate(_batches(todo, sampler.batch_size or sampling.batch_size)):
         raw, tokens = sampler.sample([prompts[i] for i in batch], draws, sampling, seed * 1_000_003 + number)

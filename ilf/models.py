@@ -18,11 +18,17 @@ from typing import Any
 import torch
 
 from ilf.config import ModelConfig
+from ilf.errors import IlfError
 
 log = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny:"
 TINY_ARCHS = ("gpt2", "llama", "t5")
+_LOAD_HINT = f"give the path of a local model folder, or {TINY_PREFIX}gpt2 for a small random model"
+
+
+class ModelLoadError(IlfError):
+    """A model that cannot be loaded: a local path that does not exist, or a hub id that cannot be fetched."""
 
 
 @dataclass
@@ -131,8 +137,31 @@ def _is_encoder_decoder(name_or_path: str, trust_remote_code: bool) -> bool:
     return bool(getattr(AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), "is_encoder_decoder", False))
 
 
-def load_model(config: ModelConfig, for_training: bool = False) -> LoadedModel:
-    """Load model and tokenizer on the configured device and dtype, in eval mode unless training."""
+def _looks_like_path(name: str) -> bool:
+    # A hub id is "name" or "owner/name" and cannot start with "." or "~"; anything else can only
+    # have been meant as a folder on disk.
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _load_error(name: str, field: str, err: OSError) -> ModelLoadError:
+    """A one-line error for a model transformers could not load, in place of its multi-line one."""
+    from huggingface_hub import constants
+
+    local = Path(name).expanduser()
+    if not local.exists() and not _looks_like_path(name) and getattr(constants, "HF_HUB_OFFLINE", False):
+        reason = "no such local folder, and the Hugging Face hub is offline (HF_HUB_OFFLINE=1) with no cached copy"
+    else:
+        lines = str(err).strip().splitlines()
+        reason = lines[0] if lines else type(err).__name__
+    return ModelLoadError(f"{field}: cannot load model {name!r}: {reason}; {_LOAD_HINT}")
+
+
+def load_model(config: ModelConfig, for_training: bool = False, *, field: str = "name_or_path") -> LoadedModel:
+    """Load model and tokenizer on the configured device and dtype, in eval mode unless training.
+
+    ``field`` is the config key the model name came from (e.g. ``policy.name_or_path``); a model
+    that cannot be loaded raises ModelLoadError naming it.
+    """
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     device = resolve_device(config.device)
@@ -142,15 +171,26 @@ def load_model(config: ModelConfig, for_training: bool = False) -> LoadedModel:
         model, tokenizer = tiny_model(name[len(TINY_PREFIX):], config.seed)
         model = model.to(dtype)
     else:
-        if config.kind == "auto":
-            seq2seq = _is_encoder_decoder(name, config.trust_remote_code)
-        elif config.kind in ("causal", "seq2seq"):
-            seq2seq = config.kind == "seq2seq"
-        else:
+        local = Path(name).expanduser()
+        if not local.exists() and _looks_like_path(name):
+            # Checked here because transformers would take the path for a hub id and complain
+            # about its characters, which hides that the folder is simply missing.
+            expanded = f" ({local})" if name.startswith("~") else ""
+            raise ModelLoadError(f"{field}: cannot load model {name!r}: path does not exist{expanded}; {_LOAD_HINT}")
+        # transformers does not expand "~"; a folder that exists after expansion is what was meant.
+        source = str(local) if name.startswith("~") else name
+        if config.kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"kind: expected auto, causal or seq2seq, got {config.kind!r}")
-        model_cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-        model = model_cls.from_pretrained(name, dtype=dtype, trust_remote_code=config.trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+        try:
+            if config.kind == "auto":
+                seq2seq = _is_encoder_decoder(source, config.trust_remote_code)
+            else:
+                seq2seq = config.kind == "seq2seq"
+            model_cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+            model = model_cls.from_pretrained(source, dtype=dtype, trust_remote_code=config.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
+        except OSError as err:
+            raise _load_error(name, field, err) from err
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     if tokenizer.pad_token is None:
         # Decoder-only checkpoints often ship without a pad token; eos is the usual stand-in.

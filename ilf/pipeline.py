@@ -1,13 +1,22 @@
-"""One ILF round as stages over a run directory.
+"""One run: a method's stages over a run directory.
 
-    data -> outputs -> feedback -> refine -> select -> finetune -> evaluate
+The stage table below is the only place that says what each stage reads, writes and does:
 
-Each stage writes its outputs atomically, then a marker holding its fingerprint: a hash of the
-config sections it reads and of the previous stage's fingerprint. Rerunning skips a stage whose
-marker matches and whose outputs exist, so changing ``selection.method`` reruns selection,
-fine-tuning and evaluation and nothing before. Generation stages journal each finished batch, so a
-run killed half-way resumes without repeating or losing samples. ``--from`` forces a stage and all
-after it; ``--until`` stops after a stage (to collect feedback on the outputs, say).
+    data -> outputs -> feedback -> refine -> select -> finetune -> evaluate     (ILF)
+    data -> comparisons -> reward -> finetune | best-of-N -> evaluate           (ranking RLHF)
+
+A run executes the stages its method needs (``method: ilf`` the first row; ``sft_reference``
+only data, finetune and evaluate) plus those its metrics need. Each stage writes its outputs
+atomically, then a marker holding its fingerprint: a hash of the config sections it reads and of
+the fingerprints of the stages it reads from. Rerunning skips a stage whose marker matches and
+whose outputs exist, so changing ``selection.method`` reruns selection, fine-tuning and
+evaluation and nothing before. Generation stages journal each finished batch, so a run killed
+half-way resumes without repeating or losing samples. ``--from`` forces a stage and all after it;
+``--until`` stops after a stage (to collect feedback on the outputs, say).
+
+With a ``shared`` folder (a study gives its cells one), a finished stage is also published there
+under its fingerprint, and a run whose stage has the same fingerprint links the files instead of
+computing them: one seed's outputs, feedback and refinements serve every method and size.
 """
 
 from __future__ import annotations
@@ -16,78 +25,34 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ilf import steps
-from ilf.config import RunConfig, dump_config, fingerprint
+from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
 from ilf.data import load_eval, load_train
 from ilf.evaluation import format_table
-from ilf.files import DirectoryLock, Journal, atomic_write_json, atomic_write_text
-from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records
+from ilf.feedback import get_source
+from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text
+from ilf.metrics import get_metrics
+from ilf.methods import Method, get_method
+from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
 from ilf.tasks import get_task
 
 log = logging.getLogger(__name__)
-
-STAGES = ("data", "outputs", "feedback", "refine", "select", "finetune", "evaluate")
 
 
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def samples(self) -> Path:
-        return self.root / "samples.jsonl"
-
-    @property
-    def eval_samples(self) -> Path:
-        return self.root / "eval_samples.jsonl"
-
-    @property
-    def dataset_feedback(self) -> Path:
-        return self.root / "dataset_feedback.jsonl"
-
-    @property
-    def comparisons(self) -> Path:
-        return self.root / "comparisons.jsonl"
-
-    @property
-    def labelstudio_feedback(self) -> Path:
-        return self.root / "labelstudio_feedback.jsonl"
-
-    @property
-    def outputs(self) -> Path:
-        return self.root / "outputs.jsonl"
-
-    @property
-    def feedback(self) -> Path:
-        return self.root / "feedback.jsonl"
-
-    @property
-    def refinements(self) -> Path:
-        return self.root / "refinements.jsonl"
-
-    @property
-    def selected(self) -> Path:
-        return self.root / "selected.jsonl"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def eval_outputs(self) -> Path:
-        return self.root / "eval_outputs.jsonl"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
+    def __getattr__(self, name: str) -> Path:
+        if name in FILES:
+            return self.root / FILES[name]
+        raise AttributeError(name)
 
     @property
     def state(self) -> Path:
@@ -100,6 +65,36 @@ class RunPaths:
         return Journal(self.state / "partial" / f"{stage}{part}-{fp}.jsonl")
 
 
+# What a run directory holds; RunPaths(root).<key> is the path.
+FILES = {
+    "config": "config.yaml",
+    "samples": "samples.jsonl",
+    "eval_samples": "eval_samples.jsonl",
+    "dataset_feedback": "dataset_feedback.jsonl",
+    "dataset_comparisons": "dataset_comparisons.jsonl",
+    "labelstudio_feedback": "labelstudio_feedback.jsonl",
+    "outputs": "outputs.jsonl",
+    "feedback": "feedback.jsonl",
+    "refinements": "refinements.jsonl",
+    "selected": "selected.jsonl",
+    "comparisons": "comparisons.jsonl",
+    "reward_model": "reward_model",
+    "model": "model",
+    "eval_outputs": "eval_outputs.jsonl",
+    "metrics": "metrics.json",
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    after: tuple[str, ...]  # stages whose outputs it reads (besides the method's, for finetune)
+    reads: str  # the config it reads, for the docs and `ilf status`
+    writes: tuple[str, ...]  # keys of FILES
+    inputs: Callable[["Pipeline"], list[Any]]  # the config values its fingerprint covers
+    run: Callable[["Pipeline", str], dict[str, Any]]
+
+
 def _local_files_digest(path: str | None) -> list[Any]:
     """Size and mtime of local input files, so editing the data reruns the stages that read it."""
     if not path:
@@ -109,77 +104,276 @@ def _local_files_digest(path: str | None) -> list[Any]:
     return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
 
 
+# ----- the stages --------------------------------------------------------------------------------
+
+
+def _data(run: "Pipeline", fp: str) -> dict[str, Any]:
+    train = load_train(run.config)
+    held_out = load_eval(run.config)
+    if not train.samples:
+        raise ValueError(f"data: no samples in split {run.config.data.split!r} of {run.config.data.path}")
+    run.replacing("data")
+    write_records(run.paths.samples, train.samples)
+    write_records(run.paths.eval_samples, held_out.samples)
+    write_records(run.paths.dataset_feedback, train.feedback)
+    write_records(run.paths.dataset_comparisons, train.comparisons)
+    return {"samples": len(train.samples), "eval_samples": len(held_out.samples),
+            "dataset_feedback": len(train.feedback), "dataset_comparisons": len(train.comparisons)}
+
+
+def _outputs(run: "Pipeline", fp: str) -> dict[str, Any]:
+    c = run.config
+    outputs, stats = steps.initial_outputs(run.samples(), run.task, run.policy, c.outputs.sampling, c.seed,
+                                           run.paths.journal("outputs", fp))
+    run.replacing("outputs")
+    write_records(run.paths.outputs, outputs)
+    return stats
+
+
+def _feedback(run: "Pipeline", fp: str) -> dict[str, Any]:
+    samples = run.samples()
+    ids = {s.id for s in samples}
+    feedback, origin = run.feedback_source.collect(run)
+    unknown = [f for f in feedback if f.sample_id not in ids]
+    empty = [f for f in feedback if f.sample_id in ids and not (f.text or "").strip()]
+    kept = [f for f in feedback if f.sample_id in ids and (f.text or "").strip()]
+    if not kept:
+        raise ValueError(f"{origin}: no feedback for any of the {len(samples)} samples of this run")
+    if empty:
+        log.warning("feedback: %d of %d records are empty and were skipped (%s)", len(empty), len(feedback), origin)
+    run.replacing("feedback")
+    write_records(run.paths.feedback, kept)
+    return {"feedback": len(kept), "skipped_empty": len(empty), "skipped_other_samples": len(unknown),
+            "samples_with_feedback": len({f.sample_id for f in kept}), "samples_without_feedback": len(ids - {f.sample_id for f in kept})}
+
+
+def _refine(run: "Pipeline", fp: str) -> dict[str, Any]:
+    c = run.config
+    records, stats = steps.refine(run.samples(), read_records(run.paths.outputs, Output), read_records(run.paths.feedback, Feedback),
+                                  run.task, run.refiner, c.refine, c.seed, run.paths.journal("refine", fp))
+    run.replacing("refine")
+    write_records(run.paths.refinements, records)
+    return stats
+
+
+def _select(run: "Pipeline", fp: str) -> dict[str, Any]:
+    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements),
+                                                 run.config.selection, run.refiner, run.task)
+    run.replacing("select")
+    write_records(run.paths.selected, selections)
+    return stats
+
+
+def _comparisons(run: "Pipeline", fp: str) -> dict[str, Any]:
+    comparisons = run.feedback_source.compare(run, fp)
+    if not comparisons:
+        raise ValueError(f"comparisons: feedback source {run.config.feedback.source!r} gave no comparisons for the ranking methods")
+    run.replacing("comparisons")
+    write_records(run.paths.comparisons, comparisons)
+    return {"comparisons": len(comparisons), "ties": sum(c.preferred == "tie" for c in comparisons)}
+
+
+def _reward(run: "Pipeline", fp: str) -> dict[str, Any]:
+    """A reward model on the training samples' comparisons, a share held out for its accuracy."""
+    import random
+
+    from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model
+
+    c = run.config
+    pairs = preference_pairs(run.task, run.training_samples(), run.comparisons())
+    random.Random(c.seed).shuffle(pairs)
+    cut = len(pairs) - int(len(pairs) * c.reward.validation_share)
+    run.replacing("reward")
+    metrics = train_reward_model(
+        run._resolve(c.reward.model) if c.reward.model else run.policy, pairs[:cut],
+        RewardTrainingConfig(learning_rate=c.reward.learning_rate, num_train_epochs=c.reward.num_train_epochs,
+                             per_device_train_batch_size=c.reward.per_device_train_batch_size, max_length=c.finetune.max_length,
+                             lora=c.reward.lora, seed=c.seed),
+        run.paths.reward_model, eval_pairs=pairs[cut:] or None,
+    )
+    return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
+
+
+def _finetune(run: "Pipeline", fp: str) -> dict[str, Any]:
+    run.replacing("finetune")
+    metrics = run.method.train(run)
+    return {k: v for k, v in metrics.items() if k != "loss_history"}
+
+
+def _evaluate(run: "Pipeline", fp: str) -> dict[str, Any]:
+    c = run.config
+    samples = read_records(run.paths.eval_samples, Sample)
+    if not samples:
+        raise ValueError(f"evaluate: the evaluation split {c.data.eval_split!r} has no samples")
+    systems = run.method.systems(run)
+    table: dict[str, Any] = {}
+    all_outputs: list[Output] = []
+    for system, model in systems.items():
+        outputs, metrics = run.method.generate(run, model, samples, system, run.paths.journal("evaluate", fp, f"-{system}"))
+        for metric in run.metrics:
+            metrics.update(metric.score_outputs(run, samples, outputs))
+        all_outputs.extend(outputs)
+        table[system] = metrics
+    round_metrics: dict[str, Any] = {}
+    for metric in run.metrics:
+        round_metrics.update(metric.score_round(run))
+    run.replacing("evaluate")
+    write_records(run.paths.eval_outputs, all_outputs)
+    primary = run.method.primary_system(systems)
+    columns = tuple(dict.fromkeys(k for m in run.metrics for k in m.columns))
+    result = {"run": c.name, "method": c.method, "seed": c.seed, "finetune_target": c.finetune.target,
+              "selection": c.selection.method, "eval_split": c.data.eval_split, "primary": primary,
+              "systems": table, "round": round_metrics, "table": format_table(table, columns=columns or ("mean_words",))}
+    atomic_write_json(run.paths.metrics, result)
+    return {system: {k: m[k] for k in columns if k in m} for system, m in table.items()}
+
+
+def _data_inputs(run: "Pipeline") -> list[Any]:
+    c = run.config
+    loader_inputs = run.loader_inputs()
+    return [c.data, _local_files_digest(c.data.path), _local_files_digest(c.data.eval_path), *loader_inputs]
+
+
+def _finetune_inputs(run: "Pipeline") -> list[Any]:
+    c = run.config
+    return [run.method.fingerprint_inputs(c), c.policy, c.pretraining, c.finetune, c.task, c.seed]
+
+
+STAGE_TABLE: tuple[Stage, ...] = (
+    Stage("data", (), "data.* (a registered loader: SLF5K, JSONL/CSV with a field mapping, the facts world)",
+          ("samples", "eval_samples", "dataset_feedback", "dataset_comparisons"), _data_inputs, _data),
+    Stage("outputs", ("data",), "policy, outputs.sampling: the policy writes outputs for samples that lack one",
+          ("outputs",), lambda r: [r.config.policy, r.config.pretraining, r.config.task, r.config.outputs.sampling, r.config.seed],
+          _outputs),
+    Stage("feedback", ("outputs",), "feedback.source: dataset, file, labelstudio, simulated, or your own",
+          ("feedback",), lambda r: [r.config.feedback.source, r.feedback_source.fingerprint_inputs(r)], _feedback),
+    Stage("refine", ("feedback",), "refiner, refine.*: N candidates with (or without) the feedback",
+          ("refinements",), lambda r: [r.config.refiner_model, r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
+          _refine),
+    Stage("select", ("refine",), "selection.*: a registered selector picks one candidate, the others score",
+          ("selected",), lambda r: [r.config.selection, r.refiner if r.uses_judge() else None], _select),
+    Stage("comparisons", ("data",), "feedback.source: the dataset's comparisons, or the simulated annotator's",
+          ("comparisons",), lambda r: [r.config.feedback.source, r.feedback_source.comparison_inputs(r)], _comparisons),
+    Stage("reward", ("comparisons",), "reward.*: a reward model trained on the comparisons",
+          ("reward_model",), lambda r: [r.config.reward, r.config.policy, r.config.pretraining, r.config.finetune.max_length,
+                                         r.config.finetune.train_samples, r.config.task, r.config.seed], _reward),
+    Stage("finetune", (), "method, finetune.* (and dpo.*, rloo.*): the policy trained on the method's targets",
+          ("model",), _finetune_inputs, _finetune),
+    Stage("evaluate", (), "evaluation.*: the method's systems on the held-out split, scored by every metric",
+          ("eval_outputs", "metrics"), lambda r: [r.config.method, r.config.evaluation, r.config.policy, r.config.pretraining,
+                                                  r.config.task, r.config.reward.best_of_n, r.config.seed], _evaluate),
+)
+STAGES: tuple[str, ...] = tuple(stage.name for stage in STAGE_TABLE)
+_BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
+
+
 class Pipeline:
-    def __init__(self, config: RunConfig, run_dir: str | Path) -> None:
-        self.config = config
+    def __init__(self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> None:
+        self.method: Method = get_method(config.method)
+        self.config = self.method.configure(config)
         self.paths = RunPaths(Path(run_dir))
-        self.task = get_task(config.task)
-        self._stage_fns: dict[str, Callable[[str], dict[str, Any]]] = {
-            "data": self._data,
-            "outputs": self._outputs,
-            "feedback": self._feedback,
-            "refine": self._refine,
-            "select": self._select,
-            "finetune": self._finetune,
-            "evaluate": self._evaluate,
-        }
+        self.shared = Path(shared) if shared is not None else None
+        self.task = get_task(self.config.task)
+        self.feedback_source = get_source(self.config.feedback.source)
+        self.metrics = get_metrics(self.config.evaluation.metrics)
+        self.stages = self._needed_stages()
+        self._policy: ModelConfig | None = None
+
+    # ----- models ------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> ModelConfig:
+        """The policy as configured, with ``pretrained`` resolved to the pretraining section's model."""
+        if self._policy is None:
+            self._policy = self._resolve(self.config.policy)
+        return self._policy
+
+    @property
+    def refiner(self) -> ModelConfig:
+        return self._resolve(self.config.refiner_model)
+
+    def _resolve(self, model: ModelConfig) -> ModelConfig:
+        if model.name_or_path != "pretrained":
+            return model
+        if self.config.pretraining is None:
+            raise ValueError("policy.name_or_path: 'pretrained' names the model of the pretraining section, which is not set")
+        from ilf.demo.models import pretrained_model
+
+        return dataclasses.replace(model, name_or_path=str(pretrained_model(self.config.pretraining)))
+
+    def trained(self, path: Path) -> ModelConfig:
+        """A model this run trained: the policy's settings, loaded from ``path`` in this process."""
+        return dataclasses.replace(self.policy, name_or_path=str(path), adapter=None, backend="local")
+
+    # ----- records -----------------------------------------------------------------------------
+
+    def samples(self) -> list[Sample]:
+        return read_records(self.paths.samples, Sample)
+
+    def training_samples(self) -> list[Sample]:
+        """The first ``finetune.train_samples`` samples: the nested subset this run trains on."""
+        samples = self.samples()
+        limit = self.config.finetune.train_samples
+        if limit is not None and limit > len(samples):
+            raise ValueError(f"finetune.train_samples: {limit} is more than the {len(samples)} samples of the round")
+        return samples if limit is None else samples[:limit]
+
+    def comparisons(self) -> list[Comparison]:
+        keep = {s.id for s in self.training_samples()}
+        return [c for c in read_records(self.paths.comparisons, Comparison) if c.sample_id in keep]
+
+    def selections(self) -> list[Selection]:
+        return read_records(self.paths.selected, Selection)
+
+    def uses_judge(self) -> bool:
+        return "instruct_rm" in (self.config.selection.method, *self.config.selection.also_score)
+
+    def loader_inputs(self) -> list[Any]:
+        from ilf.data import loader_fingerprint_inputs
+
+        return loader_fingerprint_inputs(self.config)
 
     # ----- bookkeeping -------------------------------------------------------------------------
 
-    def stage_inputs(self, stage: str) -> list[Any]:
-        c = self.config
-        if stage == "data":
-            return [c.data, _local_files_digest(c.data.path), _local_files_digest(c.data.eval_path)]
-        if stage == "outputs":
-            return [c.policy, c.task, c.refine.sampling, c.seed]
-        if stage == "feedback":
-            pulled = str(self.paths.labelstudio_feedback) if c.feedback.source == "labelstudio" else None
-            return [c.feedback, _local_files_digest(c.feedback.path), _local_files_digest(pulled)]
-        if stage == "refine":
-            return [c.refiner_model, c.refine, c.task, c.seed]
-        if stage == "select":
-            uses_judge = "instruct_rm" in (c.selection.method, *c.selection.also_score)
-            return [c.selection, c.refiner_model if uses_judge else None]
+    def _needed_stages(self) -> tuple[str, ...]:
+        wanted = set(self.method.stages(self.config)) | {"data", "evaluate"}
+        for metric in self.metrics:
+            wanted |= set(metric.needs)
+        if self.method.trains:
+            wanted.add("finetune")
+        for stage in STAGE_TABLE[::-1]:  # close over what the wanted stages read
+            if stage.name in wanted:
+                wanted |= set(stage.after)
+        return tuple(s for s in STAGES if s in wanted)
+
+    def after(self, stage: str) -> tuple[str, ...]:
         if stage == "finetune":
-            return [c.policy, c.finetune, c.task, c.seed]
+            return self.method.train_after(self.config)
         if stage == "evaluate":
-            return [c.evaluation, c.policy, c.task, c.seed]
-        raise KeyError(stage)
+            return tuple(s for s in self.stages if s != "evaluate")
+        return _BY_NAME[stage].after
 
     def fingerprints(self) -> dict[str, str]:
-        chain: dict[str, str] = {}
-        previous = ""
-        for stage in STAGES:
-            previous = chain[stage] = fingerprint(previous, stage, *self.stage_inputs(stage))
-        return chain
+        fps: dict[str, str] = {}
+        for stage in self.stages:
+            upstream = [fps[s] for s in self.after(stage) if s in fps]
+            fps[stage] = fingerprint(stage, upstream, *_BY_NAME[stage].inputs(self))
+        return fps
 
     def stage_outputs(self, stage: str) -> list[Path]:
-        p = self.paths
-        return {
-            "data": [p.samples, p.eval_samples, p.dataset_feedback, p.comparisons],
-            "outputs": [p.outputs],
-            "feedback": [p.feedback],
-            "refine": [p.refinements],
-            "select": [p.selected],
-            "finetune": [p.model / "config.json"],
-            "evaluate": [p.eval_outputs, p.metrics],
-        }[stage]
+        paths = [getattr(self.paths, key) for key in _BY_NAME[stage].writes]
+        # A model folder is complete once its config is written (it is written atomically).
+        return [p / "config.json" if key in ("model", "reward_model") else p for p, key in zip(paths, _BY_NAME[stage].writes)]
 
     def is_done(self, stage: str, fp: str) -> bool:
-        marker = self.paths.marker(stage)
-        if not marker.exists():
-            return False
-        try:
-            recorded = json.loads(marker.read_text())["fingerprint"]
-        except (ValueError, KeyError):
-            return False
-        return recorded == fp and all(path.exists() for path in self.stage_outputs(stage))
+        recorded = _read_marker(self.paths.marker(stage))
+        return recorded is not None and recorded.get("fingerprint") == fp and all(p.exists() for p in self.stage_outputs(stage))
 
     def status(self) -> dict[str, str]:
         fps = self.fingerprints()
-        return {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in STAGES}
+        return {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in self.stages}
 
-    def _replacing(self, stage: str) -> None:
+    def replacing(self, stage: str) -> None:
         """Call just before a stage overwrites its outputs: its marker no longer describes them.
 
         Later markers may stay: their fingerprints chain on this stage's, so they only match again
@@ -188,28 +382,62 @@ class Pipeline:
         """
         self.paths.marker(stage).unlink(missing_ok=True)
 
+    # ----- sharing between the runs of a study -------------------------------------------------
+
+    def _shared_dir(self, stage: str, fp: str) -> Path | None:
+        return self.shared / f"{stage}-{fp}" if self.shared is not None else None
+
+    def _adopt_shared(self, stage: str, fp: str) -> dict[str, Any] | None:
+        """Link a stage's outputs published by another run with the same fingerprint."""
+        source = self._shared_dir(stage, fp)
+        if source is None:
+            return None
+        marker = _read_marker(source / "marker.json")
+        if marker is None or marker.get("fingerprint") != fp:
+            return None
+        self.replacing(stage)
+        for key in _BY_NAME[stage].writes:
+            _link(source / FILES[key], getattr(self.paths, key))
+        atomic_write_json(self.paths.marker(stage), {**marker, "shared_from": str(source)})
+        return {"shared_from": str(source)}
+
+    def _publish_shared(self, stage: str, fp: str) -> None:
+        target = self._shared_dir(stage, fp)
+        if target is None or (target / "marker.json").exists():
+            return
+        with atomic_directory(target) as tmp:
+            for key in _BY_NAME[stage].writes:
+                _link(getattr(self.paths, key), tmp / FILES[key])
+            shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
+
     # ----- running -----------------------------------------------------------------------------
 
     def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
         for name, value in (("--from", from_stage), ("--until", until)):
-            if value is not None and value not in STAGES:
-                raise ValueError(f"{name}: unknown stage {value!r} (stages: {', '.join(STAGES)})")
-        forced = STAGES.index(from_stage) if from_stage else len(STAGES)
-        last = STAGES.index(until) if until else len(STAGES) - 1
+            if value is not None and value not in self.stages:
+                raise ValueError(f"{name}: stage {value!r} is not one of method {self.config.method!r}'s stages "
+                                 f"({', '.join(self.stages)})")
+        forced = self.stages.index(from_stage) if from_stage else len(self.stages)
+        last = self.stages.index(until) if until else len(self.stages) - 1
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
-            if self.config.feedback.source == "labelstudio" and last >= STAGES.index("feedback"):
-                self._pull_labelstudio_feedback()
+            if "feedback" in self.stages[: last + 1]:
+                self.feedback_source.prepare(self)
             fps = self.fingerprints()
             summaries: dict[str, Any] = {}
-            for index, stage in enumerate(STAGES[: last + 1]):
+            for index, stage in enumerate(self.stages[: last + 1]):
                 if index < forced and self.is_done(stage, fps[stage]):
-                    log.info("stage %s: up to date, skipped", stage)
+                    log.debug("stage %s: up to date, skipped", stage)
                     summaries[stage] = "skipped"
+                    continue
+                shared = self._adopt_shared(stage, fps[stage]) if index < forced else None
+                if shared is not None:
+                    log.debug("stage %s: shared with an earlier run", stage)
+                    summaries[stage] = "shared"
                     continue
                 log.info("stage %s: running", stage)
                 started = dt.datetime.now(dt.timezone.utc)
-                summary = self._stage_fns[stage](fps[stage])
+                summary = _BY_NAME[stage].run(self, fps[stage])
                 atomic_write_json(
                     self.paths.marker(stage),
                     {"stage": stage, "fingerprint": fps[stage], "started": started.isoformat(),
@@ -217,151 +445,44 @@ class Pipeline:
                 )
                 for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
                     old.unlink(missing_ok=True)
+                self._publish_shared(stage, fps[stage])
                 # Recorded once a stage has succeeded, so a run that fails on bad input leaves the
                 # directory describing the last run that worked.
                 atomic_write_text(self.paths.config, dump_config(self.config))
                 summaries[stage] = summary
+            atomic_write_text(self.paths.config, dump_config(self.config))
             return summaries
 
-    def _pull_labelstudio_feedback(self) -> None:
-        """Bring the project's new annotations into the run; the feedback stage reruns only if
-        something new arrived, since its fingerprint covers the pulled file."""
-        from ilf.labelstudio.client import LabelStudio, resolve_connection
-        from ilf.labelstudio.sync import pull
 
-        fb = self.config.feedback
-        if not fb.project:
-            raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
-        client = LabelStudio(resolve_connection(fb.url, fb.data_dir))
-        result = pull(client, fb.project, self.paths.labelstudio_feedback, template="feedback")
-        c = result.counts
-        log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
-    # ----- stages ------------------------------------------------------------------------------
 
-    def _data(self, fp: str) -> dict[str, Any]:
-        train = load_train(self.config.data)
-        held_out = load_eval(self.config.data)
-        if not train.samples:
-            raise ValueError(f"data: no samples in split {self.config.data.split!r} of {self.config.data.path}")
-        self._replacing("data")
-        write_records(self.paths.samples, train.samples)
-        write_records(self.paths.eval_samples, held_out.samples)
-        write_records(self.paths.dataset_feedback, train.feedback)
-        write_records(self.paths.comparisons, train.comparisons)
-        return {
-            "samples": len(train.samples),
-            "eval_samples": len(held_out.samples),
-            "dataset_feedback": len(train.feedback),
-            "comparisons": len(train.comparisons),
-        }
+def _link(source: Path, target: Path) -> None:
+    """Hard-link a file or a folder tree (copy across file systems); replaces ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(source), str(target))
 
-    def _samples(self) -> list[Sample]:
-        return read_records(self.paths.samples, Sample)
 
-    def _outputs(self, fp: str) -> dict[str, Any]:
-        c = self.config
-        outputs, stats = steps.initial_outputs(
-            self._samples(), self.task, c.policy, c.refine.sampling, c.seed, self.paths.journal("outputs", fp)
-        )
-        self._replacing("outputs")
-        write_records(self.paths.outputs, outputs)
-        return stats
-
-    def _feedback(self, fp: str) -> dict[str, Any]:
-        source = self.config.feedback.source
-        samples = {s.id for s in self._samples()}
-        if source == "dataset":
-            feedback = read_records(self.paths.dataset_feedback, Feedback)
-            origin: Path = self.paths.dataset_feedback
-        elif source == "labelstudio":
-            origin = self.paths.labelstudio_feedback
-            feedback = read_records(origin, Feedback)
-        elif source == "file":
-            if not self.config.feedback.path:
-                raise ValueError("feedback.path: required when feedback.source is 'file'")
-            origin = Path(self.config.feedback.path)
-            feedback = read_records(origin, Feedback)
-        else:
-            raise ValueError(f"feedback.source: unknown source {source!r} (dataset, file or labelstudio)")
-        kept = [f for f in feedback if f.sample_id in samples and f.text.strip()]
-        if not kept:
-            raise ValueError(f"{origin}: no feedback for any of the {len(samples)} samples of this run")
-        self._replacing("feedback")
-        write_records(self.paths.feedback, kept)
-        return {"feedback": len(kept), "ignored": len(feedback) - len(kept), "samples_with_feedback": len({f.sample_id for f in kept})}
-
-    def _refine(self, fp: str) -> dict[str, Any]:
-        c = self.config
-        records, stats = steps.refine(
-            self._samples(),
-            read_records(self.paths.outputs, Output),
-            read_records(self.paths.feedback, Feedback),
-            self.task,
-            c.refiner_model,
-            c.refine,
-            c.seed,
-            self.paths.journal("refine", fp),
-        )
-        self._replacing("refine")
-        write_records(self.paths.refinements, records)
-        return stats
-
-    def _select(self, fp: str) -> dict[str, Any]:
-        selections, stats = steps.select_refinements(
-            self._samples(), read_records(self.paths.refinements, Refinements), self.config.selection, self.config.refiner_model,
-            self.task,
-        )
-        self._replacing("select")
-        write_records(self.paths.selected, selections)
-        return stats
-
-    def _finetune(self, fp: str) -> dict[str, Any]:
-        from ilf.train.sft import finetune, training_pairs
-
-        c = self.config
-        selections = read_records(self.paths.selected, Selection) if c.finetune.target == "selected" else None
-        pairs, counts = training_pairs(self.task, self._samples(), c.finetune.target, selections)
-        self._replacing("finetune")
-        metrics = finetune(c.policy, pairs, c.finetune, self.paths.model, c.seed)
-        return {**counts, **{k: v for k, v in metrics.items() if k != "loss_history"}}
-
-    def _evaluate(self, fp: str) -> dict[str, Any]:
-        from ilf.config import ModelConfig
-
-        c = self.config
-        samples = read_records(self.paths.eval_samples, Sample)
-        if not samples:
-            raise ValueError(f"evaluate: the evaluation split {c.data.eval_split!r} has no samples")
-        systems: dict[str, ModelConfig] = {}
-        if c.evaluation.include_base:
-            systems["base"] = c.policy
-        tuned = dataclasses.replace(c.policy, name_or_path=str(self.paths.model), adapter=None, backend="local")  # LoRA is merged; trained here, so run here
-        systems["finetuned"] = tuned
-        all_outputs: list[Output] = []
-        table: dict[str, Any] = {}
-        for system, model in systems.items():
-            outputs, metrics = steps.evaluate_model(
-                model, samples, self.task, c.evaluation.sampling, c.seed, system, self.paths.journal("evaluate", fp, f"-{system}")
-            )
-            all_outputs.extend(outputs)
-            table[system] = metrics
-        self._replacing("evaluate")
-        write_records(self.paths.eval_outputs, all_outputs)
-        result = {
-            "run": c.name,
-            "finetune_target": c.finetune.target,
-            "selection": c.selection.method,
-            "eval_split": c.data.eval_split,
-            "systems": table,
-            "table": format_table(table),
-        }
-        atomic_write_json(self.paths.metrics, result)
-        return {system: {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "mean_words")} for system, m in table.items()}
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def read_metrics_table(run_dir: str | Path) -> str:
     return json.loads(RunPaths(Path(run_dir)).metrics.read_text())["table"]
 
 
-__all__ = ["Pipeline", "STAGES", "RunPaths", "read_metrics_table"]
+__all__ = ["Pipeline", "STAGES", "STAGE_TABLE", "RunPaths", "read_metrics_table"]

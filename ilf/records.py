@@ -146,19 +146,42 @@ def to_dict(record: Any) -> dict[str, Any]:
     return out
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-blank line, naming the line on bad JSON."""
+def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` of a UTF-8 file, each line with its own ending; name the line of bad bytes.
+
+    Lines end at LF, CRLF or CR, as in a text file opened with ``newline=""``, so they suit
+    ``csv.reader`` and their numbers match the ones an editor shows.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise RecordError(path, number, None, f"not valid JSON ({err.msg} at column {err.colno})") from None
+    number = 0
+    # Decoding line by line, not through a text-mode file, is what lets a decode error carry the
+    # line it happened on: a text-mode file decodes in chunks and reports only a chunk offset.
+    # Newline bytes never occur inside a multi-byte UTF-8 sequence, so splitting first is safe.
+    with open(path, "rb") as handle:
+        for chunk in handle:
+            for raw in chunk.splitlines(keepends=True):
+                number += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    column = len(raw[: err.start].decode("utf-8")) + 1
+                    problem = f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {column})"
+                    raise RecordError(path, number, None, problem) from None
+                yield number, line
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line, naming the line on bad JSON or UTF-8."""
+    path = Path(path)
+    for number, raw in iter_text_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise RecordError(path, number, None, f"not valid JSON ({err.msg} at column {err.colno})") from None
 
 
 def read_records(path: str | Path, cls: type[R]) -> list[R]:

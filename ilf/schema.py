@@ -7,6 +7,7 @@ hand, and both owe that person an error that says exactly where the problem is.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import types
@@ -103,6 +104,16 @@ def convert(value: Any, tp: Any, field: str, fail: Any, unknown: str) -> Any:
     raise TypeError(f"unsupported field type {tp!r}")
 
 
+def unknown_key_problem(key: str, known: typing.Iterable[str]) -> str:
+    """The problem text for an unknown key: the likely intended key when one is close, else all of them."""
+    choices = sorted(known)
+    # A typo is the usual cause, and naming the one key meant beats a list of dozens to scan.
+    close = difflib.get_close_matches(key, choices, n=1)
+    if close:
+        return f"unknown key {key!r} (did you mean {close[0]!r}?)"
+    return f"unknown key {key!r} (expected one of: {', '.join(choices)})"
+
+
 def _build(cls: type[T], obj: dict[str, Any], fail: Any, unknown: str, prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -115,8 +126,7 @@ def _build(cls: type[T], obj: dict[str, Any], fail: Any, unknown: str, prefix: s
         elif keeps_extra:
             extra.update(value if key == "extra" and isinstance(value, dict) else {key: value})
         else:
-            choices = ", ".join(sorted(known))
-            fail(prefix + str(key), f"unknown key (expected one of: {choices})")
+            fail(prefix + str(key), unknown_key_problem(str(key), known))
     for name, spec in known.items():
         required = spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
         if required and name not in kwargs:

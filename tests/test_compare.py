@@ -3,64 +3,57 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from ilf.cli import main
-from ilf.demo.compare import ALL_METHODS
+
+METHODS = ["before", "ilf", "sft_initial", "sft_reference", "rm_best_of_n", "dpo", "rloo", "ilf_best_of_n"]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
 
 
 @pytest.mark.slow
-def test_compare_produces_a_row_for_every_method(tmp_path: Path, capsys) -> None:
-    config = tmp_path / "compare.yaml"
-    config.write_text(
-        "name: compare_test\ntrain_posts: 20\ntest_posts: 30\nsamples_per_post: 3\nbest_of_n: 3\nrloo_steps: 2\n"
-        "pretrain_steps: 120\nstudy: {finetune_epochs: 1.0}\n"
-    )
+def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_model(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    assert main(["compare", str(config), "--run-dir", str(run_dir)]) == 0
+    sets = ["data.limit=20", "data.eval_limit=30", "feedback.comparisons_per_sample=3", "reward.best_of_n=3",
+            "reward.num_train_epochs=1", "rloo.max_steps=2", "pretraining.steps=120", "pretraining.examples=4000",
+            f"pretraining.cache_dir={tmp_path / 'cache'}", "finetune.num_train_epochs=1"]
+    assert main(["compare", str(REPO / "experiments" / "compare_offline.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
     printed = capsys.readouterr().out
-    result = json.loads((run_dir / "compare.json").read_text())
-    assert list(result["systems"]) == list(ALL_METHODS)
-    for method, row in result["systems"].items():
+    rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
+    assert list(rows) == METHODS
+    for method, row in rows.items():
         assert f"| {method} |" in printed
         for metric in ("win_rate", "recall", "precision", "rougeL"):
-            assert 0.0 <= row[metric] <= 1.0 and row[f"{metric}_sem"] >= 0.0
-    assert result["reward_model"]["pairs"] > 0 and result["reward_model"]["eval_accuracy"] is not None
-    ranking = json.loads((run_dir / "labelstudio_ranking.json").read_text())
-    assert len(ranking) == 30
-    systems = {s for task in ranking for group in task["data"]["systems"].values() for s in group}
-    assert systems == set(ALL_METHODS) | {"reference"}
-    assert (run_dir / "compare.png").exists() and (run_dir / "comparisons.jsonl").exists()
-
-
-def test_compare_config_rejects_unknown_methods(tmp_path: Path, capsys) -> None:
-    config = tmp_path / "c.yaml"
-    config.write_text("methods: [ilf, ppo]\n")
-    assert main(["compare", str(config)]) == 2
-    assert "field 'methods': unknown method(s) ppo" in capsys.readouterr().err
+            assert 0.0 <= row["metrics"][metric] <= 1.0 and row["metrics"][f"{metric}_sem"] >= 0.0
+    # one reward model (one comparisons stage, one reward stage) serves every method that needs it
+    computed = [p for p in run_dir.glob("cells/*/.ilf/stages/reward.json") if "shared_from" not in json.loads(p.read_text())]
+    assert len(computed) == 1
+    assert rows["ilf_best_of_n"]["stages"]["finetune"] == "shared"  # trained once, as ilf
+    assert rows["ilf"]["metrics"]["reward.pairs"] > 0 and "reward.eval_accuracy" in rows["ilf"]["metrics"]
 
 
 @pytest.mark.slow
-def test_compare_on_a_dataset_runs_the_ilf_round_and_every_baseline(tmp_path: Path, capsys) -> None:
-    """The dataset path on the bundled SLF5K-layout data and tiny models: the A/B comparisons
-    train the reward model, the ILF round is an ordinary run, every method gets a row."""
-    from ilf.compare import METHODS
-
-    repo = Path(__file__).resolve().parent.parent
-    config = tmp_path / "compare.yaml"
-    config.write_text(
-        f"name: compare_data\nrun_config: {repo / 'experiments' / 'offline.yaml'}\n"
-        f"overrides: [data.path={repo / 'data' / 'offline'}, data.limit=12, data.eval_limit=6, refine.num_candidates=2, "
-        "refine.sampling.max_new_tokens=8, refine.sampling.max_resamples=0, evaluation.sampling.max_new_tokens=8]\n"
-        "best_of_n: 2\nrloo_steps: 2\nreward_learning_rate: 1.0e-3\nbatch_size: 4\n"
-    )
+def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    assert main(["compare", str(config), "--run-dir", str(run_dir)]) == 0
-    result = json.loads((run_dir / "compare.json").read_text())
-    assert list(result["systems"]) == list(METHODS)
-    printed = capsys.readouterr().out
-    for method, row in result["systems"].items():
-        assert f"| {method} |" in printed
-        assert 0.0 <= row["win_rate"] <= 1.0 and row["n"] == 6 and "rougeL" in row
-    assert result["reward_model"]["pairs"] > 0
-    assert (run_dir / "ilf" / "selected.jsonl").exists()  # the ILF round ran as a pipeline
-    ranking = json.loads((run_dir / "labelstudio_ranking.json").read_text())
-    assert len(ranking) == 6
+    sets = [f"data.path={slf5k_dir}", "data.limit=12", "data.eval_limit=6", "policy.name_or_path=tiny:gpt2",
+            "refiner.name_or_path=tiny:gpt2", "reward.model.name_or_path=tiny:gpt2", "reward.learning_rate=1.0e-3",
+            "reward.best_of_n=2", "rloo.max_steps=2", "rloo.per_device_train_batch_size=4", "dpo.per_device_train_batch_size=4",
+            "refine.num_candidates=2", "refine.sampling.max_new_tokens=8", "refine.sampling.max_prompt_tokens=null",
+            "outputs.sampling.max_new_tokens=8", "outputs.sampling.max_prompt_tokens=null",
+            "evaluation.sampling.max_new_tokens=8", "evaluation.sampling.max_prompt_tokens=null",
+            "finetune.per_device_train_batch_size=4", "finetune.gradient_accumulation_steps=1"]
+    assert main(["compare", str(REPO / "experiments" / "compare_slf5k_100.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
+    rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
+    assert list(rows) == METHODS
+    for row in rows.values():
+        assert 0.0 <= row["metrics"]["win_rate"] <= 1.0 and row["metrics"]["n"] == 6
+    assert (run_dir / "cells" / "seed0-ilf" / "selected.jsonl").exists()  # the ILF round ran as a pipeline
+
+
+def test_unknown_method_in_a_compare_config_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["compare", str(REPO / "experiments" / "compare_offline.yaml"), "--run-dir", str(tmp_path / "r"),
+                 "--set", "study.methods=[ilf, ppo]"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'ppo'" in err and err.count("\n") == 1

@@ -4,13 +4,13 @@ from pathlib import Path
 import pytest
 
 from conftest import slf5k_row, write_jsonl
-from ilf.config import DataConfig
+from ilf.config import DataConfig, RunConfig
 from ilf.data import load_eval, load_train
 from ilf.records import RecordError
 
 
 def test_slf5k_fields_map_to_records(slf5k_dir: Path) -> None:
-    data = load_train(DataConfig(loader="slf5k", path=str(slf5k_dir), limit=None))
+    data = load_train(RunConfig(data=DataConfig(loader="slf5k", path=str(slf5k_dir), limit=None)))
     row = slf5k_row(3)
     sample = data.samples[3]
     assert sample.id == row["id"]
@@ -27,21 +27,21 @@ def test_slf5k_fields_map_to_records(slf5k_dir: Path) -> None:
 
 
 def test_subsets_are_nested_prefixes(slf5k_dir: Path) -> None:
-    small = load_train(DataConfig(path=str(slf5k_dir), limit=5)).samples
-    large = load_train(DataConfig(path=str(slf5k_dir), limit=20)).samples
+    small = load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=5))).samples
+    large = load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=20))).samples
     assert [s.id for s in small] == [s.id for s in large[:5]]
     assert len(large) == 20
 
 
 def test_eval_split_without_feedback(slf5k_dir: Path) -> None:
-    held_out = load_eval(DataConfig(path=str(slf5k_dir), eval_split="test"))
+    held_out = load_eval(RunConfig(data=DataConfig(path=str(slf5k_dir), eval_split="test")))
     assert len(held_out.samples) == 10 and held_out.feedback == []
     assert all(len(s.references) == 2 for s in held_out.samples)
 
 
 def test_single_file_path(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "mine.jsonl", [slf5k_row(i) for i in range(3)])
-    assert len(load_train(DataConfig(path=str(path))).samples) == 3
+    assert len(load_train(RunConfig(data=DataConfig(path=str(path)))).samples) == 3
 
 
 def test_missing_field_names_file_line_field(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_missing_field_names_file_line_field(tmp_path: Path) -> None:
     del rows[2]["post"]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     with pytest.raises(RecordError) as err:
-        load_train(DataConfig(path=str(tmp_path)))
+        load_train(RunConfig(data=DataConfig(path=str(tmp_path))))
     assert str(err.value) == f"{path}:3: field 'post': is missing"
 
 
@@ -57,7 +57,7 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps(slf5k_row(0)) + "\n" + '{"id": "x", "title": \n')
     with pytest.raises(RecordError, match=rf"^{path}:2: not valid JSON"):
-        load_train(DataConfig(path=str(path)))
+        load_train(RunConfig(data=DataConfig(path=str(path))))
 
 
 def test_bad_preference_and_duplicate_id(tmp_path: Path) -> None:
@@ -65,10 +65,10 @@ def test_bad_preference_and_duplicate_id(tmp_path: Path) -> None:
     row["comparison_preference"] = "Summary C"
     path = write_jsonl(tmp_path / "a.jsonl", [row])
     with pytest.raises(RecordError, match=r":1: field 'comparison_preference': expected 'Summary A' or 'Summary B'"):
-        load_train(DataConfig(path=str(path)))
+        load_train(RunConfig(data=DataConfig(path=str(path))))
     path = write_jsonl(tmp_path / "b.jsonl", [slf5k_row(0), slf5k_row(0)])
     with pytest.raises(RecordError, match=r"b.jsonl:2: field 'id': duplicate id"):
-        load_train(DataConfig(path=str(path)))
+        load_train(RunConfig(data=DataConfig(path=str(path))))
 
 
 def test_generic_jsonl_mapping(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_generic_jsonl_mapping(tmp_path: Path) -> None:
         loader="jsonl", path=str(tmp_path),
         fields={"id": "uid", "inputs": ["question"], "initial_output": "answer", "references": ["gold"], "feedback": "critique"},
     )
-    data = load_train(config)
+    data = load_train(RunConfig(data=config))
     assert [s.id for s in data.samples] == ["q1", "q2"]
     assert data.samples[0].inputs == {"question": "2+2?"}
     assert data.samples[0].references == ["4"] and data.samples[0].extra == {"source_url": "x"}
@@ -89,12 +89,12 @@ def test_generic_jsonl_mapping(tmp_path: Path) -> None:
     del rows[1]["question"]
     write_jsonl(path, rows)
     with pytest.raises(RecordError, match=r"train.jsonl:2: field 'question': is missing \(mapped as data.fields.inputs\)"):
-        load_train(config)
+        load_train(RunConfig(data=config))
 
 
 def test_generic_csv(tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_text("id,prompt,draft\nr1,Say hi,hello\nr2,Say bye,\n")
-    data = load_train(DataConfig(loader="csv", path=str(path), fields={"id": "id", "initial_output": "draft"}))
+    data = load_train(RunConfig(data=DataConfig(loader="csv", path=str(path), fields={"id": "id", "initial_output": "draft"})))
     assert [s.inputs for s in data.samples] == [{"prompt": "Say hi"}, {"prompt": "Say bye"}]
     assert [s.initial_output for s in data.samples] == ["hello", None]

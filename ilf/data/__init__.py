@@ -1,16 +1,21 @@
 """Loaders that turn a dataset on disk or on the hub into records.
 
 Each loader returns the samples of one split plus whatever feedback and comparisons the split
-carries. ``load_split`` dispatches on ``data.loader``.
+carries. Loaders are plug-ins: one module each in this package, registered in ``LOADERS`` by
+name; ``load_split`` dispatches on ``data.loader``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ilf.config import DataConfig
+from ilf.registry import LOADERS
 from ilf.records import Comparison, Feedback, Sample
+
+if TYPE_CHECKING:
+    from ilf.config import RunConfig
 
 
 @dataclass
@@ -38,22 +43,25 @@ def resolve_split_file(path: str, split: str, hub_filename: str | None = None) -
     raise FileNotFoundError(f"{path}: no such file or folder, and not a hub dataset id (owner/name)")
 
 
-def load_split(config: DataConfig, split: str, path: str | None = None, limit: int | None = None) -> SplitData:
-    from ilf.data import slf5k, tabular
+def load_split(config: RunConfig, split: str, path: str | None = None, limit: int | None = None) -> SplitData:
+    """One split through the loader ``data.loader`` names (registered, or ``module.path:function``).
 
-    path = path or config.path
-    if config.loader == "slf5k":
-        data = slf5k.load(resolve_split_file(path, split), limit)
-    elif config.loader in ("jsonl", "csv"):
-        data = tabular.load(resolve_split_file(path, split), config.fields, limit, fmt=config.loader)
-    else:
-        raise ValueError(f"data.loader: unknown loader {config.loader!r} (slf5k, jsonl or csv)")
-    return data
+    A loader is a function ``(config, split, path, limit) -> SplitData``; ``path`` is ``data.path``
+    or ``data.eval_path``, ``limit`` the number of rows to keep."""
+    loader = LOADERS.get(config.data.loader)
+    return loader(config, split, path or config.data.path, limit)
 
 
-def load_train(config: DataConfig) -> SplitData:
-    return load_split(config, config.split, limit=config.limit)
+def loader_fingerprint_inputs(config: RunConfig) -> list[Any]:
+    """What a loader reads besides ``data.*`` (the facts world reads ``world.*`` and the seed)."""
+    loader = LOADERS.get(config.data.loader)
+    extra = getattr(loader, "fingerprint_inputs", None)
+    return list(extra(config)) if extra is not None else []
 
 
-def load_eval(config: DataConfig) -> SplitData:
-    return load_split(config, config.eval_split, path=config.eval_path, limit=config.eval_limit)
+def load_train(config: RunConfig) -> SplitData:
+    return load_split(config, config.data.split, limit=config.data.limit)
+
+
+def load_eval(config: RunConfig) -> SplitData:
+    return load_split(config, config.data.eval_split, path=config.data.eval_path, limit=config.data.eval_limit)

@@ -8,11 +8,17 @@ training subsets of the study are the first rows of the train file.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 from typing import Any
 
-from ilf.data import SplitData
+from ilf.data import SplitData, resolve_split_file
+from ilf.registry import LOADERS
 from ilf.records import Comparison, Feedback, RecordError, Sample, iter_jsonl
+
+if TYPE_CHECKING:
+    from ilf.config import RunConfig
 
 # Fields this loader maps to record fields; every other field is kept in the sample's extra.
 INPUT_FIELDS = ("title", "post", "subreddit")
@@ -105,3 +111,9 @@ def load(path: Path, limit: int | None = None) -> SplitData:
         if comparison:
             data.comparisons.append(comparison)
     return data
+
+
+@LOADERS.register("slf5k", help="SLF5K JSONL (hub id JeremyAlain/SLF5K, a folder of <split>.jsonl, or a file): posts, "
+                  "feedback, ideal summaries, A/B comparisons.")
+def load_slf5k(config: RunConfig, split: str, path: str, limit: int | None) -> SplitData:
+    return load(resolve_split_file(path, split), limit)

@@ -13,12 +13,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 from pathlib import Path
 from typing import Any, Iterator
 
-from ilf.data import SplitData
-from ilf.records import Feedback, RecordError, Sample, iter_jsonl
+from ilf.data import SplitData, resolve_split_file
+from ilf.registry import LOADERS
+from ilf.records import Feedback, RecordError, Sample, iter_jsonl, iter_text_lines
+
+if TYPE_CHECKING:
+    from ilf.config import RunConfig
 
 _ROLES = {"id", "inputs", "initial_output", "references", "feedback", "feedback_class"}
 
@@ -27,10 +33,10 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     if fmt == "jsonl" and path.suffix != ".csv":
         yield from iter_jsonl(path)
         return
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            yield reader.line_num, row
+    # Lines come through iter_text_lines so that bad bytes are reported with their line number.
+    reader = csv.DictReader(line for _, line in iter_text_lines(path))
+    for row in reader:
+        yield reader.line_num, row
 
 
 def _as_list(value: Any, role: str) -> list[str]:
@@ -110,3 +116,13 @@ def load(path: Path, fields: dict[str, Any], limit: int | None = None, fmt: str 
                 )
             )
     return data
+
+
+@LOADERS.register("jsonl", help="Any JSONL file or <split>.jsonl folder, mapped to samples by data.fields.")
+def load_jsonl(config: RunConfig, split: str, path: str, limit: int | None) -> SplitData:
+    return load(resolve_split_file(path, split), config.data.fields, limit, fmt="jsonl")
+
+
+@LOADERS.register("csv", help="Any CSV file or <split>.csv folder, mapped to samples by data.fields.")
+def load_csv(config: RunConfig, split: str, path: str, limit: int | None) -> SplitData:
+    return load(resolve_split_file(path, split), config.data.fields, limit, fmt="csv")

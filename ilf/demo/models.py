@@ -12,28 +12,32 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ilf.config import PretrainConfig, fingerprint
 from ilf.demo import world
+from ilf.files import DirectoryLock
+from ilf.progress import progress
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PretrainConfig:
-    steps: int = 1500
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    examples: int = 24_000
-    hidden_size: int = 128
-    layers: int = 3
-    heads: int = 4
-    policy_share: float = 0.4
-    no_feedback_share: float = 0.1
-    annotator_noise: float = 0.1
-    seed: int = 1234
+def pretrained_model(config: PretrainConfig) -> Path:
+    """The pretrained policy/refiner for these settings: trained on first use, then read from the
+    cache (one folder per settings, so every run and study that asks for them shares it)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
+    cache = Path(config.cache_dir).expanduser()
+    path = cache / f"world-model-{fingerprint(settings)}"
+    if (path / "config.json").exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    with DirectoryLock(cache / f".{path.name}.lock"):
+        if not (path / "config.json").exists():
+            log.info("training the facts world's policy and refiner from scratch (%d steps; cached in %s)", config.steps, cache)
+            pretrain(config, path)
+    return path
 
 
 def word_tokenizer() -> Any:
@@ -120,7 +124,7 @@ def _batches(examples: list[dict[str, str]], tokenizer: Any, batch_size: int, rn
     return batches
 
 
-def pretrain(config: PretrainConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
     """Train the world model from scratch and save it with its tokenizer to ``out_dir`` (atomically).
 
     A plain loop rather than a Trainer: at this model size (under a million parameters) the
@@ -132,7 +136,6 @@ def pretrain(config: PretrainConfig, out_dir: Path, progress: bool = True) -> di
     import time
 
     import torch
-    from tqdm.auto import tqdm
 
     from ilf.files import atomic_directory, atomic_write_json
 
@@ -153,7 +156,7 @@ def pretrain(config: PretrainConfig, out_dir: Path, progress: bool = True) -> di
     batches: list[tuple[Any, Any, Any]] = []
     losses: list[float] = []
     started = time.perf_counter()
-    with tqdm(total=config.steps, desc="pretrain policy+refiner", unit="step", disable=None if progress else True) as bar:
+    with progress(config.steps, "pretrain policy+refiner", unit="step") as bar:
         for step in range(config.steps):
             if not batches:
                 batches = _batches(examples, tokenizer, config.batch_size, rng)
@@ -171,7 +174,8 @@ def pretrain(config: PretrainConfig, out_dir: Path, progress: bool = True) -> di
             bar.update(1)
     seconds = time.perf_counter() - started
     metrics = {"steps": config.steps, "seconds": seconds, "first_loss": losses[0],
-               "final_loss": sum(losses[-50:]) / len(losses[-50:]), "config": asdict(config)}
+               "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+               "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"}}
     model.eval()
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(str(tmp))

@@ -149,6 +149,21 @@ class SimulatedFeedback:
     target: Fact | None = None  # the fact the feedback asks to add (missing, wrong) or remove (extra)
     removes: Fact | None = None  # for wrong: the stated fact that must go
 
+    def record(self) -> dict[str, object]:
+        """What a feedback record keeps to judge later whether a refinement did what it asked."""
+        return {"kind": self.kind, "target": _fact_slots(self.target), "removes": _fact_slots(self.removes)}
+
+    @classmethod
+    def from_record(cls, text: str, extra: dict[str, object]) -> "SimulatedFeedback":
+        def fact(value: object) -> Fact | None:
+            return Fact(*value) if isinstance(value, list) else None
+
+        return cls(text=text, kind=str(extra.get("kind", "unknown")), target=fact(extra.get("target")), removes=fact(extra.get("removes")))
+
+
+def _fact_slots(fact: Fact | None) -> list[str] | None:
+    return [getattr(fact, s) for s in SLOTS] if fact is not None else None
+
 
 @dataclass
 class Annotator:
@@ -291,3 +306,19 @@ def refine_prompt(post: Post, summary: str, feedback: str | None) -> str:
     if feedback is None:
         return f"post : {post.text()} summary : {summary} improved :"
     return f"post : {post.text()} summary : {summary} feedback : {feedback} improved :"
+
+
+# ----- posts as records --------------------------------------------------------------------------
+
+
+def post_record(post: Post) -> dict[str, object]:
+    """What a sample keeps of a post besides its text: the facts and which are salient."""
+    return {"facts": [[getattr(f, s) for s in SLOTS] for f in post.facts], "salient": list(post.salient)}
+
+
+def post_from_sample(sample: object) -> Post:
+    """The post a facts-world sample was made from (its ``extra`` holds the facts)."""
+    extra = getattr(sample, "extra", {}) or {}
+    if "facts" not in extra or "salient" not in extra:
+        raise ValueError(f"sample {getattr(sample, 'id', '?')!r} is not a facts-world sample (no facts in its extra fields)")
+    return Post(id=sample.id, facts=[Fact(*f) for f in extra["facts"]], salient=[bool(s) for s in extra["salient"]])  # type: ignore[attr-defined]

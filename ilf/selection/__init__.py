@@ -1,4 +1,5 @@
-"""Choose one refinement per sample. Every configured selector scores every candidate; the
+"""Choose one refinement per sample. Selectors are plug-ins, one module each, registered in
+``SELECTORS`` by name. Every configured selector scores every candidate; the
 method named in ``selection.method`` picks, and the others' scores are kept for analysis."""
 
 from __future__ import annotations
@@ -7,39 +8,18 @@ import logging
 from typing import Any
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.records import Candidate, Selection
+from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector, argmax
 
 log = logging.getLogger(__name__)
 
-SELECTORS = ("embedding", "instruct_rm", "random", "oracle_rouge", "reward_model")
-
 
 def build_selector(name: str, config: SelectionConfig, judge: ModelConfig, task: Any = None) -> Selector:
-    if name == "embedding":
-        from ilf.selection.embedding import EmbeddingSelector
-
-        return EmbeddingSelector(config.embedder, batch_size=max(config.batch_size, 32))
-    if name == "random":
-        from ilf.selection.random_choice import RandomSelector
-
-        return RandomSelector(config.seed)
-    if name == "oracle_rouge":
-        from ilf.selection.oracle_rouge import OracleRougeSelector
-
-        return OracleRougeSelector()
-    if name == "instruct_rm":
-        from ilf.models import load_model
-        from ilf.selection.instruct_rm import InstructRMSelector
-
-        return InstructRMSelector(load_model(config.judge or judge), batch_size=config.batch_size)
-    if name == "reward_model":
-        from ilf.selection.reward_model import RewardModelSelector
-        from ilf.train.reward import RewardModel
-
-        if not config.reward_model:
-            raise ValueError("selection.reward_model: the path of a trained reward model is required for the reward_model selector")
-        return RewardModelSelector(RewardModel.load(config.reward_model, batch_size=config.batch_size), task)
-    raise ValueError(f"selection: unknown selector {name!r} (choose from {', '.join(SELECTORS)})")
+    """The selector ``name`` names: registered here, or ``module.path:Class`` (a Selector subclass
+    with an optional ``from_config(config, judge, task)``; otherwise built with no arguments)."""
+    cls = SELECTORS.get(name)
+    factory = getattr(cls, "from_config", None)
+    return factory(config, judge, task) if factory is not None else cls()
 
 
 def select(
@@ -75,4 +55,4 @@ def select(
     return selections
 
 
-__all__ = ["SelectionItem", "Selector", "select", "build_selector", "SELECTORS", "argmax"]
+__all__ = ["SelectionItem", "Selector", "select", "build_selector", "argmax"]

@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from ilf.selection.base import SelectionItem, Selector
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.registry import SELECTORS
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ def load_embedder(name_or_path: str | None = None, device: str | None = None) ->
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))
 
 
+@SELECTORS.register("embedding", help="Cosine similarity of the feedback and each refinement (MiniLM by default; selection.embedder).")
 class EmbeddingSelector(Selector):
     name = "embedding"
+
+    @classmethod
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "EmbeddingSelector":
+        return cls(config.embedder, batch_size=max(config.batch_size, 32))
 
     def __init__(self, embedder: str | None = None, batch_size: int = 64, model: Any = None) -> None:
         self._name = embedder

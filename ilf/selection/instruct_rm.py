@@ -7,11 +7,15 @@ The prompt wording is our own; five variants, two of them with True/False answer
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ilf.models import LoadedModel
 from ilf.records import format_inputs
 from ilf.selection.base import SelectionItem, Selector
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.registry import SELECTORS
 
 _CONTEXT = "{inputs}\n\nOriginal output: {output}\n\nFeedback on the original output: {feedback}\n\nNew output: {candidate}\n\n"
 
@@ -31,8 +35,15 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
 ]
 
 
+@SELECTORS.register("instruct_rm", help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts (selection.judge, default the refiner).")
 class InstructRMSelector(Selector):
     name = "instruct_rm"
+
+    @classmethod
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "InstructRMSelector":
+        from ilf.models import load_model
+
+        return cls(load_model(config.judge or judge), batch_size=config.batch_size)
 
     def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:
         if judge.is_seq2seq:

@@ -5,12 +5,21 @@ This peeks at the human references, which a real round does not have: an upper-b
 
 from __future__ import annotations
 
+from typing import Any
+
 from ilf.evaluation import rouge_l
 from ilf.selection.base import SelectionItem, Selector
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.registry import SELECTORS
 
 
+@SELECTORS.register("oracle_rouge", help="ROUGE-L against the sample's references: an oracle upper bound, not for real use.")
 class OracleRougeSelector(Selector):
     name = "oracle_rouge"
+
+    @classmethod
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "OracleRougeSelector":
+        return cls()
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         for item in items:

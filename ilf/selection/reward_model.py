@@ -6,11 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from ilf.selection.base import SelectionItem, Selector
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.registry import SELECTORS
 from ilf.train.reward import RewardModel
 
 
+@SELECTORS.register("reward_model", help="The score of a trained reward model (selection.reward_model: its path).")
 class RewardModelSelector(Selector):
     name = "reward_model"
+
+    @classmethod
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "RewardModelSelector":
+        if not config.reward_model:
+            raise ValueError("selection.reward_model: the path of a trained reward model is required for the reward_model selector")
+        return cls(RewardModel.load(config.reward_model, batch_size=config.batch_size), task)
 
     def __init__(self, reward_model: RewardModel, task: Any) -> None:
         if task is None:

@@ -1,44 +1,33 @@
 """Tasks turn samples into prompts and raw generations into clean outputs.
 
-A task written in Python registers itself with ``@register_task("name")``; the ``template`` task
-takes its prompts from the config, so a new feedback task needs no code at all.
+A task is a plug-in: a module in this package registers a factory (a Task subclass's
+``from_options``, or any function of the options mapping) with ``@TASKS.register(name, help=...)``.
+The ``template`` task takes its prompts from the config, so a new feedback task may need no code
+at all; ``task.name: mypkg.tasks:MyTask`` loads one from outside the package.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ilf.config import TaskConfig
+from ilf.registry import TASKS
 from ilf.tasks.base import Task, TemplateTask
-
-_REGISTRY: dict[str, Callable[[dict], Task]] = {}
-
-
-def register_task(name: str) -> Callable[[Callable[[dict], Task]], Callable[[dict], Task]]:
-    """Register a task factory (a Task subclass or a function of the options mapping) by name."""
-
-    def decorate(factory: Callable[[dict], Task]) -> Callable[[dict], Task]:
-        if name in _REGISTRY:
-            raise ValueError(f"task {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
-
-
-def available_tasks() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 def get_task(config: TaskConfig) -> Task:
-    if config.name not in _REGISTRY:
-        raise ValueError(f"task.name: unknown task {config.name!r} (registered: {', '.join(available_tasks())})")
-    return _REGISTRY[config.name](dict(config.options))
+    factory: Any = TASKS.get(config.name)
+    if isinstance(factory, type) and issubclass(factory, Task):  # a class named by module.path:Class
+        factory = getattr(factory, "from_options", None) or (lambda options, cls=factory: cls(**options))
+    return factory(dict(config.options))
 
 
-register_task("template")(TemplateTask.from_options)
+def available_tasks() -> list[str]:
+    return TASKS.names()
 
-# Imported for their registrations.
-from ilf.tasks import summarization  # noqa: E402,F401
 
-__all__ = ["Task", "TemplateTask", "register_task", "get_task", "available_tasks"]
+def register_task(name: str, help: str = "") -> Callable[[Any], Any]:
+    return TASKS.register(name, help)
+
+
+__all__ = ["Task", "TemplateTask", "get_task", "available_tasks", "register_task"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ilf.tasks import register_task
+from ilf.registry import TASKS
 from ilf.tasks.base import TemplateTask
 
 _POST = "Title: {title}\n\nText: {post}\n\n"
@@ -32,4 +32,4 @@ class SummarizationTask(TemplateTask):
     )
 
 
-register_task("summarization")(SummarizationTask.from_options)
+TASKS.register("summarization", help="TL;DR summaries of Reddit posts with the SLF5K study's prompts.")(SummarizationTask.from_options)

@@ -1,0 +1,42 @@
+"""Feedback people wrote in a Label Studio project, pulled on every run.
+
+Only annotations not pulled before are fetched; the feedback stage reruns only when something new
+arrived, since its fingerprint covers the pulled file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ilf.feedback import FeedbackSource
+from ilf.records import Feedback, read_records
+from ilf.registry import FEEDBACK_SOURCES
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@FEEDBACK_SOURCES.register("labelstudio", help="Critiques from a Label Studio project (feedback.project, feedback.url), pulled incrementally.")
+class LabelStudioFeedback(FeedbackSource):
+    def prepare(self, run: Pipeline) -> None:
+        from ilf.labelstudio.client import LabelStudio, resolve_connection
+        from ilf.labelstudio.sync import pull
+
+        fb = run.config.feedback
+        if not fb.project:
+            raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
+        client = LabelStudio(resolve_connection(fb.url, fb.data_dir))
+        result = pull(client, fb.project, run.paths.labelstudio_feedback, template="feedback")
+        c = result.counts
+        log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
+
+    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
+        from ilf.pipeline import _local_files_digest
+
+        return [run.config.feedback, _local_files_digest(str(run.paths.labelstudio_feedback))]
+
+    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
+        return read_records(run.paths.labelstudio_feedback, Feedback), run.paths.labelstudio_feedback

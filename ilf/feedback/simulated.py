@@ -1,0 +1,58 @@
+"""The facts world's simulated annotator as a feedback source: it critiques each initial output
+against the post's facts, and compares pairs of the policy's samples for the ranking methods."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from ilf.demo import world
+from ilf.feedback import FeedbackSource
+from ilf.generate import generate_outputs
+from ilf.records import Comparison, Feedback, Output, read_records
+from ilf.registry import FEEDBACK_SOURCES
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+
+def _annotator(run: Pipeline, offset: int = 0) -> world.Annotator:
+    return world.Annotator(noise=run.config.world.annotator_noise, seed=1000 + run.config.seed + offset)
+
+
+@FEEDBACK_SOURCES.register("simulated", help="The facts world's annotator: critiques of wrong, missing or superfluous facts, "
+                           "world.annotator_noise of them unhelpful or misleading; also compares pairs of outputs.")
+class SimulatedAnnotator(FeedbackSource):
+    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
+        return [run.config.world, run.config.seed]
+
+    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+        annotator = _annotator(run)
+        by_id = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
+        records = []
+        for sample in run.samples():
+            output = by_id[sample.id]
+            critique = annotator.critique(world.post_from_sample(sample), output)
+            records.append(Feedback(sample_id=sample.id, text=critique.text, output=output, annotator="simulated",
+                                    source="facts-world", feedback_class=critique.kind, extra=critique.record()))
+        return records, "the simulated annotator"
+
+    def comparison_inputs(self, run: Pipeline) -> list[Any]:
+        return [run.config.world, run.config.policy, run.config.pretraining, run.config.outputs.sampling, run.config.feedback.comparisons_per_sample,
+                run.config.seed]
+
+    def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
+        """The annotator's preference between every pair of ``feedback.comparisons_per_sample``
+        distinct policy samples of each training sample."""
+        samples = run.samples()
+        per_sample = run.config.feedback.comparisons_per_sample
+        generated, _ = generate_outputs(run.policy, run.task, [run.task.initial_prompt(s) for s in samples], per_sample,
+                                        run.config.outputs.sampling, run.config.seed + 17, desc="samples to compare")
+        annotator = _annotator(run, offset=1)
+        comparisons = []
+        for index, sample in enumerate(samples):
+            post = world.post_from_sample(sample)
+            for a, b in itertools.combinations(dict.fromkeys(generated[index]), 2):
+                comparisons.append(Comparison(sample_id=sample.id, a=a, b=b, preferred=annotator.prefers(post, a, b),
+                                              annotator="simulated", source="facts-world"))
+        return comparisons

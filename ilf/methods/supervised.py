@@ -1,0 +1,97 @@
+"""Supervised fine-tuning on one text per sample: ILF and its baselines.
+
+    ilf                 the selected refinements (finetune.target: selected)
+    refine_no_feedback  refinements written without seeing the feedback (the ablation)
+    sft_initial         the policy's own initial outputs
+    sft_reference       the references (human summaries): supervision ILF is compared with
+
+All four train alike (TRL SFTTrainer, loss on the completion) and differ only in their targets,
+so a study's cells share whatever stages their targets have in common.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ilf.config import RunConfig
+from ilf.methods import Method
+from ilf.registry import METHODS
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+READS = {"selected": ("outputs", "feedback", "refine", "select"), "initial": ("outputs",), "reference": ()}
+
+
+class SupervisedMethod(Method):
+    target: str | None = None  # None: finetune.target as configured
+
+    def configure(self, config: RunConfig) -> RunConfig:
+        if self.target is None or config.finetune.target == self.target:
+            return config
+        return dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, target=self.target))
+
+    def stages(self, config: RunConfig) -> tuple[str, ...]:
+        if config.finetune.target not in READS:
+            raise ValueError(f"finetune.target: unknown target {config.finetune.target!r} (selected, initial or reference)")
+        return READS[config.finetune.target]
+
+    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
+        return ["sft"]
+
+    def train(self, run: Pipeline) -> dict[str, Any]:
+        from ilf.train.sft import finetune, training_pairs
+
+        c = run.config
+        samples = run.training_samples()
+        ids = {s.id for s in samples}
+        selections = [x for x in run.selections() if x.sample_id in ids] if c.finetune.target == "selected" else None
+        if c.finetune.target == "initial":  # the outputs the round critiqued: the dataset's, or the policy's own
+            initial = self.targets(run) or {}
+            samples = [dataclasses.replace(s, initial_output=initial.get(s.id, s.initial_output)) for s in samples]
+        pairs, counts = training_pairs(run.task, samples, c.finetune.target, selections)
+        metrics = finetune(run.policy, pairs, c.finetune, run.paths.model, c.seed)
+        return {**counts, **metrics}
+
+    def targets(self, run: Pipeline) -> dict[str, str] | None:
+        from ilf.records import Output, read_records
+
+        target = run.config.finetune.target
+        if target == "selected":
+            return {s.sample_id: s.text for s in run.selections()}
+        if target == "initial":
+            return {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
+        return {s.id: s.references[0] for s in run.training_samples() if s.references}
+
+
+@METHODS.register("ilf", help="ILF: fine-tune on the refinement the selector picked (finetune.target selected, or as configured).")
+class ILF(SupervisedMethod):
+    pass
+
+
+@METHODS.register("refine_no_feedback", help="Ablation: ILF with refinements written without seeing the feedback.")
+class RefineWithoutFeedback(SupervisedMethod):
+    target = "selected"
+
+    def configure(self, config: RunConfig) -> RunConfig:
+        config = super().configure(config)
+        return dataclasses.replace(config, refine=dataclasses.replace(config.refine, use_feedback=False))
+
+
+@METHODS.register("sft_initial", help="Baseline: fine-tune on the policy's own initial outputs.")
+class SFTInitial(SupervisedMethod):
+    target = "initial"
+
+
+@METHODS.register("sft_reference", help="Baseline: fine-tune on the references (human-written outputs).")
+class SFTReference(SupervisedMethod):
+    target = "reference"
+
+
+@METHODS.register("before", help="No training: the policy as it is, for the starting point of every table.")
+class Before(Method):
+    trains = False
+
+    def systems(self, run: Pipeline) -> dict[str, Any]:
+        return {"base": run.policy}

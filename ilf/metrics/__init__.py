@@ -1,0 +1,39 @@
+"""Metrics: how good a system's held-out outputs are, and what a run's feedback round did.
+
+A metric is a plug-in: a module in this package registers a ``Metric`` subclass with
+``@METRICS.register(name, help=...)``; ``evaluation.metrics`` lists the ones a run computes
+(``mypkg.metrics:MyMetric`` for one of your own). ``score_outputs`` scores each evaluated system;
+``score_round`` describes the round itself (selection hit rates, the quality of the training
+targets). ``columns`` are the keys tables show; ``needs`` names stages the metric reads (the win
+rate needs the reward model).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ilf.records import Output, Sample
+from ilf.registry import METRICS
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+
+class Metric:
+    columns: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+        """Scores of one system's outputs for ``samples`` (same order); ``<key>_sem`` for errors."""
+        return {}
+
+    def score_round(self, run: Pipeline) -> dict[str, Any]:
+        """Scores of the run's feedback round and training targets (flat keys)."""
+        return {}
+
+
+def get_metrics(names: list[str]) -> list[Metric]:
+    return [METRICS.get(name)() for name in dict.fromkeys(names)]
+
+
+__all__ = ["Metric", "get_metrics"]

@@ -1,0 +1,197 @@
+"""Mistakes in user input (a misspelt key, a file that is not UTF-8, a model that is not there)
+fail with one line that names where the problem is and what to do about it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ilf.cli import main
+from ilf.config import ConfigError, ModelConfig, load_config
+from ilf.data import slf5k, tabular
+from ilf.errors import IlfError
+from ilf.models import ModelLoadError, load_model, save_model, tiny_model
+from ilf.records import Feedback, RecordError, Refinements, Sample, iter_text_lines, read_records, write_records
+from ilf.schema import SchemaError
+
+# --- misspelt keys --------------------------------------------------------------------------------
+
+
+def test_misspelt_config_key_names_the_closest_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("refine:\n  num_candidate: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: field 'refine.num_candidate': unknown key 'num_candidate' (did you mean 'num_candidates'?)"
+    assert (str(err.value.path), err.value.field) == (str(path), "refine.num_candidate")
+
+
+def test_misspelt_override_and_section_name_the_closest_key() -> None:
+    with pytest.raises(ConfigError, match=r"field 'policy.name_or_pth': unknown key 'name_or_pth' \(did you mean 'name_or_path'\?\)$"):
+        load_config(None, ["policy.name_or_pth=tiny:gpt2"])
+    with pytest.raises(ConfigError, match=r"field 'refin': unknown key 'refin' \(did you mean 'refine'\?\)$"):
+        load_config(None, ["refin.num_candidates=3"])
+
+
+def test_unknown_key_with_no_close_match_lists_the_valid_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["refine.zzz=1"])
+    assert str(err.value).endswith("field 'refine.zzz': unknown key 'zzz' (expected one of: num_candidates, sampling, use_feedback)")
+
+
+def test_misspelt_key_in_a_record_names_the_closest_key(tmp_path: Path) -> None:
+    path = tmp_path / "refinements.jsonl"
+    path.write_text(json.dumps({"sample_id": "s", "candidates": [{"txt": "a"}]}) + "\n")
+    with pytest.raises(RecordError) as err:
+        read_records(path, Refinements)
+    assert str(err.value) == f"{path}:1: field 'candidates[0].txt': unknown key 'txt' (did you mean 'text'?)"
+
+
+# --- files that are not UTF-8 ---------------------------------------------------------------------
+
+
+def _write_jsonl_with_bad_byte(path: Path, newline: bytes = b"\n") -> None:
+    lines = [
+        json.dumps({"sample_id": "a", "text": "fine"}).encode(),
+        json.dumps({"sample_id": "b", "text": "also fine"}).encode(),
+        b'{"sample_id": "c", "text": "caf\xe9 \xe2\x82\xac \xff"}',  # latin-1 é, a valid €, then 0xff
+    ]
+    path.write_bytes(newline.join(lines) + newline)
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_non_utf8_jsonl_names_file_line_byte_and_column(tmp_path: Path, newline: bytes) -> None:
+    path = tmp_path / "feedback.jsonl"
+    _write_jsonl_with_bad_byte(path, newline)
+    with pytest.raises(RecordError) as err:
+        read_records(path, Feedback)
+    assert isinstance(err.value, SchemaError)
+    assert (err.value.path, err.value.line) == (path, 3)
+    assert str(err.value) == f"{path}:3: not valid UTF-8 (byte 0xe9 at column 32)"
+
+
+def test_bad_byte_column_counts_characters_not_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "samples.jsonl"
+    path.write_bytes('{"id": "é€", "inputs": {}}\n'.encode() + b'{"id": "\xe2\x82\xac\xe2\x82"}\n')  # a € then a cut-off €
+    with pytest.raises(RecordError) as err:
+        read_records(path, Sample)
+    assert str(err.value) == f"{path}:2: not valid UTF-8 (byte 0xe2 at column 10)"
+
+
+def test_utf8_lines_keep_their_endings_and_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes("a\r\nb\rc\n\nd€".encode())
+    assert list(iter_text_lines(path)) == [(1, "a\r\n"), (2, "b\r"), (3, "c\n"), (4, "\n"), (5, "d€")]
+
+
+def test_non_utf8_jsonl_in_the_slf5k_loader(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"id": "1", "title": "t", "post": "p"}\n\n{"id": "2", "title": "\x80", "post": "p"}\n')
+    with pytest.raises(RecordError, match=r"train\.jsonl:3: not valid UTF-8 \(byte 0x80 at column 23\)$"):
+        slf5k.load(path)
+
+
+def test_non_utf8_jsonl_in_the_tabular_loader(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"q": "ok"}\n{"q": "caf\xe9"}\n')
+    with pytest.raises(RecordError, match=r"train\.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 11\)$"):
+        tabular.load(path, {}, fmt="jsonl")
+
+
+def test_non_utf8_csv_names_the_physical_line(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    # The quoted field spans two lines, so the bad byte is on line 4 though it is the third row.
+    path.write_bytes(b'question,answer\r\nq1,a1\r\n"q2\r\nmore",a2\r\nq3,caf\xe9\r\n')
+    with pytest.raises(RecordError) as err:
+        tabular.load(path, {}, fmt="csv")
+    assert str(err.value) == f"{path}:5: not valid UTF-8 (byte 0xe9 at column 7)"
+
+
+def test_valid_csv_still_loads_with_crlf_and_multiline_fields(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_bytes('question,answer\r\nq1,a€\r\n"q2\r\nmore",a2\r\n'.encode())
+    data = tabular.load(path, {"initial_output": "answer"}, fmt="csv")
+    assert [(s.id, s.inputs, s.initial_output) for s in data.samples] == [
+        ("train-2", {"question": "q1"}, "a€"),
+        ("train-4", {"question": "q2\r\nmore"}, "a2"),
+    ]
+
+
+def test_cli_reports_non_utf8_input_in_one_line(tmp_path: Path, capsys) -> None:
+    samples = tmp_path / "samples.jsonl"
+    samples.write_bytes(b'{"id": "s\xff", "inputs": {"post": "p"}}\n')
+    assert main(["evaluate", "--samples", str(samples), "--model", "tiny:gpt2", "--out", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ilf: error: {samples}:1: not valid UTF-8 (byte 0xff at column 10)\n"
+
+
+# --- models that cannot be loaded -----------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def test_hub_id_offline_names_field_model_and_remedy(offline: None) -> None:
+    with pytest.raises(ModelLoadError) as err:
+        load_model(ModelConfig(name_or_path="someone/not-a-model", device="cpu"), field="policy.name_or_path")
+    message = str(err.value)
+    assert isinstance(err.value, IlfError) and "\n" not in message
+    assert message.startswith("policy.name_or_path: cannot load model 'someone/not-a-model': ")
+    assert "offline (HF_HUB_OFFLINE=1)" in message and message.endswith("or tiny:gpt2 for a small random model")
+
+
+def test_hub_id_that_fails_online_keeps_the_first_line_of_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    # The machine stays offline, so transformers still fails; only the wording of the reason changes.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(ModelConfig(name_or_path="someone/not-a-model", device="cpu"))
+    message = str(err.value)
+    assert message.startswith("name_or_path: cannot load model 'someone/not-a-model': ") and "\n" not in message
+    assert message.endswith("; give the path of a local model folder, or tiny:gpt2 for a small random model")
+
+
+@pytest.mark.parametrize("relative", ["missing-model", "./missing-model"])
+def test_missing_local_path_says_it_does_not_exist(tmp_path: Path, relative: str, offline: None) -> None:
+    name = str(tmp_path / relative)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(ModelConfig(name_or_path=name, device="cpu"), field="refiner_model.name_or_path")
+    assert str(err.value) == (
+        f"refiner_model.name_or_path: cannot load model {name!r}: path does not exist; "
+        "give the path of a local model folder, or tiny:gpt2 for a small random model"
+    )
+
+
+def test_missing_home_path_shows_where_it_looked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ModelLoadError, match=rf"'~/models/none': path does not exist \({tmp_path}/models/none\); "):
+        load_model(ModelConfig(name_or_path="~/models/none", device="cpu"))
+
+
+def test_models_that_exist_still_load_with_a_field_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tokenizer = tiny_model("gpt2", seed=4)
+    save_model(model, tokenizer, tmp_path / "models" / "m")
+    assert load_model(ModelConfig(name_or_path="tiny:gpt2", device="cpu"), field="policy.name_or_path").name == "tiny:gpt2"
+    loaded = load_model(ModelConfig(name_or_path=str(tmp_path / "models" / "m"), device="cpu"), field="policy.name_or_path")
+    assert not loaded.is_seq2seq and loaded.model.config.n_embd == model.config.n_embd
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_model(ModelConfig(name_or_path="~/models/m", device="cpu")).name == "~/models/m"
+
+
+def test_cli_reports_a_missing_model_in_one_line(tmp_path: Path, capsys) -> None:
+    samples = tmp_path / "samples.jsonl"
+    write_records(samples, [Sample(id="s", inputs={"title": "t", "post": "p"}, references=["r"])])
+    missing = tmp_path / "no-model"
+    assert main(["evaluate", "--samples", str(samples), "--model", str(missing), "--out", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ilf: error: name_or_path: cannot load model '{missing}': path does not exist; ")
+    assert err.count("\n") == 1

@@ -1,0 +1,113 @@
+"""`ilf study`: the SLF5K study config at small sizes on the bundled layout and tiny models."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from ilf.cli import main
+from ilf.config import load_config
+from ilf.pipeline import Pipeline
+
+STUDY = str(REPO / "experiments" / "slf5k_study.yaml")
+
+
+def _small(data: Path) -> list[str]:
+    sets = [
+        "study.sizes=[4,8]", "study.seeds=[0,1]",
+        f"data.path={data}", "data.eval_limit=4",
+        "policy.name_or_path=tiny:gpt2", "refiner.name_or_path=tiny:gpt2", "refiner.seed=1",
+        "refine.num_candidates=2", "refine.sampling.max_new_tokens=8", "refine.sampling.batch_size=8",
+        "refine.sampling.max_prompt_tokens=null", "refine.sampling.max_resamples=0",
+        "evaluation.sampling.max_new_tokens=8", "evaluation.sampling.max_prompt_tokens=null",
+        "finetune.learning_rate=1.0e-3", "finetune.per_device_train_batch_size=4", "finetune.gradient_accumulation_steps=1",
+    ]
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def _stage_markers(cells: Path) -> dict[str, dict]:
+    return {str(p.relative_to(cells)): json.loads(p.read_text()) for p in sorted(cells.glob("*/.ilf/stages/*.json"))}
+
+
+@pytest.mark.slow
+def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(slf5k_dir: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "study"
+    assert main(["study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir)]) == 0
+    printed = capsys.readouterr().out
+    cells = sorted(p.name for p in (run_dir / "cells").iterdir())
+    assert len(cells) == 2 * 3 * 2  # seeds x methods x sizes
+    assert "seed1-sft_reference-n8" in cells and f"[12/12]" in printed
+
+    # One seed's feedback round is computed in one cell and linked into the others.
+    markers = _stage_markers(run_dir / "cells")
+    for seed in (0, 1):
+        refine = [m for name, m in markers.items() if name.startswith(f"seed{seed}-") and name.endswith("/refine.json")]
+        assert len(refine) == 2  # ilf at both sizes; the SFT baselines do not refine
+        assert sum("shared_from" not in m for m in refine) == 1
+    data = [m for name, m in markers.items() if name.endswith("/data.json")]  # the same rows for every seed
+    assert sum("shared_from" not in m for m in data) == 1 and len(data) == 12
+
+    # Nested sizes: the n4 cell trained on the first 4 of the round's 8 samples.
+    small = json.loads((run_dir / "cells" / "seed0-ilf-n4" / "model" / "train_metrics.json").read_text())
+    large = json.loads((run_dir / "cells" / "seed0-ilf-n8" / "model" / "train_metrics.json").read_text())
+    assert (small["pairs"], large["pairs"]) == (4, 8)
+
+    # The report's numbers are the cells' metrics.
+    summary = json.loads((run_dir / "summary.json").read_text())
+    group = next(g for g in summary if g["method"] == "ilf" and g["size"] == 8)
+    values = [json.loads((run_dir / "cells" / f"seed{s}-ilf-n8" / "metrics.json").read_text())["systems"]["finetuned"]["rougeL"]
+              for s in (0, 1)]
+    assert group["metrics"]["rougeL"]["mean"] == pytest.approx(sum(values) / 2)
+    assert group["metrics"]["rougeL"]["n"] == 2
+    report = (run_dir / "report.md").read_text()
+    assert "## 8 training samples" in report and "| sft_reference |" in report
+    assert (run_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "cells.csv").read_text().count("\n") == 13
+    assert len(json.loads((run_dir / "cells.json").read_text())) == 12
+
+    # Every cell is an ordinary run directory that `ilf run` finds up to date.
+    cell = run_dir / "cells" / "seed1-ilf-n4"
+    pipeline = Pipeline(load_config(cell / "config.yaml"), cell)
+    assert set(pipeline.status().values()) == {"done"}
+    before = _stage_markers(run_dir / "cells")
+    assert main(["run", str(cell / "config.yaml"), "--run-dir", str(cell)]) == 0
+    assert main(["study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir)]) == 0
+    assert capsys.readouterr().out.count("up to date") >= 12
+    assert _stage_markers(run_dir / "cells") == before  # nothing was recomputed
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_at_the_cell_where_it_stopped(slf5k_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "study"
+    command = [sys.executable, "-m", "ilf", "study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir),
+               "--set", "study.seeds=[0]"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first_cell = run_dir / "cells" / "seed0-ilf-n4" / "metrics.json"
+    deadline = time.time() + 300
+    while not first_cell.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert first_cell.exists(), "the first cell never finished"
+    finished = json.loads((run_dir / "cells" / "seed0-ilf-n4" / ".ilf" / "stages" / "evaluate.json").read_text())["finished"]
+    assert not (run_dir / "report.md").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "[1/6] seed0-ilf-n4: up to date" in again.stdout
+    assert json.loads((run_dir / "cells" / "seed0-ilf-n4" / ".ilf" / "stages" / "evaluate.json").read_text())["finished"] == finished
+    assert (run_dir / "report.md").exists() and len(json.loads((run_dir / "cells.json").read_text())) == 6
+
+
+def test_study_config_errors_name_the_key(tmp_path: Path, capsys) -> None:
+    assert main(["study", STUDY, "--run-dir", str(tmp_path / "s"), "--set", "study.methods=[ilf, ilff]"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'ilff'" in err and "did you mean 'ilf'" in err and err.count("\n") == 1
+    assert main(["study", STUDY, "--run-dir", str(tmp_path / "s"), "--set", "study.seed=[1]"]) == 2
+    assert "study.seed" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
