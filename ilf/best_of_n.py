@@ -4,6 +4,7 @@ highest (Scheurer et al. 2023 combine this with the ILF-fine-tuned policy for th
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from ilf.config import ModelConfig, SamplingConfig
 from ilf.generate import generate_outputs
 from ilf.models import LoadedModel

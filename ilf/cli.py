@@ -16,11 +16,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
+from ilf.evaluation import format_table  # noqa: E402
+from ilf.files import Journal, atomic_write_json  # noqa: E402
+from ilf.metrics import get_metrics  # noqa: E402
+from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
+from ilf.registry import ALL  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
+from ilf.tasks import get_task  # noqa: E402
 
 log = logging.getLogger("ilf")
 
-STAGE_NAMES = ("data", "outputs", "feedback", "refine", "select", "comparisons", "reward", "finetune", "evaluate")
+# The pipeline, the study and the trainers import torch and transformers (seconds): the commands
+# that need them import them, so `ilf --help`, `ilf config` and `ilf labelstudio ...` start at once.
+
 
 
 def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -63,9 +71,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_refine(args: argparse.Namespace) -> int:
     from ilf import steps
-    from ilf.files import Journal
-    from ilf.records import Feedback, Output, Sample, read_records, write_records
-    from ilf.tasks import get_task
 
     config = _config(args)
     samples = read_records(args.samples, Sample)
@@ -87,8 +92,6 @@ def cmd_refine(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from ilf import steps
-    from ilf.records import Refinements, Sample, read_records, write_records
-    from ilf.tasks import get_task
 
     config = _config(args)
     if args.method:
@@ -103,8 +106,6 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ilf.records import Sample, Selection, read_records
-    from ilf.tasks import get_task
     from ilf.train.sft import finetune, training_pairs
 
     config = _config(args)
@@ -125,11 +126,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ilf import steps
-    from ilf.evaluation import format_table
-    from ilf.files import atomic_write_json
-    from ilf.metrics import get_metrics
-    from ilf.records import Sample, read_records, write_records
-    from ilf.tasks import get_task
 
     config = _config(args)
     model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
@@ -169,7 +165,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from ilf.registry import ALL
 
     for registry in ALL:
         if args.kind and registry.kind.replace(" ", "_") != args.kind:
@@ -183,7 +178,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
-        from ilf.study import StudyConfig
+        from ilf.study import StudyConfig  # heavy, see above
 
         for key, default, help_text in [*field_help(), *field_help(StudyConfig, "study.")]:
             print(f"{key:42s} {default:24s} {help_text}")
@@ -207,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "over a run directory. Stages whose outputs exist for the same config are skipped.")
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
-    p.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="Recompute this stage and every later one.")
-    p.add_argument("--until", choices=STAGE_NAMES, help="Stop after this stage.")
+    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages).")
+    p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("study", help="A sweep of runs: methods x sizes x seeds x any key, with one report.",

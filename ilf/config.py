@@ -368,15 +368,22 @@ def dump_config(config: RunConfig) -> str:
 
 
 def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, help) for every field, recursing into sections."""
+    """(dotted key, default, help) for every field, recursing into sections, optional ones too."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
     rows: list[tuple[str, str, str]] = []
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None
         )
+        section = next((t for t in typing.get_args(hints[f.name]) if dataclasses.is_dataclass(t)), None)
         if dataclasses.is_dataclass(default):
             rows.extend(field_help(type(default), key + "."))
+        elif default is None and section is not None:  # an optional section: off unless given
+            rows.append((key, "null", f.metadata.get("help", "") + " (a section: the keys below)"))
+            rows.extend(field_help(section, key + "."))
         else:
             rows.append((key, json.dumps(to_plain(default)), f.metadata.get("help", "")))
     return rows

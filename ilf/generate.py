@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 import torch
 
 from ilf import shared_prefix
-from ilf.progress import progress
 from ilf.config import ModelConfig, SamplingConfig
 from ilf.models import LoadedModel, load_model
+from ilf.progress import progress
 from ilf.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class LocalSampler:
         return sample_raw(self.lm, prompts, num_return, sampling)
 
 
-def as_sampler(model: "LoadedModel | Sampler | ModelConfig") -> Sampler:
+def as_sampler(model: LoadedModel | Sampler | ModelConfig) -> Sampler:
     """A sampler for a loaded model, a model config (local or remote backend) or a sampler."""
     if isinstance(model, LoadedModel):
         return LocalSampler(model)

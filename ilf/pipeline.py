@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +34,17 @@ from typing import Any, Callable
 
 from ilf import steps
 from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
-from ilf.data import load_eval, load_train
+from ilf.data import load_eval, load_train, loader_fingerprint_inputs
+from ilf.demo.models import pretrained_model
 from ilf.evaluation import format_table
 from ilf.feedback import get_source
-from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text
-from ilf.metrics import get_metrics
+from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text, files_digest
 from ilf.methods import Method, get_method
+from ilf.metrics import get_metrics
+from ilf.models import ModelLoadError
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
 from ilf.tasks import get_task
+from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +95,14 @@ class Stage:
     after: tuple[str, ...]  # stages whose outputs it reads (besides the method's, for finetune)
     reads: str  # the config it reads, for the docs and `ilf status`
     writes: tuple[str, ...]  # keys of FILES
-    inputs: Callable[["Pipeline"], list[Any]]  # the config values its fingerprint covers
-    run: Callable[["Pipeline", str], dict[str, Any]]
-
-
-def _local_files_digest(path: str | None) -> list[Any]:
-    """Size and mtime of local input files, so editing the data reruns the stages that read it."""
-    if not path:
-        return []
-    local = Path(path).expanduser()
-    files = sorted(local.glob("*")) if local.is_dir() else [local] if local.is_file() else []
-    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+    inputs: Callable[[Pipeline], list[Any]]  # the config values its fingerprint covers
+    run: Callable[[Pipeline, str], dict[str, Any]]
 
 
 # ----- the stages --------------------------------------------------------------------------------
 
 
-def _data(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _data(run: Pipeline, fp: str) -> dict[str, Any]:
     train = load_train(run.config)
     held_out = load_eval(run.config)
     if not train.samples:
@@ -121,7 +116,7 @@ def _data(run: "Pipeline", fp: str) -> dict[str, Any]:
             "dataset_feedback": len(train.feedback), "dataset_comparisons": len(train.comparisons)}
 
 
-def _outputs(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _outputs(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
     outputs, stats = steps.initial_outputs(run.samples(), run.task, run.policy, c.outputs.sampling, c.seed,
                                            run.paths.journal("outputs", fp))
@@ -130,7 +125,7 @@ def _outputs(run: "Pipeline", fp: str) -> dict[str, Any]:
     return stats
 
 
-def _feedback(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
     samples = run.samples()
     ids = {s.id for s in samples}
     feedback, origin = run.feedback_source.collect(run)
@@ -147,7 +142,7 @@ def _feedback(run: "Pipeline", fp: str) -> dict[str, Any]:
             "samples_with_feedback": len({f.sample_id for f in kept}), "samples_without_feedback": len(ids - {f.sample_id for f in kept})}
 
 
-def _refine(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
     records, stats = steps.refine(run.samples(), read_records(run.paths.outputs, Output), read_records(run.paths.feedback, Feedback),
                                   run.task, run.refiner, c.refine, c.seed, run.paths.journal("refine", fp))
@@ -156,7 +151,7 @@ def _refine(run: "Pipeline", fp: str) -> dict[str, Any]:
     return stats
 
 
-def _select(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _select(run: Pipeline, fp: str) -> dict[str, Any]:
     selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements),
                                                  run.config.selection, run.refiner, run.task)
     run.replacing("select")
@@ -164,7 +159,7 @@ def _select(run: "Pipeline", fp: str) -> dict[str, Any]:
     return stats
 
 
-def _comparisons(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _comparisons(run: Pipeline, fp: str) -> dict[str, Any]:
     comparisons = run.feedback_source.compare(run, fp)
     if not comparisons:
         raise ValueError(f"comparisons: feedback source {run.config.feedback.source!r} gave no comparisons for the ranking methods")
@@ -173,12 +168,8 @@ def _comparisons(run: "Pipeline", fp: str) -> dict[str, Any]:
     return {"comparisons": len(comparisons), "ties": sum(c.preferred == "tie" for c in comparisons)}
 
 
-def _reward(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
     """A reward model on the training samples' comparisons, a share held out for its accuracy."""
-    import random
-
-    from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model
-
     c = run.config
     pairs = preference_pairs(run.task, run.training_samples(), run.comparisons())
     random.Random(c.seed).shuffle(pairs)
@@ -194,13 +185,13 @@ def _reward(run: "Pipeline", fp: str) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
 
-def _finetune(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _finetune(run: Pipeline, fp: str) -> dict[str, Any]:
     run.replacing("finetune")
     metrics = run.method.train(run)
     return {k: v for k, v in metrics.items() if k != "loss_history"}
 
 
-def _evaluate(run: "Pipeline", fp: str) -> dict[str, Any]:
+def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
     samples = read_records(run.paths.eval_samples, Sample)
     if not samples:
@@ -228,13 +219,13 @@ def _evaluate(run: "Pipeline", fp: str) -> dict[str, Any]:
     return {system: {k: m[k] for k in columns if k in m} for system, m in table.items()}
 
 
-def _data_inputs(run: "Pipeline") -> list[Any]:
+def _data_inputs(run: Pipeline) -> list[Any]:
     c = run.config
     loader_inputs = run.loader_inputs()
-    return [c.data, _local_files_digest(c.data.path), _local_files_digest(c.data.eval_path), *loader_inputs]
+    return [c.data, files_digest(c.data.path), files_digest(c.data.eval_path), *loader_inputs]
 
 
-def _finetune_inputs(run: "Pipeline") -> list[Any]:
+def _finetune_inputs(run: Pipeline) -> list[Any]:
     c = run.config
     return [run.method.fingerprint_inputs(c), c.policy, c.pretraining, c.finetune, c.task, c.seed]
 
@@ -297,8 +288,6 @@ class Pipeline:
             return model
         if self.config.pretraining is None:
             raise ValueError("policy.name_or_path: 'pretrained' names the model of the pretraining section, which is not set")
-        from ilf.demo.models import pretrained_model
-
         return dataclasses.replace(model, name_or_path=str(pretrained_model(self.config.pretraining)))
 
     def trained(self, path: Path) -> ModelConfig:
@@ -329,8 +318,6 @@ class Pipeline:
         return "instruct_rm" in (self.config.selection.method, *self.config.selection.also_score)
 
     def loader_inputs(self) -> list[Any]:
-        from ilf.data import loader_fingerprint_inputs
-
         return loader_fingerprint_inputs(self.config)
 
     # ----- bookkeeping -------------------------------------------------------------------------
@@ -410,6 +397,13 @@ class Pipeline:
                 _link(getattr(self.paths, key), tmp / FILES[key])
             shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
 
+    def _name_model_key(self, message: str) -> str:
+        """Name the config key of a model that failed to load (the loader knows only the name)."""
+        prefix, _, rest = message.partition(": cannot load model ")
+        name = rest.split("'")[1] if rest.count("'") >= 2 else None
+        keys = [key for key, value in _model_keys(self.config).items() if value == name]
+        return f"{' / '.join(keys)}: cannot load model {rest}" if keys and rest else message
+
     # ----- running -----------------------------------------------------------------------------
 
     def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -437,7 +431,10 @@ class Pipeline:
                     continue
                 log.info("stage %s: running", stage)
                 started = dt.datetime.now(dt.timezone.utc)
-                summary = _BY_NAME[stage].run(self, fps[stage])
+                try:
+                    summary = _BY_NAME[stage].run(self, fps[stage])
+                except ModelLoadError as err:
+                    raise ModelLoadError(self._name_model_key(str(err))) from err
                 atomic_write_json(
                     self.paths.marker(stage),
                     {"stage": stage, "fingerprint": fps[stage], "started": started.isoformat(),
@@ -452,6 +449,12 @@ class Pipeline:
                 summaries[stage] = summary
             atomic_write_text(self.paths.config, dump_config(self.config))
             return summaries
+
+
+def _model_keys(config: RunConfig) -> dict[str, str]:
+    models = {"policy": config.policy, "refiner": config.refiner, "selection.judge": config.selection.judge,
+              "reward.model": config.reward.model}
+    return {f"{key}.name_or_path": model.name_or_path for key, model in models.items() if model is not None}
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ class _LogProgress:
         if self.total:
             log.info("%s: %d/%d %ss in %.0f s", self.desc, self.done, self.total, self.unit, time.perf_counter() - self.started)
 
-    def __enter__(self) -> "_LogProgress":
+    def __enter__(self) -> _LogProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

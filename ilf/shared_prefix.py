@@ -28,7 +28,7 @@ from transformers import AttentionInterface, DynamicCache
 
 ATTENTION = "ilf_shared_prefix"
 
-_active: ContextVar["SharedPrefixCache | None"] = ContextVar("ilf_shared_prefix_cache", default=None)
+_active: ContextVar[SharedPrefixCache | None] = ContextVar("ilf_shared_prefix_cache", default=None)
 
 
 class SharedPrefixCache(DynamicCache):

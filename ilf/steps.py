@@ -14,7 +14,7 @@ from ilf.config import ModelConfig, RefineConfig, SamplingConfig, SelectionConfi
 from ilf.files import Journal
 from ilf.generate import GenerationStats, generate_outputs
 from ilf.models import LoadedModel
-from ilf.records import Feedback, Output, Refinements, Candidate, Sample, Selection
+from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection
 from ilf.selection import SelectionItem, select
 from ilf.tasks import Task
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -29,10 +30,12 @@ from typing import Any
 
 import yaml
 
-from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, parse_override, read_config_file
+from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, parse_override, read_config_file, to_plain
 from ilf.files import atomic_write_json, atomic_write_text
+from ilf.labelstudio.sync import build_tasks
 from ilf.methods import get_method
 from ilf.pipeline import Pipeline
+from ilf.records import Output, Sample, read_records
 from ilf.registry import METHODS
 from ilf.schema import build
 
@@ -141,7 +144,7 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     run_dir = Path(run_dir)
     todo = cells(study, base, source)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "study.yaml", yaml.safe_dump({"source": source, "study": _plain(study), "base": base},
+    atomic_write_text(run_dir / "study.yaml", yaml.safe_dump({"source": source, "study": to_plain(study), "base": base},
                                                               sort_keys=False, allow_unicode=True))
     started = time.perf_counter()
     rows = []
@@ -162,14 +165,9 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
                   flush=True)
         rows.append(_cell_row(cell, cell_dir))
     result = write_report(study, rows, run_dir, base.get("name", "study"))
+    write_ranking_tasks(rows, run_dir / "labelstudio_ranking.json")
     result["seconds"] = time.perf_counter() - started
     return result
-
-
-def _plain(obj: Any) -> Any:
-    from ilf.config import to_plain
-
-    return to_plain(obj)
 
 
 def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
@@ -264,6 +262,27 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
     atomic_write_text(run_dir / "report.md", report)
     _plot(summary, study, columns, sizes, run_dir / "report.png")
     return {"report": report, "summary": summary, "cells": rows}
+
+
+def write_ranking_tasks(rows: list[dict[str, Any]], path: Path) -> None:
+    """Every method's held-out outputs and the references as Label Studio ranking tasks, for a
+    human evaluation of the same systems (first seed, largest size, first value of each axis)."""
+    if len({r["method"] for r in rows}) < 2:
+        return
+    seed = rows[0]["seed"]
+    largest = max((r["size"] for r in rows if r["size"] is not None), default=None)
+    chosen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["seed"] == seed and row["size"] in (largest, None):
+            chosen.setdefault(row["method"], row)
+    outputs: list[Output] = []
+    for method, row in chosen.items():
+        produced = read_records(Path(row["dir"]) / "eval_outputs.jsonl", Output)
+        outputs += [dataclasses.replace(o, system=method) for o in produced if o.system == row["system"]]
+    samples = read_records(Path(next(iter(chosen.values()))["dir"]) / "eval_samples.jsonl", Sample)
+    outputs += [Output(sample_id=s.id, text=s.references[0], system="reference") for s in samples if s.references]
+    tasks = build_tasks("ranking", samples, outputs, seed=seed)
+    atomic_write_text(path, json.dumps(tasks, ensure_ascii=False))
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

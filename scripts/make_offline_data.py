@@ -763,7 +763,7 @@ def draw_slot(rng, spec):
     """Draw one slot value from a spec (see the comment above SCENARIOS)."""
     if isinstance(spec, tuple) and spec[0] == "money":
         _, lo, hi, step = spec
-        return "${:,}".format(rng.randrange(lo, hi + 1, step))
+        return f"${rng.randrange(lo, hi + 1, step):,}"
     return rng.choice(spec)
 
 
@@ -884,7 +884,7 @@ def make_row(rng, row_id, scen, flaw):
         "subreddit": scen["sub"],
         "title": title,
         "post": post,
-        "summary_prompt": "Title: {}\n\nText: {}\n\nTL;DR:".format(title, post),
+        "summary_prompt": f"Title: {title}\n\nText: {post}\n\nTL;DR:",
         "generated_summary_for_feedback": summary,
         "feedback": feedback,
         "feedback_class": FLAW_CLASS[flaw],
@@ -916,7 +916,7 @@ def make_split(rng, split, count, seen_posts):
             flaws = ["omit", "wrong", "vague", "rambling"]
             rng.shuffle(flaws)
         scen, flaw = SCENARIOS[order.pop()], flaws.pop()
-        row_id = "offline-{}-{:04d}".format(split, len(rows) + 1)
+        row_id = f"offline-{split}-{len(rows) + 1:04d}"
         # Redraw slots until the row meets every bound.  Rambling summaries
         # only fit in 30 words with short slot values, so after many misses
         # fall back to another flaw rather than give up on the scenario.
@@ -948,7 +948,7 @@ def main():
         with open(path, "w", encoding="utf-8", newline="\n") as handle:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        print("wrote {} rows to {}".format(len(rows), path))
+        print(f"wrote {len(rows)} rows to {path}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from ilf.cli import main
 
 METHODS = ["before", "ilf", "sft_initial", "sft_reference", "rm_best_of_n", "dpo", "rloo", "ilf_best_of_n"]
@@ -32,6 +32,10 @@ def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_mode
     assert len(computed) == 1
     assert rows["ilf_best_of_n"]["stages"]["finetune"] == "shared"  # trained once, as ilf
     assert rows["ilf"]["metrics"]["reward.pairs"] > 0 and "reward.eval_accuracy" in rows["ilf"]["metrics"]
+    ranking = json.loads((run_dir / "labelstudio_ranking.json").read_text())  # a human evaluation of the same outputs
+    assert len(ranking) == 30
+    systems = {s for task in ranking for group in task["data"]["systems"].values() for s in group}
+    assert systems == set(METHODS) | {"reference"}
 
 
 @pytest.mark.slow

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import slf5k_row, write_jsonl
+
 from ilf.config import DataConfig, RunConfig
 from ilf.data import load_eval, load_train
 from ilf.records import RecordError

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, slf5k_row, small_run_overrides, write_jsonl
 from flaky_proxy import FlakyProxy
+
 from ilf.cli import main
 from ilf.labelstudio.client import Connection, LabelStudio, LabelStudioError
 from ilf.labelstudio.sync import build_tasks, pull, push, ranking_win_rates

@@ -6,8 +6,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import _loud
+
 from ilf.labelstudio.sync import build_tasks, pull, push
 from ilf.records import Feedback, Sample, read_records
 

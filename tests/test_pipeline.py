@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, slf5k_row, small_run_overrides, write_jsonl
+
 from ilf.cli import main
 from ilf.config import load_config
 from ilf.pipeline import STAGES, Pipeline

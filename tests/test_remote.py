@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, _loud, slf5k_row, small_run_overrides
 from flaky_proxy import FlakyProxy
+
 from ilf.config import ModelConfig, RemoteConfig, SamplingConfig, TaskConfig
 from ilf.data.slf5k import convert_row
 from ilf.generate import generate_outputs

@@ -3,10 +3,9 @@ import torch
 
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.models import load_model
-from ilf.records import Sample
+from ilf.records import Sample, format_inputs
 from ilf.selection import SelectionItem, select
 from ilf.selection.embedding import EmbeddingSelector, load_embedder
-from ilf.records import format_inputs
 from ilf.selection.instruct_rm import PROMPT_VARIANTS, InstructRMSelector
 from ilf.selection.random_choice import RandomSelector
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from ilf.cli import main
 from ilf.config import load_config
 from ilf.pipeline import Pipeline
@@ -41,7 +41,7 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
     printed = capsys.readouterr().out
     cells = sorted(p.name for p in (run_dir / "cells").iterdir())
     assert len(cells) == 2 * 3 * 2  # seeds x methods x sizes
-    assert "seed1-sft_reference-n8" in cells and f"[12/12]" in printed
+    assert "seed1-sft_reference-n8" in cells and "[12/12]" in printed
 
     # One seed's feedback round is computed in one cell and linked into the others.
     markers = _stage_markers(run_dir / "cells")

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.registry import LOADERS
 from ilf.records import Comparison, Feedback, Sample
+from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig

@@ -8,14 +8,12 @@ training subsets of the study are the first rows of the train file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.data import SplitData, resolve_split_file
-from ilf.registry import LOADERS
 from ilf.records import Comparison, Feedback, RecordError, Sample, iter_jsonl
+from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig

@@ -13,15 +13,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import csv
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ilf.data import SplitData, resolve_split_file
-from ilf.registry import LOADERS
 from ilf.records import Feedback, RecordError, Sample, iter_jsonl, iter_text_lines
+from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig

@@ -18,7 +18,7 @@ from typing import Any
 
 from ilf.config import PretrainConfig, fingerprint
 from ilf.demo import world
-from ilf.files import DirectoryLock
+from ilf.files import DirectoryLock, atomic_directory, atomic_write_json
 from ilf.progress import progress
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,6 @@ def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
     import time
 
     import torch
-
-    from ilf.files import atomic_directory, atomic_write_json
 
     rng = random.Random(config.seed)
     tokenizer = word_tokenizer()

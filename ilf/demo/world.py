@@ -42,7 +42,7 @@ class Fact:
         """How an annotator says it: with articles, so a sentence embedder reads it as language."""
         return f"{self.name} {self.verb} the {self.object} in {self.place} on {self.day}"
 
-    def replace(self, slot: str, value: str) -> "Fact":
+    def replace(self, slot: str, value: str) -> Fact:
         values = {s: getattr(self, s) for s in SLOTS}
         values[slot] = value
         return Fact(**values)
@@ -154,7 +154,7 @@ class SimulatedFeedback:
         return {"kind": self.kind, "target": _fact_slots(self.target), "removes": _fact_slots(self.removes)}
 
     @classmethod
-    def from_record(cls, text: str, extra: dict[str, object]) -> "SimulatedFeedback":
+    def from_record(cls, text: str, extra: dict[str, object]) -> SimulatedFeedback:
         def fact(value: object) -> Fact | None:
             return Fact(*value) if isinstance(value, list) else None
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ilf.feedback import FeedbackSource
+from ilf.files import files_digest
 from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -16,9 +17,7 @@ if TYPE_CHECKING:
 @FEEDBACK_SOURCES.register("file", help="A JSONL file of feedback records (feedback.path), e.g. written by another tool.")
 class FileFeedback(FeedbackSource):
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        from ilf.pipeline import _local_files_digest
-
-        return [run.config.feedback, _local_files_digest(run.config.feedback.path)]
+        return [run.config.feedback, files_digest(run.config.feedback.path)]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         if not run.config.feedback.path:

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ilf.feedback import FeedbackSource
+from ilf.files import files_digest
+from ilf.labelstudio.client import LabelStudio, resolve_connection
+from ilf.labelstudio.sync import pull
 from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -22,9 +25,6 @@ log = logging.getLogger(__name__)
 @FEEDBACK_SOURCES.register("labelstudio", help="Critiques from a Label Studio project (feedback.project, feedback.url), pulled incrementally.")
 class LabelStudioFeedback(FeedbackSource):
     def prepare(self, run: Pipeline) -> None:
-        from ilf.labelstudio.client import LabelStudio, resolve_connection
-        from ilf.labelstudio.sync import pull
-
         fb = run.config.feedback
         if not fb.project:
             raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
@@ -34,9 +34,7 @@ class LabelStudioFeedback(FeedbackSource):
         log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        from ilf.pipeline import _local_files_digest
-
-        return [run.config.feedback, _local_files_digest(str(run.paths.labelstudio_feedback))]
+        return [run.config.feedback, files_digest(str(run.paths.labelstudio_feedback))]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.labelstudio_feedback, Feedback), run.paths.labelstudio_feedback

@@ -77,7 +77,7 @@ class Credentials:
     token: str
 
     @classmethod
-    def load_or_create(cls, data_dir: Path, username: str | None = None) -> "Credentials":
+    def load_or_create(cls, data_dir: Path, username: str | None = None) -> Credentials:
         """Read the data directory's credentials, or make new ones (token from LABEL_STUDIO_API_KEY if set)."""
         path = data_dir / "credentials.json"
         if path.exists():
@@ -109,7 +109,7 @@ class ServerInfo:
     data_dir: str
 
     @classmethod
-    def read(cls, data_dir: Path) -> "ServerInfo | None":
+    def read(cls, data_dir: Path) -> ServerInfo | None:
         path = data_dir / "server.json"
         if not path.exists():
             return None

@@ -15,6 +15,7 @@ from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
 from ilf.records import Output, Sample
 from ilf.registry import METHODS
+from ilf.steps import evaluation_outputs
 
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
@@ -58,8 +59,6 @@ class Method:
 
     def generate(self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str,
                  journal: Journal | None = None) -> tuple[list[Output], dict[str, Any]]:
-        from ilf.steps import evaluation_outputs
-
         return evaluation_outputs(model, samples, run.task, run.config.evaluation.sampling, run.config.seed, system, journal)
 
 

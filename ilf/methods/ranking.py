@@ -13,21 +13,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ilf.best_of_n import best_of_n
 from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
 from ilf.methods import Method
 from ilf.methods.supervised import ILF
 from ilf.records import Output, Sample
 from ilf.registry import METHODS
+from ilf.train.online import RLOOTrainingConfig, train_rloo
+from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo
+from ilf.train.reward import RewardModel
 
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
 def best_of_n_outputs(run: Pipeline, model: ModelConfig, samples: list[Sample], system: str) -> tuple[list[Output], dict[str, Any]]:
-    from ilf.best_of_n import best_of_n
-    from ilf.train.reward import RewardModel
-
     reward = RewardModel.load(run.paths.reward_model, batch_size=run.config.reward.score_batch_size)
     n = run.config.reward.best_of_n
     result = best_of_n(model, reward, run.task, samples, n, run.config.outputs.sampling, run.config.seed, system)
@@ -73,8 +74,6 @@ class DPO(Method):
         return ["dpo", config.dpo]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
-        from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo
-
         c = run.config
         return train_dpo(run.policy, dpo_pairs(run.task, run.training_samples(), run.comparisons()),
                          DPOTrainingConfig(learning_rate=c.dpo.learning_rate, beta=c.dpo.beta, num_train_epochs=c.dpo.num_train_epochs,
@@ -92,8 +91,6 @@ class RLOO(Method):
         return ["rloo", config.rloo, config.outputs.sampling]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
-        from ilf.train.online import RLOOTrainingConfig, train_rloo
-
         c = run.config
         return train_rloo(run.policy, [run.task.initial_prompt(s) for s in run.training_samples()], run.paths.reward_model,
                           RLOOTrainingConfig(learning_rate=c.rloo.learning_rate, num_generations=c.rloo.num_generations,

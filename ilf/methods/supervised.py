@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from ilf.config import RunConfig
 from ilf.methods import Method
+from ilf.records import Output, read_records
 from ilf.registry import METHODS
+from ilf.train.sft import finetune, training_pairs
 
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
@@ -41,8 +43,6 @@ class SupervisedMethod(Method):
         return ["sft"]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
-        from ilf.train.sft import finetune, training_pairs
-
         c = run.config
         samples = run.training_samples()
         ids = {s.id for s in samples}
@@ -55,8 +55,6 @@ class SupervisedMethod(Method):
         return {**counts, **metrics}
 
     def targets(self, run: Pipeline) -> dict[str, str] | None:
-        from ilf.records import Output, read_records
-
         target = run.config.finetune.target
         if target == "selected":
             return {s.sample_id: s.text for s in run.selections()}

@@ -12,6 +12,7 @@ from ilf.evaluation import mean_and_sem
 from ilf.metrics import Metric
 from ilf.records import Output, Sample
 from ilf.registry import METRICS
+from ilf.train.reward import RewardModel
 
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
@@ -33,8 +34,6 @@ class RewardWinRate(Metric):
 
     def _model(self, run: Pipeline) -> Any:
         if self._reward is None:
-            from ilf.train.reward import RewardModel
-
             self._reward = RewardModel.load(run.paths.reward_model, batch_size=run.config.reward.score_batch_size)
         return self._reward
 

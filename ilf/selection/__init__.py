@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.records import Candidate, Selection
 from ilf.registry import SELECTORS

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ilf.selection.base import SelectionItem, Selector
 from ilf.config import ModelConfig, SelectionConfig
+from ilf.models import resolve_device
 from ilf.registry import SELECTORS
+from ilf.selection.base import SelectionItem, Selector
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ def default_embedder_path() -> str:
 def load_embedder(name_or_path: str | None = None, device: str | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
 
-    from ilf.models import resolve_device
 
     path = name_or_path or default_embedder_path()
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))
@@ -41,7 +41,7 @@ class EmbeddingSelector(Selector):
     name = "embedding"
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "EmbeddingSelector":
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> EmbeddingSelector:
         return cls(config.embedder, batch_size=max(config.batch_size, 32))
 
     def __init__(self, embedder: str | None = None, batch_size: int = 64, model: Any = None) -> None:

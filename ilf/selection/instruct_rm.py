@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from ilf.models import LoadedModel
-from ilf.records import format_inputs
-from ilf.selection.base import SelectionItem, Selector
 from ilf.config import ModelConfig, SelectionConfig
+from ilf.models import LoadedModel, load_model
+from ilf.records import format_inputs
 from ilf.registry import SELECTORS
+from ilf.selection.base import SelectionItem, Selector
 
 _CONTEXT = "{inputs}\n\nOriginal output: {output}\n\nFeedback on the original output: {feedback}\n\nNew output: {candidate}\n\n"
 
@@ -40,9 +40,7 @@ class InstructRMSelector(Selector):
     name = "instruct_rm"
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "InstructRMSelector":
-        from ilf.models import load_model
-
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> InstructRMSelector:
         return cls(load_model(config.judge or judge), batch_size=config.batch_size)
 
     def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:

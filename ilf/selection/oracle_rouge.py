@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ilf.evaluation import rouge_l
-from ilf.selection.base import SelectionItem, Selector
 from ilf.config import ModelConfig, SelectionConfig
+from ilf.evaluation import rouge_l
 from ilf.registry import SELECTORS
+from ilf.selection.base import SelectionItem, Selector
 
 
 @SELECTORS.register("oracle_rouge", help="ROUGE-L against the sample's references: an oracle upper bound, not for real use.")
@@ -18,7 +18,7 @@ class OracleRougeSelector(Selector):
     name = "oracle_rouge"
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "OracleRougeSelector":
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> OracleRougeSelector:
         return cls()
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:

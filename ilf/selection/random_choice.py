@@ -6,14 +6,13 @@ the same candidate.
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import random
+from typing import Any
 
-from ilf.selection.base import SelectionItem, Selector
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.registry import SELECTORS
+from ilf.selection.base import SelectionItem, Selector
 
 
 @SELECTORS.register("random", help="A seeded random pick (selection.seed): the baseline every selector must beat.")
@@ -21,7 +20,7 @@ class RandomSelector(Selector):
     name = "random"
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "RandomSelector":
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RandomSelector:
         return cls(config.seed)
 
     def __init__(self, seed: int = 0) -> None:

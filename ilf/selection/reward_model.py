@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ilf.selection.base import SelectionItem, Selector
 from ilf.config import ModelConfig, SelectionConfig
 from ilf.registry import SELECTORS
+from ilf.selection.base import SelectionItem, Selector
 from ilf.train.reward import RewardModel
 
 
@@ -16,7 +16,7 @@ class RewardModelSelector(Selector):
     name = "reward_model"
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> "RewardModelSelector":
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RewardModelSelector:
         if not config.reward_model:
             raise ValueError("selection.reward_model: the path of a trained reward model is required for the reward_model selector")
         return cls(RewardModel.load(config.reward_model, batch_size=config.batch_size), task)

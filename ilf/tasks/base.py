@@ -93,7 +93,7 @@ class TemplateTask(Task):
     )
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> "TemplateTask":
+    def from_options(cls, options: dict[str, Any]) -> TemplateTask:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
