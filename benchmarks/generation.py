@@ -57,8 +57,14 @@ def build_model(name: str, dtype: torch.dtype = torch.float32, device: str = "cp
     if name == "gpt2-6x512":
         tokenizer = tiny_tokenizer()
         config = transformers.GPT2Config(
-            n_positions=1024, n_embd=512, n_layer=6, n_head=8, vocab_size=len(tokenizer),
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            n_positions=1024,
+            n_embd=512,
+            n_layer=6,
+            n_head=8,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -81,7 +87,7 @@ def refinement_prompts(count: int, tokenizer: Any) -> list[str]:
         summary, _ = world.flawed_summary(post, rng)
         feedback = world.Annotator(seed=rng.randrange(10**6)).critique(post, summary)
         ids = tokenizer(world.refine_prompt(post, summary, feedback.text), add_special_tokens=False)["input_ids"]
-        prompts.append(tokenizer.decode(ids[-rng.randint(80, 160):]))
+        prompts.append(tokenizer.decode(ids[-rng.randint(80, 160) :]))
     return prompts
 
 
@@ -102,7 +108,7 @@ class Workload:
         order = list(self.prompts)
         if by_length:
             order.sort(key=lambda p: -len(self.tokenizer(p, add_special_tokens=False)["input_ids"]))
-        return [order[i:i + size] for i in range(0, len(order), size)]
+        return [order[i : i + size] for i in range(0, len(order), size)]
 
     @torch.inference_mode()
     def per_sample(self, count: int) -> int:
@@ -146,14 +152,22 @@ def logprob_gap(reference: Any, other: Any, tokenizer: Any, prompts: list[str], 
     """Largest |log p_bf16 - log p_fp32| over the tokens the float32 model sampled."""
     torch.manual_seed(0)
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(reference.device)
-    out = shared_prefix_generate(reference, batch["input_ids"], batch["attention_mask"], samples,
-                                 max_new_tokens=max_new, do_sample=True, top_p=0.95, pad_token_id=tokenizer.pad_token_id)
-    mask = torch.cat([batch["attention_mask"].repeat_interleave(samples, 0), torch.ones_like(out[:, batch["input_ids"].shape[1]:])], 1)
+    out = shared_prefix_generate(
+        reference,
+        batch["input_ids"],
+        batch["attention_mask"],
+        samples,
+        max_new_tokens=max_new,
+        do_sample=True,
+        top_p=0.95,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    mask = torch.cat([batch["attention_mask"].repeat_interleave(samples, 0), torch.ones_like(out[:, batch["input_ids"].shape[1] :])], 1)
     start = batch["input_ids"].shape[1]
 
     def logprobs(model: Any) -> torch.Tensor:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=out, attention_mask=mask, position_ids=positions).logits[:, start - 1:-1].float()
+        logits = model(input_ids=out, attention_mask=mask, position_ids=positions).logits[:, start - 1 : -1].float()
         return torch.log_softmax(logits, -1).gather(-1, out[:, start:, None]).squeeze(-1)
 
     return float((logprobs(reference) - logprobs(other)).abs().max())
@@ -165,8 +179,11 @@ def bench_model(name: str, args: argparse.Namespace) -> str:
     work = Workload(model, tokenizer, prompts, args.samples, args.new_tokens)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     mean_len = sum(len(tokenizer(p)["input_ids"]) for p in prompts) / len(prompts)
-    table = Table(f"{name} ({params:.1f}M parameters): {len(prompts)} prompts of {mean_len:.0f} tokens on average, "
-                  f"{args.samples} samples x {args.new_tokens} new tokens", "tok/s")
+    table = Table(
+        f"{name} ({params:.1f}M parameters): {len(prompts)} prompts of {mean_len:.0f} tokens on average, "
+        f"{args.samples} samples x {args.new_tokens} new tokens",
+        "tok/s",
+    )
     print(table.title, flush=True)
     size = args.batch_size
     work.stage(2)  # warm-up: first-call allocations and kernel choices
@@ -209,8 +226,10 @@ def main() -> int:
     args = parser.parse_args()
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
-    header = (f"Generation benchmark, {date.today()}: {os.cpu_count()} CPUs ({device}), torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads), transformers {transformers.__version__}")
+    header = (
+        f"Generation benchmark, {date.today()}: {os.cpu_count()} CPUs ({device}), torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}"
+    )
     print(header, flush=True)
     sections = [header, ""]
     for name in args.models.split(","):

@@ -36,8 +36,9 @@ def annotated(tasks: list[dict]) -> list[dict]:
     """The same tasks with one finished critique each, imported in bulk like tasks."""
     for task in tasks:
         text = f"Critique of {task['data']['sample_id']}."
-        task["annotations"] = [{"result": [{"from_name": "feedback", "to_name": "output", "type": "textarea",
-                                            "value": {"text": [text]}}], "lead_time": 10.0}]
+        task["annotations"] = [
+            {"result": [{"from_name": "feedback", "to_name": "output", "type": "textarea", "value": {"text": [text]}}], "lead_time": 10.0}
+        ]
     return tasks
 
 
@@ -79,7 +80,7 @@ def main() -> int:
         title = f"bench-pull-{stamp}"
         project, _ = client.get_or_create_project(title, "feedback")
         for start in range(0, n, 1000):
-            client.import_tasks(project.id, annotated(build_tasks("feedback", samples(n)[start:start + 1000])))
+            client.import_tasks(project.id, annotated(build_tasks("feedback", samples(n)[start : start + 1000])))
         out = Path(tempfile.mkdtemp()) / "feedback.jsonl"
         started = time.perf_counter()
         pulled = pull(client, title, out)

@@ -51,7 +51,9 @@ def selection_items(count: int, candidates: int) -> list[SelectionItem]:
         summary, _ = world.flawed_summary(post, rng)
         feedback = world.Annotator(seed=rng.randrange(10**6)).critique(post, summary).text
         texts = [world.flawed_summary(post, rng)[0] for _ in range(candidates)]
-        items.append(SelectionItem(sample=Sample(id=post.id, inputs={"post": post.text()}), output=summary, feedback=feedback, candidates=texts))
+        items.append(
+            SelectionItem(sample=Sample(id=post.id, inputs={"post": post.text()}), output=summary, feedback=feedback, candidates=texts)
+        )
     return items
 
 
@@ -61,9 +63,11 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--pairs-samples", type=int, default=100, help="samples scored pair by pair (the slow baseline)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--all-distinct", action="store_true",
-                        help="also score a copy of the workload in which every text is made distinct by a numbered "
-                             "suffix (about 6 more tokens per text)")
+    parser.add_argument(
+        "--all-distinct",
+        action="store_true",
+        help="also score a copy of the workload in which every text is made distinct by a numbered suffix (about 6 more tokens per text)",
+    )
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args()
 
@@ -75,15 +79,20 @@ def main() -> int:
     model = load_embedder(device=device)
     model.encode(distinct[:64], batch_size=64)  # warm-up
     pairs = args.samples * args.candidates
-    header = (f"Selection benchmark, {date.today()}: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-              f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}")
-    table = Table(f"{args.samples} samples x {args.candidates} candidates: {len(texts)} texts, {len(distinct)} distinct, "
-                  f"{words:.1f} words on average", "candidates/s")
+    header = (
+        f"Selection benchmark, {date.today()}: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
+    )
+    table = Table(
+        f"{args.samples} samples x {args.candidates} candidates: {len(texts)} texts, {len(distinct)} distinct, "
+        f"{words:.1f} words on average",
+        "candidates/s",
+    )
     print(header + "\n" + table.title, flush=True)
 
     def one_by_one() -> int:
         scored = 0
-        for item in items[:args.pairs_samples]:
+        for item in items[: args.pairs_samples]:
             for candidate in item.candidates:
                 feedback_vec, candidate_vec = model.encode([item.feedback, candidate], normalize_embeddings=True, convert_to_tensor=True)
                 float(feedback_vec @ candidate_vec)
@@ -91,23 +100,45 @@ def main() -> int:
         return scored
 
     table.measure("pairs one by one", one_by_one, f"first {args.pairs_samples} samples")
-    ceiling = table.measure("embedder ceiling", lambda: len(model.encode(distinct, batch_size=args.batch_size)) and pairs,
-                            "the distinct texts embedded in one call, nothing scored")
+    ceiling = table.measure(
+        "embedder ceiling",
+        lambda: len(model.encode(distinct, batch_size=args.batch_size)) and pairs,
+        "the distinct texts embedded in one call, nothing scored",
+    )
     selector = EmbeddingSelector(batch_size=args.batch_size, model=model)
     scores: list[list[float]] = []
-    row = table.measure("ilf embedding selector", lambda: len(scores.extend(selector.score(items)) or scores) * args.candidates,
-                        f"{len(distinct)} texts embedded")
+    row = table.measure(
+        "ilf embedding selector",
+        lambda: len(scores.extend(selector.score(items)) or scores) * args.candidates,
+        f"{len(distinct)} texts embedded",
+    )
     assert sum(len(s) for s in scores) == pairs
     if args.all_distinct:
         # Worst case: no text repeats (the world's texts do, real critiques and refinements rarely).
-        unique = [SelectionItem(sample=item.sample, output=item.output, feedback=f"{item.feedback} ({n})",
-                                candidates=[f"{c} ({n}.{k})" for k, c in enumerate(item.candidates)])
-                  for n, item in enumerate(items)]
-        table.measure("ilf embedding selector, every text distinct", lambda: sum(len(s) for s in selector.score(unique)),
-                      f"{len(unique) * (args.candidates + 1)} texts embedded")
-    text = "\n".join([header, "", table.render("pairs one by one"), "",
-                      f"ilf selector: {row.seconds:.1f} s for {pairs} candidates; embedder ceiling for the same texts "
-                      f"{ceiling.seconds:.1f} s ({len(distinct) / ceiling.seconds:.0f} texts/s)"])
+        unique = [
+            SelectionItem(
+                sample=item.sample,
+                output=item.output,
+                feedback=f"{item.feedback} ({n})",
+                candidates=[f"{c} ({n}.{k})" for k, c in enumerate(item.candidates)],
+            )
+            for n, item in enumerate(items)
+        ]
+        table.measure(
+            "ilf embedding selector, every text distinct",
+            lambda: sum(len(s) for s in selector.score(unique)),
+            f"{len(unique) * (args.candidates + 1)} texts embedded",
+        )
+    text = "\n".join(
+        [
+            header,
+            "",
+            table.render("pairs one by one"),
+            "",
+            f"ilf selector: {row.seconds:.1f} s for {pairs} candidates; embedder ceiling for the same texts "
+            f"{ceiling.seconds:.1f} s ({len(distinct) / ceiling.seconds:.0f} texts/s)",
+        ]
+    )
     emit(text, args.out)
     return 0
 

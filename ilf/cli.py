@@ -30,14 +30,17 @@ log = logging.getLogger("ilf")
 # that need them import them, so `ilf --help`, `ilf config` and `ilf labelstudio ...` start at once.
 
 
-
 def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
     if required:
         parser.add_argument("config", help="YAML run config (see experiments/).")
     else:
         parser.add_argument("--config", help="YAML run config; defaults apply where it is silent.")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="Override a config value, e.g. --set data.limit=20 --set refine.num_candidates=3 (repeatable).",
     )
 
@@ -97,7 +100,10 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.method:
         config.selection.method = args.method
     selections, stats = steps.select_refinements(
-        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config.selection, config.refiner_model,
+        read_records(args.samples, Sample),
+        read_records(args.refinements, Refinements),
+        config.selection,
+        config.refiner_model,
         get_task(config.task),
     )
     write_records(args.out, selections)
@@ -197,43 +203,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="Run one ILF round from a config, stage by stage, resumably.",
-                       description="Run the stages data, outputs, feedback, refine, select, finetune and evaluate "
-                       "over a run directory. Stages whose outputs exist for the same config are skipped.")
+    p = sub.add_parser(
+        "run",
+        help="Run one ILF round from a config, stage by stage, resumably.",
+        description="Run the stages data, outputs, feedback, refine, select, finetune and evaluate "
+        "over a run directory. Stages whose outputs exist for the same config are skipped.",
+    )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
-    p.add_argument("--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages).")
+    p.add_argument(
+        "--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages)."
+    )
     p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("study", help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
-                       description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
-                       "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
-                       "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.")
+    p = sub.add_parser(
+        "study",
+        help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
+        description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
+        "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
+        "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.",
+    )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("demo", help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
-                       description="A packaged study of the facts world's plug-ins: train a tiny policy and refiner from scratch "
-                       "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds, print the report.")
+    p = sub.add_parser(
+        "demo",
+        help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
+        description="A packaged study of the facts world's plug-ins: train a tiny policy and refiner from scratch "
+        "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds, print the report.",
+    )
     p.add_argument("--run-dir", default="runs/demo", help="Where the models are cached and the cells and report are written.")
     p.add_argument("--seeds", type=int, help="Number of seeds (default 3).")
     p.add_argument("--quick", action="store_true", help="A reduced study (one seed, 100 samples, short pretraining) for CI.")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="Override a value of the demo's study config (study.* or any run key).")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a value of the demo's study config (study.* or any run key).",
+    )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("compare", help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
-                       description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
-                       "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.")
+    p = sub.add_parser(
+        "compare",
+        help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
+        description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
+        "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.",
+    )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("plugins", help="List the registered plug-ins of every kind with their help.")
-    p.add_argument("kind", nargs="?", choices=("data_loader", "task", "feedback_source", "selector", "metric", "method"),
-                   help="Only this kind.")
+    p.add_argument(
+        "kind", nargs="?", choices=("data_loader", "task", "feedback_source", "selector", "metric", "method"), help="Only this kind."
+    )
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("status", help="Show which stages of a run directory are up to date for a config.")
@@ -241,8 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("refine", help="Generate N refinements per feedback record.",
-                       description="Read samples and feedback JSONL, write one refinements record per feedback record.")
+    p = sub.add_parser(
+        "refine",
+        help="Generate N refinements per feedback record.",
+        description="Read samples and feedback JSONL, write one refinements record per feedback record.",
+    )
     p.add_argument("--samples", required=True, help="Samples JSONL.")
     p.add_argument("--feedback", required=True, help="Feedback JSONL.")
     p.add_argument("--outputs", help="Outputs JSONL the feedback is about (default: each sample's initial_output).")
@@ -288,8 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        level=logging.WARNING)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
     logging.getLogger("ilf").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("transformers", "datasets", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)

@@ -18,9 +18,18 @@ import yaml
 from ilf.schema import SchemaError, build
 
 # Keys whose relative values in a config file name files, resolved against the file's folder.
-PATH_KEYS = ("data.path", "data.eval_path", "feedback.path", "selection.embedder", "selection.reward_model",
-             "pretraining.cache_dir", "policy.name_or_path", "refiner.name_or_path", "reward.model.name_or_path",
-             "selection.judge.name_or_path")
+PATH_KEYS = (
+    "data.path",
+    "data.eval_path",
+    "feedback.path",
+    "selection.embedder",
+    "selection.reward_model",
+    "pretraining.cache_dir",
+    "policy.name_or_path",
+    "refiner.name_or_path",
+    "reward.model.name_or_path",
+    "selection.judge.name_or_path",
+)
 
 
 class ConfigError(SchemaError):
@@ -71,8 +80,7 @@ class DataConfig:
     eval_path: str | None = _f(None, "Read the evaluation split from here instead of `path`.")
     eval_limit: int | None = _f(None, "Keep the first N evaluation rows.")
     fields: dict[str, Any] = _f(
-        help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), "
-        "initial_output, references (a list), feedback.",
+        help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), initial_output, references (a list), feedback.",
         factory=dict,
     )
 
@@ -172,8 +180,9 @@ class EvaluationConfig:
         factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
     )
     include_base: bool = _f(True, "Also evaluate the policy before fine-tuning, for the delta.")
-    metrics: list[str] = _f(help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.",
-                            factory=lambda: ["rouge"])
+    metrics: list[str] = _f(
+        help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
+    )
 
 
 @dataclass
@@ -246,10 +255,12 @@ class RunConfig:
     reward: RewardConfig = _f(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
     dpo: DPOConfig = _f(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
     rloo: RLOOConfig = _f(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
-    world: WorldConfig = _f(help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).",
-                            factory=WorldConfig)
+    world: WorldConfig = _f(
+        help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig
+    )
     pretraining: PretrainConfig | None = _f(
-        None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model.")
+        None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model."
+    )
 
     @property
     def refiner_model(self) -> ModelConfig:
@@ -344,9 +355,7 @@ def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
         value = node[leaf]
         if value.startswith("~"):
             node[leaf] = str(Path(value).expanduser())
-        elif not Path(value).is_absolute() and ":" not in value and (
-            value.startswith(("./", "../")) or (folder / value).exists()
-        ):
+        elif not Path(value).is_absolute() and ":" not in value and (value.startswith(("./", "../")) or (folder / value).exists()):
             node[leaf] = str((folder / value).resolve())
 
 
@@ -375,8 +384,10 @@ def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, 
     rows: list[tuple[str, str, str]] = []
     for f in dataclasses.fields(cls):
         key = prefix + f.name
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         section = next((t for t in typing.get_args(hints[f.name]) if dataclasses.is_dataclass(t)), None)
         if dataclasses.is_dataclass(default):

@@ -130,8 +130,11 @@ def sample_raw(lm: LoadedModel, prompts: list[str], num_return: int, sampling: S
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     share = (
-        sampling.share_prompt and num_return > 1 and not lm.is_seq2seq
-        and batch["input_ids"].shape[1] > 1 and shared_prefix.supported(lm.model)
+        sampling.share_prompt
+        and num_return > 1
+        and not lm.is_seq2seq
+        and batch["input_ids"].shape[1] > 1
+        and shared_prefix.supported(lm.model)
     )
     with fused_activations(lm.model):
         if share:
@@ -140,10 +143,10 @@ def sample_raw(lm: LoadedModel, prompts: list[str], num_return: int, sampling: S
             )
         else:
             out = lm.model.generate(**batch, **kwargs, num_return_sequences=num_return, pad_token_id=tokenizer.pad_token_id)
-    new = out if lm.is_seq2seq else out[:, batch["input_ids"].shape[1]:]
+    new = out if lm.is_seq2seq else out[:, batch["input_ids"].shape[1] :]
     new_tokens = int((new != tokenizer.pad_token_id).sum())
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return [texts[i * num_return:(i + 1) * num_return] for i in range(len(prompts))], new_tokens
+    return [texts[i * num_return : (i + 1) * num_return] for i in range(len(prompts))], new_tokens
 
 
 def _bad_slots(outputs: list[str]) -> list[int]:
@@ -159,7 +162,7 @@ def _bad_slots(outputs: list[str]) -> list[int]:
 
 def _batches(indices: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(indices), size):
-        yield indices[start:start + size]
+        yield indices[start : start + size]
 
 
 def generate_outputs(
@@ -203,7 +206,9 @@ def generate_outputs(
                 break
             again = list(bad)
             redo, tokens = sampler.sample(
-                [prompts[i] for i in again], max(len(s) for s in bad.values()), sampling,
+                [prompts[i] for i in again],
+                max(len(s) for s in bad.values()),
+                sampling,
                 seed * 1_000_003 + number + 7919 * (round_number + 1),
             )
             stats.new_tokens += tokens

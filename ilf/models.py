@@ -113,14 +113,26 @@ def tiny_model(arch: str, seed: int = 0) -> tuple[Any, Any]:
         model_cls = transformers.GPT2LMHeadModel
     elif arch == "llama":
         config = transformers.LlamaConfig(
-            hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id, **ids,
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            bos_token_id=tokenizer.bos_token_id,
+            **ids,
         )
         model_cls = transformers.LlamaForCausalLM
     else:
         config = transformers.T5Config(
-            d_model=128, d_ff=256, d_kv=32, num_layers=2, num_decoder_layers=2, num_heads=4,
-            decoder_start_token_id=tokenizer.pad_token_id, **ids,
+            d_model=128,
+            d_ff=256,
+            d_kv=32,
+            num_layers=2,
+            num_decoder_layers=2,
+            num_heads=4,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **ids,
         )
         model_cls = transformers.T5ForConditionalGeneration
     with torch.random.fork_rng(devices=[]):
@@ -168,7 +180,7 @@ def load_model(config: ModelConfig, for_training: bool = False, *, field: str = 
     dtype = resolve_dtype(config.dtype, device)
     name = config.name_or_path
     if name.startswith(TINY_PREFIX):
-        model, tokenizer = tiny_model(name[len(TINY_PREFIX):], config.seed)
+        model, tokenizer = tiny_model(name[len(TINY_PREFIX) :], config.seed)
         model = model.to(dtype)
     else:
         local = Path(name).expanduser()

@@ -112,14 +112,19 @@ def _data(run: Pipeline, fp: str) -> dict[str, Any]:
     write_records(run.paths.eval_samples, held_out.samples)
     write_records(run.paths.dataset_feedback, train.feedback)
     write_records(run.paths.dataset_comparisons, train.comparisons)
-    return {"samples": len(train.samples), "eval_samples": len(held_out.samples),
-            "dataset_feedback": len(train.feedback), "dataset_comparisons": len(train.comparisons)}
+    return {
+        "samples": len(train.samples),
+        "eval_samples": len(held_out.samples),
+        "dataset_feedback": len(train.feedback),
+        "dataset_comparisons": len(train.comparisons),
+    }
 
 
 def _outputs(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
-    outputs, stats = steps.initial_outputs(run.samples(), run.task, run.policy, c.outputs.sampling, c.seed,
-                                           run.paths.journal("outputs", fp))
+    outputs, stats = steps.initial_outputs(
+        run.samples(), run.task, run.policy, c.outputs.sampling, c.seed, run.paths.journal("outputs", fp)
+    )
     run.replacing("outputs")
     write_records(run.paths.outputs, outputs)
     return stats
@@ -138,22 +143,36 @@ def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
         log.warning("feedback: %d of %d records are empty and were skipped (%s)", len(empty), len(feedback), origin)
     run.replacing("feedback")
     write_records(run.paths.feedback, kept)
-    return {"feedback": len(kept), "skipped_empty": len(empty), "skipped_other_samples": len(unknown),
-            "samples_with_feedback": len({f.sample_id for f in kept}), "samples_without_feedback": len(ids - {f.sample_id for f in kept})}
+    return {
+        "feedback": len(kept),
+        "skipped_empty": len(empty),
+        "skipped_other_samples": len(unknown),
+        "samples_with_feedback": len({f.sample_id for f in kept}),
+        "samples_without_feedback": len(ids - {f.sample_id for f in kept}),
+    }
 
 
 def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
-    records, stats = steps.refine(run.samples(), read_records(run.paths.outputs, Output), read_records(run.paths.feedback, Feedback),
-                                  run.task, run.refiner, c.refine, c.seed, run.paths.journal("refine", fp))
+    records, stats = steps.refine(
+        run.samples(),
+        read_records(run.paths.outputs, Output),
+        read_records(run.paths.feedback, Feedback),
+        run.task,
+        run.refiner,
+        c.refine,
+        c.seed,
+        run.paths.journal("refine", fp),
+    )
     run.replacing("refine")
     write_records(run.paths.refinements, records)
     return stats
 
 
 def _select(run: Pipeline, fp: str) -> dict[str, Any]:
-    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements),
-                                                 run.config.selection, run.refiner, run.task)
+    selections, stats = steps.select_refinements(
+        run.samples(), read_records(run.paths.refinements, Refinements), run.config.selection, run.refiner, run.task
+    )
     run.replacing("select")
     write_records(run.paths.selected, selections)
     return stats
@@ -176,11 +195,18 @@ def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
     cut = len(pairs) - int(len(pairs) * c.reward.validation_share)
     run.replacing("reward")
     metrics = train_reward_model(
-        run._resolve(c.reward.model) if c.reward.model else run.policy, pairs[:cut],
-        RewardTrainingConfig(learning_rate=c.reward.learning_rate, num_train_epochs=c.reward.num_train_epochs,
-                             per_device_train_batch_size=c.reward.per_device_train_batch_size, max_length=c.finetune.max_length,
-                             lora=c.reward.lora, seed=c.seed),
-        run.paths.reward_model, eval_pairs=pairs[cut:] or None,
+        run._resolve(c.reward.model) if c.reward.model else run.policy,
+        pairs[:cut],
+        RewardTrainingConfig(
+            learning_rate=c.reward.learning_rate,
+            num_train_epochs=c.reward.num_train_epochs,
+            per_device_train_batch_size=c.reward.per_device_train_batch_size,
+            max_length=c.finetune.max_length,
+            lora=c.reward.lora,
+            seed=c.seed,
+        ),
+        run.paths.reward_model,
+        eval_pairs=pairs[cut:] or None,
     )
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
@@ -212,9 +238,18 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     write_records(run.paths.eval_outputs, all_outputs)
     primary = run.method.primary_system(systems)
     columns = tuple(dict.fromkeys(k for m in run.metrics for k in m.columns))
-    result = {"run": c.name, "method": c.method, "seed": c.seed, "finetune_target": c.finetune.target,
-              "selection": c.selection.method, "eval_split": c.data.eval_split, "primary": primary,
-              "systems": table, "round": round_metrics, "table": format_table(table, columns=columns or ("mean_words",))}
+    result = {
+        "run": c.name,
+        "method": c.method,
+        "seed": c.seed,
+        "finetune_target": c.finetune.target,
+        "selection": c.selection.method,
+        "eval_split": c.data.eval_split,
+        "primary": primary,
+        "systems": table,
+        "round": round_metrics,
+        "table": format_table(table, columns=columns or ("mean_words",)),
+    }
     atomic_write_json(run.paths.metrics, result)
     return {system: {k: m[k] for k in columns if k in m} for system, m in table.items()}
 
@@ -231,28 +266,94 @@ def _finetune_inputs(run: Pipeline) -> list[Any]:
 
 
 STAGE_TABLE: tuple[Stage, ...] = (
-    Stage("data", (), "data.* (a registered loader: SLF5K, JSONL/CSV with a field mapping, the facts world)",
-          ("samples", "eval_samples", "dataset_feedback", "dataset_comparisons"), _data_inputs, _data),
-    Stage("outputs", ("data",), "policy, outputs.sampling: the policy writes outputs for samples that lack one",
-          ("outputs",), lambda r: [r.config.policy, r.config.pretraining, r.config.task, r.config.outputs.sampling, r.config.seed],
-          _outputs),
-    Stage("feedback", ("outputs",), "feedback.source: dataset, file, labelstudio, simulated, or your own",
-          ("feedback",), lambda r: [r.config.feedback.source, r.feedback_source.fingerprint_inputs(r)], _feedback),
-    Stage("refine", ("feedback",), "refiner, refine.*: N candidates with (or without) the feedback",
-          ("refinements",), lambda r: [r.config.refiner_model, r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
-          _refine),
-    Stage("select", ("refine",), "selection.*: a registered selector picks one candidate, the others score",
-          ("selected",), lambda r: [r.config.selection, r.refiner if r.uses_judge() else None], _select),
-    Stage("comparisons", ("data",), "feedback.source: the dataset's comparisons, or the simulated annotator's",
-          ("comparisons",), lambda r: [r.config.feedback.source, r.feedback_source.comparison_inputs(r)], _comparisons),
-    Stage("reward", ("comparisons",), "reward.*: a reward model trained on the comparisons",
-          ("reward_model",), lambda r: [r.config.reward, r.config.policy, r.config.pretraining, r.config.finetune.max_length,
-                                         r.config.finetune.train_samples, r.config.task, r.config.seed], _reward),
-    Stage("finetune", (), "method, finetune.* (and dpo.*, rloo.*): the policy trained on the method's targets",
-          ("model",), _finetune_inputs, _finetune),
-    Stage("evaluate", (), "evaluation.*: the method's systems on the held-out split, scored by every metric",
-          ("eval_outputs", "metrics"), lambda r: [r.config.method, r.config.evaluation, r.config.policy, r.config.pretraining,
-                                                  r.config.task, r.config.reward.best_of_n, r.config.seed], _evaluate),
+    Stage(
+        "data",
+        (),
+        "data.* (a registered loader: SLF5K, JSONL/CSV with a field mapping, the facts world)",
+        ("samples", "eval_samples", "dataset_feedback", "dataset_comparisons"),
+        _data_inputs,
+        _data,
+    ),
+    Stage(
+        "outputs",
+        ("data",),
+        "policy, outputs.sampling: the policy writes outputs for samples that lack one",
+        ("outputs",),
+        lambda r: [r.config.policy, r.config.pretraining, r.config.task, r.config.outputs.sampling, r.config.seed],
+        _outputs,
+    ),
+    Stage(
+        "feedback",
+        ("outputs",),
+        "feedback.source: dataset, file, labelstudio, simulated, or your own",
+        ("feedback",),
+        lambda r: [r.config.feedback.source, r.feedback_source.fingerprint_inputs(r)],
+        _feedback,
+    ),
+    Stage(
+        "refine",
+        ("feedback",),
+        "refiner, refine.*: N candidates with (or without) the feedback",
+        ("refinements",),
+        lambda r: [r.config.refiner_model, r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
+        _refine,
+    ),
+    Stage(
+        "select",
+        ("refine",),
+        "selection.*: a registered selector picks one candidate, the others score",
+        ("selected",),
+        lambda r: [r.config.selection, r.refiner if r.uses_judge() else None],
+        _select,
+    ),
+    Stage(
+        "comparisons",
+        ("data",),
+        "feedback.source: the dataset's comparisons, or the simulated annotator's",
+        ("comparisons",),
+        lambda r: [r.config.feedback.source, r.feedback_source.comparison_inputs(r)],
+        _comparisons,
+    ),
+    Stage(
+        "reward",
+        ("comparisons",),
+        "reward.*: a reward model trained on the comparisons",
+        ("reward_model",),
+        lambda r: [
+            r.config.reward,
+            r.config.policy,
+            r.config.pretraining,
+            r.config.finetune.max_length,
+            r.config.finetune.train_samples,
+            r.config.task,
+            r.config.seed,
+        ],
+        _reward,
+    ),
+    Stage(
+        "finetune",
+        (),
+        "method, finetune.* (and dpo.*, rloo.*): the policy trained on the method's targets",
+        ("model",),
+        _finetune_inputs,
+        _finetune,
+    ),
+    Stage(
+        "evaluate",
+        (),
+        "evaluation.*: the method's systems on the held-out split, scored by every metric",
+        ("eval_outputs", "metrics"),
+        lambda r: [
+            r.config.method,
+            r.config.evaluation,
+            r.config.policy,
+            r.config.pretraining,
+            r.config.task,
+            r.config.reward.best_of_n,
+            r.config.seed,
+        ],
+        _evaluate,
+    ),
 )
 STAGES: tuple[str, ...] = tuple(stage.name for stage in STAGE_TABLE)
 _BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
@@ -409,8 +510,7 @@ class Pipeline:
     def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
         for name, value in (("--from", from_stage), ("--until", until)):
             if value is not None and value not in self.stages:
-                raise ValueError(f"{name}: stage {value!r} is not one of method {self.config.method!r}'s stages "
-                                 f"({', '.join(self.stages)})")
+                raise ValueError(f"{name}: stage {value!r} is not one of method {self.config.method!r}'s stages ({', '.join(self.stages)})")
         forced = self.stages.index(from_stage) if from_stage else len(self.stages)
         last = self.stages.index(until) if until else len(self.stages) - 1
         self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -437,8 +537,13 @@ class Pipeline:
                     raise ModelLoadError(self._name_model_key(str(err))) from err
                 atomic_write_json(
                     self.paths.marker(stage),
-                    {"stage": stage, "fingerprint": fps[stage], "started": started.isoformat(),
-                     "finished": dt.datetime.now(dt.timezone.utc).isoformat(), "summary": summary},
+                    {
+                        "stage": stage,
+                        "fingerprint": fps[stage],
+                        "started": started.isoformat(),
+                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                        "summary": summary,
+                    },
                 )
                 for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
                     old.unlink(missing_ok=True)
@@ -452,8 +557,12 @@ class Pipeline:
 
 
 def _model_keys(config: RunConfig) -> dict[str, str]:
-    models = {"policy": config.policy, "refiner": config.refiner, "selection.judge": config.selection.judge,
-              "reward.model": config.reward.model}
+    models = {
+        "policy": config.policy,
+        "refiner": config.refiner,
+        "selection.judge": config.selection.judge,
+        "reward.model": config.reward.model,
+    }
     return {f"{key}.name_or_path": model.name_or_path for key, model in models.items() if model is not None}
 
 

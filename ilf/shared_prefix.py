@@ -51,7 +51,9 @@ class SharedPrefixCache(DynamicCache):
         self.own: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.own_length: dict[int, int] = {}
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         start = self.own_length.get(layer_idx, 0)
         end = start + key_states.shape[-2]
         keys, values = self.own.get(layer_idx, (None, None))
@@ -95,11 +97,13 @@ def shared_prefix_attention(
     batch, kv_heads, dim, prefix_len = prefix_kt.shape
     rows, q_heads, q_len, _ = query.shape
     samples, group = rows // batch, q_heads // kv_heads
-    scale = dim ** -0.5 if scaling is None else scaling
+    scale = dim**-0.5 if scaling is None else scaling
     width = group * q_len  # query rows that share one kv head
 
     def to_prompt_layout(x: torch.Tensor) -> torch.Tensor:  # (B*N, Hkv, w, ...) -> (B, Hkv, N*w, ...)
-        return x.reshape(batch, samples, kv_heads, width, *x.shape[3:]).transpose(1, 2).reshape(batch, kv_heads, samples * width, *x.shape[3:])
+        return (
+            x.reshape(batch, samples, kv_heads, width, *x.shape[3:]).transpose(1, 2).reshape(batch, kv_heads, samples * width, *x.shape[3:])
+        )
 
     def to_sample_layout(x: torch.Tensor) -> torch.Tensor:  # the inverse
         return x.reshape(batch, kv_heads, samples, width, *x.shape[3:]).transpose(1, 2).reshape(rows, kv_heads, width, *x.shape[3:])
@@ -163,7 +167,9 @@ def _attention(model: Any, name: str) -> Iterator[None]:
 
 
 @torch.inference_mode()
-def shared_prefix_generate(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, samples: int, **generate_kwargs: Any) -> torch.Tensor:
+def shared_prefix_generate(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, samples: int, **generate_kwargs: Any
+) -> torch.Tensor:
     """``generate`` of ``samples`` continuations per left-padded prompt, each prompt encoded once.
 
     Returns (B * samples, prompt_length + new) token ids, rows grouped by prompt, like
@@ -177,8 +183,12 @@ def shared_prefix_generate(model: Any, input_ids: torch.Tensor, attention_mask: 
     # Only the keys and values are wanted: logits for every prompt position would be B x L x vocab floats.
     no_logits = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
     model(
-        input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions[:, :-1],
-        use_cache=True, **{cache_arg: prefix}, **no_logits,
+        input_ids=input_ids[:, :-1],
+        attention_mask=attention_mask[:, :-1],
+        position_ids=positions[:, :-1],
+        use_cache=True,
+        **{cache_arg: prefix},
+        **no_logits,
     )
     capacity = int(generate_kwargs.get("max_new_tokens") or 64) + 1  # the prompt's last token, then the new ones
     cache = SharedPrefixCache(prefix, attention_mask[:, :-1], _base(model).config, capacity)

@@ -52,9 +52,7 @@ def generate_resumable(
             if journal is not None:
                 journal.append([{"i": i, "texts": texts} for i, texts in sorted(batch.items())])
 
-        results, stats = generate_outputs(
-            lm_config, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc
-        )
+        results, stats = generate_outputs(lm_config, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc)
         done.update(results)
     summary = stats.as_dict()
     summary["resumed_prompts"] = len(prompts) - stats.prompts
@@ -103,9 +101,7 @@ def refine(
         if output is None:
             raise ValueError(f"feedback record {number}: no output to refine for sample {item.sample_id!r}")
         prompts.append(task.refine_prompt(sample, output, item.text if config.use_feedback else None))
-    result = generate_resumable(
-        refiner, task, prompts, config.num_candidates, config.sampling, seed, journal, desc="refine"
-    )
+    result = generate_resumable(refiner, task, prompts, config.num_candidates, config.sampling, seed, journal, desc="refine")
     records = [
         Refinements(
             sample_id=item.sample_id,

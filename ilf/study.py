@@ -56,16 +56,21 @@ class Variant:
 
 @dataclass
 class StudyConfig:
-    methods: list[str] = _f(help="Methods (registered names, or names of variants) compared in every seed and size.",
-                            factory=lambda: ["ilf"])
-    sizes: list[int] = _f(help="Training-set sizes, nested: each seed's round runs on the largest, each cell trains on "
-                               "the first N. Empty: data.limit as configured.", factory=list)
-    seeds: list[int] = _f(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.",
-                          factory=lambda: [0])
-    axes: dict[str, list[Any]] = _f(help="Any other config key swept as an axis, e.g. {selection.method: [embedding, random]}.",
-                                    factory=dict)
-    variants: dict[str, Variant] = _f(help="Named methods with their own overrides, e.g. {ilf_random: {method: ilf, "
-                                           "set: [selection.method=random]}}.", factory=dict)
+    methods: list[str] = _f(
+        help="Methods (registered names, or names of variants) compared in every seed and size.", factory=lambda: ["ilf"]
+    )
+    sizes: list[int] = _f(
+        help="Training-set sizes, nested: each seed's round runs on the largest, each cell trains on "
+        "the first N. Empty: data.limit as configured.",
+        factory=list,
+    )
+    seeds: list[int] = _f(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.", factory=lambda: [0])
+    axes: dict[str, list[Any]] = _f(
+        help="Any other config key swept as an axis, e.g. {selection.method: [embedding, random]}.", factory=dict
+    )
+    variants: dict[str, Variant] = _f(
+        help="Named methods with their own overrides, e.g. {ilf_random: {method: ilf, set: [selection.method=random]}}.", factory=dict
+    )
     report_metrics: list[str] = _f(help="Columns of the report (default: every metric's columns).", factory=list)
     title: str = _f("", "Heading of the report (default: the run name).")
     notes: str = _f("", "Markdown appended to the report (what the metrics mean, say).")
@@ -124,13 +129,14 @@ def cells(study: StudyConfig, base: dict[str, Any], source: str) -> list[Cell]:
                 variant = study.variants.get(label, Variant(method=label))
                 method = get_method(variant.method)
                 sized = method.trains or "reward" in method.stages(build_config(copy.deepcopy(base), source))
-                for size in (study.sizes if sized and study.sizes else [None]):
+                for size in study.sizes if sized and study.sizes else [None]:
                     sets = [f"seed={seed}", f"method={variant.method}", *(f"{k}={json.dumps(v)}" for k, v in combo.items())]
                     if largest is not None:
                         sets += [f"data.limit={largest}", f"finetune.train_samples={json.dumps(size)}"]
                     config = build_config(copy.deepcopy(base), source, [*sets, *variant.set])
-                    name = "-".join([f"seed{seed}", label, *([f"n{size}"] if size else []),
-                                     *(f"{k}={_short(v)}" for k, v in combo.items())])
+                    name = "-".join(
+                        [f"seed{seed}", label, *([f"n{size}"] if size else []), *(f"{k}={_short(v)}" for k, v in combo.items())]
+                    )
                     result.append(Cell(name=name, method=label, seed=seed, size=size, axes=combo, config=config))
     return result
 
@@ -144,8 +150,10 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     run_dir = Path(run_dir)
     todo = cells(study, base, source)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "study.yaml", yaml.safe_dump({"source": source, "study": to_plain(study), "base": base},
-                                                              sort_keys=False, allow_unicode=True))
+    atomic_write_text(
+        run_dir / "study.yaml",
+        yaml.safe_dump({"source": source, "study": to_plain(study), "base": base}, sort_keys=False, allow_unicode=True),
+    )
     started = time.perf_counter()
     rows = []
     for number, cell in enumerate(todo, start=1):
@@ -161,8 +169,9 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         summaries = pipeline.run()
         if pending:
             shared = [s for s, v in summaries.items() if v == "shared"]
-            print(f"{prefix} done in {time.perf_counter() - clock:.0f} s" + (f" ({', '.join(shared)} shared)" if shared else ""),
-                  flush=True)
+            print(
+                f"{prefix} done in {time.perf_counter() - clock:.0f} s" + (f" ({', '.join(shared)} shared)" if shared else ""), flush=True
+            )
         rows.append(_cell_row(cell, cell_dir))
     result = write_report(study, rows, run_dir, base.get("name", "study"))
     write_ranking_tasks(rows, run_dir / "labelstudio_ranking.json")
@@ -176,9 +185,17 @@ def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
     values = {k: v for k, v in primary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     values.update({k: v for k, v in metrics.get("round", {}).items() if isinstance(v, (int, float))})
     markers = [json.loads(p.read_text()) for p in sorted((cell_dir / ".ilf" / "stages").glob("*.json"))]
-    return {"cell": cell.name, "method": cell.method, "seed": cell.seed, "size": cell.size, **{f"axis:{k}": v for k, v in cell.axes.items()},
-            "dir": str(cell_dir), "system": metrics["primary"], "metrics": values,
-            "stages": {m["stage"]: m.get("shared_from") and "shared" or "computed" for m in markers}}
+    return {
+        "cell": cell.name,
+        "method": cell.method,
+        "seed": cell.seed,
+        "size": cell.size,
+        **{f"axis:{k}": v for k, v in cell.axes.items()},
+        "dir": str(cell_dir),
+        "system": metrics["primary"],
+        "metrics": values,
+        "stages": {m["stage"]: m.get("shared_from") and "shared" or "computed" for m in markers},
+    }
 
 
 # ----- the report --------------------------------------------------------------------------------
@@ -201,9 +218,15 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (axes, size, method), members in groups.items():
         keys = sorted({k for m in members for k in m["metrics"] if not k.endswith("_sem")})
-        summary.append({"axes": {k[5:]: json.loads(v) for k, v in axes}, "size": size, "method": method,
-                        "seeds": [m["seed"] for m in members],
-                        "metrics": {k: _stats([m["metrics"].get(k) for m in members if k in m["metrics"]]) for k in keys}})
+        summary.append(
+            {
+                "axes": {k[5:]: json.loads(v) for k, v in axes},
+                "size": size,
+                "method": method,
+                "seeds": [m["seed"] for m in members],
+                "metrics": {k: _stats([m["metrics"].get(k) for m in members if k in m["metrics"]]) for k in keys},
+            }
+        )
     return summary
 
 
@@ -229,9 +252,13 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
                 return g
         return None
 
-    lines = [f"# {study.title or name}", "",
-             f"{len(rows)} runs: methods {', '.join(study.methods)}; sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}.",
-             "Cells: mean ± standard deviation over seeds (standard error of the mean in brackets); a single seed shows its value.", ""]
+    lines = [
+        f"# {study.title or name}",
+        "",
+        f"{len(rows)} runs: methods {', '.join(study.methods)}; sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}.",
+        "Cells: mean ± standard deviation over seeds (standard error of the mean in brackets); a single seed shows its value.",
+        "",
+    ]
     for axes in axis_combos:
         label = ", ".join(f"{k}={v}" for k, v in json.loads(axes).items())
         for size in sizes:
@@ -246,8 +273,12 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
         if round_keys:
             size = sizes[-1]
             methods = [m for m in study.methods if (g := group(axes, size, m)) and any(k in g["metrics"] for k in round_keys)]
-            lines += [f"## The feedback round and the training targets ({size or 'all'} samples{', ' + label if label else ''})", "",
-                      "| measure | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+            lines += [
+                f"## The feedback round and the training targets ({size or 'all'} samples{', ' + label if label else ''})",
+                "",
+                "| measure | " + " | ".join(methods) + " |",
+                "|---|" + "---|" * len(methods),
+            ]
             for key in round_keys:
                 lines.append(f"| {key} | " + " | ".join(_cell(group(axes, size, m)["metrics"].get(key)) for m in methods) + " |")
             lines.append("")
@@ -317,8 +348,14 @@ def _plot(summary: list[dict[str, Any]], study: StudyConfig, columns: list[str],
                 ax.plot(xs, [points[0][1]["mean"]] * len(xs), linestyle="--", color="#888888", label=label)
                 continue
             points = sorted((p for p in points if p[0] is not None), key=lambda p: p[0])
-            ax.errorbar([p[0] for p in points], [p[1]["mean"] for p in points], yerr=[p[1]["sem"] for p in points],
-                        marker="o", capsize=3, label=label)
+            ax.errorbar(
+                [p[0] for p in points],
+                [p[1]["mean"] for p in points],
+                yerr=[p[1]["sem"] for p in points],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
         if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= 8:
             ax.set_xscale("log")
         ax.set_xlabel("training samples")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the environment and run the test suite (what CI runs). Extra arguments go to pytest.
+# Create the environment, check lint and format (ruff), and run the test suite (what CI runs).
+# Extra arguments go to pytest.
 #
 # Besides the Python environment, the tests use two real components, installed here:
 #   - a Label Studio server, in a virtual environment of its own (`ilf labelstudio install`);
@@ -23,6 +24,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     banner "CHROMIUM IS MISSING (apt-get install chromium as root): the browser test will be skipped"
   fi
 fi
+
+# Style holds without anyone policing it: lint and format are checked before the tests run.
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
 
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 exec "$venv/bin/python" -m pytest -q "$@"

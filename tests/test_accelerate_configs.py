@@ -22,8 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "experiments" / "accelerate"
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-EXPECTED = {"multi_gpu.yaml": "MULTI_GPU", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",
-            "fsdp.yaml": "FSDP"}
+EXPECTED = {"multi_gpu.yaml": "MULTI_GPU", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED", "fsdp.yaml": "FSDP"}
 BIN = Path(sys.executable).parent
 
 
@@ -125,11 +124,35 @@ def test_finetune_under_accelerate_launch_with_the_ddp_config(tmp_path: Path) ->
     write_records(tmp_path / "samples.jsonl", samples)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # two ranks on the CPU whatever the machine has
     result = subprocess.run(
-        [str(BIN / "accelerate"), "launch", "--config_file", str(CONFIG_DIR / "multi_gpu.yaml"), "--num_processes", "2",
-         "--mixed_precision", "no", "-m", "ilf", "finetune", "--samples", str(tmp_path / "samples.jsonl"),
-         "--target", "initial", "--out", str(tmp_path / "model"), "--set", "finetune.per_device_train_batch_size=5",
-         "--set", "finetune.learning_rate=0.001"],
-        check=False, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT,
+        [
+            str(BIN / "accelerate"),
+            "launch",
+            "--config_file",
+            str(CONFIG_DIR / "multi_gpu.yaml"),
+            "--num_processes",
+            "2",
+            "--mixed_precision",
+            "no",
+            "-m",
+            "ilf",
+            "finetune",
+            "--samples",
+            str(tmp_path / "samples.jsonl"),
+            "--target",
+            "initial",
+            "--out",
+            str(tmp_path / "model"),
+            "--set",
+            "finetune.per_device_train_batch_size=5",
+            "--set",
+            "finetune.learning_rate=0.001",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("trained on 20 pairs for 2 steps") == 1  # 20 pairs / (2 ranks x 5): both ranks trained
@@ -203,8 +226,15 @@ def test_save_trained_gathers_an_fsdp2_sharded_model_into_a_loadable_checkpoint(
     script = tmp_path / "sharded_save.py"
     script.write_text(SHARDED_SAVE)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", str(script), str(tmp_path)],
-                            check=False, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [str(BIN / "torchrun"), "--nproc_per_node", "2", str(script), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     before = _initial_weights()

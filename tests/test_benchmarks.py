@@ -30,13 +30,33 @@ def _rows(report: str) -> dict[str, list[str]]:
 
 def test_generation_benchmark_prints_every_variant_with_ratios(tmp_path) -> None:
     out = tmp_path / "generation.md"
-    _run("benchmarks/generation.py", "--models", "tiny", "--prompts", "6", "--samples", "3", "--new-tokens", "4",
-         "--batch-size", "4", "--per-sample-prompts", "1", "--out", str(out))
+    _run(
+        "benchmarks/generation.py",
+        "--models",
+        "tiny",
+        "--prompts",
+        "6",
+        "--samples",
+        "3",
+        "--new-tokens",
+        "4",
+        "--batch-size",
+        "4",
+        "--per-sample-prompts",
+        "1",
+        "--out",
+        str(out),
+    )
     report = out.read_text()
     assert report.count("ratio to per-sample loop") == 1 and report.count("ratio to batched generate") == 1
     rows = _rows(report)
-    for variant in ("per-sample loop", "batched generate", "shared prompt, batches of 4 by length", "ilf refine stage",
-                    "ilf refine stage, bfloat16"):
+    for variant in (
+        "per-sample loop",
+        "batched generate",
+        "shared prompt, batches of 4 by length",
+        "ilf refine stage",
+        "ilf refine stage, bfloat16",
+    ):
         assert variant in rows, (variant, list(rows))
     assert re.search(r"max abs log-prob gap to float32: \d\.\d{3}", rows["ilf refine stage, bfloat16"][-1])
     assert all(float(cells[2].rstrip("x")) > 0 and float(cells[4].replace(",", "")) > 0 for cells in rows.values())

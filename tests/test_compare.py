@@ -16,9 +16,18 @@ def _sets(items: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_model(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    sets = ["data.limit=20", "data.eval_limit=30", "feedback.comparisons_per_sample=3", "reward.best_of_n=3",
-            "reward.num_train_epochs=1", "rloo.max_steps=2", "pretraining.steps=120", "pretraining.examples=4000",
-            f"pretraining.cache_dir={tmp_path / 'cache'}", "finetune.num_train_epochs=1"]
+    sets = [
+        "data.limit=20",
+        "data.eval_limit=30",
+        "feedback.comparisons_per_sample=3",
+        "reward.best_of_n=3",
+        "reward.num_train_epochs=1",
+        "rloo.max_steps=2",
+        "pretraining.steps=120",
+        "pretraining.examples=4000",
+        f"pretraining.cache_dir={tmp_path / 'cache'}",
+        "finetune.num_train_epochs=1",
+    ]
     assert main(["compare", str(REPO / "experiments" / "compare_offline.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
     printed = capsys.readouterr().out
     rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
@@ -41,13 +50,28 @@ def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_mode
 @pytest.mark.slow
 def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    sets = [f"data.path={slf5k_dir}", "data.limit=12", "data.eval_limit=6", "policy.name_or_path=tiny:gpt2",
-            "refiner.name_or_path=tiny:gpt2", "reward.model.name_or_path=tiny:gpt2", "reward.learning_rate=1.0e-3",
-            "reward.best_of_n=2", "rloo.max_steps=2", "rloo.per_device_train_batch_size=4", "dpo.per_device_train_batch_size=4",
-            "refine.num_candidates=2", "refine.sampling.max_new_tokens=8", "refine.sampling.max_prompt_tokens=null",
-            "outputs.sampling.max_new_tokens=8", "outputs.sampling.max_prompt_tokens=null",
-            "evaluation.sampling.max_new_tokens=8", "evaluation.sampling.max_prompt_tokens=null",
-            "finetune.per_device_train_batch_size=4", "finetune.gradient_accumulation_steps=1"]
+    sets = [
+        f"data.path={slf5k_dir}",
+        "data.limit=12",
+        "data.eval_limit=6",
+        "policy.name_or_path=tiny:gpt2",
+        "refiner.name_or_path=tiny:gpt2",
+        "reward.model.name_or_path=tiny:gpt2",
+        "reward.learning_rate=1.0e-3",
+        "reward.best_of_n=2",
+        "rloo.max_steps=2",
+        "rloo.per_device_train_batch_size=4",
+        "dpo.per_device_train_batch_size=4",
+        "refine.num_candidates=2",
+        "refine.sampling.max_new_tokens=8",
+        "refine.sampling.max_prompt_tokens=null",
+        "outputs.sampling.max_new_tokens=8",
+        "outputs.sampling.max_prompt_tokens=null",
+        "evaluation.sampling.max_new_tokens=8",
+        "evaluation.sampling.max_prompt_tokens=null",
+        "finetune.per_device_train_batch_size=4",
+        "finetune.gradient_accumulation_steps=1",
+    ]
     assert main(["compare", str(REPO / "experiments" / "compare_slf5k_100.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
     rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
     assert list(rows) == METHODS
@@ -57,7 +81,18 @@ def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir:
 
 
 def test_unknown_method_in_a_compare_config_is_one_line(tmp_path: Path, capsys) -> None:
-    assert main(["compare", str(REPO / "experiments" / "compare_offline.yaml"), "--run-dir", str(tmp_path / "r"),
-                 "--set", "study.methods=[ilf, ppo]"]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                str(REPO / "experiments" / "compare_offline.yaml"),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--set",
+                "study.methods=[ilf, ppo]",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "unknown method 'ppo'" in err and err.count("\n") == 1

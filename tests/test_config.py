@@ -61,6 +61,8 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path: Path) -> None:
 
 
 def test_remote_backend_settings_load() -> None:
-    config = load_config(None, ["refiner.backend=openai", "refiner.remote.concurrency=32", "refiner.remote.base_url=http://10.0.0.5:8000/v1"])
+    config = load_config(
+        None, ["refiner.backend=openai", "refiner.remote.concurrency=32", "refiner.remote.base_url=http://10.0.0.5:8000/v1"]
+    )
     assert config.refiner.backend == "openai" and config.refiner.remote.concurrency == 32
     assert config.refiner.remote.base_url == "http://10.0.0.5:8000/v1" and config.refiner.remote.api_key_env is None

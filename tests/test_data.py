@@ -78,7 +78,8 @@ def test_generic_jsonl_mapping(tmp_path: Path) -> None:
     ]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
     config = DataConfig(
-        loader="jsonl", path=str(tmp_path),
+        loader="jsonl",
+        path=str(tmp_path),
         fields={"id": "uid", "inputs": ["question"], "initial_output": "answer", "references": ["gold"], "feedback": "critique"},
     )
     data = load_train(RunConfig(data=config))

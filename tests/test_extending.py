@@ -52,8 +52,9 @@ def test_the_extending_example_runs_as_written(tmp_path: Path) -> None:
         assert all(set(c["scores"]) == {selection["selector"], "random"} for c in selection["candidates"])
         assert selection["index"] == ours.index(max(ours))
     feedback, output = "spiders have eight legs, not six.", "six"
-    assert AddedWordsSelector().score([type("Item", (), {"feedback": feedback, "output": output, "candidates": ["eight legs", "ten"]})()]) \
-        == [[1.0, 0.0]]
+    assert AddedWordsSelector().score(
+        [type("Item", (), {"feedback": feedback, "output": output, "candidates": ["eight legs", "ten"]})()]
+    ) == [[1.0, 0.0]]
     assert words("Eight, legs.") == {"eight", "legs"}
     config = (run / "config.yaml").read_text()
     assert "my_ilf_plugins.tasks:ShortAnswerTask" in config
@@ -76,8 +77,18 @@ def test_every_config_section_has_help(capsys) -> None:
     assert main(["config", "--fields"]) == 0
     lines = capsys.readouterr().out.splitlines()
     keys = {line.split()[0] for line in lines}
-    for key in ("study.methods", "study.sizes", "world.preference", "pretraining.steps", "reward.best_of_n", "dpo.beta",
-                "rloo.max_steps", "outputs.sampling.temperature", "evaluation.metrics", "method"):
+    for key in (
+        "study.methods",
+        "study.sizes",
+        "world.preference",
+        "pretraining.steps",
+        "reward.best_of_n",
+        "dpo.beta",
+        "rloo.max_steps",
+        "outputs.sampling.temperature",
+        "evaluation.metrics",
+        "method",
+    ):
         assert key in keys, key
     assert all(len(line.split(None, 2)) == 3 for line in lines), "a field without help"
 

@@ -22,7 +22,7 @@ def test_batched_left_padded_greedy_matches_one_by_one(gpt2) -> None:
         ids = gpt2.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             full = gpt2.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False)
-        alone = gpt2.tokenizer.decode(full[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        alone = gpt2.tokenizer.decode(full[0, ids.shape[1] :], skip_special_tokens=True).strip()
         assert batched[index] == [alone]  # same text, and the prompt itself is not part of the output
     assert stats.prompts == 2 and stats.outputs == 2 and stats.new_tokens > 0
 
@@ -62,7 +62,9 @@ def test_duplicates_and_empties_are_resampled_up_to_the_limit(gpt2) -> None:
 def test_seq2seq_generation() -> None:
     t5 = load_model(ModelConfig(name_or_path="tiny:t5"))
     assert t5.is_seq2seq
-    outputs, stats = generate_outputs(t5, RAW, ["summarize: x", "summarize: a longer input"], 2, SamplingConfig(max_new_tokens=5, max_resamples=0), 0)
+    outputs, stats = generate_outputs(
+        t5, RAW, ["summarize: x", "summarize: a longer input"], 2, SamplingConfig(max_new_tokens=5, max_resamples=0), 0
+    )
     assert [len(outputs[i]) for i in (0, 1)] == [2, 2] and stats.new_tokens > 0
 
 

@@ -18,8 +18,12 @@ from ilf.labelstudio.sync import build_tasks, pull, push, ranking_win_rates
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, read_records, write_records
 
 SAMPLES = [
-    Sample(id=f"s{i}", inputs={"title": f"Title {i}", "post": f"Post number {i}."}, initial_output=f"Summary {i}.",
-           references=[f"Reference {i}."])
+    Sample(
+        id=f"s{i}",
+        inputs={"title": f"Title {i}", "post": f"Post number {i}."},
+        initial_output=f"Summary {i}.",
+        references=[f"Reference {i}."],
+    )
     for i in range(4)
 ]
 
@@ -52,11 +56,16 @@ def test_feedback_round_trip_with_rating_class_two_annotators_cancelled_and_empt
     tasks = tasks_by_key(ls_client, project_title)
     assert tasks["s0"]["data"]["output"] == "Summary 0." and tasks["s0"]["data"]["input_text"] == "Title: Title 0\n\nPost: Post number 0."
     critique = "It leaves out the question — say that she asks whether to move out."
-    annotate(ls_client, tasks["s0"]["id"], [
-        textarea("feedback", "output", critique),
-        {"from_name": "rating", "to_name": "output", "type": "rating", "value": {"rating": 2}},
-        {"from_name": "feedback_class", "to_name": "output", "type": "choices", "value": {"choices": ["coverage"]}},
-    ], lead_time=41.5)
+    annotate(
+        ls_client,
+        tasks["s0"]["id"],
+        [
+            textarea("feedback", "output", critique),
+            {"from_name": "rating", "to_name": "output", "type": "rating", "value": {"rating": 2}},
+            {"from_name": "feedback_class", "to_name": "output", "type": "choices", "value": {"choices": ["coverage"]}},
+        ],
+        lead_time=41.5,
+    )
     second = ls_client.sdk.users.create(username=f"ann-{project_title[-6:]}", email=f"ann-{project_title[-6:]}@ilf.local")
     annotate(ls_client, tasks["s0"]["id"], [textarea("feedback", "output", "Too short.")], completed_by=second.id)
     annotate(ls_client, tasks["s1"]["id"], [], was_cancelled=True)  # skipped in the UI
@@ -74,7 +83,9 @@ def test_feedback_round_trip_with_rating_class_two_annotators_cancelled_and_empt
 
 
 def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_path) -> None:
-    outputs = [Output(sample_id=s.id, text=f"{system} says {s.id}.", system=system) for s in SAMPLES[:2] for system in ("base", "ilf", "reference")]
+    outputs = [
+        Output(sample_id=s.id, text=f"{system} says {s.id}.", system=system) for s in SAMPLES[:2] for system in ("base", "ilf", "reference")
+    ]
 
     push(ls_client, project_title + "-ideal", "ideal", build_tasks("ideal", SAMPLES[:2]))
     task = tasks_by_key(ls_client, project_title + "-ideal")["s1"]
@@ -86,7 +97,11 @@ def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_pa
     push(ls_client, project_title + "-pair", "pairwise", build_tasks("pairwise", SAMPLES[:2], outputs, ["base", "ilf"]))
     pair_tasks = list(tasks_by_key(ls_client, project_title + "-pair").values())
     data = pair_tasks[0]["data"]
-    annotate(ls_client, pair_tasks[0]["id"], [{"from_name": "comparison", "to_name": "output_a,output_b", "type": "pairwise", "value": {"selected": "right"}}])
+    annotate(
+        ls_client,
+        pair_tasks[0]["id"],
+        [{"from_name": "comparison", "to_name": "output_a,output_b", "type": "pairwise", "value": {"selected": "right"}}],
+    )
     pull(ls_client, project_title + "-pair", tmp_path / "pairs.jsonl")
     (comparison,) = read_records(tmp_path / "pairs.jsonl", Comparison)
     assert (comparison.chosen, comparison.rejected, comparison.preferred) == (data["output_b"], data["output_a"], "b")
@@ -96,10 +111,18 @@ def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_pa
     rank_tasks = tasks_by_key(ls_client, project_title + "-rank")
     by_system = {systems[0]: item for item, systems in rank_tasks["s0"]["data"]["systems"].items()}
     order = [by_system["ilf"], by_system["reference"], by_system["base"]]
-    annotate(ls_client, rank_tasks["s0"]["id"], [{"from_name": "rank", "to_name": "candidates", "type": "ranker", "value": {"ranker": {"rank": order}}}])
+    annotate(
+        ls_client,
+        rank_tasks["s0"]["id"],
+        [{"from_name": "rank", "to_name": "candidates", "type": "ranker", "value": {"ranker": {"rank": order}}}],
+    )
     result = pull(ls_client, project_title + "-rank", tmp_path / "ranked.jsonl")
     pairs = read_records(tmp_path / "ranked.jsonl", Comparison)
-    assert [(p.a_system, p.b_system, p.preferred) for p in pairs] == [("ilf", "reference", "a"), ("ilf", "base", "a"), ("reference", "base", "a")]
+    assert [(p.a_system, p.b_system, p.preferred) for p in pairs] == [
+        ("ilf", "reference", "a"),
+        ("ilf", "base", "a"),
+        ("reference", "base", "a"),
+    ]
     assert pairs[0].chosen == "ilf says s0."
     table = ranking_win_rates(result.tasks, reference="reference")
     assert table["ilf"]["win_rate"] == 1.0 and table["base"]["win_rate"] == 0.0 and table["ilf"]["n"] == 1
@@ -108,23 +131,61 @@ def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_pa
 def test_human_evaluation_win_rates_with_ties_and_standard_errors(label_studio, ls_client, project_title, tmp_path, capsys) -> None:
     outputs = []
     for s in SAMPLES[:2]:
-        outputs += [Output(sample_id=s.id, text=f"base {s.id}.", system="base"), Output(sample_id=s.id, text=f"ilf {s.id}.", system="ilf"),
-                    Output(sample_id=s.id, text=f"same text {s.id}." if s.id == "s1" else f"ref {s.id}.", system="reference")]
+        outputs += [
+            Output(sample_id=s.id, text=f"base {s.id}.", system="base"),
+            Output(sample_id=s.id, text=f"ilf {s.id}.", system="ilf"),
+            Output(sample_id=s.id, text=f"same text {s.id}." if s.id == "s1" else f"ref {s.id}.", system="reference"),
+        ]
     # On s1 the fine-tuned model wrote exactly the reference: one item, a tie.
     outputs = [o if not (o.sample_id == "s1" and o.system == "ilf") else Output("s1", "same text s1.", "ilf") for o in outputs]
     write_records(tmp_path / "eval_outputs.jsonl", outputs)
     write_records(tmp_path / "eval_samples.jsonl", SAMPLES[:2])
-    assert main(["labelstudio", "push", str(tmp_path / "eval_samples.jsonl"), "--outputs", str(tmp_path / "eval_outputs.jsonl"),
-                 "--project", project_title, "--template", "ranking", *conn_args(label_studio)]) == 0
+    assert (
+        main(
+            [
+                "labelstudio",
+                "push",
+                str(tmp_path / "eval_samples.jsonl"),
+                "--outputs",
+                str(tmp_path / "eval_outputs.jsonl"),
+                "--project",
+                project_title,
+                "--template",
+                "ranking",
+                *conn_args(label_studio),
+            ]
+        )
+        == 0
+    )
     tasks = tasks_by_key(ls_client, project_title)
     assert len(tasks["s1"]["data"]["candidates"]) == 2
     for key, ranking in (("s0", ["reference", "ilf", "base"]), ("s1", ["reference", "base"])):
         items = {system: item for item, systems in tasks[key]["data"]["systems"].items() for system in systems}
         order = list(dict.fromkeys(items[s] for s in ranking))
-        annotate(ls_client, tasks[key]["id"], [{"from_name": "rank", "to_name": "candidates", "type": "ranker", "value": {"ranker": {"rank": order}}}])
+        annotate(
+            ls_client,
+            tasks[key]["id"],
+            [{"from_name": "rank", "to_name": "candidates", "type": "ranker", "value": {"ranker": {"rank": order}}}],
+        )
     capsys.readouterr()
-    assert main(["labelstudio", "pull", "--project", project_title, "--out", str(tmp_path / "human.jsonl"), "--reference", "reference",
-                 "--table", str(tmp_path / "human_eval.json"), *conn_args(label_studio)]) == 0
+    assert (
+        main(
+            [
+                "labelstudio",
+                "pull",
+                "--project",
+                project_title,
+                "--out",
+                str(tmp_path / "human.jsonl"),
+                "--reference",
+                "reference",
+                "--table",
+                str(tmp_path / "human_eval.json"),
+                *conn_args(label_studio),
+            ]
+        )
+        == 0
+    )
     table = json.loads((tmp_path / "human_eval.json").read_text())["systems"]
     # vs reference: ilf lost on s0 and tied on s1 -> (0 + 0.5) / 2; base lost both.
     assert table["ilf"]["win_rate"] == pytest.approx(0.25) and table["ilf"]["win_rate_sem"] == pytest.approx(0.25)
@@ -184,23 +245,37 @@ def test_bad_token_unreachable_server_and_rejected_template(label_studio, tmp_pa
     write_records(tmp_path / "samples.jsonl", SAMPLES[:1])
     wrong = "f" * 40
     env = {**cli_env(label_studio), "LABEL_STUDIO_API_KEY": wrong}
-    result = subprocess.run([sys.executable, "-m", "ilf", "labelstudio", "push", str(tmp_path / "samples.jsonl"), "--project", "x",
-                             "--template", "feedback"], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ilf", "labelstudio", "push", str(tmp_path / "samples.jsonl"), "--project", "x", "--template", "feedback"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"ilf: error: {label_studio['url']}: the API key was refused (HTTP 401) while trying to list projects"
     assert wrong not in result.stdout + result.stderr
 
     env["LABEL_STUDIO_URL"] = "http://127.0.0.1:9"
-    result = subprocess.run([sys.executable, "-m", "ilf", "labelstudio", "pull", "--project", "x", "--out", str(tmp_path / "o.jsonl")],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ilf", "labelstudio", "pull", "--project", "x", "--out", str(tmp_path / "o.jsonl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "cannot reach Label Studio at http://127.0.0.1:9" in result.stderr
     assert result.stderr.count("\n") <= 5  # retry warnings and one error line, no traceback
     assert "Traceback" not in result.stderr
 
     client = LabelStudio(Connection(label_studio["url"], label_studio["creds"].token))
     with pytest.raises(LabelStudioError, match=r"could not create project 'bad': HTTP 400: .*Choice"):
-        client._call("create project 'bad'", lambda: client.sdk.projects.create(
-            title="bad", label_config="<View><Text name='t' value='$t'/><Choices name='c' toName='t'/></View>"))
+        client._call(
+            "create project 'bad'",
+            lambda: client.sdk.projects.create(
+                title="bad", label_config="<View><Text name='t' value='$t'/><Choices name='c' toName='t'/></View>"
+            ),
+        )
 
 
 def test_personal_access_token_refresh_flow(ls_client, project_title) -> None:
@@ -235,19 +310,44 @@ def test_run_stops_after_outputs_then_continues_from_pulled_feedback(label_studi
     config = str(REPO / "experiments" / "offline.yaml")
     sets = [a for o in small_run_overrides(data.parent, limit=6, eval_limit=2) for a in ("--set", o)]
     assert main(["run", config, "--run-dir", str(run_dir), *sets, "--until", "outputs"]) == 0
-    assert main(["labelstudio", "push", str(run_dir / "samples.jsonl"), "--outputs", str(run_dir / "outputs.jsonl"),
-                 "--project", project_title, "--template", "feedback", *conn_args(label_studio)]) == 0
+    assert (
+        main(
+            [
+                "labelstudio",
+                "push",
+                str(run_dir / "samples.jsonl"),
+                "--outputs",
+                str(run_dir / "outputs.jsonl"),
+                "--project",
+                project_title,
+                "--template",
+                "feedback",
+                *conn_args(label_studio),
+            ]
+        )
+        == 0
+    )
     tasks = tasks_by_key(ls_client, project_title)
     assert sorted(tasks) == [f"train-{i:04d}" for i in range(6)]
     for key in ("train-0001", "train-0004"):
         annotate(ls_client, tasks[key]["id"], [textarea("feedback", "output", f"Critique of {key}: name the problem.")])
 
-    ls_sets = sets + ["--set", "feedback.source=labelstudio", "--set", f"feedback.project={project_title}",
-                      "--set", f"feedback.url={label_studio['url']}", "--set", f"feedback.data_dir={label_studio['data_dir']}"]
+    ls_sets = sets + [
+        "--set",
+        "feedback.source=labelstudio",
+        "--set",
+        f"feedback.project={project_title}",
+        "--set",
+        f"feedback.url={label_studio['url']}",
+        "--set",
+        f"feedback.data_dir={label_studio['data_dir']}",
+    ]
     assert main(["run", config, "--run-dir", str(run_dir), *ls_sets]) == 0
     feedback = read_records(run_dir / "feedback.jsonl", Feedback)
-    assert [(f.sample_id, f.text) for f in feedback] == [("train-0001", "Critique of train-0001: name the problem."),
-                                                         ("train-0004", "Critique of train-0004: name the problem.")]
+    assert [(f.sample_id, f.text) for f in feedback] == [
+        ("train-0001", "Critique of train-0001: name the problem."),
+        ("train-0004", "Critique of train-0004: name the problem."),
+    ]
     outputs = {o.sample_id: o.text for o in read_records(run_dir / "outputs.jsonl", Output)}
     assert all(f.output == outputs[f.sample_id] for f in feedback)  # the critique is about the pushed output
     assert [r.sample_id for r in read_records(run_dir / "refinements.jsonl", Refinements)] == ["train-0001", "train-0004"]

@@ -12,8 +12,15 @@ from ilf.labelstudio.sync import build_tasks, pull, push
 from ilf.records import Feedback, Sample, read_records
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-dev-shm-usage", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +40,11 @@ def browser():
 
 
 def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_studio, ls_client, project_title, tmp_path) -> None:
-    sample = Sample(id="b1", inputs={"title": "Lost keys", "post": "I lost my keys at the gym and found them in my bag."},
-                    initial_output="Someone lost something.")
+    sample = Sample(
+        id="b1",
+        inputs={"title": "Lost keys", "post": "I lost my keys at the gym and found them in my bag."},
+        initial_output="Someone lost something.",
+    )
     result = push(ls_client, project_title, "feedback", build_tasks("feedback", [sample]))
     (task,) = ls_client.export_tasks(result.project_id)
 

@@ -107,7 +107,9 @@ def test_killed_generation_resumes_without_duplicates_or_losses(tmp_path: Path) 
     write_jsonl(tmp_path / "data" / "test.jsonl", [slf5k_row(i, "test") for i in range(2)])
     run_dir = tmp_path / "run"
     overrides = small_run_overrides(data.parent, limit=48, eval_limit=2) + [
-        "refine.sampling.batch_size=1", "refine.sampling.max_new_tokens=24", "refine.num_candidates=4",
+        "refine.sampling.batch_size=1",
+        "refine.sampling.max_new_tokens=24",
+        "refine.num_candidates=4",
     ]
     command = [sys.executable, "-m", "ilf", "run", OFFLINE, "--run-dir", str(run_dir), *_sets(overrides), "--until", "refine"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -149,16 +151,72 @@ def test_stage_commands_chain_over_files(slf5k_dir: Path, tmp_path: Path, capsys
     assert main(["run", OFFLINE, "--run-dir", str(run_dir), *_sets(overrides), "--until", "feedback"]) == 0
     common = ["--config", OFFLINE, *_sets(overrides)]
     out = tmp_path / "stages"
-    assert main(["refine", "--samples", str(run_dir / "samples.jsonl"), "--feedback", str(run_dir / "feedback.jsonl"),
-                 "--out", str(out / "ref.jsonl"), *common]) == 0
-    assert main(["select", "--samples", str(run_dir / "samples.jsonl"), "--refinements", str(out / "ref.jsonl"),
-                 "--out", str(out / "sel.jsonl"), "--method", "oracle_rouge", *common]) == 0
+    assert (
+        main(
+            [
+                "refine",
+                "--samples",
+                str(run_dir / "samples.jsonl"),
+                "--feedback",
+                str(run_dir / "feedback.jsonl"),
+                "--out",
+                str(out / "ref.jsonl"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "select",
+                "--samples",
+                str(run_dir / "samples.jsonl"),
+                "--refinements",
+                str(out / "ref.jsonl"),
+                "--out",
+                str(out / "sel.jsonl"),
+                "--method",
+                "oracle_rouge",
+                *common,
+            ]
+        )
+        == 0
+    )
     selections = read_records(out / "sel.jsonl", Selection)
     assert len(selections) == 4 and all(s.selector == "oracle_rouge" for s in selections)
-    assert main(["finetune", "--samples", str(run_dir / "samples.jsonl"), "--selected", str(out / "sel.jsonl"),
-                 "--out", str(out / "model"), *common]) == 0
-    assert main(["evaluate", "--samples", str(run_dir / "eval_samples.jsonl"), "--model", str(out / "model"),
-                 "--out", str(out / "metrics.json"), "--outputs-out", str(out / "outputs.jsonl"), *common]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--samples",
+                str(run_dir / "samples.jsonl"),
+                "--selected",
+                str(out / "sel.jsonl"),
+                "--out",
+                str(out / "model"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--samples",
+                str(run_dir / "eval_samples.jsonl"),
+                "--model",
+                str(out / "model"),
+                "--out",
+                str(out / "metrics.json"),
+                "--outputs-out",
+                str(out / "outputs.jsonl"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "metrics.json").read_text())["systems"]["model"]["n"] == 3
     assert len(read_records(out / "outputs.jsonl", Output)) == 3
 

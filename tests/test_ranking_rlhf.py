@@ -16,8 +16,10 @@ from ilf.train.reward import RewardModel, RewardTrainingConfig, load_classifier,
 TASK = get_task(TaskConfig())
 SAMPLES = [Sample(id=f"s{i}", inputs={"title": f"case {i}", "post": f"story number {i}."}) for i in range(40)]
 # Clearly separable: the preferred summary is a sentence, the other a repeated word.
-COMPARISONS = [Comparison(sample_id=s.id, a=f"The story {i} is summarised here.", b="dog dog dog dog dog",
-                          preferred="a" if i % 2 else "b") for i, s in enumerate(SAMPLES)]
+COMPARISONS = [
+    Comparison(sample_id=s.id, a=f"The story {i} is summarised here.", b="dog dog dog dog dog", preferred="a" if i % 2 else "b")
+    for i, s in enumerate(SAMPLES)
+]
 COMPARISONS = [c if c.preferred == "a" else Comparison(c.sample_id, a=c.b, b=c.a, preferred="b") for c in COMPARISONS]
 
 
@@ -25,9 +27,13 @@ COMPARISONS = [c if c.preferred == "a" else Comparison(c.sample_id, a=c.b, b=c.a
 def reward_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rm") / "reward"
     pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)
-    metrics = train_reward_model(ModelConfig(name_or_path="tiny:gpt2", seed=2), pairs[:32],
-                                 RewardTrainingConfig(learning_rate=1e-3, num_train_epochs=3, per_device_train_batch_size=8),
-                                 out, eval_pairs=pairs[32:])
+    metrics = train_reward_model(
+        ModelConfig(name_or_path="tiny:gpt2", seed=2),
+        pairs[:32],
+        RewardTrainingConfig(learning_rate=1e-3, num_train_epochs=3, per_device_train_batch_size=8),
+        out,
+        eval_pairs=pairs[32:],
+    )
     assert metrics["eval_pairs"] == 8
     return out
 
@@ -57,17 +63,27 @@ def test_best_of_n_returns_the_reward_models_argmax(reward_dir: Path) -> None:
 
 
 def test_reward_model_selector_picks_the_highest_reward(reward_dir: Path) -> None:
-    item = SelectionItem(sample=SAMPLES[0], output="dog dog", feedback="write a sentence",
-                         candidates=["dog dog dog dog dog", "The story 0 is summarised here.", "dog dog"])
+    item = SelectionItem(
+        sample=SAMPLES[0],
+        output="dog dog",
+        feedback="write a sentence",
+        candidates=["dog dog dog dog dog", "The story 0 is summarised here.", "dog dog"],
+    )
     (chosen,) = select([item], SelectionConfig(method="reward_model", reward_model=str(reward_dir)), ModelConfig(), TASK)
     assert chosen.index == 1 and chosen.selector == "reward_model"
-    assert chosen.candidates[1].scores["reward_model"] > max(chosen.candidates[0].scores["reward_model"], chosen.candidates[2].scores["reward_model"])
+    assert chosen.candidates[1].scores["reward_model"] > max(
+        chosen.candidates[0].scores["reward_model"], chosen.candidates[2].scores["reward_model"]
+    )
 
 
 def test_dpo_raises_the_chosen_minus_rejected_margin(tmp_path: Path) -> None:
     rows = dpo_pairs(TASK, SAMPLES[:16], COMPARISONS[:16])
-    metrics = train_dpo(ModelConfig(name_or_path="tiny:gpt2", seed=4), rows,
-                        DPOTrainingConfig(learning_rate=5e-3, beta=0.1, num_train_epochs=2, per_device_train_batch_size=8), tmp_path / "dpo")
+    metrics = train_dpo(
+        ModelConfig(name_or_path="tiny:gpt2", seed=4),
+        rows,
+        DPOTrainingConfig(learning_rate=5e-3, beta=0.1, num_train_epochs=2, per_device_train_batch_size=8),
+        tmp_path / "dpo",
+    )
     assert metrics["margin_after"] > metrics["margin_before"] + 1.0, metrics
     from ilf.models import load_model
 
@@ -82,8 +98,13 @@ def test_rloo_runs_steps_and_changes_the_policy(reward_dir: Path, tmp_path: Path
     policy = ModelConfig(name_or_path="tiny:gpt2", seed=6)
     before = {k: v.clone() for k, v in load_model(policy).model.named_parameters()}
     prompts = [TASK.initial_prompt(s) for s in SAMPLES[:8]]
-    metrics = train_rloo(policy, prompts, reward_dir, RLOOTrainingConfig(learning_rate=1e-3, num_generations=2,
-                         max_completion_length=8, per_device_train_batch_size=4, max_steps=2), tmp_path / "rloo")
+    metrics = train_rloo(
+        policy,
+        prompts,
+        reward_dir,
+        RLOOTrainingConfig(learning_rate=1e-3, num_generations=2, max_completion_length=8, per_device_train_batch_size=4, max_steps=2),
+        tmp_path / "rloo",
+    )
     assert metrics["steps"] == 2 and len(metrics["rewards"]) == 2
     after = dict(load_model(ModelConfig(name_or_path=str(tmp_path / "rloo"))).model.named_parameters())
     changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
@@ -94,10 +115,18 @@ def test_reward_model_with_lora_is_merged_into_a_plain_classifier(tmp_path: Path
     from ilf.config import LoraConfig
 
     pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)
-    metrics = train_reward_model(ModelConfig(name_or_path="tiny:gpt2", seed=2), pairs[:32],
-                                 RewardTrainingConfig(learning_rate=5e-3, num_train_epochs=3, per_device_train_batch_size=8,
-                                                      lora=LoraConfig(r=8, alpha=16, dropout=0.0, target_modules=["c_attn"])),
-                                 tmp_path / "rm", eval_pairs=pairs[32:])
+    metrics = train_reward_model(
+        ModelConfig(name_or_path="tiny:gpt2", seed=2),
+        pairs[:32],
+        RewardTrainingConfig(
+            learning_rate=5e-3,
+            num_train_epochs=3,
+            per_device_train_batch_size=8,
+            lora=LoraConfig(r=8, alpha=16, dropout=0.0, target_modules=["c_attn"]),
+        ),
+        tmp_path / "rm",
+        eval_pairs=pairs[32:],
+    )
     assert metrics["eval_accuracy"] >= 0.75, metrics
     reloaded = RewardModel.load(tmp_path / "rm")
     assert not any("lora" in name for name, _ in reloaded.model.named_parameters())

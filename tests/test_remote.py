@@ -58,8 +58,17 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     # One thread: the tiny model needs no more, and two busy threads on a shared 2-core machine make
     # every request 30 times slower.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(folder / "tiny"),
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        str(folder / "tiny"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -87,7 +96,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 def remote(server: dict, url: str | None = None, model: str | None = None, **options) -> ModelConfig:
     options.setdefault("max_retries", 0)
     return ModelConfig(
-        name_or_path=model or server["model"], backend="openai",
+        name_or_path=model or server["model"],
+        backend="openai",
         remote=RemoteConfig(base_url=f"{url or server['url']}/v1", **options),
     )
 
@@ -182,8 +192,9 @@ def test_a_client_error_fails_at_once_with_the_servers_message(server, summariza
 def test_an_unreachable_url_gives_a_clear_error(summarization, secret) -> None:
     task, prompts = summarization
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    config = ModelConfig(name_or_path="m", backend="openai",
-                         remote=RemoteConfig(base_url=f"{url}/v1", max_retries=1, timeout=5, api_key_env=KEY_ENV))
+    config = ModelConfig(
+        name_or_path="m", backend="openai", remote=RemoteConfig(base_url=f"{url}/v1", max_retries=1, timeout=5, api_key_env=KEY_ENV)
+    )
     with pytest.raises(RemoteError) as caught:
         generate_outputs(config, task, prompts[:1], 1, GREEDY, seed=0)
     message = str(caught.value)
@@ -209,8 +220,11 @@ def test_the_key_comes_from_the_named_variable_is_sent_and_never_shown(monkeypat
 
     stub = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
     threading.Thread(target=stub.serve_forever, daemon=True).start()
-    config = ModelConfig(name_or_path="m", backend="openai", remote=RemoteConfig(
-        base_url=f"http://127.0.0.1:{stub.server_address[1]}/v1", max_retries=3, api_key_env=KEY_ENV))
+    config = ModelConfig(
+        name_or_path="m",
+        backend="openai",
+        remote=RemoteConfig(base_url=f"http://127.0.0.1:{stub.server_address[1]}/v1", max_retries=3, api_key_env=KEY_ENV),
+    )
     try:
         with pytest.raises(RemoteError) as caught:
             RemoteSampler(config).sample(["x"], 1, GREEDY, seed=0)
@@ -232,9 +246,13 @@ def test_refine_stage_with_an_openai_refiner(server, slf5k_dir: Path, tmp_path: 
 
     run_dir = tmp_path / "run"
     with FlakyProxy(server["url"]) as proxy:
-        overrides = [*small_run_overrides(slf5k_dir), "refiner.backend=openai", f"refiner.name_or_path={server['model']}",
-                     f"refiner.remote.base_url={proxy.url}/v1",
-                     "refiner.remote.concurrency=1"]  # seeds hold only one request at a time: a fixed outcome
+        overrides = [
+            *small_run_overrides(slf5k_dir),
+            "refiner.backend=openai",
+            f"refiner.name_or_path={server['model']}",
+            f"refiner.remote.base_url={proxy.url}/v1",
+            "refiner.remote.concurrency=1",
+        ]  # seeds hold only one request at a time: a fixed outcome
         argv = ["run", str(REPO / "experiments" / "offline.yaml"), "--run-dir", str(run_dir), "--until", "refine"]
         assert main([*argv, *(arg for item in overrides for arg in ("--set", item))]) == 0
     refinements = read_records(run_dir / "refinements.jsonl", Refinements)

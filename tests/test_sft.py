@@ -9,8 +9,7 @@ from ilf.tasks import get_task
 from ilf.train.sft import build_trainer, finetune, training_pairs
 
 PAIRS = [
-    {"prompt": f"Title: case {i}\n\nText: the cat sat on mat {i}.\n\nTL;DR:", "completion": f" The cat sat on mat {i}."}
-    for i in range(8)
+    {"prompt": f"Title: case {i}\n\nText: the cat sat on mat {i}.\n\nTL;DR:", "completion": f" The cat sat on mat {i}."} for i in range(8)
 ]
 POLICY = ModelConfig(name_or_path="tiny:gpt2", seed=0)
 
@@ -37,8 +36,12 @@ def test_sft_masks_the_prompt_changes_weights_and_lowers_completion_loss(tmp_pat
 
 
 def test_finetune_saves_a_model_that_loads_and_lora_is_merged(tmp_path: Path) -> None:
-    config = FinetuneConfig(learning_rate=1e-2, num_train_epochs=1, per_device_train_batch_size=4,
-                            lora=LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["c_attn"]))
+    config = FinetuneConfig(
+        learning_rate=1e-2,
+        num_train_epochs=1,
+        per_device_train_batch_size=4,
+        lora=LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["c_attn"]),
+    )
     metrics = finetune(POLICY, PAIRS, config, tmp_path / "model")
     assert metrics["steps"] == 2 and metrics["pairs"] == 8
     assert (tmp_path / "model" / "adapter" / "adapter_config.json").exists()
@@ -47,8 +50,12 @@ def test_finetune_saves_a_model_that_loads_and_lora_is_merged(tmp_path: Path) ->
     base = load_model(POLICY)
     tuned_weights = dict(tuned.model.named_parameters())
     assert "lora" not in " ".join(tuned_weights)  # merged: a plain model again
-    assert not torch.equal(tuned_weights["transformer.h.0.attn.c_attn.weight"], dict(base.model.named_parameters())["transformer.h.0.attn.c_attn.weight"])
-    assert torch.equal(tuned_weights["transformer.h.0.mlp.c_fc.weight"], dict(base.model.named_parameters())["transformer.h.0.mlp.c_fc.weight"])
+    assert not torch.equal(
+        tuned_weights["transformer.h.0.attn.c_attn.weight"], dict(base.model.named_parameters())["transformer.h.0.attn.c_attn.weight"]
+    )
+    assert torch.equal(
+        tuned_weights["transformer.h.0.mlp.c_fc.weight"], dict(base.model.named_parameters())["transformer.h.0.mlp.c_fc.weight"]
+    )
 
 
 def test_training_targets() -> None:
@@ -77,9 +84,25 @@ def test_finetune_command_under_a_two_process_launcher(tmp_path: Path) -> None:
     write_records(tmp_path / "samples.jsonl", samples)
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "-m", "ilf", "finetune", "--samples", str(tmp_path / "samples.jsonl"),
-         "--target", "initial", "--out", str(tmp_path / "model"), "--set", "finetune.per_device_train_batch_size=5"],
-        capture_output=True, text=True, timeout=240,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "ilf",
+            "finetune",
+            "--samples",
+            str(tmp_path / "samples.jsonl"),
+            "--target",
+            "initial",
+            "--out",
+            str(tmp_path / "model"),
+            "--set",
+            "finetune.per_device_train_batch_size=5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("trained on 20 pairs for 2 steps") == 1  # 20 pairs / (2 ranks x 5), one report

@@ -63,7 +63,7 @@ def test_attention_matches_full_attention_with_padding_gqa_and_several_queries()
     allowed = torch.ones(batch * samples, 1, q_len, prefix_len + own_len, dtype=torch.bool)
     allowed[..., :prefix_len] &= prefix_mask.repeat_interleave(samples, 0).bool()[:, None, None, :]
     for i in range(q_len):  # query i sits at own position own_len - q_len + i
-        allowed[:, :, i, prefix_len + own_len - q_len + i + 1:] = False
+        allowed[:, :, i, prefix_len + own_len - q_len + i + 1 :] = False
     scores = (query @ keys.transpose(-1, -2)) * 0.3
     expected = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1) @ values
     torch.testing.assert_close(out, expected.transpose(1, 2), rtol=1e-5, atol=1e-5)
@@ -80,7 +80,9 @@ def test_generate_outputs_uses_the_shared_path_and_stays_seeded(monkeypatch: pyt
     first, stats = generate_outputs(lm, RAW, PROMPTS, 4, sampling, seed=5)
     assert calls == [4, 4]  # two batches of prompts, four samples each
     again, _ = generate_outputs(lm, RAW, PROMPTS, 4, sampling, seed=5)
-    plain, _ = generate_outputs(lm, RAW, PROMPTS, 4, SamplingConfig(max_new_tokens=8, batch_size=2, max_resamples=0, share_prompt=False), seed=5)
+    plain, _ = generate_outputs(
+        lm, RAW, PROMPTS, 4, SamplingConfig(max_new_tokens=8, batch_size=2, max_resamples=0, share_prompt=False), seed=5
+    )
     assert first == again and all(len(v) == 4 for v in first.values()) and stats.new_tokens > 0
     assert len({t for texts in first.values() for t in texts}) > 3  # the samples of a prompt differ
     assert set(plain) == set(first) and len(calls) == 4  # share_prompt=False took plain generate
@@ -93,7 +95,9 @@ def test_unsupported_models_fall_back_to_plain_generate() -> None:
     layered.config.scale_attn_by_inverse_layer_idx = True  # scores scaled per layer inside GPT-2's own attention
     assert not supported(layered)
     lm = load_model(ModelConfig(name_or_path="tiny:t5"))
-    outputs, stats = generate_outputs(lm, RAW, ["summarize: a b c", "summarize: d"], 3, SamplingConfig(max_new_tokens=4, max_resamples=0), 0)
+    outputs, stats = generate_outputs(
+        lm, RAW, ["summarize: a b c", "summarize: d"], 3, SamplingConfig(max_new_tokens=4, max_resamples=0), 0
+    )
     assert [len(outputs[i]) for i in (0, 1)] == [3, 3] and stats.new_tokens > 0
 
 

@@ -19,13 +19,23 @@ STUDY = str(REPO / "experiments" / "slf5k_study.yaml")
 
 def _small(data: Path) -> list[str]:
     sets = [
-        "study.sizes=[4,8]", "study.seeds=[0,1]",
-        f"data.path={data}", "data.eval_limit=4",
-        "policy.name_or_path=tiny:gpt2", "refiner.name_or_path=tiny:gpt2", "refiner.seed=1",
-        "refine.num_candidates=2", "refine.sampling.max_new_tokens=8", "refine.sampling.batch_size=8",
-        "refine.sampling.max_prompt_tokens=null", "refine.sampling.max_resamples=0",
-        "evaluation.sampling.max_new_tokens=8", "evaluation.sampling.max_prompt_tokens=null",
-        "finetune.learning_rate=1.0e-3", "finetune.per_device_train_batch_size=4", "finetune.gradient_accumulation_steps=1",
+        "study.sizes=[4,8]",
+        "study.seeds=[0,1]",
+        f"data.path={data}",
+        "data.eval_limit=4",
+        "policy.name_or_path=tiny:gpt2",
+        "refiner.name_or_path=tiny:gpt2",
+        "refiner.seed=1",
+        "refine.num_candidates=2",
+        "refine.sampling.max_new_tokens=8",
+        "refine.sampling.batch_size=8",
+        "refine.sampling.max_prompt_tokens=null",
+        "refine.sampling.max_resamples=0",
+        "evaluation.sampling.max_new_tokens=8",
+        "evaluation.sampling.max_prompt_tokens=null",
+        "finetune.learning_rate=1.0e-3",
+        "finetune.per_device_train_batch_size=4",
+        "finetune.gradient_accumulation_steps=1",
     ]
     return [arg for s in sets for arg in ("--set", s)]
 
@@ -60,8 +70,9 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
     # The report's numbers are the cells' metrics.
     summary = json.loads((run_dir / "summary.json").read_text())
     group = next(g for g in summary if g["method"] == "ilf" and g["size"] == 8)
-    values = [json.loads((run_dir / "cells" / f"seed{s}-ilf-n8" / "metrics.json").read_text())["systems"]["finetuned"]["rougeL"]
-              for s in (0, 1)]
+    values = [
+        json.loads((run_dir / "cells" / f"seed{s}-ilf-n8" / "metrics.json").read_text())["systems"]["finetuned"]["rougeL"] for s in (0, 1)
+    ]
     assert group["metrics"]["rougeL"]["mean"] == pytest.approx(sum(values) / 2)
     assert group["metrics"]["rougeL"]["n"] == 2
     report = (run_dir / "report.md").read_text()
@@ -84,8 +95,7 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
 @pytest.mark.slow
 def test_killed_study_resumes_at_the_cell_where_it_stopped(slf5k_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "study"
-    command = [sys.executable, "-m", "ilf", "study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir),
-               "--set", "study.seeds=[0]"]
+    command = [sys.executable, "-m", "ilf", "study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir), "--set", "study.seeds=[0]"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     first_cell = run_dir / "cells" / "seed0-ilf-n4" / "metrics.json"
     deadline = time.time() + 300

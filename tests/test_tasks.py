@@ -13,7 +13,7 @@ SAMPLE = Sample(id="s", inputs={"title": "Lost my keys", "post": "I lost my keys
     [
         (" I lost my keys. I looked every", "I lost my keys."),
         ("I lost my keys! Then\nTitle: next post", "I lost my keys!"),
-        ("He said \"no.\" and left", "He said \"no.\""),
+        ('He said "no." and left', 'He said "no."'),
         ("no sentence ends here", ""),
         ("\n\nleading blank lines. Skipped", "leading blank lines."),  # a leading newline is not an end
         ("Two sentences. Both done.", "Two sentences. Both done."),
@@ -42,11 +42,16 @@ def test_summarization_prompts() -> None:
 
 
 def test_template_task_from_config() -> None:
-    task = get_task(TaskConfig(name="template", options={
-        "initial_template": "Q: {question}\nA:",
-        "refine_template": "Q: {question}\nA: {output}\nCritique: {feedback}\nBetter A:",
-        "drop_unfinished_sentence": False,
-    }))
+    task = get_task(
+        TaskConfig(
+            name="template",
+            options={
+                "initial_template": "Q: {question}\nA:",
+                "refine_template": "Q: {question}\nA: {output}\nCritique: {feedback}\nBetter A:",
+                "drop_unfinished_sentence": False,
+            },
+        )
+    )
     sample = Sample(id="q", inputs={"question": "2+2?"})
     assert task.initial_prompt(sample) == "Q: 2+2?\nA:"
     assert task.refine_prompt(sample, "5", "wrong") == "Q: 2+2?\nA: 5\nCritique: wrong\nBetter A:"

@@ -60,9 +60,7 @@ def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Non
         inputs["subreddit"] = subreddit
     initial = _text(row, "generated_summary_for_feedback", path, line)
     references = [
-        ref
-        for ref in (_text(row, "ideal_human_summary", path, line), _text(row, "tldr_human_reference_summary", path, line))
-        if ref
+        ref for ref in (_text(row, "ideal_human_summary", path, line), _text(row, "tldr_human_reference_summary", path, line)) if ref
     ]
     extra = {k: v for k, v in row.items() if k not in MAPPED}
     sample = Sample(id=sample_id, inputs=inputs, initial_output=initial, references=references, extra=extra)
@@ -111,7 +109,9 @@ def load(path: Path, limit: int | None = None) -> SplitData:
     return data
 
 
-@LOADERS.register("slf5k", help="SLF5K JSONL (hub id JeremyAlain/SLF5K, a folder of <split>.jsonl, or a file): posts, "
-                  "feedback, ideal summaries, A/B comparisons.")
+@LOADERS.register(
+    "slf5k",
+    help="SLF5K JSONL (hub id JeremyAlain/SLF5K, a folder of <split>.jsonl, or a file): posts, feedback, ideal summaries, A/B comparisons.",
+)
 def load_slf5k(config: RunConfig, split: str, path: str, limit: int | None) -> SplitData:
     return load(resolve_split_file(path, split), limit)

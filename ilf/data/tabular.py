@@ -1,14 +1,14 @@
 """Generic JSONL or CSV loader: the config's ``data.fields`` says which column is what.
 
-    data:
-      loader: jsonl
-      path: my_task/            # or a file
-      fields:
-        id: uid                 # optional; default the row number
-        inputs: [question, context]   # or {prompt_name: column}; default every unmapped column
-        initial_output: answer
-        references: [gold]
-        feedback: critique
+data:
+  loader: jsonl
+  path: my_task/            # or a file
+  fields:
+    id: uid                 # optional; default the row number
+    inputs: [question, context]   # or {prompt_name: column}; default every unmapped column
+    initial_output: answer
+    references: [gold]
+    feedback: critique
 """
 
 from __future__ import annotations

@@ -50,8 +50,9 @@ def word_tokenizer() -> Any:
     from tokenizers import decoders
 
     tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # words joined by single spaces, as written
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]",
-                                   bos_token="[EOS]", model_max_length=256)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]", bos_token="[EOS]", model_max_length=256
+    )
 
 
 def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
@@ -80,10 +81,17 @@ def new_model(config: PretrainConfig, tokenizer: Any) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     model_config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.hidden_size * 2,
-        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
-        max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.hidden_size * 2,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -108,16 +116,16 @@ def _batches(examples: list[dict[str, str]], tokenizer: Any, batch_size: int, rn
     batches = []
     chunk = batch_size * 16
     for start in range(0, len(encoded), chunk):
-        part = sorted(encoded[start:start + chunk], key=lambda pc: len(pc[0]) + len(pc[1]))
+        part = sorted(encoded[start : start + chunk], key=lambda pc: len(pc[0]) + len(pc[1]))
         for b in range(0, len(part) - batch_size + 1, batch_size):
-            rows = part[b:b + batch_size]
+            rows = part[b : b + batch_size]
             width = max(len(p) + len(c) for p, c in rows)
             ids = torch.full((len(rows), width), tokenizer.pad_token_id)
             labels = torch.full((len(rows), width), -100)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, (p, c) in enumerate(rows):
                 ids[r, : len(p) + len(c)] = torch.tensor(p + c)
-                labels[r, len(p): len(p) + len(c)] = torch.tensor(c)
+                labels[r, len(p) : len(p) + len(c)] = torch.tensor(c)
                 mask[r, : len(p) + len(c)] = 1
             batches.append((ids, mask, labels))
     rng.shuffle(batches)
@@ -171,9 +179,13 @@ def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{sum(losses[-25:]) / len(losses[-25:]):.3f}")
             bar.update(1)
     seconds = time.perf_counter() - started
-    metrics = {"steps": config.steps, "seconds": seconds, "first_loss": losses[0],
-               "final_loss": sum(losses[-50:]) / len(losses[-50:]),
-               "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"}}
+    metrics = {
+        "steps": config.steps,
+        "seconds": seconds,
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
+    }
     model.eval()
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(str(tmp))

@@ -216,6 +216,7 @@ class Annotator:
         """A pairwise judgement: more salient facts, then fewer wrong ones, then closer to the
         salient facts slot by slot (a garbled fact with the right person and object beats noise);
         'tie' if all are equal."""
+
         def key(summary: str) -> tuple[float, float, float]:
             scores = score_summary(post, summary)
             return scores.recall, scores.precision, slot_overlap(post, summary)

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-@FEEDBACK_SOURCES.register("dataset", help="Each sample's own feedback field (SLF5K's critiques); comparisons from the dataset's A/B fields.")
+@FEEDBACK_SOURCES.register(
+    "dataset", help="Each sample's own feedback field (SLF5K's critiques); comparisons from the dataset's A/B fields."
+)
 class DatasetFeedback(FeedbackSource):
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.dataset_feedback, Feedback), run.paths.dataset_feedback

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@FEEDBACK_SOURCES.register("labelstudio", help="Critiques from a Label Studio project (feedback.project, feedback.url), pulled incrementally.")
+@FEEDBACK_SOURCES.register(
+    "labelstudio", help="Critiques from a Label Studio project (feedback.project, feedback.url), pulled incrementally."
+)
 class LabelStudioFeedback(FeedbackSource):
     def prepare(self, run: Pipeline) -> None:
         fb = run.config.feedback

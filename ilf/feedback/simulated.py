@@ -20,8 +20,11 @@ def _annotator(run: Pipeline, offset: int = 0) -> world.Annotator:
     return world.Annotator(noise=run.config.world.annotator_noise, seed=1000 + run.config.seed + offset)
 
 
-@FEEDBACK_SOURCES.register("simulated", help="The facts world's annotator: critiques of wrong, missing or superfluous facts, "
-                           "world.annotator_noise of them unhelpful or misleading; also compares pairs of outputs.")
+@FEEDBACK_SOURCES.register(
+    "simulated",
+    help="The facts world's annotator: critiques of wrong, missing or superfluous facts, "
+    "world.annotator_noise of them unhelpful or misleading; also compares pairs of outputs.",
+)
 class SimulatedAnnotator(FeedbackSource):
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         return [run.config.world, run.config.seed]
@@ -33,26 +36,51 @@ class SimulatedAnnotator(FeedbackSource):
         for sample in run.samples():
             output = by_id[sample.id]
             critique = annotator.critique(world.post_from_sample(sample), output)
-            records.append(Feedback(sample_id=sample.id, text=critique.text, output=output, annotator="simulated",
-                                    source="facts-world", feedback_class=critique.kind, extra=critique.record()))
+            records.append(
+                Feedback(
+                    sample_id=sample.id,
+                    text=critique.text,
+                    output=output,
+                    annotator="simulated",
+                    source="facts-world",
+                    feedback_class=critique.kind,
+                    extra=critique.record(),
+                )
+            )
         return records, "the simulated annotator"
 
     def comparison_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.world, run.config.policy, run.config.pretraining, run.config.outputs.sampling, run.config.feedback.comparisons_per_sample,
-                run.config.seed]
+        return [
+            run.config.world,
+            run.config.policy,
+            run.config.pretraining,
+            run.config.outputs.sampling,
+            run.config.feedback.comparisons_per_sample,
+            run.config.seed,
+        ]
 
     def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
         """The annotator's preference between every pair of ``feedback.comparisons_per_sample``
         distinct policy samples of each training sample."""
         samples = run.samples()
         per_sample = run.config.feedback.comparisons_per_sample
-        generated, _ = generate_outputs(run.policy, run.task, [run.task.initial_prompt(s) for s in samples], per_sample,
-                                        run.config.outputs.sampling, run.config.seed + 17, desc="samples to compare")
+        generated, _ = generate_outputs(
+            run.policy,
+            run.task,
+            [run.task.initial_prompt(s) for s in samples],
+            per_sample,
+            run.config.outputs.sampling,
+            run.config.seed + 17,
+            desc="samples to compare",
+        )
         annotator = _annotator(run, offset=1)
         comparisons = []
         for index, sample in enumerate(samples):
             post = world.post_from_sample(sample)
             for a, b in itertools.combinations(dict.fromkeys(generated[index]), 2):
-                comparisons.append(Comparison(sample_id=sample.id, a=a, b=b, preferred=annotator.prefers(post, a, b),
-                                              annotator="simulated", source="facts-world"))
+                comparisons.append(
+                    Comparison(
+                        sample_id=sample.id, a=a, b=b, preferred=annotator.prefers(post, a, b), annotator="simulated", source="facts-world"
+                    )
+                )
         return comparisons

@@ -59,8 +59,10 @@ def cmd_push(args: argparse.Namespace) -> int:
     client = _client(args)
     result = push(client, args.project, args.template, tasks, batch_size=args.batch_size)
     verb = "created" if result.created_project else "found"
-    print(f"{verb} project {args.project!r} (id {result.project_id}) at {client.url}: "
-          f"imported {result.imported} tasks, {result.already_present} already there")
+    print(
+        f"{verb} project {args.project!r} (id {result.project_id}) at {client.url}: "
+        f"imported {result.imported} tasks, {result.already_present} already there"
+    )
     return 0
 
 
@@ -72,25 +74,34 @@ def cmd_pull(args: argparse.Namespace) -> int:
     client = _client(args)
     result = pull(client, args.project, args.out, args.template)
     c = result.counts
-    print(f"{args.out}: {c.new} new records, {c.kept} kept from earlier pulls "
-          f"({c.annotations} annotations on {c.tasks} tasks; skipped {c.cancelled} cancelled, {c.empty} empty)")
+    print(
+        f"{args.out}: {c.new} new records, {c.kept} kept from earlier pulls "
+        f"({c.annotations} annotations on {c.tasks} tasks; skipped {c.cancelled} cancelled, {c.empty} empty)"
+    )
     if result.template == "ranking":
         table = ranking_win_rates(result.tasks, reference=args.reference)
         print(format_table(table, columns=("win_rate",)))
         if args.table:
-            atomic_write_json(args.table, {"reference": args.reference, "systems": table,
-                                           "table": format_table(table, columns=("win_rate",))})
+            atomic_write_json(
+                args.table, {"reference": args.reference, "systems": table, "table": format_table(table, columns=("win_rate",))}
+            )
     return 0
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("labelstudio", help="Collect feedback, comparisons and rankings with Label Studio.",
-                            description="Run a local Label Studio, push outputs to it, pull annotations back as records.")
+    parser = sub.add_parser(
+        "labelstudio",
+        help="Collect feedback, comparisons and rankings with Label Studio.",
+        description="Run a local Label Studio, push outputs to it, pull annotations back as records.",
+    )
     commands = parser.add_subparsers(dest="labelstudio_command", required=True, metavar="COMMAND")
 
     def connection_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", help="Server URL (default LABEL_STUDIO_URL, else the local server of --data-dir). "
-                       "The API key is read from LABEL_STUDIO_API_KEY or the local server's credentials file.")
+        p.add_argument(
+            "--url",
+            help="Server URL (default LABEL_STUDIO_URL, else the local server of --data-dir). "
+            "The API key is read from LABEL_STUDIO_API_KEY or the local server's credentials file.",
+        )
         p.add_argument("--data-dir", help="Local server's data directory (default ~/.cache/ilf/labelstudio/data).")
 
     p = commands.add_parser("install", help="Install the server into its own virtual environment.")
@@ -122,8 +133,7 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("pull", help="Export annotations as records; pulling again adds only new ones.")
     p.add_argument("--project", required=True, help="Project title.")
     p.add_argument("--out", required=True, help="Records JSONL: feedback, outputs (ideal) or comparisons.")
-    p.add_argument("--template", choices=("feedback", "ideal", "pairwise", "ranking"),
-                   help="Only for projects not created by ilf.")
+    p.add_argument("--template", choices=("feedback", "ideal", "pairwise", "ranking"), help="Only for projects not created by ilf.")
     p.add_argument("--reference", help="Ranking projects: report win rates against this system (e.g. reference).")
     p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here.")
     connection_args(p)

@@ -128,7 +128,7 @@ class LabelStudio:
     def project_template(self, project: Any) -> str | None:
         description = project.description or ""
         if description.startswith(DESCRIPTION_PREFIX):
-            return description[len(DESCRIPTION_PREFIX):].split()[0]
+            return description[len(DESCRIPTION_PREFIX) :].split()[0]
         return None
 
     def get_or_create_project(self, title: str, template: str) -> tuple[Any, bool]:
@@ -177,4 +177,4 @@ def _message(body: Any) -> str:
 
 def batched(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

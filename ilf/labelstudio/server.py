@@ -34,6 +34,8 @@ SERVER_REQUIREMENT = "label-studio>=1.20"
 
 class ServerError(IlfError):
     """The local server could not be installed, started or reached."""
+
+
 DEFAULT_USERNAME = "admin@ilf.local"
 
 

@@ -67,8 +67,18 @@ def build_tasks(
             a, b = chosen[:2]
             if _coin(seed, sample.id):  # which side a system shows on must not be a tell
                 a, b = b, a
-            tasks.append({"data": {"ilf_key": f"{sample.id}::{a}::{b}", **base, "output_a": available[a],
-                                   "output_b": available[b], "system_a": a, "system_b": b}})
+            tasks.append(
+                {
+                    "data": {
+                        "ilf_key": f"{sample.id}::{a}::{b}",
+                        **base,
+                        "output_a": available[a],
+                        "output_b": available[b],
+                        "system_a": a,
+                        "system_b": b,
+                    }
+                }
+            )
         elif template == "ranking":
             if len(chosen) < 2:
                 continue
@@ -78,8 +88,16 @@ def build_tasks(
             texts = list(items)
             random.Random(f"{seed}:{sample.id}").shuffle(texts)
             candidates = [{"id": f"c{i}", "title": f"Output {i + 1}", "body": text} for i, text in enumerate(texts)]
-            tasks.append({"data": {"ilf_key": sample.id, **base, "candidates": candidates,
-                                   "systems": {f"c{i}": items[text] for i, text in enumerate(texts)}}})
+            tasks.append(
+                {
+                    "data": {
+                        "ilf_key": sample.id,
+                        **base,
+                        "candidates": candidates,
+                        "systems": {f"c{i}": items[text] for i, text in enumerate(texts)},
+                    }
+                }
+            )
         else:
             raise ValueError(f"unknown template {template!r}")
     return tasks
@@ -133,8 +151,12 @@ def _annotator(annotation: dict[str, Any], emails: dict[int, str]) -> str:
 
 
 def _provenance(task: dict[str, Any], annotation: dict[str, Any], project: str) -> dict[str, Any]:
-    return {"ls_project": project, "ls_task_id": task.get("id"), "ls_annotation_id": annotation.get("id"),
-            "annotated_at": annotation.get("updated_at") or annotation.get("created_at")}
+    return {
+        "ls_project": project,
+        "ls_task_id": task.get("id"),
+        "ls_annotation_id": annotation.get("id"),
+        "annotated_at": annotation.get("updated_at") or annotation.get("created_at"),
+    }
 
 
 def records_from_export(
@@ -167,22 +189,37 @@ def records_from_export(
                     continue
                 ratings = [r["value"]["rating"] for r in _results(annotation, "rating", "rating")]
                 classes = [c for r in _results(annotation, "choices", "feedback_class") for c in r["value"].get("choices", [])]
-                records.append(Feedback(
-                    sample_id=data["sample_id"], text=text, output=data.get("output"), annotator=who, source=source,
-                    rating=float(ratings[0]) if ratings else None, feedback_class=classes[0] if classes else None,
-                    lead_time=float(lead) if isinstance(lead, (int, float)) else None,
-                    extra={"system": data.get("system"), **extra},
-                ))
+                records.append(
+                    Feedback(
+                        sample_id=data["sample_id"],
+                        text=text,
+                        output=data.get("output"),
+                        annotator=who,
+                        source=source,
+                        rating=float(ratings[0]) if ratings else None,
+                        feedback_class=classes[0] if classes else None,
+                        lead_time=float(lead) if isinstance(lead, (int, float)) else None,
+                        extra={"system": data.get("system"), **extra},
+                    )
+                )
             elif template == "pairwise":
                 picks = [r["value"].get("selected") for r in _results(annotation, "pairwise")]
                 if not picks or picks[0] not in ("left", "right"):
                     counts.empty += 1
                     continue
-                records.append(Comparison(
-                    sample_id=data["sample_id"], a=data["output_a"], b=data["output_b"],
-                    preferred="a" if picks[0] == "left" else "b", annotator=who, source=source,
-                    a_system=data.get("system_a"), b_system=data.get("system_b"), extra=extra,
-                ))
+                records.append(
+                    Comparison(
+                        sample_id=data["sample_id"],
+                        a=data["output_a"],
+                        b=data["output_b"],
+                        preferred="a" if picks[0] == "left" else "b",
+                        annotator=who,
+                        source=source,
+                        a_system=data.get("system_a"),
+                        b_system=data.get("system_b"),
+                        extra=extra,
+                    )
+                )
             elif template == "ranking":
                 order = _ranked_items(annotation, data)
                 if order is None:
@@ -214,12 +251,20 @@ def _ranking_pairs(order: list[str], data: dict[str, Any], who: str, source: str
     pairs = []
     flat = [(item, system) for item in order for system in systems.get(item, [item])]
     for i, (item_a, system_a) in enumerate(flat):
-        for item_b, system_b in flat[i + 1:]:
-            pairs.append(Comparison(
-                sample_id=data["sample_id"], a=texts[item_a], b=texts[item_b],
-                preferred="tie" if item_a == item_b else "a", annotator=who, source=source,
-                a_system=system_a, b_system=system_b, extra={**extra, "pair": f"{system_a}>{system_b}"},
-            ))
+        for item_b, system_b in flat[i + 1 :]:
+            pairs.append(
+                Comparison(
+                    sample_id=data["sample_id"],
+                    a=texts[item_a],
+                    b=texts[item_b],
+                    preferred="tie" if item_a == item_b else "a",
+                    annotator=who,
+                    source=source,
+                    a_system=system_a,
+                    b_system=system_b,
+                    extra={**extra, "pair": f"{system_a}>{system_b}"},
+                )
+            )
     return pairs
 
 

@@ -57,8 +57,9 @@ class Method:
         """The system a study reports for this method's cell."""
         return "finetuned" if "finetuned" in systems else next(iter(systems))
 
-    def generate(self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str,
-                 journal: Journal | None = None) -> tuple[list[Output], dict[str, Any]]:
+    def generate(
+        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+    ) -> tuple[list[Output], dict[str, Any]]:
         return evaluation_outputs(model, samples, run.task, run.config.evaluation.sampling, run.config.seed, system, journal)
 
 

@@ -45,8 +45,9 @@ class RewardBestOfN(Method):
     def systems(self, run: Pipeline) -> dict[str, ModelConfig]:
         return {"best_of_n": run.policy}
 
-    def generate(self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str,
-                 journal: Journal | None = None) -> tuple[list[Output], dict[str, Any]]:
+    def generate(
+        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+    ) -> tuple[list[Output], dict[str, Any]]:
         return best_of_n_outputs(run, model, samples, system)
 
 
@@ -58,8 +59,9 @@ class ILFBestOfN(ILF):
     def train_after(self, config: RunConfig) -> tuple[str, ...]:
         return super().stages(config)  # trained exactly as ilf is: a study trains it once for both
 
-    def generate(self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str,
-                 journal: Journal | None = None) -> tuple[list[Output], dict[str, Any]]:
+    def generate(
+        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+    ) -> tuple[list[Output], dict[str, Any]]:
         if system == "base":
             return super().generate(run, model, samples, system, journal)
         return best_of_n_outputs(run, model, samples, system)
@@ -75,11 +77,19 @@ class DPO(Method):
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         c = run.config
-        return train_dpo(run.policy, dpo_pairs(run.task, run.training_samples(), run.comparisons()),
-                         DPOTrainingConfig(learning_rate=c.dpo.learning_rate, beta=c.dpo.beta, num_train_epochs=c.dpo.num_train_epochs,
-                                           per_device_train_batch_size=c.dpo.per_device_train_batch_size,
-                                           max_length=c.finetune.max_length, seed=c.seed),
-                         run.paths.model)
+        return train_dpo(
+            run.policy,
+            dpo_pairs(run.task, run.training_samples(), run.comparisons()),
+            DPOTrainingConfig(
+                learning_rate=c.dpo.learning_rate,
+                beta=c.dpo.beta,
+                num_train_epochs=c.dpo.num_train_epochs,
+                per_device_train_batch_size=c.dpo.per_device_train_batch_size,
+                max_length=c.finetune.max_length,
+                seed=c.seed,
+            ),
+            run.paths.model,
+        )
 
 
 @METHODS.register("rloo", help="Online RL (RLOO) against the reward model (rloo.*), sampling like outputs.sampling.")
@@ -92,9 +102,18 @@ class RLOO(Method):
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         c = run.config
-        return train_rloo(run.policy, [run.task.initial_prompt(s) for s in run.training_samples()], run.paths.reward_model,
-                          RLOOTrainingConfig(learning_rate=c.rloo.learning_rate, num_generations=c.rloo.num_generations,
-                                             max_completion_length=c.outputs.sampling.max_new_tokens,
-                                             per_device_train_batch_size=c.rloo.per_device_train_batch_size, max_steps=c.rloo.max_steps,
-                                             temperature=c.outputs.sampling.temperature, seed=c.seed),
-                          run.paths.model)
+        return train_rloo(
+            run.policy,
+            [run.task.initial_prompt(s) for s in run.training_samples()],
+            run.paths.reward_model,
+            RLOOTrainingConfig(
+                learning_rate=c.rloo.learning_rate,
+                num_generations=c.rloo.num_generations,
+                max_completion_length=c.outputs.sampling.max_new_tokens,
+                per_device_train_batch_size=c.rloo.per_device_train_batch_size,
+                max_steps=c.rloo.max_steps,
+                temperature=c.outputs.sampling.temperature,
+                seed=c.seed,
+            ),
+            run.paths.model,
+        )

@@ -18,7 +18,10 @@ class FactScores(Metric):
     def score_outputs(self, run: Any, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         scores = [world.score_summary(world.post_from_sample(s), o.text) for s, o in zip(samples, outputs)]
         result: dict[str, Any] = {}
-        for key, values in (("recall", [x.recall for x in scores]), ("precision", [x.precision for x in scores]),
-                            ("facts_stated", [float(x.stated) for x in scores])):
+        for key, values in (
+            ("recall", [x.recall for x in scores]),
+            ("precision", [x.precision for x in scores]),
+            ("facts_stated", [float(x.stated) for x in scores]),
+        ):
             result[key], result[f"{key}_sem"] = mean_and_sem(values)
         return result

@@ -25,7 +25,9 @@ ACTIONABLE = ("missing", "wrong", "extra")
 KINDS = ("missing", "wrong", "extra", "misleading")
 
 
-@METRICS.register("selection_hits", help="Facts world: refiner incorporation rate and each selector's hit rate, overall and by feedback kind.")
+@METRICS.register(
+    "selection_hits", help="Facts world: refiner incorporation rate and each selector's hit rate, overall and by feedback kind."
+)
 class SelectionHits(Metric):
     def score_round(self, run: Pipeline) -> dict[str, Any]:
         if "select" not in run.stages:

@@ -20,5 +20,7 @@ class TargetQuality(Metric):
         if not targets:
             return {}
         scores = [world.score_summary(world.post_from_sample(s), targets[s.id]) for s in run.training_samples() if s.id in targets]
-        return {"targets.recall": statistics.fmean(x.recall for x in scores),
-                "targets.precision": statistics.fmean(x.precision for x in scores)}
+        return {
+            "targets.recall": statistics.fmean(x.recall for x in scores),
+            "targets.precision": statistics.fmean(x.precision for x in scores),
+        }

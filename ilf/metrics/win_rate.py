@@ -23,7 +23,9 @@ def win_rate(scores: list[float], references: list[float]) -> tuple[float, float
     return mean_and_sem([1.0 if m > r else 0.5 if m == r else 0.0 for m, r in zip(scores, references)])
 
 
-@METRICS.register("win_rate", help="Win rate against the first reference, judged by the run's reward model (trained on the comparisons) ± SEM.")
+@METRICS.register(
+    "win_rate", help="Win rate against the first reference, judged by the run's reward model (trained on the comparisons) ± SEM."
+)
 class RewardWinRate(Metric):
     columns = ("win_rate",)
     needs = ("reward",)

@@ -39,8 +39,7 @@ def select(
     selections = []
     for row, item in enumerate(items):
         candidates = [
-            Candidate(text=text, scores={name: all_scores[name][row][c] for name in names})
-            for c, text in enumerate(item.candidates)
+            Candidate(text=text, scores={name: all_scores[name][row][c] for name in names}) for c, text in enumerate(item.candidates)
         ]
         index = argmax(all_scores[config.method][row])
         selections.append(

@@ -31,7 +31,6 @@ def default_embedder_path() -> str:
 def load_embedder(name_or_path: str | None = None, device: str | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
 
-
     path = name_or_path or default_embedder_path()
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))
 
@@ -68,7 +67,4 @@ class EmbeddingSelector(Selector):
             if not item.feedback:
                 raise ValueError(f"sample {item.sample.id}: the embedding selector needs feedback to compare with")
         vectors = self.embed([t for item in items for t in [item.feedback, *item.candidates]])
-        return [
-            [float(vectors[item.feedback] @ vectors[c]) for c in item.candidates]
-            for item in items
-        ]
+        return [[float(vectors[item.feedback] @ vectors[c]) for c in item.candidates] for item in items]

@@ -35,7 +35,10 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
 ]
 
 
-@SELECTORS.register("instruct_rm", help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts (selection.judge, default the refiner).")
+@SELECTORS.register(
+    "instruct_rm",
+    help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts (selection.judge, default the refiner).",
+)
 class InstructRMSelector(Selector):
     name = "instruct_rm"
 
@@ -66,7 +69,7 @@ class InstructRMSelector(Selector):
         tokenizer = self.judge.tokenizer
         rows = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = tokenizer(prompts[start:start + self.batch_size], return_tensors="pt", padding=True).to(self.judge.device)
+            batch = tokenizer(prompts[start : start + self.batch_size], return_tensors="pt", padding=True).to(self.judge.device)
             logits = self.judge.model(**batch).logits
             rows.append(logits[:, -1, :].float().cpu())  # left padding: the last column is every row's last token
         return torch.cat(rows)

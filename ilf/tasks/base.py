@@ -85,12 +85,9 @@ class TemplateTask(Task):
 
     initial_template: str = "{input}\n\nOutput:"
     refine_template: str = (
-        "{input}\n\nOutput: {output}\n\nFeedback: {feedback}\n\n"
-        "Write an improved output that addresses the feedback.\n\nImproved output:"
+        "{input}\n\nOutput: {output}\n\nFeedback: {feedback}\n\nWrite an improved output that addresses the feedback.\n\nImproved output:"
     )
-    refine_without_feedback_template: str = (
-        "{input}\n\nOutput: {output}\n\nWrite an improved output.\n\nImproved output:"
-    )
+    refine_without_feedback_template: str = "{input}\n\nOutput: {output}\n\nWrite an improved output.\n\nImproved output:"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TemplateTask:

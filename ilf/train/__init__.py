@@ -3,14 +3,68 @@
 from __future__ import annotations
 
 import shutil
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.files import atomic_directory, atomic_write_json
 
+if TYPE_CHECKING:
+    import torch
 
-def save_trained(trainer: Any, model: Any, tokenizer: Any, out_dir: Path, metrics_file: str, metrics: dict[str, Any],
-                 work_dir: Path, merge_lora: bool = False) -> None:
+# TRL's configs default the deprecated `gradient_checkpointing` name, so every config would warn.
+warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+def common_trainer_args(
+    device: torch.device | str,
+    output_dir: str | Path,
+    seed: int,
+    *,
+    dtype: torch.dtype | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    **args: Any,
+) -> dict[str, Any]:
+    """Keyword arguments for any TRL trainer config (SFT, reward, DPO, RLOO) on ``device``.
+
+    The shared part is what depends on the machine rather than the method: bf16 autocast only on
+    a CUDA device that supports it and only for floating-point weights (``dtype``, the model's
+    weight dtype, when known); no gradient checkpointing; ``use_cpu`` on a CPU; and no
+    checkpoints, reports or progress bars, since ilf saves the model itself. ``args`` are the
+    method's own settings (learning rate, batch size, ...), and ``overrides`` (a config's
+    ``trainer_args``) replace anything, so a user can turn checkpointing or bf16 back on."""
+    import torch
+
+    device = torch.device(device)
+    floating = dtype is None or dtype.is_floating_point
+    result: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        seed=seed,
+        # TRL defaults to bf16 autocast everywhere. On a CPU it would make results depend on the
+        # machine, and it is only faster where the CPU computes bf16 natively (AVX512-BF16, AMX).
+        bf16=device.type == "cuda" and floating and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,  # TRL turns it on: ~20% more compute for less memory, which overrides can ask for
+        use_cpu=device.type == "cpu",
+        save_strategy="no",  # save_trained writes the final model atomically; checkpoints would only cost time and disk
+        report_to="none",
+        disable_tqdm=True,
+    )
+    result.update(args)
+    result.update(overrides or {})
+    return result
+
+
+def save_trained(
+    trainer: Any,
+    model: Any,
+    tokenizer: Any,
+    out_dir: Path,
+    metrics_file: str,
+    metrics: dict[str, Any],
+    work_dir: Path,
+    merge_lora: bool = False,
+) -> None:
     """Write the trained model, its tokenizer and metrics to ``out_dir`` in one atomic step (on the
     main process only), then drop the trainer's scratch directory and wait for the other ranks.
     With ``merge_lora`` the adapter is kept in ``adapter/`` and merged into the saved weights.

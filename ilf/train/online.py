@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ilf.config import ModelConfig
-from ilf.train import save_trained
 from ilf.models import TINY_PREFIX, load_model, save_model
+from ilf.train import common_trainer_args, save_trained
 
 
 @dataclass
@@ -25,8 +23,9 @@ class RLOOTrainingConfig:
     seed: int = 0
 
 
-def train_rloo(policy: ModelConfig, prompts: list[str], reward_model: str | Path, config: RLOOTrainingConfig,
-               out_dir: str | Path) -> dict[str, Any]:
+def train_rloo(
+    policy: ModelConfig, prompts: list[str], reward_model: str | Path, config: RLOOTrainingConfig, out_dir: str | Path
+) -> dict[str, Any]:
     """Sample completions for ``prompts``, reward them with the reward model at ``reward_model``,
     and update the policy; save it atomically."""
     from datasets import Dataset
@@ -45,14 +44,28 @@ def train_rloo(policy: ModelConfig, prompts: list[str], reward_model: str | Path
     reward = AutoModelForSequenceClassification.from_pretrained(str(reward_model))
     reward_tokenizer = AutoTokenizer.from_pretrained(str(reward_model))
     args = RLOOConfig(
-        output_dir=str(work), learning_rate=config.learning_rate, num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length, per_device_train_batch_size=config.per_device_train_batch_size,
-        max_steps=config.max_steps, temperature=config.temperature, seed=config.seed,
-        bf16=lm.device.type == "cuda" and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
-        use_cpu=lm.device.type == "cpu", save_strategy="no", report_to="none", logging_steps=1, disable_tqdm=True,
+        **common_trainer_args(
+            lm.device,
+            work,
+            config.seed,
+            dtype=next(lm.model.parameters()).dtype,
+            learning_rate=config.learning_rate,
+            num_generations=config.num_generations,
+            max_completion_length=config.max_completion_length,
+            per_device_train_batch_size=config.per_device_train_batch_size,
+            max_steps=config.max_steps,
+            temperature=config.temperature,
+            logging_steps=1,
+        )
     )
-    trainer = RLOOTrainer(model=lm.model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
-                          processing_class=lm.tokenizer, reward_processing_classes=[reward_tokenizer])
+    trainer = RLOOTrainer(
+        model=lm.model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
+        processing_class=lm.tokenizer,
+        reward_processing_classes=[reward_tokenizer],
+    )
     result = trainer.train()
     rewards = [row["reward"] for row in trainer.state.log_history if "reward" in row]
     metrics = {"steps": trainer.state.global_step, "train_loss": result.training_loss, "rewards": rewards}

@@ -9,20 +9,16 @@ initial outputs, or the human references. Everything runs through a ``transforme
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
 from ilf.config import FinetuneConfig, ModelConfig
-from ilf.train import save_trained
 from ilf.models import LoadedModel, load_model
 from ilf.records import Sample, Selection
 from ilf.tasks import Task
+from ilf.train import common_trainer_args, save_trained
 
 log = logging.getLogger(__name__)
-
-# TRL's config sets the old `gradient_checkpointing` name itself, so every run would warn about it.
-warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
 
 TARGETS = ("selected", "initial", "reference")
 
@@ -60,38 +56,26 @@ def training_pairs(
 def _sft_args(config: FinetuneConfig, lm: LoadedModel, output_dir: Path, seed: int) -> Any:
     from trl import SFTConfig
 
-    on_gpu = lm.device.type == "cuda"
-    bf16 = on_gpu and next(lm.model.parameters()).dtype.is_floating_point and _bf16_ok()
-    args: dict[str, Any] = dict(
-        output_dir=str(output_dir),
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        max_length=config.max_length,
-        seed=seed,
-        # TRL defaults suit a GPU; on a CPU bf16 autocast and checkpointing only slow things down.
-        bf16=bf16,
-        gradient_checkpointing=False,
-        use_cpu=lm.device.type == "cpu",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        train_sampling_strategy="group_by_length",  # batches of similar length: less padding, same examples per epoch
+    return SFTConfig(
+        **common_trainer_args(
+            lm.device,
+            output_dir,
+            seed,
+            dtype=next(lm.model.parameters()).dtype,
+            overrides=config.trainer_args,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.num_train_epochs,
+            per_device_train_batch_size=config.per_device_train_batch_size,
+            per_device_eval_batch_size=config.per_device_train_batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            lr_scheduler_type=config.lr_scheduler_type,
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+            logging_steps=config.logging_steps,
+            max_length=config.max_length,
+            train_sampling_strategy="group_by_length",  # batches of similar length: less padding, same examples per epoch
+        )
     )
-    args.update(config.trainer_args)
-    return SFTConfig(**args)
-
-
-def _bf16_ok() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _peft_config(config: FinetuneConfig) -> Any:
@@ -161,8 +145,16 @@ def finetune(
         "loss_history": [{"step": r["step"], "loss": r["loss"]} for r in trainer.state.log_history if "loss" in r],
         "runtime_seconds": result.metrics.get("train_runtime"),
     }
-    save_trained(trainer, trainer.model, trainer.processing_class, out_dir, "train_metrics.json", metrics, work_dir,
-                 merge_lora=config.lora is not None)
+    save_trained(
+        trainer,
+        trainer.model,
+        trainer.processing_class,
+        out_dir,
+        "train_metrics.json",
+        metrics,
+        work_dir,
+        merge_lora=config.lora is not None,
+    )
     return metrics
 
 
