@@ -141,6 +141,9 @@ def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
         raise ValueError(f"{origin}: no feedback for any of the {len(samples)} samples of this run")
     if empty:
         log.warning("feedback: %d of %d records are empty and were skipped (%s)", len(empty), len(feedback), origin)
+    without = len(ids - {f.sample_id for f in kept})
+    if without:
+        log.warning("feedback: %d of %d samples have no feedback (empty, null or missing) and are not refined", without, len(ids))
     run.replacing("feedback")
     write_records(run.paths.feedback, kept)
     return {

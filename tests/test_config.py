@@ -66,3 +66,42 @@ def test_remote_backend_settings_load() -> None:
     )
     assert config.refiner.backend == "openai" and config.refiner.remote.concurrency == 32
     assert config.refiner.remote.base_url == "http://10.0.0.5:8000/v1" and config.refiner.remote.api_key_env is None
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("refine.num_candidates=0", r"field 'refine.num_candidates': must be at least 1, got 0"),
+        ("refine.sampling.temperature=-0.5", r"field 'refine.sampling.temperature': must be > 0 when do_sample is true"),
+        ("outputs.sampling.top_p=1.5", r"field 'outputs.sampling.top_p': must be in \(0, 1\]"),
+        ("evaluation.sampling.max_new_tokens=0", r"field 'evaluation.sampling.max_new_tokens': must be at least 1"),
+    ],
+)
+def test_sampling_values_are_checked_when_the_config_loads(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_relative_paths_resolve_against_the_config_files_folder(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "project"
+    (folder / "data").mkdir(parents=True)
+    (folder / "exp").mkdir()
+    (folder / "exp" / "c.yaml").write_text(
+        "data:\n  path: ../data\nfeedback:\n  path: ./fb.jsonl\npolicy:\n  name_or_path: Qwen/Qwen2.5-1.5B\n"
+    )
+    monkeypatch.chdir(tmp_path)  # another folder than the config's
+    config = load_config(folder / "exp" / "c.yaml")
+    assert config.data.path == str((folder / "data").resolve())
+    assert config.feedback.path == str((folder / "exp" / "fb.jsonl").resolve())
+    assert config.policy.name_or_path == "Qwen/Qwen2.5-1.5B"  # a hub id stays as written
+    assert load_config(folder / "exp" / "c.yaml", ["data.path=rel/x"]).data.path == "rel/x"  # --set is relative to the shell
+
+
+def test_outputs_have_their_own_sampling() -> None:
+    base = load_config(REPO / "experiments/offline.yaml")
+    changed = load_config(REPO / "experiments/offline.yaml", ["refine.sampling.temperature=0.5"])
+    from ilf.pipeline import Pipeline
+
+    fps = Pipeline(base, "/nonexistent/a").fingerprints()
+    other = Pipeline(changed, "/nonexistent/b").fingerprints()
+    assert fps["outputs"] == other["outputs"] and fps["refine"] != other["refine"]

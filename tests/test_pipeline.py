@@ -229,6 +229,20 @@ def test_every_command_has_help(capsys) -> None:
         assert "usage: ilf" in capsys.readouterr().out
 
 
+def test_run_from_another_folder_and_empty_feedback_is_counted(slf5k_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    rows = [json.loads(line) for line in (slf5k_dir / "train.jsonl").read_text().splitlines()]
+    rows[1]["feedback"] = ""
+    rows[2]["feedback"] = None
+    write_jsonl(slf5k_dir / "train.jsonl", rows)
+    monkeypatch.chdir(tmp_path)  # the config's relative data path resolves against experiments/, not here
+    sets = [*small_run_overrides(slf5k_dir, limit=5), "data.path=" + str(slf5k_dir)]
+    assert main(["run", OFFLINE, "--run-dir", str(tmp_path / "r"), "--until", "feedback", *_sets(sets)]) == 0
+    summary = json.loads((tmp_path / "r" / ".ilf" / "stages" / "feedback.json").read_text())["summary"]
+    assert summary["feedback"] == 3 and summary["samples_without_feedback"] == 2
+    assert main(["run", OFFLINE, "--run-dir", str(tmp_path / "r2"), "--until", "data"]) == 0  # ../data/offline from here
+    assert len(read_records(tmp_path / "r2" / "samples.jsonl", Sample)) == 100
+
+
 def test_unknown_override_fails_with_one_line(capsys, tmp_path: Path) -> None:
     assert main(["run", OFFLINE, "--run-dir", str(tmp_path / "r"), "--set", "refine.candidates=3"]) == 2
     err = capsys.readouterr().err
