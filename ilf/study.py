@@ -338,6 +338,19 @@ def _plot(summary: list[dict[str, Any]], study: StudyConfig, columns: list[str],
     fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 3.8), squeeze=False)
     xs = [s for s in sizes if s is not None]
     for ax, metric in zip(axes[0], shown):
+        if not xs:  # no sizes to plot against: one bar per method (and axis value)
+            groups = [g for g in summary if metric in g["metrics"]]
+            labels = [g["method"] + "".join(f"\n{k}={v}" for k, v in g["axes"].items()) for g in groups]
+            ax.bar(
+                range(len(groups)),
+                [g["metrics"][metric]["mean"] for g in groups],
+                yerr=[g["metrics"][metric]["sem"] for g in groups],
+                color="#1f5fbf",
+                capsize=3,
+            )
+            ax.set_xticks(range(len(groups)), [label.replace("_", "\n", 1) for label in labels], fontsize=7)
+            ax.set_title(metric)
+            continue
         lines: dict[str, list[tuple[int | None, dict[str, float]]]] = {}
         for g in summary:
             if metric in g["metrics"]:

@@ -41,6 +41,7 @@ def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_mode
     assert len(computed) == 1
     assert rows["ilf_best_of_n"]["stages"]["finetune"] == "shared"  # trained once, as ilf
     assert rows["ilf"]["metrics"]["reward.pairs"] > 0 and "reward.eval_accuracy" in rows["ilf"]["metrics"]
+    assert (run_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # one bar per method: no sizes to plot against
     ranking = json.loads((run_dir / "labelstudio_ranking.json").read_text())  # a human evaluation of the same outputs
     assert len(ranking) == 30
     systems = {s for task in ranking for group in task["data"]["systems"].values() for s in group}
