@@ -93,3 +93,31 @@ def test_instruct_rm_scores_are_yes_probability_from_real_logits() -> None:
         ) / len(PROMPT_VARIANTS)
         assert scores[index] == pytest.approx(expected, abs=1e-4)
     assert len({round(s, 6) for s in scores}) == 3  # the candidates are told apart
+
+
+def test_edit_spans_are_the_words_added_and_removed() -> None:
+    from ilf.selection.embedding_edit import edit_spans
+
+    original = "anna buys lamp paris monday . ben fixes bike rome friday ."
+    assert edit_spans(original, original) == ("", "")
+    assert edit_spans(original, original + " carla sells van oslo sunday .") == ("carla sells van oslo sunday .", "")
+    assert edit_spans(original, "anna buys lamp paris monday .") == ("", "ben fixes bike rome friday .")
+    assert edit_spans(original, original.replace("bike", "boat")) == ("boat", "bike")
+
+
+def test_embedding_edit_scores_what_changed_not_the_overlap_with_the_feedback(embedder) -> None:
+    """The feedback names a missing fact. One candidate adds it; another rewrites the fact that was
+    right with the feedback's person, which shares more words with the feedback as a whole."""
+    from ilf.selection.embedding_edit import UNCHANGED, EmbeddingEditSelector, edit_spans
+
+    output = "anna buys the lamp in paris on monday ."
+    feedback = "please add that ben sells the car in rome on friday"
+    adds_it = "anna buys the lamp in paris on monday . ben sells the car in rome on friday ."
+    rewrites_wrong_fact = "ben sells the car in rome on monday ."
+    item = SelectionItem(sample=POST, output=output, feedback=feedback, candidates=[rewrites_wrong_fact, adds_it, output])
+    (plain,) = EmbeddingSelector(model=embedder).score([item])
+    (edit,) = EmbeddingEditSelector(model=embedder).score([item])
+    assert plain[0] > plain[1]  # whole-text similarity prefers the rewrite
+    assert max(range(3), key=edit.__getitem__) == 1 and edit[2] == UNCHANGED  # the edit score prefers the addition
+    vectors = EmbeddingSelector(model=embedder).embed([feedback, *edit_spans(output, adds_it)])
+    assert edit[1] == pytest.approx(float(vectors[feedback] @ vectors["ben sells the car in rome on friday ."]), abs=1e-5)
