@@ -36,7 +36,8 @@ class ConfigError(SchemaError):
     """A config that does not fit the schema; names the file and the dotted key."""
 
 
-def _f(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
+def option(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
+    """A config field with its help text (a default, or a factory for mutable defaults)."""
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata={"help": help})
     return field(default=default, metadata={"help": help})
@@ -44,42 +45,44 @@ def _f(default: Any = dataclasses.MISSING, help: str = "", factory: Any = datacl
 
 @dataclass
 class RemoteConfig:
-    base_url: str = _f("http://127.0.0.1:8000/v1", "OpenAI-compatible API root (vLLM, TGI, transformers serve), ending in /v1.")
-    api_key_env: str | None = _f(None, "Environment variable holding the API key; the key itself never goes in a config.")
-    concurrency: int = _f(8, "Requests in flight at once.")
-    timeout: float = _f(300.0, "Seconds one request may take.")
-    max_retries: int = _f(5, "Retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
+    base_url: str = option("http://127.0.0.1:8000/v1", "OpenAI-compatible API root (vLLM, TGI, transformers serve), ending in /v1.")
+    api_key_env: str | None = option(None, "Environment variable holding the API key; the key itself never goes in a config.")
+    concurrency: int = option(8, "Requests in flight at once.")
+    timeout: float = option(300.0, "Seconds one request may take.")
+    max_retries: int = option(5, "Retries of a request after a timeout, 429 or 5xx, with exponential backoff.")
 
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = _f("tiny:gpt2", "Hub id, local path, or tiny:<gpt2|llama|t5> for a random tiny model.")
-    kind: str = _f("auto", "auto, causal or seq2seq; auto reads the model config.")
-    dtype: str = _f("auto", "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it.")
-    device: str = _f("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")
-    adapter: str | None = _f(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
-    trust_remote_code: bool = _f(False, "Passed to from_pretrained.")
-    seed: int = _f(0, "Seed of the random weights of a tiny:* model.")
-    backend: str = _f("local", "Where generation runs: local (this process) or openai (a server speaking the OpenAI API).")
-    remote: RemoteConfig = _f(help="The server, when backend is openai; name_or_path is the model name it serves.", factory=RemoteConfig)
+    name_or_path: str = option("tiny:gpt2", "Hub id, local path, or tiny:<gpt2|llama|t5> for a random tiny model.")
+    kind: str = option("auto", "auto, causal or seq2seq; auto reads the model config.")
+    dtype: str = option("auto", "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it.")
+    device: str = option("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")
+    adapter: str | None = option(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
+    trust_remote_code: bool = option(False, "Passed to from_pretrained.")
+    seed: int = option(0, "Seed of the random weights of a tiny:* model.")
+    backend: str = option("local", "Where generation runs: local (this process) or openai (a server speaking the OpenAI API).")
+    remote: RemoteConfig = option(
+        help="The server, when backend is openai; name_or_path is the model name it serves.", factory=RemoteConfig
+    )
 
 
 @dataclass
 class TaskConfig:
-    name: str = _f("summarization", "A registered task (summarization, template, ...).")
-    options: dict[str, Any] = _f(help="Task options, e.g. the prompt templates of the template task.", factory=dict)
+    name: str = option("summarization", "A registered task (summarization, template, ...).")
+    options: dict[str, Any] = option(help="Task options, e.g. the prompt templates of the template task.", factory=dict)
 
 
 @dataclass
 class DataConfig:
-    loader: str = _f("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
-    path: str = _f("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
-    split: str = _f("train", "Split the feedback round uses.")
-    limit: int | None = _f(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
-    eval_split: str = _f("test", "Held-out split for evaluation.")
-    eval_path: str | None = _f(None, "Read the evaluation split from here instead of `path`.")
-    eval_limit: int | None = _f(None, "Keep the first N evaluation rows.")
-    fields: dict[str, Any] = _f(
+    loader: str = option("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
+    path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
+    split: str = option("train", "Split the feedback round uses.")
+    limit: int | None = option(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
+    eval_split: str = option("test", "Held-out split for evaluation.")
+    eval_path: str | None = option(None, "Read the evaluation split from here instead of `path`.")
+    eval_limit: int | None = option(None, "Keep the first N evaluation rows.")
+    fields: dict[str, Any] = option(
         help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), initial_output, references (a list), feedback.",
         factory=dict,
     )
@@ -87,24 +90,26 @@ class DataConfig:
 
 @dataclass
 class FeedbackConfig:
-    source: str = _f("dataset", "A registered feedback source (`ilf plugins`: dataset, file, labelstudio, simulated) or module.path:Class.")
-    path: str | None = _f(None, "Feedback JSONL when source is file.")
-    project: str | None = _f(None, "Label Studio project title when source is labelstudio (pulled on every run).")
-    url: str | None = _f(None, "Label Studio URL; default LABEL_STUDIO_URL or the local `ilf labelstudio serve`.")
-    data_dir: str | None = _f(None, "Data directory of the local Label Studio server, if not the default.")
-    comparisons_per_sample: int = _f(4, "Policy samples per training sample that a simulated source compares pairwise.")
+    source: str = option(
+        "dataset", "A registered feedback source (`ilf plugins`: dataset, file, labelstudio, simulated) or module.path:Class."
+    )
+    path: str | None = option(None, "Feedback JSONL when source is file.")
+    project: str | None = option(None, "Label Studio project title when source is labelstudio (pulled on every run).")
+    url: str | None = option(None, "Label Studio URL; default LABEL_STUDIO_URL or the local `ilf labelstudio serve`.")
+    data_dir: str | None = option(None, "Data directory of the local Label Studio server, if not the default.")
+    comparisons_per_sample: int = option(4, "Policy samples per training sample that a simulated source compares pairwise.")
 
 
 @dataclass
 class SamplingConfig:
-    do_sample: bool = _f(True, "Sample (true) or decode greedily (false).")
-    temperature: float = _f(1.0, "Sampling temperature.")
-    top_p: float = _f(0.95, "Nucleus sampling mass.")
-    max_new_tokens: int = _f(48, "Tokens generated per output.")
-    batch_size: int = _f(32, "Prompts per generate call (each with all of its samples).")
-    max_prompt_tokens: int | None = _f(None, "Keep only the last N prompt tokens (the cue is at the end).")
-    max_resamples: int = _f(3, "Extra attempts for outputs that are empty or duplicates after post-processing.")
-    share_prompt: bool = _f(True, "Encode each prompt once and share its keys and values across its samples (decoder-only models).")
+    do_sample: bool = option(True, "Sample (true) or decode greedily (false).")
+    temperature: float = option(1.0, "Sampling temperature.")
+    top_p: float = option(0.95, "Nucleus sampling mass.")
+    max_new_tokens: int = option(48, "Tokens generated per output.")
+    batch_size: int = option(32, "Prompts per generate call (each with all of its samples).")
+    max_prompt_tokens: int | None = option(None, "Keep only the last N prompt tokens (the cue is at the end).")
+    max_resamples: int = option(3, "Extra attempts for outputs that are empty or duplicates after post-processing.")
+    share_prompt: bool = option(True, "Encode each prompt once and share its keys and values across its samples (decoder-only models).")
 
     def __post_init__(self) -> None:
         # Checked when the config loads, not when generation reaches the bad value minutes later.
@@ -123,14 +128,16 @@ class SamplingConfig:
 
 @dataclass
 class OutputsConfig:
-    sampling: SamplingConfig = _f(help="How the policy's initial outputs (the ones people critique) are sampled.", factory=SamplingConfig)
+    sampling: SamplingConfig = option(
+        help="How the policy's initial outputs (the ones people critique) are sampled.", factory=SamplingConfig
+    )
 
 
 @dataclass
 class RefineConfig:
-    num_candidates: int = _f(5, "Refinements generated per sample.")
-    use_feedback: bool = _f(True, "false gives the ablation that refines without seeing the feedback.")
-    sampling: SamplingConfig = _f(help="How refinements are sampled.", factory=SamplingConfig)
+    num_candidates: int = option(5, "Refinements generated per sample.")
+    use_feedback: bool = option(True, "false gives the ablation that refines without seeing the feedback.")
+    sampling: SamplingConfig = option(help="How refinements are sampled.", factory=SamplingConfig)
 
     def __post_init__(self) -> None:
         if self.num_candidates < 1:
@@ -139,126 +146,126 @@ class RefineConfig:
 
 @dataclass
 class SelectionConfig:
-    method: str = _f("embedding", "The selector that picks the candidate: a registered one (`ilf plugins`) or module.path:Class.")
-    also_score: list[str] = _f(help="Further selectors whose scores are recorded for analysis.", factory=list)
-    embedder: str | None = _f(None, "Sentence-transformers model; default the offline MiniLM when installed.")
-    judge: ModelConfig | None = _f(None, "Causal LM for instruct_rm; default the refiner.")
-    reward_model: str | None = _f(None, "Path of a trained reward model, for the reward_model selector.")
-    batch_size: int = _f(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
-    seed: int = _f(0, "Seed of the random selector.")
+    method: str = option("embedding", "The selector that picks the candidate: a registered one (`ilf plugins`) or module.path:Class.")
+    also_score: list[str] = option(help="Further selectors whose scores are recorded for analysis.", factory=list)
+    embedder: str | None = option(None, "Sentence-transformers model; default the offline MiniLM when installed.")
+    judge: ModelConfig | None = option(None, "Causal LM for instruct_rm; default the refiner.")
+    reward_model: str | None = option(None, "Path of a trained reward model, for the reward_model selector.")
+    batch_size: int = option(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
+    seed: int = option(0, "Seed of the random selector.")
 
 
 @dataclass
 class LoraConfig:
-    r: int = _f(16, "LoRA rank.")
-    alpha: int = _f(32, "LoRA scaling numerator.")
-    dropout: float = _f(0.05, "Dropout on the LoRA input.")
-    target_modules: list[str] | str | None = _f("all-linear", "Modules that get adapters.")
+    r: int = option(16, "LoRA rank.")
+    alpha: int = option(32, "LoRA scaling numerator.")
+    dropout: float = option(0.05, "Dropout on the LoRA input.")
+    target_modules: list[str] | str | None = option("all-linear", "Modules that get adapters.")
 
 
 @dataclass
 class FinetuneConfig:
-    target: str = _f("selected", "selected (ILF), initial (initial outputs) or reference (human summaries); methods set it.")
-    train_samples: int | None = _f(None, "Train on the first N samples of the round only (a study's nested sizes share one round).")
-    learning_rate: float = _f(1e-5, "Peak learning rate.")
-    num_train_epochs: float = _f(1.0, "Epochs over the training pairs.")
-    per_device_train_batch_size: int = _f(8, "Batch size per device.")
-    gradient_accumulation_steps: int = _f(1, "Steps accumulated per update.")
-    max_length: int | None = _f(1024, "Truncate prompt+completion to this many tokens.")
-    lr_scheduler_type: str = _f("linear", "Any transformers scheduler name.")
-    warmup_steps: float = _f(0.0, "Warm-up steps; a value below 1 is a share of all steps.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    logging_steps: int = _f(5, "Log the loss every N steps.")
-    lora: LoraConfig | None = _f(None, "Train a LoRA adapter instead of all weights.")
-    trainer_args: dict[str, Any] = _f(help="Any further trl.SFTConfig argument, passed through.", factory=dict)
+    target: str = option("selected", "selected (ILF), initial (initial outputs) or reference (human summaries); methods set it.")
+    train_samples: int | None = option(None, "Train on the first N samples of the round only (a study's nested sizes share one round).")
+    learning_rate: float = option(1e-5, "Peak learning rate.")
+    num_train_epochs: float = option(1.0, "Epochs over the training pairs.")
+    per_device_train_batch_size: int = option(8, "Batch size per device.")
+    gradient_accumulation_steps: int = option(1, "Steps accumulated per update.")
+    max_length: int | None = option(1024, "Truncate prompt+completion to this many tokens.")
+    lr_scheduler_type: str = option("linear", "Any transformers scheduler name.")
+    warmup_steps: float = option(0.0, "Warm-up steps; a value below 1 is a share of all steps.")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    logging_steps: int = option(5, "Log the loss every N steps.")
+    lora: LoraConfig | None = option(None, "Train a LoRA adapter instead of all weights.")
+    trainer_args: dict[str, Any] = option(help="Any further trl.SFTConfig argument, passed through.", factory=dict)
 
 
 @dataclass
 class EvaluationConfig:
-    sampling: SamplingConfig = _f(
+    sampling: SamplingConfig = option(
         help="How evaluation outputs are generated (greedy by default).",
         factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
     )
-    include_base: bool = _f(True, "Also evaluate the policy before fine-tuning, for the delta.")
-    metrics: list[str] = _f(
+    include_base: bool = option(True, "Also evaluate the policy before fine-tuning, for the delta.")
+    metrics: list[str] = option(
         help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
     )
 
 
 @dataclass
 class WorldConfig:
-    preference: str = _f("cued", "cued: the salient facts are marked in the post (the demo's world).")
-    annotator_noise: float = _f(0.1, "Share of the simulated annotator's feedback that is unhelpful or misleading.")
-    test_posts: int = _f(500, "Held-out posts of the facts world (data.eval_limit overrides).")
-    test_seed: int = _f(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
+    preference: str = option("cued", "cued: the salient facts are marked in the post (the demo's world).")
+    annotator_noise: float = option(0.1, "Share of the simulated annotator's feedback that is unhelpful or misleading.")
+    test_posts: int = option(500, "Held-out posts of the facts world (data.eval_limit overrides).")
+    test_seed: int = option(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
 
 
 @dataclass
 class PretrainConfig:
-    steps: int = _f(1500, "Optimizer steps.")
-    batch_size: int = _f(64, "Examples per step.")
-    learning_rate: float = _f(2e-3, "Peak learning rate (warm-up, cosine decay to a tenth).")
-    examples: int = _f(24_000, "Training examples drawn from posts the studies never see.")
-    hidden_size: int = _f(128, "Width of the Llama-style decoder.")
-    layers: int = _f(3, "Decoder layers.")
-    heads: int = _f(4, "Attention heads.")
-    policy_share: float = _f(0.4, "Share of summarisation examples (the rest teach refinement).")
-    no_feedback_share: float = _f(0.1, "Share of refinement examples without feedback.")
-    annotator_noise: float = _f(0.1, "Noise of the annotator that writes the refinement examples' feedback.")
-    seed: int = _f(1234, "Seed of the weights and the examples.")
-    cache_dir: str = _f("runs/cache", "Where pretrained models are kept, one folder per settings.")
+    steps: int = option(1500, "Optimizer steps.")
+    batch_size: int = option(64, "Examples per step.")
+    learning_rate: float = option(2e-3, "Peak learning rate (warm-up, cosine decay to a tenth).")
+    examples: int = option(24_000, "Training examples drawn from posts the studies never see.")
+    hidden_size: int = option(128, "Width of the Llama-style decoder.")
+    layers: int = option(3, "Decoder layers.")
+    heads: int = option(4, "Attention heads.")
+    policy_share: float = option(0.4, "Share of summarisation examples (the rest teach refinement).")
+    no_feedback_share: float = option(0.1, "Share of refinement examples without feedback.")
+    annotator_noise: float = option(0.1, "Noise of the annotator that writes the refinement examples' feedback.")
+    seed: int = option(1234, "Seed of the weights and the examples.")
+    cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.")
 
 
 @dataclass
 class RewardConfig:
-    model: ModelConfig | None = _f(None, "The reward model's base (a one-logit head is added); default the policy.")
-    lora: LoraConfig | None = _f(None, "Train the reward model as a LoRA adapter (merged when saved).")
-    learning_rate: float = _f(1e-5, "Peak learning rate.")
-    num_train_epochs: float = _f(1.0, "Epochs over the comparisons.")
-    per_device_train_batch_size: int = _f(8, "Pairs per batch.")
-    validation_share: float = _f(0.1, "Share of comparisons held out to report the reward model's accuracy.")
-    best_of_n: int = _f(16, "Samples per prompt for the best-of-N methods.")
-    score_batch_size: int = _f(16, "Texts per forward pass when scoring.")
+    model: ModelConfig | None = option(None, "The reward model's base (a one-logit head is added); default the policy.")
+    lora: LoraConfig | None = option(None, "Train the reward model as a LoRA adapter (merged when saved).")
+    learning_rate: float = option(1e-5, "Peak learning rate.")
+    num_train_epochs: float = option(1.0, "Epochs over the comparisons.")
+    per_device_train_batch_size: int = option(8, "Pairs per batch.")
+    validation_share: float = option(0.1, "Share of comparisons held out to report the reward model's accuracy.")
+    best_of_n: int = option(16, "Samples per prompt for the best-of-N methods.")
+    score_batch_size: int = option(16, "Texts per forward pass when scoring.")
 
 
 @dataclass
 class DPOConfig:
-    learning_rate: float = _f(5e-7, "Peak learning rate.")
-    beta: float = _f(0.1, "KL strength.")
-    num_train_epochs: float = _f(1.0, "Epochs over the comparisons.")
-    per_device_train_batch_size: int = _f(8, "Pairs per batch.")
+    learning_rate: float = option(5e-7, "Peak learning rate.")
+    beta: float = option(0.1, "KL strength.")
+    num_train_epochs: float = option(1.0, "Epochs over the comparisons.")
+    per_device_train_batch_size: int = option(8, "Pairs per batch.")
 
 
 @dataclass
 class RLOOConfig:
-    max_steps: int = _f(200, "Optimizer steps.")
-    learning_rate: float = _f(1e-6, "Peak learning rate.")
-    num_generations: int = _f(4, "Samples per prompt (the leave-one-out baseline needs at least 2).")
-    per_device_train_batch_size: int = _f(8, "Prompts per batch.")
+    max_steps: int = option(200, "Optimizer steps.")
+    learning_rate: float = option(1e-6, "Peak learning rate.")
+    num_generations: int = option(4, "Samples per prompt (the leave-one-out baseline needs at least 2).")
+    per_device_train_batch_size: int = option(8, "Prompts per batch.")
 
 
 @dataclass
 class RunConfig:
-    name: str = _f("ilf", "A name for the run.")
-    seed: int = _f(0, "Seed for sampling and training.")
-    method: str = _f("ilf", "What the policy is trained on, and how: a registered method (`ilf plugins`) or module.path:Class.")
-    task: TaskConfig = _f(help="What the model does and how its outputs are cleaned.", factory=TaskConfig)
-    data: DataConfig = _f(help="Where samples come from.", factory=DataConfig)
-    feedback: FeedbackConfig = _f(help="Where feedback comes from.", factory=FeedbackConfig)
-    policy: ModelConfig = _f(help="The model being trained.", factory=ModelConfig)
-    refiner: ModelConfig | None = _f(None, "The model that writes refinements; default the policy.")
-    outputs: OutputsConfig = _f(help="The policy's initial outputs, the ones feedback is about.", factory=OutputsConfig)
-    refine: RefineConfig = _f(help="Refinement generation.", factory=RefineConfig)
-    selection: SelectionConfig = _f(help="How one refinement is chosen per sample.", factory=SelectionConfig)
-    finetune: FinetuneConfig = _f(help="Supervised fine-tuning of the policy.", factory=FinetuneConfig)
-    evaluation: EvaluationConfig = _f(help="Held-out evaluation.", factory=EvaluationConfig)
-    reward: RewardConfig = _f(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
-    dpo: DPOConfig = _f(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
-    rloo: RLOOConfig = _f(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
-    world: WorldConfig = _f(
+    name: str = option("ilf", "A name for the run.")
+    seed: int = option(0, "Seed for sampling and training.")
+    method: str = option("ilf", "What the policy is trained on, and how: a registered method (`ilf plugins`) or module.path:Class.")
+    task: TaskConfig = option(help="What the model does and how its outputs are cleaned.", factory=TaskConfig)
+    data: DataConfig = option(help="Where samples come from.", factory=DataConfig)
+    feedback: FeedbackConfig = option(help="Where feedback comes from.", factory=FeedbackConfig)
+    policy: ModelConfig = option(help="The model being trained.", factory=ModelConfig)
+    refiner: ModelConfig | None = option(None, "The model that writes refinements; default the policy.")
+    outputs: OutputsConfig = option(help="The policy's initial outputs, the ones feedback is about.", factory=OutputsConfig)
+    refine: RefineConfig = option(help="Refinement generation.", factory=RefineConfig)
+    selection: SelectionConfig = option(help="How one refinement is chosen per sample.", factory=SelectionConfig)
+    finetune: FinetuneConfig = option(help="Supervised fine-tuning of the policy.", factory=FinetuneConfig)
+    evaluation: EvaluationConfig = option(help="Held-out evaluation.", factory=EvaluationConfig)
+    reward: RewardConfig = option(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
+    dpo: DPOConfig = option(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
+    rloo: RLOOConfig = option(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
+    world: WorldConfig = option(
         help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig
     )
-    pretraining: PretrainConfig | None = _f(
+    pretraining: PretrainConfig | None = option(
         None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model."
     )
 

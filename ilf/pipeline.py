@@ -89,6 +89,9 @@ FILES = {
 }
 
 
+MODEL_DIRS = ("model", "reward_model")
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -198,7 +201,7 @@ def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
     cut = len(pairs) - int(len(pairs) * c.reward.validation_share)
     run.replacing("reward")
     metrics = train_reward_model(
-        run._resolve(c.reward.model) if c.reward.model else run.policy,
+        run.resolve(c.reward.model) if c.reward.model else run.policy,
         pairs[:cut],
         RewardTrainingConfig(
             learning_rate=c.reward.learning_rate,
@@ -259,8 +262,7 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
 
 def _data_inputs(run: Pipeline) -> list[Any]:
     c = run.config
-    loader_inputs = run.loader_inputs()
-    return [c.data, files_digest(c.data.path), files_digest(c.data.eval_path), *loader_inputs]
+    return [c.data, files_digest(c.data.path), files_digest(c.data.eval_path), *loader_fingerprint_inputs(c)]
 
 
 def _finetune_inputs(run: Pipeline) -> list[Any]:
@@ -380,14 +382,14 @@ class Pipeline:
     def policy(self) -> ModelConfig:
         """The policy as configured, with ``pretrained`` resolved to the pretraining section's model."""
         if self._policy is None:
-            self._policy = self._resolve(self.config.policy)
+            self._policy = self.resolve(self.config.policy)
         return self._policy
 
     @property
     def refiner(self) -> ModelConfig:
-        return self._resolve(self.config.refiner_model)
+        return self.resolve(self.config.refiner_model)
 
-    def _resolve(self, model: ModelConfig) -> ModelConfig:
+    def resolve(self, model: ModelConfig) -> ModelConfig:
         if model.name_or_path != "pretrained":
             return model
         if self.config.pretraining is None:
@@ -421,9 +423,6 @@ class Pipeline:
     def uses_judge(self) -> bool:
         return "instruct_rm" in (self.config.selection.method, *self.config.selection.also_score)
 
-    def loader_inputs(self) -> list[Any]:
-        return loader_fingerprint_inputs(self.config)
-
     # ----- bookkeeping -------------------------------------------------------------------------
 
     def _needed_stages(self) -> tuple[str, ...]:
@@ -452,9 +451,8 @@ class Pipeline:
         return fps
 
     def stage_outputs(self, stage: str) -> list[Path]:
-        paths = [getattr(self.paths, key) for key in _BY_NAME[stage].writes]
         # A model folder is complete once its config is written (it is written atomically).
-        return [p / "config.json" if key in ("model", "reward_model") else p for p, key in zip(paths, _BY_NAME[stage].writes)]
+        return [getattr(self.paths, key) / ("config.json" if key in MODEL_DIRS else "") for key in _BY_NAME[stage].writes]
 
     def is_done(self, stage: str, fp: str) -> bool:
         recorded = _read_marker(self.paths.marker(stage))

@@ -24,13 +24,13 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, parse_override, read_config_file, to_plain
+from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, option, parse_override, read_config_file, to_plain
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.labelstudio.sync import build_tasks
 from ilf.methods import get_method
@@ -42,38 +42,32 @@ from ilf.schema import build
 log = logging.getLogger(__name__)
 
 
-def _f(default: Any = None, help: str = "", factory: Any = None) -> Any:
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class Variant:
-    method: str = _f("ilf", "The registered method this variant runs.")
-    set: list[str] = _f(help="--set style overrides for this variant's cells only.", factory=list)
+    method: str = option("ilf", "The registered method this variant runs.")
+    set: list[str] = option(help="--set style overrides for this variant's cells only.", factory=list)
 
 
 @dataclass
 class StudyConfig:
-    methods: list[str] = _f(
+    methods: list[str] = option(
         help="Methods (registered names, or names of variants) compared in every seed and size.", factory=lambda: ["ilf"]
     )
-    sizes: list[int] = _f(
+    sizes: list[int] = option(
         help="Training-set sizes, nested: each seed's round runs on the largest, each cell trains on "
         "the first N. Empty: data.limit as configured.",
         factory=list,
     )
-    seeds: list[int] = _f(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.", factory=lambda: [0])
-    axes: dict[str, list[Any]] = _f(
+    seeds: list[int] = option(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.", factory=lambda: [0])
+    axes: dict[str, list[Any]] = option(
         help="Any other config key swept as an axis, e.g. {selection.method: [embedding, random]}.", factory=dict
     )
-    variants: dict[str, Variant] = _f(
+    variants: dict[str, Variant] = option(
         help="Named methods with their own overrides, e.g. {ilf_random: {method: ilf, set: [selection.method=random]}}.", factory=dict
     )
-    report_metrics: list[str] = _f(help="Columns of the report (default: every metric's columns).", factory=list)
-    title: str = _f("", "Heading of the report (default: the run name).")
-    notes: str = _f("", "Markdown appended to the report (what the metrics mean, say).")
+    report_metrics: list[str] = option(help="Columns of the report (default: every metric's columns).", factory=list)
+    title: str = option("", "Heading of the report (default: the run name).")
+    notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
 
 
 @dataclass
@@ -127,13 +121,19 @@ def cells(study: StudyConfig, base: dict[str, Any], source: str) -> list[Cell]:
         for combo in combos:
             for label in study.methods:
                 variant = study.variants.get(label, Variant(method=label))
-                method = get_method(variant.method)
-                sized = method.trains or "reward" in method.stages(build_config(copy.deepcopy(base), source))
-                for size in study.sizes if sized and study.sizes else [None]:
+
+                def cell_config(size: int | None) -> RunConfig:
                     sets = [f"seed={seed}", f"method={variant.method}", *(f"{k}={json.dumps(v)}" for k, v in combo.items())]
                     if largest is not None:
                         sets += [f"data.limit={largest}", f"finetune.train_samples={json.dumps(size)}"]
-                    config = build_config(copy.deepcopy(base), source, [*sets, *variant.set])
+                    return build_config(copy.deepcopy(base), source, [*sets, *variant.set])
+
+                probe = cell_config(largest)
+                method = get_method(probe.method)
+                # a method that learns nothing from the training samples (``before``) has one cell per seed
+                sized = bool(study.sizes) and (method.trains or "reward" in method.stages(method.configure(probe)))
+                for size in study.sizes if sized else [None]:
+                    config = probe if size == largest else cell_config(size)
                     name = "-".join(
                         [f"seed{seed}", label, *([f"n{size}"] if size else []), *(f"{k}={_short(v)}" for k, v in combo.items())]
                     )
@@ -194,7 +194,7 @@ def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
         "dir": str(cell_dir),
         "system": metrics["primary"],
         "metrics": values,
-        "stages": {m["stage"]: m.get("shared_from") and "shared" or "computed" for m in markers},
+        "stages": {m["stage"]: "shared" if "shared_from" in m else "computed" for m in markers},
     }
 
 

@@ -131,3 +131,29 @@ def test_reward_model_with_lora_is_merged_into_a_plain_classifier(tmp_path: Path
     reloaded = RewardModel.load(tmp_path / "rm")
     assert not any("lora" in name for name, _ in reloaded.model.named_parameters())
     assert reloaded.accuracy(pairs[32:]) == metrics["eval_accuracy"]
+
+
+def test_reward_scores_are_read_at_the_end_of_sequence_token_training_appends(reward_dir: Path) -> None:
+    """TRL's RewardTrainer trains on text + EOS; a score read without it comes from another position."""
+    trained = RewardModel.load(reward_dir)
+    eos = trained.tokenizer.eos_token
+    texts = ["The story 3 is summarised here.", "dog dog dog dog dog"]
+    assert trained.score(texts) == pytest.approx(trained.score([t + eos for t in texts]), abs=1e-6)
+    raw = trained.tokenizer(texts[:1], return_tensors="pt")  # the position the model was not trained to score
+    with torch.inference_mode():
+        without_eos = trained.model(**raw).logits[0, 0].item()
+    assert abs(without_eos - trained.score(texts[:1])[0]) > 1e-3
+
+
+def test_reward_head_does_not_depend_on_what_ran_before(tmp_path: Path) -> None:
+    """A study trains the reward model in whichever cell comes first: its new head must not take
+    its initial weights from the random state that earlier work left behind."""
+    from ilf.train.reward import build_reward_trainer
+
+    pairs = preference_pairs(TASK, SAMPLES, COMPARISONS)[:8]
+    config = RewardTrainingConfig(per_device_train_batch_size=4, seed=5)
+    model = ModelConfig(name_or_path="tiny:gpt2", seed=2)
+    first = build_reward_trainer(model, pairs, config, tmp_path / "a").model.score.weight.detach().clone()
+    torch.rand(1000)  # other work in the same process
+    second = build_reward_trainer(model, pairs, config, tmp_path / "b").model.score.weight.detach().clone()
+    assert torch.equal(first, second)

@@ -12,9 +12,7 @@ back to plain similarity.
 from __future__ import annotations
 
 from difflib import SequenceMatcher
-from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem
 from ilf.selection.embedding import EmbeddingSelector
@@ -42,10 +40,6 @@ def edit_spans(original: str, candidate: str) -> tuple[str, str]:
 )
 class EmbeddingEditSelector(EmbeddingSelector):
     name = "embedding_edit"
-
-    @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> EmbeddingEditSelector:
-        return cls(config.embedder, batch_size=max(config.batch_size, 32))
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         for item in items:
