@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -50,24 +51,27 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ilf.pipeline import Pipeline, read_metrics_table
+    from ilf.pipeline import RunPaths
+    from ilf.rounds import open_run
 
     config = _config(args)
     run_dir = Path(args.run_dir or Path("runs") / config.name)
-    pipeline = Pipeline(config, run_dir)
-    pipeline.run(from_stage=args.from_stage, until=args.until)
+    open_run(config, run_dir).run(from_stage=args.from_stage, until=args.until)
     print(f"run directory: {run_dir}")
-    if pipeline.paths.metrics.exists() and (args.until in (None, "evaluate")):
-        print(read_metrics_table(run_dir))
+    metrics_path = RunPaths(run_dir).metrics
+    if metrics_path.exists() and (args.until in (None, "evaluate")):
+        metrics = json.loads(metrics_path.read_text())
+        print(metrics["table"])
+        if "rounds_table" in metrics:
+            print(f"\nprimary system ({metrics['primary']}) by round:\n{metrics['rounds_table']}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ilf.pipeline import Pipeline
+    from ilf.rounds import open_run
 
     config = _config(args)
-    pipeline = Pipeline(config, args.run_dir or Path("runs") / config.name)
-    for stage, state in pipeline.status().items():
+    for stage, state in open_run(config, args.run_dir or Path("runs") / config.name).status().items():
         print(f"{stage:10s} {state}")
     return 0
 
@@ -159,11 +163,30 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def packaged_studies() -> dict[str, str]:
+    """The study configs shipped in ilf/studies, by name, with the first line of their comment."""
+    from importlib.resources import files
+
+    found = {}
+    for entry in sorted(files("ilf.studies").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text().split("\n", 1)[0].lstrip("# ").strip()
+            found[entry.name[: -len(".yaml")]] = first
+    return found
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
-    config = files("ilf.studies") / ("demo_quick.yaml" if args.quick else "demo.yaml")
-    overrides = [f"pretraining.cache_dir={Path(args.run_dir).resolve() / 'cache'}", *args.overrides]
+    name = "demo_quick" if args.quick else args.study
+    studies = packaged_studies()
+    if name not in studies:
+        raise IlfError(f"no packaged study {name!r}; there are: {', '.join(studies)}")
+    run_dir = Path(args.run_dir or Path("runs") / name)
+    config = files("ilf.studies") / f"{name}.yaml"
+    # one cache beside the run directories, so every packaged study reuses the world model it shares
+    overrides = [f"pretraining.cache_dir={run_dir.resolve().parent / 'world-cache'}", *args.overrides]
+    args.run_dir = str(run_dir)
     if args.seeds is not None:
         overrides.append(f"study.seeds={list(range(args.seeds))}")
     args.config, args.overrides = str(config), overrides
@@ -231,10 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
-        description="A packaged study of the facts world's plug-ins: train a tiny policy and refiner from scratch "
-        "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds, print the report.",
+        description="A packaged study of the facts world's plug-ins: train a tiny policy, refiner and judge from scratch "
+        "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds in the cued and the "
+        "hidden-preference world, print the report. Other packaged studies: rounds (ILF over three rounds), candidates "
+        "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps).",
     )
-    p.add_argument("--run-dir", default="runs/demo", help="Where the models are cached and the cells and report are written.")
+    p.add_argument(
+        "study",
+        nargs="?",
+        default="demo",
+        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, demo_quick.",
+    )
+    p.add_argument(
+        "--run-dir",
+        help="Where the cells and report are written (default runs/<study>); the world model is cached beside it in world-cache/.",
+    )
     p.add_argument("--seeds", type=int, help="Number of seeds (default 3).")
     p.add_argument("--quick", action="store_true", help="A reduced study (one seed, 100 samples, short pretraining) for CI.")
     p.add_argument(

@@ -79,6 +79,7 @@ class DataConfig:
     path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
     split: str = option("train", "Split the feedback round uses.")
     limit: int | None = option(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
+    offset: int = option(0, "Skip the first N rows of the split first (round k of a multi-round run takes fresh rows this way).")
     eval_split: str = option("test", "Held-out split for evaluation.")
     eval_path: str | None = option(None, "Read the evaluation split from here instead of `path`.")
     eval_limit: int | None = option(None, "Keep the first N evaluation rows.")
@@ -130,6 +131,9 @@ class SamplingConfig:
 class OutputsConfig:
     sampling: SamplingConfig = option(
         help="How the policy's initial outputs (the ones people critique) are sampled.", factory=SamplingConfig
+    )
+    model: ModelConfig | None = option(
+        None, "The model that writes them, if not the policy (a round that retrains from the base: the last round's model)."
     )
 
 
@@ -194,10 +198,29 @@ class EvaluationConfig:
 
 @dataclass
 class WorldConfig:
-    preference: str = option("cued", "cued: the salient facts are marked in the post (the demo's world).")
+    preference: str = option(
+        "cued",
+        "cued: the salient facts are marked in the post; hidden: the post marks three facts, and which of them matter is "
+        "a rule of the annotator's (world.rule: the people it cares about), drawn per run seed, that only feedback, "
+        "references and comparisons reveal.",
+    )
+    rule: str = option("name", "hidden: what the annotator's rule is about: the people of the facts, or their verbs or objects.")
+    rule_size: int = option(5, "hidden: how many of the people (or verbs, objects) the annotator cares about.")
+    state_preference: float = option(
+        0.25, "hidden: share of actionable feedback that also says in words what the annotator cares about ('i care about ben :')."
+    )
     annotator_noise: float = option(0.1, "Share of the simulated annotator's feedback that is unhelpful or misleading.")
     test_posts: int = option(500, "Held-out posts of the facts world (data.eval_limit overrides).")
     test_seed: int = option(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
+
+    def __post_init__(self) -> None:
+        if self.preference not in ("cued", "hidden"):
+            raise SchemaError(None, None, "preference", f"must be cued or hidden, got {self.preference!r}")
+        if self.rule not in ("name", "verb", "object"):
+            raise SchemaError(None, None, "rule", f"must be name, verb or object, got {self.rule!r}")
+        for name in ("state_preference", "annotator_noise"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SchemaError(None, None, name, f"must be between 0 and 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -212,6 +235,15 @@ class PretrainConfig:
     policy_share: float = option(0.4, "Share of summarisation examples (the rest teach refinement).")
     no_feedback_share: float = option(0.1, "Share of refinement examples without feedback.")
     annotator_noise: float = option(0.1, "Noise of the annotator that writes the refinement examples' feedback.")
+    hidden_share: float = option(
+        0.0,
+        "Share of examples from posts in the hidden world's form (three marked facts), the annotator's choice among them "
+        "drawn at random: they teach acting on feedback without any rule, so one model serves both worlds.",
+    )
+    judge_share: float = option(
+        0.0, "Share of examples that ask whether a refinement did what the feedback asked (' yes' / ' no'): the judge instruct_rm asks."
+    )
+    state_preference: float = option(0.25, "Share of the hidden-form refinement examples whose feedback states a (random) preference.")
     seed: int = option(1234, "Seed of the weights and the examples.")
     cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.")
 
@@ -253,7 +285,9 @@ class RunConfig:
     data: DataConfig = option(help="Where samples come from.", factory=DataConfig)
     feedback: FeedbackConfig = option(help="Where feedback comes from.", factory=FeedbackConfig)
     policy: ModelConfig = option(help="The model being trained.", factory=ModelConfig)
-    refiner: ModelConfig | None = option(None, "The model that writes refinements; default the policy.")
+    refiner: ModelConfig | None = option(
+        None, "The model that writes refinements; default the policy (pretrained@STEPS: the world model after fewer steps)."
+    )
     outputs: OutputsConfig = option(help="The policy's initial outputs, the ones feedback is about.", factory=OutputsConfig)
     refine: RefineConfig = option(help="Refinement generation.", factory=RefineConfig)
     selection: SelectionConfig = option(help="How one refinement is chosen per sample.", factory=SelectionConfig)
@@ -268,6 +302,24 @@ class RunConfig:
     pretraining: PretrainConfig | None = option(
         None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model."
     )
+    rounds: int = option(
+        1,
+        "Feedback rounds: in round k the policy of round k-1 writes outputs for data.limit fresh samples, which are "
+        "critiqued, refined, selected and trained on (run_dir/round-k/ each).",
+    )
+    round_training: str = option(
+        "continue",
+        "continue: round k fine-tunes round k-1's policy on round k's targets; restart: it fine-tunes the base policy "
+        "on the targets of rounds 1..k.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise SchemaError(None, None, "rounds", f"must be at least 1, got {self.rounds}")
+        if self.round_training not in ("continue", "restart"):
+            raise SchemaError(None, None, "round_training", f"must be continue or restart, got {self.round_training!r}")
+        if self.rounds > 1 and self.data.limit is None:
+            raise SchemaError(None, None, "data.limit", "must be set when rounds > 1 (each round takes data.limit fresh samples)")
 
     @property
     def refiner_model(self) -> ModelConfig:
@@ -323,8 +375,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The raw mapping of a YAML config, its relative file paths resolved against its folder."""
+def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a YAML config, its relative file paths resolved against its folder.
+
+    ``base: other.yaml`` (relative to this file) starts from that config: mappings merge key by
+    key, anything else this file sets replaces the base's value."""
+    if Path(path).resolve() in _seen:
+        raise ConfigError(path, None, "base", "configs name each other as base in a cycle")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -343,7 +400,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     # YAML anchors share one object between keys; a copy keeps --set on one key from changing both.
     raw = json.loads(json.dumps(loaded or {}))
     resolve_relative_paths(raw, Path(path).resolve().parent)
-    return raw
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(path, None, "base", f"must be the path of a config file, got {base!r}")
+    return _merge(read_config_file(Path(path).resolve().parent / base, (*_seen, Path(path).resolve())), raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:

@@ -126,7 +126,7 @@ def _data(run: Pipeline, fp: str) -> dict[str, Any]:
 def _outputs(run: Pipeline, fp: str) -> dict[str, Any]:
     c = run.config
     outputs, stats = steps.initial_outputs(
-        run.samples(), run.task, run.policy, c.outputs.sampling, c.seed, run.paths.journal("outputs", fp)
+        run.samples(), run.task, run.outputs_model, c.outputs.sampling, c.seed, run.paths.journal("outputs", fp)
     )
     run.replacing("outputs")
     write_records(run.paths.outputs, outputs)
@@ -267,7 +267,8 @@ def _data_inputs(run: Pipeline) -> list[Any]:
 
 def _finetune_inputs(run: Pipeline) -> list[Any]:
     c = run.config
-    return [run.method.fingerprint_inputs(c), c.policy, c.pretraining, c.finetune, c.task, c.seed]
+    earlier = [e.training_fingerprints() for e in run.earlier]  # a round that retrains on every round's targets so far
+    return [run.method.fingerprint_inputs(c), run.model_inputs(c.policy), c.pretraining, c.finetune, c.task, c.seed, *earlier]
 
 
 STAGE_TABLE: tuple[Stage, ...] = (
@@ -284,7 +285,13 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("data",),
         "policy, outputs.sampling: the policy writes outputs for samples that lack one",
         ("outputs",),
-        lambda r: [r.config.policy, r.config.pretraining, r.config.task, r.config.outputs.sampling, r.config.seed],
+        lambda r: [
+            r.model_inputs(r.config.outputs.model or r.config.policy),
+            r.config.pretraining,
+            r.config.task,
+            r.config.outputs.sampling,
+            r.config.seed,
+        ],
         _outputs,
     ),
     Stage(
@@ -300,7 +307,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("feedback",),
         "refiner, refine.*: N candidates with (or without) the feedback",
         ("refinements",),
-        lambda r: [r.config.refiner_model, r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
+        lambda r: [r.model_inputs(r.config.refiner_model), r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
         _refine,
     ),
     Stage(
@@ -326,7 +333,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("reward_model",),
         lambda r: [
             r.config.reward,
-            r.config.policy,
+            r.model_inputs(r.config.policy),
             r.config.pretraining,
             r.config.finetune.max_length,
             r.config.finetune.train_samples,
@@ -351,7 +358,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
         lambda r: [
             r.config.method,
             r.config.evaluation,
-            r.config.policy,
+            r.model_inputs(r.config.policy),
             r.config.pretraining,
             r.config.task,
             r.config.reward.best_of_n,
@@ -365,7 +372,10 @@ _BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
 
 
 class Pipeline:
-    def __init__(self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None, earlier: list[Pipeline] | None = None
+    ) -> None:
+        self.earlier = earlier or []  # earlier rounds whose targets training also reads (round_training: restart)
         self.method: Method = get_method(config.method)
         self.config = self.method.configure(config)
         self.paths = RunPaths(Path(run_dir))
@@ -389,12 +399,31 @@ class Pipeline:
     def refiner(self) -> ModelConfig:
         return self.resolve(self.config.refiner_model)
 
+    @property
+    def outputs_model(self) -> ModelConfig:
+        """The model that writes the outputs feedback is about: the policy unless outputs.model says otherwise."""
+        return self.resolve(self.config.outputs.model) if self.config.outputs.model else self.policy
+
+    @staticmethod
+    def model_inputs(model: ModelConfig) -> list[Any]:
+        """What identifies a model for a fingerprint: its settings, and for a local folder its files,
+        so a model retrained in place (an earlier round's) reruns the stages that used it."""
+        return [model, files_digest(model.name_or_path) if Path(model.name_or_path).expanduser().is_dir() else []]
+
     def resolve(self, model: ModelConfig) -> ModelConfig:
-        if model.name_or_path != "pretrained":
+        """``pretrained`` is the pretraining section's model; ``pretrained@STEPS`` the same trained
+        for STEPS steps only (a weaker refiner, say)."""
+        name, _, steps = model.name_or_path.partition("@")
+        if name != "pretrained":
             return model
         if self.config.pretraining is None:
-            raise ValueError("policy.name_or_path: 'pretrained' names the model of the pretraining section, which is not set")
-        return dataclasses.replace(model, name_or_path=str(pretrained_model(self.config.pretraining)))
+            raise ValueError(f"name_or_path: {model.name_or_path!r} names the model of the pretraining section, which is not set")
+        settings = self.config.pretraining
+        if steps:
+            if not steps.isdigit() or int(steps) < 1:
+                raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
+            settings = dataclasses.replace(settings, steps=int(steps))
+        return dataclasses.replace(model, name_or_path=str(pretrained_model(settings)))
 
     def trained(self, path: Path) -> ModelConfig:
         """A model this run trained: the policy's settings, loaded from ``path`` in this process."""
@@ -437,11 +466,16 @@ class Pipeline:
         return tuple(s for s in STAGES if s in wanted)
 
     def after(self, stage: str) -> tuple[str, ...]:
-        if stage == "finetune":
-            return self.method.train_after(self.config)
+        if stage == "finetune":  # the training samples and their references come from the data stage, whatever the method
+            return ("data", *self.method.train_after(self.config))
         if stage == "evaluate":
             return tuple(s for s in self.stages if s != "evaluate")
         return _BY_NAME[stage].after
+
+    def training_fingerprints(self) -> list[str]:
+        """The fingerprints of the stages this run's training targets come from."""
+        fps = self.fingerprints()
+        return [fps[s] for s in self.after("finetune") if s in fps]
 
     def fingerprints(self) -> dict[str, str]:
         fps: dict[str, str] = {}
@@ -594,8 +628,4 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def read_metrics_table(run_dir: str | Path) -> str:
-    return json.loads(RunPaths(Path(run_dir)).metrics.read_text())["table"]
-
-
-__all__ = ["Pipeline", "STAGES", "STAGE_TABLE", "RunPaths", "read_metrics_table"]
+__all__ = ["Pipeline", "STAGES", "STAGE_TABLE", "RunPaths"]

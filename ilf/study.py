@@ -34,9 +34,9 @@ from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, op
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.labelstudio.sync import build_tasks
 from ilf.methods import get_method
-from ilf.pipeline import Pipeline
 from ilf.records import Output, Sample, read_records
 from ilf.registry import METHODS
+from ilf.rounds import open_run
 from ilf.schema import build
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,16 @@ class StudyConfig:
         help="Named methods with their own overrides, e.g. {ilf_random: {method: ilf, set: [selection.method=random]}}.", factory=dict
     )
     report_metrics: list[str] = option(help="Columns of the report (default: every metric's columns).", factory=list)
+    contrasts: list[str] = option(
+        help="Paired differences over seeds, with a 95% t-interval: 'ilf - sft_initial' (two methods, on contrast_metrics) "
+        "or 'ilf: hit.embedding - hit.random' (two metrics of one method's cells).",
+        factory=list,
+    )
+    contrast_metrics: list[str] = option(help="Metrics of the method contrasts (default: the first two report metrics).", factory=list)
+    gates: list[str] = option(
+        help="Checks a comparison rests on, e.g. 'sft_reference recall >= 0.9': the report says at every size whether they hold.",
+        factory=list,
+    )
     title: str = option("", "Heading of the report (default: the run name).")
     notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
 
@@ -98,6 +108,16 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         study = build(StudyConfig, study_raw, ConfigError, source)
     except ConfigError as err:
         raise ConfigError(source, err.line, f"study.{err.field}" if err.field else "study", err.problem) from None
+    for index, text in enumerate(study.contrasts):
+        try:
+            _parse_contrast(text)
+        except ValueError as err:
+            raise ConfigError(source, None, f"study.contrasts[{index}]", str(err)) from None
+    for index, text in enumerate(study.gates):
+        try:
+            _parse_gate(text)
+        except ValueError as err:
+            raise ConfigError(source, None, f"study.gates[{index}]", str(err)) from None
     for field_name, values in (("methods", study.methods), ("seeds", study.seeds)):
         if not values:
             raise ConfigError(source, None, f"study.{field_name}", "must list at least one")
@@ -158,7 +178,7 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     rows = []
     for number, cell in enumerate(todo, start=1):
         cell_dir = run_dir / "cells" / cell.name
-        pipeline = Pipeline(cell.config, cell_dir, shared=run_dir / ".shared")
+        pipeline = open_run(cell.config, cell_dir, shared=run_dir / ".shared")
         pending = [stage for stage, state in pipeline.status().items() if state != "done"]
         prefix = f"[{number}/{len(todo)}] {cell.name}:"
         if not pending:
@@ -179,11 +199,16 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     return result
 
 
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The primary system's metrics and the round's, as one flat mapping of numbers."""
+    values = {k: v for k, v in metrics["systems"][metrics["primary"]].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    values.update({k: v for k, v in metrics.get("round", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return values
+
+
 def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
     metrics = json.loads((cell_dir / "metrics.json").read_text())
-    primary = metrics["systems"][metrics["primary"]]
-    values = {k: v for k, v in primary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    values.update({k: v for k, v in metrics.get("round", {}).items() if isinstance(v, (int, float))})
+    values = _numbers(metrics)
     markers = [json.loads(p.read_text()) for p in sorted((cell_dir / ".ilf" / "stages").glob("*.json"))]
     return {
         "cell": cell.name,
@@ -192,8 +217,11 @@ def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
         "size": cell.size,
         **{f"axis:{k}": v for k, v in cell.axes.items()},
         "dir": str(cell_dir),
+        # where the primary system's held-out outputs are: the last round's directory when the cell ran rounds
+        "outputs_dir": str(cell_dir / f"round-{len(metrics['rounds'])}") if metrics.get("rounds") else str(cell_dir),
         "system": metrics["primary"],
         "metrics": values,
+        "rounds": [_numbers(r) for r in metrics.get("rounds", [])],
         "stages": {m["stage"]: "shared" if "shared_from" in m else "computed" for m in markers},
     }
 
@@ -218,6 +246,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (axes, size, method), members in groups.items():
         keys = sorted({k for m in members for k in m["metrics"] if not k.endswith("_sem")})
+        rounds = max((len(m.get("rounds", [])) for m in members), default=0)
         summary.append(
             {
                 "axes": {k[5:]: json.loads(v) for k, v in axes},
@@ -225,9 +254,101 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "method": method,
                 "seeds": [m["seed"] for m in members],
                 "metrics": {k: _stats([m["metrics"].get(k) for m in members if k in m["metrics"]]) for k in keys},
+                "rounds": [{k: _stats([_round(m, r).get(k) for m in members if k in _round(m, r)]) for k in keys} for r in range(rounds)],
             }
         )
     return summary
+
+
+def _round(row: dict[str, Any], index: int) -> dict[str, float]:
+    """A cell's metrics in round ``index``; a method with one round (it trains nothing) is the same in every round."""
+    rounds = row.get("rounds") or [row["metrics"]]
+    return rounds[min(index, len(rounds) - 1)]
+
+
+# ----- contrasts and gates -----------------------------------------------------------------------
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+
+
+def _t_interval(diffs: list[float]) -> dict[str, float]:
+    """Mean of paired differences with a two-sided 95% Student-t interval (n - 1 degrees of freedom)."""
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n}
+    t = _T975[n - 2] if n - 2 < len(_T975) else 1.96
+    half = t * statistics.stdev(diffs) / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def _parse_contrast(text: str) -> tuple[str | None, str, str]:
+    """'a - b' (methods) or 'method: m1 - m2' (metrics of one method): (method or None, a, b)."""
+    method, _, rest = text.rpartition(":") if ":" in text else (None, "", text)
+    left, sep, right = rest.partition(" - ")
+    if not sep or not left.strip() or not right.strip():
+        raise ValueError(f"expected 'a - b' or 'method: metric_a - metric_b', got {text!r}")
+    return (method.strip() if method else None), left.strip(), right.strip()
+
+
+def _parse_gate(text: str) -> tuple[str, str, str, float]:
+    parts = text.split()
+    if len(parts) != 4 or parts[2] not in (">=", "<="):
+        raise ValueError(f"expected 'method metric >= value' (or <=), got {text!r}")
+    try:
+        return parts[0], parts[1], parts[2], float(parts[3])
+    except ValueError:
+        raise ValueError(f"the threshold of {text!r} is not a number") from None
+
+
+def contrasts(study: StudyConfig, rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """Every configured contrast at every (axes, size): the paired difference over shared seeds."""
+    metrics = study.contrast_metrics or [c for c in columns if c != "mean_words"][:2]
+    result = []
+
+    def key(row: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in row.items() if k.startswith("axis:")}, sort_keys=True)
+
+    places = list(dict.fromkeys((key(r), r["size"]) for r in rows if r["size"] is not None)) or list(
+        dict.fromkeys((key(r), None) for r in rows)
+    )
+    largest = max((size for _, size in places if size is not None), default=None)
+    for text in study.contrasts:
+        method, a, b = _parse_contrast(text)
+        for axes, size in places:
+            if method is not None and size != largest:
+                continue  # a cell's round measures are the round's, the same at every training size
+
+            def pick(label: str) -> dict[int, dict[str, float]]:
+                return {r["seed"]: r["metrics"] for r in rows if r["method"] == label and key(r) == axes and r["size"] in (size, None)}
+
+            if method is None:
+                left, right = pick(a), pick(b)
+                pairs = [
+                    (m, [left[s][m] - right[s][m] for s in sorted(left.keys() & right.keys()) if m in left[s] and m in right[s]])
+                    for m in metrics
+                ]
+            else:
+                cells_of = pick(method)
+                pairs = [(f"{a} - {b}", [v[a] - v[b] for _, v in sorted(cells_of.items()) if a in v and b in v])]
+            for metric, diffs in pairs:
+                if diffs:
+                    label = text if method is not None else f"{a} - {b}"
+                    where = {k.removeprefix("axis:"): v for k, v in json.loads(axes).items()}
+                    result.append({"contrast": label, "metric": metric, "size": size, "axes": where, **_t_interval(diffs)})
+    return result
+
+
+def gates(study: StudyConfig, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result = []
+    for text in study.gates:
+        method, metric, op, threshold = _parse_gate(text)
+        for g in summary:
+            if g["method"] == method and metric in g["metrics"]:
+                value = g["metrics"][metric]["mean"]
+                held = value >= threshold if op == ">=" else value <= threshold
+                result.append({"gate": text, "size": g["size"], "axes": g["axes"], "value": value, "holds": held})
+    return result
 
 
 def _cell(stats: dict[str, float] | None) -> str:
@@ -255,7 +376,9 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
     lines = [
         f"# {study.title or name}",
         "",
-        f"{len(rows)} runs: methods {', '.join(study.methods)}; sizes {', '.join(map(str, sizes))}; seeds {', '.join(map(str, seeds))}.",
+        f"{len(rows)} runs: methods {', '.join(study.methods)}"
+        + (f"; sizes {', '.join(map(str, sizes))}" if sizes != [None] else "")
+        + f"; seeds {', '.join(map(str, seeds))}.",
         "Cells: mean ± standard deviation over seeds (standard error of the mean in brackets); a single seed shows its value.",
         "",
     ]
@@ -282,6 +405,31 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
             for key in round_keys:
                 lines.append(f"| {key} | " + " | ".join(_cell(group(axes, size, m)["metrics"].get(key)) for m in methods) + " |")
             lines.append("")
+    gate_rows = gates(study, summary)
+    if gate_rows:
+        lines += ["## Gates", "", "| gate | where | mean over seeds | holds |", "|---|---|---|---|"]
+        for g in gate_rows:
+            where = " · ".join(x for x in (f"{g['size']} samples" if g["size"] else "", *(f"{k}={v}" for k, v in g["axes"].items())) if x)
+            lines.append(
+                f"| {g['gate']} | {where or 'all'} | {g['value']:.3f} | {'yes' if g['holds'] else '**NO**: comparisons below rest on it'} |"
+            )
+        lines.append("")
+    contrast_rows = contrasts(study, rows, columns)
+    if contrast_rows:
+        lines += [
+            "## Contrasts",
+            "",
+            "Paired over seeds: the mean difference and its 95% t-interval (n seeds; an interval that excludes 0 is a difference these seeds resolve).",
+            "",
+            "| contrast | metric | where | mean difference | 95% interval | n |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in contrast_rows:
+            where = " · ".join(x for x in (f"{c['size']} samples" if c["size"] else "", *(f"{k}={v}" for k, v in c["axes"].items())) if x)
+            interval = "-" if c["n"] < 2 else f"[{c['low']:+.3f}, {c['high']:+.3f}]"
+            lines.append(f"| {c['contrast']} | {c['metric']} | {where or 'all'} | {c['mean']:+.3f} | {interval} | {c['n']} |")
+        lines.append("")
+    lines += _round_section(study, summary, columns, run_dir)
     lines += ["![metrics against training size](report.png)", ""]
     if study.notes:
         lines += [study.notes.strip(), ""]
@@ -289,10 +437,52 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
 
     atomic_write_json(run_dir / "cells.json", rows)
     atomic_write_json(run_dir / "summary.json", summary)
+    atomic_write_json(run_dir / "contrasts.json", {"contrasts": contrast_rows, "gates": gate_rows})
     atomic_write_text(run_dir / "cells.csv", _csv(rows))
     atomic_write_text(run_dir / "report.md", report)
     _plot(summary, study, columns, sizes, run_dir / "report.png")
-    return {"report": report, "summary": summary, "cells": rows}
+    return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows}
+
+
+def _round_section(study: StudyConfig, summary: list[dict[str, Any]], columns: list[str], run_dir: Path) -> list[str]:
+    """Metrics by feedback round, for studies whose cells ran several rounds (``rounds``)."""
+    count = max((len(g["rounds"]) for g in summary), default=0)
+    if count < 2:
+        return []
+    shown = [c for c in columns if c != "mean_words"][:3]
+    lines = ["## By round", "", "| method | where | " + " | ".join(f"{m} round {r}" for m in shown for r in range(1, count + 1)) + " |"]
+    lines.append("|---|---|" + "---|" * (len(shown) * count))
+    for g in summary:
+        where = " · ".join(x for x in (f"{g['size']} per round" if g["size"] else "", *(f"{k}={v}" for k, v in g["axes"].items())) if x)
+        rounds = g["rounds"] or [g["metrics"]]
+        cells_ = [_cell(rounds[min(r, len(rounds) - 1)].get(m)) for m in shown for r in range(count)]
+        lines.append(f"| {g['method']} | {where or 'all'} | " + " | ".join(cells_) + " |")
+    lines += ["", "![metrics by round](report_rounds.png)", ""]
+    _plot_rounds(summary, shown, count, run_dir / "report_rounds.png")
+    return lines
+
+
+def _plot_rounds(summary: list[dict[str, Any]], shown: list[str], count: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 3.8), squeeze=False)
+    xs = list(range(1, count + 1))
+    for ax, metric in zip(axes[0], shown):
+        for g in summary:
+            rounds = g["rounds"] or [g["metrics"]]
+            points = [rounds[min(r, len(rounds) - 1)].get(metric) for r in range(count)]
+            if any(p is None for p in points):
+                continue
+            label = g["method"] + (f" n={g['size']}" if g["size"] else "") + "".join(f" {k}={v}" for k, v in g["axes"].items())
+            style = {"linestyle": "--", "color": "#888888"} if len(g["rounds"]) < 2 else {"marker": "o"}
+            ax.errorbar(xs, [p["mean"] for p in points], yerr=[p["sem"] for p in points], capsize=3, label=label, **style)
+        ax.set_xticks(xs)
+        ax.set_xlabel("round")
+        ax.set_title(metric)
+    save_figure(fig, axes[0][0], path, legend_columns=5)
 
 
 def write_ranking_tasks(rows: list[dict[str, Any]], path: Path) -> None:
@@ -308,9 +498,9 @@ def write_ranking_tasks(rows: list[dict[str, Any]], path: Path) -> None:
             chosen.setdefault(row["method"], row)
     outputs: list[Output] = []
     for method, row in chosen.items():
-        produced = read_records(Path(row["dir"]) / "eval_outputs.jsonl", Output)
+        produced = read_records(Path(row["outputs_dir"]) / "eval_outputs.jsonl", Output)
         outputs += [dataclasses.replace(o, system=method) for o in produced if o.system == row["system"]]
-    samples = read_records(Path(next(iter(chosen.values()))["dir"]) / "eval_samples.jsonl", Sample)
+    samples = read_records(Path(next(iter(chosen.values()))["outputs_dir"]) / "eval_samples.jsonl", Sample)
     outputs += [Output(sample_id=s.id, text=s.references[0], system="reference") for s in samples if s.references]
     tasks = build_tasks("ranking", samples, outputs, seed=seed)
     atomic_write_text(path, json.dumps(tasks, ensure_ascii=False))
@@ -318,7 +508,7 @@ def write_ranking_tasks(rows: list[dict[str, Any]], path: Path) -> None:
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     keys = sorted({k for r in rows for k in r["metrics"]})
-    head = [k for k in rows[0] if k not in ("metrics", "stages")] if rows else []
+    head = [k for k in rows[0] if k not in ("metrics", "stages", "rounds")] if rows else []
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(head + keys)
@@ -373,10 +563,17 @@ def _plot(summary: list[dict[str, Any]], study: StudyConfig, columns: list[str],
             ax.set_xscale("log")
         ax.set_xlabel("training samples")
         ax.set_title(metric)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    save_figure(fig, axes[0][0], path, legend_columns=6)
+
+
+def save_figure(fig: Any, legend_from: Any, path: Path, legend_columns: int = 6) -> None:
+    """The figure with one legend below the plots (from ``legend_from``'s lines), written atomically."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = legend_from.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=min(legend_columns, len(labels)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 + 0.04 * math.ceil(len(labels) / legend_columns) if handles else 0, 1, 1))
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

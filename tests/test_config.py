@@ -5,6 +5,7 @@ import pytest
 from ilf.config import ConfigError, fingerprint, load_config
 
 REPO = Path(__file__).resolve().parent.parent
+OFFLINE = REPO / "experiments" / "offline.yaml"
 
 
 def test_offline_config_loads_with_typed_overrides() -> None:
@@ -105,3 +106,26 @@ def test_outputs_have_their_own_sampling() -> None:
     fps = Pipeline(base, "/nonexistent/a").fingerprints()
     other = Pipeline(changed, "/nonexistent/b").fingerprints()
     assert fps["outputs"] == other["outputs"] and fps["refine"] != other["refine"]
+
+
+def test_a_config_extends_its_base_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("name: base\ndata: {loader: jsonl, path: ./rows, limit: 7}\nrefine: {num_candidates: 3}\n")
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../base.yaml\nname: child\ndata: {limit: 9}\n")
+    config = load_config(tmp_path / "sub" / "child.yaml")
+    assert (config.name, config.data.loader, config.data.limit, config.refine.num_candidates) == ("child", "jsonl", 9, 3)
+    assert config.data.path == str(tmp_path / "rows")  # the base's relative path resolves against the base's folder
+    (tmp_path / "base.yaml").write_text("base: sub/child.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "sub" / "child.yaml")
+
+
+def test_hidden_world_and_rounds_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="must be cued or hidden"):
+        load_config(OFFLINE, ["world.preference=secret"])
+    with pytest.raises(ConfigError, match="rounds"):
+        load_config(OFFLINE, ["rounds=0"])
+    with pytest.raises(ConfigError, match="data.limit"):
+        load_config(OFFLINE, ["rounds=2", "data.limit=null"])
+    with pytest.raises(ConfigError, match="round_training"):
+        load_config(OFFLINE, ["round_training=sometimes"])

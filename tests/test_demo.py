@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,31 +12,65 @@ METHODS = ("before", "ilf", "ilf_random", "refine_no_feedback", "sft_initial", "
 
 
 @pytest.mark.slow
-def test_quick_demo_is_a_study_of_ordinary_runs_and_reruns_as_up_to_date(tmp_path: Path, capsys) -> None:
+def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_to_date(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "demo"
     assert main(["demo", "--quick", "--run-dir", str(run_dir)]) == 0
     printed = capsys.readouterr().out
-    rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
-    assert set(rows) == set(METHODS)
-    for method, row in rows.items():
+    cells = json.loads((run_dir / "cells.json").read_text())
+    rows = {(row["method"], row["axis:world.preference"]): row for row in cells}
+    assert set(rows) == {(m, w) for m in METHODS for w in ("cued", "hidden")}
+    for (method, world), row in rows.items():
         assert f"| {method} |" in printed
         # the report's numbers are the cell's own metrics
         metrics = json.loads((Path(row["dir"]) / "metrics.json").read_text())
         assert row["metrics"]["recall"] == metrics["systems"][metrics["primary"]]["recall"]
-        for metric in ("recall", "precision", "rougeL"):
-            assert 0.0 <= row["metrics"][metric] <= 1.0, (method, metric)
-    assert rows["before"]["system"] == "base" and rows["ilf"]["system"] == "finetuned"
-    assert {"hit.embedding", "hit.random", "refiner.incorporation", "targets.recall"} <= set(rows["ilf"]["metrics"])
-    assert rows["sft_reference"]["metrics"]["targets.recall"] == 1.0  # references state every salient fact
-    assert "refiner.incorporation" in printed and "hit.any_candidate" in printed
-    assert (run_dir / "report.md").read_text().startswith("# ILF on the controlled facts world")
+        for metric in ("recall", "precision", "faithful"):
+            assert 0.0 <= row["metrics"][metric] <= 1.0, (method, world, metric)
+    assert "world.preference=hidden" in printed and "world.preference=cued" in printed
+    ilf = rows[("ilf", "hidden")]["metrics"]
+    assert {"hit.embedding", "hit.embedding_edit", "hit.instruct_rm", "hit.random", "hit.any_candidate"} <= set(ilf)
+    assert ilf["hit.any_candidate"] >= max(ilf["hit.embedding"], ilf["hit.random"], ilf["hit.instruct_rm"])
+    assert rows[("sft_reference", "hidden")]["metrics"]["targets.recall"] == 1.0  # references state every salient fact
+    # the gate and the contrasts are in the report, computed from the cells
+    assert "| sft_reference recall >= 0.9 | 100 samples · world.preference=hidden |" in printed
+    contrasts = json.loads((run_dir / "contrasts.json").read_text())["contrasts"]
+    hidden = {
+        c["contrast"]: c
+        for c in contrasts
+        if c["axes"] == {"world.preference": "hidden"} and c["metric"] in ("recall", "hit.embedding - hit.random")
+    }
+    assert hidden["ilf - refine_no_feedback"]["mean"] == pytest.approx(
+        ilf["recall"] - rows[("refine_no_feedback", "hidden")]["metrics"]["recall"]
+    )
+    assert hidden["ilf: hit.embedding - hit.random"]["mean"] == pytest.approx(ilf["hit.embedding"] - ilf["hit.random"])
     assert (run_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((run_dir / "cache").glob("world-model-*/config.json"))) == 1
+    assert len(list((tmp_path / "world-cache").glob("world-model-*/config.json"))) == 1  # one model serves both worlds
 
-    for row in rows.values():  # every cell is an `ilf run` directory that is up to date
+    for row in cells:  # every cell is an `ilf run` directory that is up to date
         cell = Path(row["dir"])
         assert set(Pipeline(load_config(cell / "config.yaml"), cell).status().values()) == {"done"}
     markers = {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))}
     assert main(["demo", "--quick", "--run-dir", str(run_dir)]) == 0
-    assert capsys.readouterr().out.count(": up to date") == len(METHODS)
+    assert capsys.readouterr().out.count(": up to date") == len(cells)
     assert {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))} == markers
+
+
+def test_packaged_studies_are_listed_and_an_unknown_one_is_named(tmp_path: Path, capsys) -> None:
+    from ilf.cli import packaged_studies
+
+    assert {"demo", "demo_quick", "rounds", "candidates", "weak_refiner"} <= set(packaged_studies())
+    assert main(["demo", "round", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "no packaged study 'round'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_pretrained_at_steps_is_the_world_model_after_fewer_steps(tmp_path: Path) -> None:
+    from ilf.config import ModelConfig, PretrainConfig
+
+    config = load_config(None, ["data.loader=facts_world", "task.name=facts", "feedback.source=simulated"])
+    config = dataclasses.replace(config, pretraining=PretrainConfig(steps=6, examples=200, cache_dir=str(tmp_path)))
+    run = Pipeline(config, tmp_path / "run")
+    full, short = (Path(run.resolve(ModelConfig(name_or_path=name)).name_or_path) for name in ("pretrained", "pretrained@3"))
+    assert full != short
+    assert [json.loads((p / "pretrain_metrics.json").read_text())["steps"] for p in (full, short)] == [6, 3]
+    with pytest.raises(ValueError, match="pretrained@STEPS"):
+        run.resolve(ModelConfig(name_or_path="pretrained@many"))

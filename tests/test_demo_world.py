@@ -12,7 +12,7 @@ def test_generator_is_seeded_and_marks_two_salient_facts_that_the_reference_stat
         for fact, salient in zip(post.facts, post.salient):
             cue = world.SALIENT_CUE if salient else world.OTHER_CUE
             assert f"{cue} {fact.text()}" in post.text()
-        assert world.score_summary(post, post.reference()) == world.FactScores(recall=1.0, precision=1.0, stated=2)
+        assert world.score_summary(post, post.reference()) == world.FactScores(recall=1.0, precision=1.0, faithful=1.0, stated=2)
 
 
 def test_scores_count_exact_facts() -> None:
@@ -22,7 +22,7 @@ def test_scores_count_exact_facts() -> None:
     assert world.score_summary(post, first.text()).recall == 0.5
     wrong = first.replace("object", next(o for o in world.OBJECTS if o != first.object))
     scores = world.score_summary(post, f"{wrong.text()} {second.text()} {other.text()}")
-    assert (scores.recall, scores.precision, scores.stated) == (0.5, 2 / 3, 3)
+    assert (scores.recall, scores.precision, scores.faithful, scores.stated) == (0.5, 1 / 3, 2 / 3, 3)
 
 
 def test_annotator_names_a_missing_fact_that_is_truly_missing() -> None:
@@ -97,3 +97,108 @@ def test_preference_favours_more_salient_facts_then_closer_facts() -> None:
     near = first.replace("day", next(d for d in world.DAYS if d != first.day))
     assert annotator.prefers(post, "noise words .", near.text()) == "b"  # four of five slots right beats nothing
     assert annotator.prefers(post, first.text(), first.text()) == "tie"
+
+
+# ----- the hidden-preference world ---------------------------------------------------------------
+
+
+def _marked_names(text: str) -> list[str]:
+    words = text.split()
+    return [words[i + 1] for i, w in enumerate(words) if w == world.SALIENT_CUE]
+
+
+def test_hidden_rule_is_invisible_in_the_post_text() -> None:
+    rule = world.Rule.draw(seed=7)
+    posts = world.generate_posts(3000, seed=5, rule=rule)
+    texts = [p.text() for p in posts]
+    assert all(len(_marked_names(t)) == world.KEYS_PER_HIDDEN_POST for t in texts)
+    for post in posts[:50]:  # the text is the same whichever marked facts matter: it cannot carry the rule
+        flipped = world.Post(id=post.id, facts=post.facts, salient=[not s for s in post.salient], keys=post.keys)
+        assert flipped.text() == post.text()
+        assert 1 <= sum(post.salient) <= 2
+        assert post.salient == [bool(k) and rule.matches(f) for f, k in zip(post.facts, post.keys or [])]
+    # the rule's people are no more common than the others, marked or not
+    for counts in (
+        {n: sum(t.split().count(n) for t in texts) for n in world.NAMES},
+        {n: sum(_marked_names(t).count(n) for t in texts) for n in world.NAMES},
+    ):
+        inside = sum(counts[n] for n in rule.values) / len(rule.values)
+        outside = sum(counts[n] for n in world.NAMES if n not in rule.values) / (len(world.NAMES) - len(rule.values))
+        assert abs(inside - outside) < 0.05 * outside, counts
+
+
+def test_hidden_rule_differs_by_seed_and_slot() -> None:
+    rules = {world.Rule.draw(seed) for seed in range(6)}
+    assert len(rules) > 1 and all(r.slot == "name" and len(r.values) == 5 for r in rules)
+    verbs = world.Rule.draw(3, slot="verb", size=4)
+    assert len(verbs.values) == 4 and set(verbs.values) <= set(world.VERBS)
+    for post in world.generate_posts(200, seed=1, rule=verbs):
+        assert post.salient == [bool(k) and verbs.matches(f) for f, k in zip(post.facts, post.keys or [])]
+
+
+def test_hidden_rule_is_recoverable_from_the_annotators_feedback_text() -> None:
+    """What a person learns reading the critiques: which people they ask to add, which to leave out."""
+    rule = world.Rule.draw(seed=2)
+    annotator = world.Annotator(noise=0.1, seed=4, state_preference=0.25)
+    rng = random.Random(0)
+    asked_to_add: dict[str, int] = {}
+    asked_to_drop: dict[str, int] = {}
+    stated: set[str] = set()
+    for post in world.generate_posts(400, seed=9, rule=rule):
+        marked = post.marked_facts
+        summary = " ".join(f.text() for f in rng.sample(marked, rng.randint(1, len(marked))))  # a policy that knows no rule
+        text = annotator.critique(post, summary).text
+        for fact in post.facts:
+            if fact.prose() in text:
+                bucket = asked_to_drop if any(w in text for w in ("leave out", "drop", "should not")) else asked_to_add
+                bucket[fact.name] = bucket.get(fact.name, 0) + 1
+        if text.startswith(("i care about", "what matters to me is")):
+            stated.add(text.split(":")[0].split()[-1])
+    recovered = {name for name in world.NAMES if asked_to_add.get(name, 0) > asked_to_drop.get(name, 0)}
+    assert recovered == set(rule.values)
+    assert stated and stated <= set(rule.values)
+
+
+def test_hidden_world_comparisons_follow_the_rule() -> None:
+    rule = world.Rule.draw(seed=2)
+    annotator = world.Annotator(noise=0.0)
+    for post in world.generate_posts(30, seed=3, rule=rule):
+        wanted = " ".join(f.text() for f in post.salient_facts)
+        everything_marked = " ".join(f.text() for f in post.marked_facts)
+        assert annotator.prefers(post, wanted, everything_marked) == "a"
+
+
+def test_pretraining_teaches_the_marked_facts_and_acting_on_feedback_but_no_rule() -> None:
+    from ilf.config import PretrainConfig
+    from ilf.demo.models import training_examples
+
+    examples = training_examples(PretrainConfig(examples=4000, hidden_share=0.5, judge_share=0.1, seed=1))
+    hidden_form = [e for e in examples if len(_marked_names(e["prompt"].split(" summary :")[0])) == world.KEYS_PER_HIDDEN_POST]
+    assert 0.4 < len(hidden_form) / len(examples) < 0.6
+    judged = [e["completion"] for e in examples if e["prompt"].endswith("done :")]
+    assert 0.05 < len(judged) / len(examples) < 0.13 and 0.4 < judged.count(" yes") / len(judged) < 0.6
+    # the refiner's feedback asks to add or drop the facts of every person about equally often: no rule to learn
+    asked = {n: 0 for n in world.NAMES}
+    for example in hidden_form:
+        if " feedback : " in example["prompt"]:
+            feedback = example["prompt"].split(" feedback : ")[1]
+            for name in world.NAMES:
+                if f" {name} " in f" {feedback} " and name in example["prompt"].split(" summary : ")[0].split():
+                    asked[name] += 1
+    mean = sum(asked.values()) / len(asked)
+    assert mean > 20 and all(abs(c - mean) < 4 * mean**0.5 for c in asked.values()), asked  # within sampling noise
+    vocab = set(world.vocabulary())
+    assert all(set((e["prompt"] + e["completion"]).split()) <= vocab for e in examples)
+
+
+def test_judge_candidates_are_labelled_by_whether_they_do_what_the_feedback_asks() -> None:
+    rng = random.Random(3)
+    annotator = world.Annotator(noise=0.0)
+    for post in world.generate_posts(40, seed=2, rule=world.Rule.draw(1)):
+        summary, _ = world.flawed_summary(post, rng)
+        feedback = annotator.critique(post, summary)
+        if feedback.kind == "good":
+            continue
+        (right, right_done), *wrong = world.judge_candidates(post, summary, feedback, rng)
+        assert right_done and right == world.apply_feedback(post, summary, feedback)
+        assert wrong and not any(done for _, done in wrong)

@@ -257,3 +257,12 @@ def test_status_reports_pending_stages(tmp_path: Path, capsys) -> None:
     assert [line.split()[0] for line in lines if line] == ilf_stages
     assert Pipeline(load_config(OFFLINE), tmp_path / "r").status() == {s: "pending" for s in ilf_stages}
     assert set(ilf_stages) < set(STAGES)
+
+
+def test_training_on_references_is_fingerprinted_by_its_data(tmp_path: Path) -> None:
+    """sft_reference reads no stage but data: two runs on other data (another world, another file)
+    must not share a trained model."""
+    config = load_config(OFFLINE, ["method=sft_reference"])
+    first = Pipeline(config, tmp_path / "a").fingerprints()
+    other_world = Pipeline(load_config(OFFLINE, ["method=sft_reference", "data.limit=50"]), tmp_path / "b").fingerprints()
+    assert first["data"] != other_world["data"] and first["finetune"] != other_world["finetune"]

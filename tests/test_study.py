@@ -121,3 +121,42 @@ def test_study_config_errors_name_the_key(tmp_path: Path, capsys) -> None:
     assert main(["study", STUDY, "--run-dir", str(tmp_path / "s"), "--set", "study.seed=[1]"]) == 2
     assert "study.seed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_contrasts_pair_seeds_and_gates_say_whether_they_hold(tmp_path: Path) -> None:
+    from ilf.study import StudyConfig, contrasts, write_report
+
+    def row(method: str, seed: int, recall: float, **more: float) -> dict:
+        return {
+            "cell": f"{method}{seed}",
+            "method": method,
+            "seed": seed,
+            "size": 100,
+            "dir": "",
+            "system": "finetuned",
+            "metrics": {"recall": recall, **more},
+            "rounds": [],
+            "stages": {},
+        }
+
+    rows = [
+        row("ilf", 0, 0.50, **{"hit.embedding": 0.7, "hit.random": 0.6}),
+        row("ilf", 1, 0.60, **{"hit.embedding": 0.8, "hit.random": 0.6}),
+        row("ilf", 2, 0.70, **{"hit.embedding": 0.9, "hit.random": 0.6}),
+        row("base", 0, 0.40),
+        row("base", 1, 0.45),
+        row("base", 2, 0.60),
+        row("base", 3, 0.99),
+    ]  # a seed the other method lacks is not paired
+    study = StudyConfig(methods=["ilf", "base"], contrasts=["ilf - base", "ilf: hit.embedding - hit.random"], gates=["base recall >= 0.5"])
+    found = {c["contrast"]: c for c in contrasts(study, rows, ["recall"])}
+    diffs = [0.10, 0.15, 0.10]
+    mean, sd = sum(diffs) / 3, (sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2) ** 0.5
+    assert found["ilf - base"]["n"] == 3 and found["ilf - base"]["mean"] == pytest.approx(mean)
+    assert found["ilf - base"]["high"] - found["ilf - base"]["mean"] == pytest.approx(4.303 * sd / 3**0.5)
+    assert found["ilf: hit.embedding - hit.random"]["mean"] == pytest.approx(0.2)
+    report = write_report(study, rows, tmp_path, "s")["report"]
+    assert "| ilf - base | recall | 100 samples | +0.117 |" in report
+    assert "| base recall >= 0.5 | 100 samples | 0.610 | yes |" in report
+    study.gates = ["base recall >= 0.7"]
+    assert "**NO**" in write_report(study, rows, tmp_path, "s")["report"]

@@ -60,7 +60,19 @@ def loader_fingerprint_inputs(config: RunConfig) -> list[Any]:
 
 
 def load_train(config: RunConfig) -> SplitData:
-    return load_split(config, config.data.split, limit=config.data.limit)
+    offset, limit = config.data.offset, config.data.limit
+    if not offset:
+        return load_split(config, config.data.split, limit=limit)
+    loaded = load_split(config, config.data.split, limit=None if limit is None else offset + limit)
+    samples = loaded.samples[offset:]
+    if not samples:
+        raise ValueError(f"data.offset: {offset} skips all {len(loaded.samples)} rows of split {config.data.split!r}")
+    keep = {s.id for s in samples}
+    return SplitData(
+        samples=samples,
+        feedback=[f for f in loaded.feedback if f.sample_id in keep],
+        comparisons=[c for c in loaded.comparisons if c.sample_id in keep],
+    )
 
 
 def load_eval(config: RunConfig) -> SplitData:

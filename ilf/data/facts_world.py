@@ -1,7 +1,8 @@
 """The facts world's posts as samples: seeded, so every run of a seed sees the same posts.
 
 Training posts are drawn per run seed (``data.limit`` of them); held-out posts come from
-``world.test_seed``, the same for every run, so runs are compared on one set.
+``world.test_seed``, the same for every run, so runs are compared on one set. In the hidden world
+the annotator's rule is drawn from the run seed too, and every post is built under it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,24 @@ if TYPE_CHECKING:
 
 @LOADERS.register("facts_world", help="Posts of the controlled facts world (ilf demo); data.split train or test, no files.")
 def load_facts_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
+    rule = hidden_rule(config)
     if split == config.data.eval_split:
-        posts = world.generate_posts(limit or config.world.test_posts, seed=config.world.test_seed, prefix="test")
+        posts = world.generate_posts(limit or config.world.test_posts, seed=config.world.test_seed, prefix="test", rule=rule)
     else:
-        posts = world.generate_posts(limit or 100, seed=1000 + config.seed, prefix=split)
+        posts = world.generate_posts(limit or 100, seed=1000 + config.seed, prefix=split, rule=rule)
     samples = [Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()], extra=world.post_record(p)) for p in posts]
     return SplitData(samples=samples)
 
 
+def hidden_rule(config: RunConfig) -> world.Rule | None:
+    """The annotator's rule of this run's seed in the hidden world; None in the cued world."""
+    w = config.world
+    return world.Rule.draw(config.seed, w.rule, w.rule_size) if w.preference == "hidden" else None
+
+
 def _fingerprint_inputs(config: RunConfig) -> list[Any]:
-    return [config.seed, config.world.test_posts, config.world.test_seed, config.world.preference]
+    w = config.world
+    return [config.seed, w.test_posts, w.test_seed, w.preference, *([w.rule, w.rule_size] if w.preference == "hidden" else [])]
 
 
 load_facts_world.fingerprint_inputs = _fingerprint_inputs  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ def pretrained_model(config: PretrainConfig) -> Path:
     """The pretrained policy/refiner for these settings: trained on first use, then read from the
     cache (one folder per settings, so every run and study that asks for them shares it)."""
     settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
+    settings["world_version"] = world.VERSION  # a change to the world's examples trains a new model
     cache = Path(config.cache_dir).expanduser()
     path = cache / f"world-model-{fingerprint(settings)}"
     if (path / "config.json").exists():
@@ -56,18 +57,41 @@ def word_tokenizer() -> Any:
 
 
 def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
-    """Prompt/completion pairs for both jobs, from posts the study never sees."""
+    """Prompt/completion pairs for both jobs, from posts the studies never see.
+
+    A ``hidden_share`` of them come from posts in the hidden world's form (three facts marked
+    ``key``): the policy learns to state the marked facts, and the refiner to act on feedback
+    whose annotator cares about one or two of them drawn at random, so it learns to add, fix or
+    drop what feedback names, and no rule. A
+    ``judge_share`` teach the model to answer whether a refinement did what the feedback asked
+    (balanced between refinements that did and ones that did not), so the world has an LM judge
+    for instruct_rm."""
     rng = random.Random(config.seed)
-    annotator = world.Annotator(noise=config.annotator_noise, seed=config.seed)
-    posts = world.generate_posts(config.examples, seed=config.seed, prefix="pretrain")
+    cued_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain"))
+    hidden_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain", hidden_form=True))
+    annotators = {
+        True: world.Annotator(noise=config.annotator_noise, seed=config.seed),
+        False: world.Annotator(noise=config.annotator_noise, seed=config.seed + 1, state_preference=config.state_preference),
+    }
     examples = []
-    for post in posts:
+    for _ in range(config.examples):
+        cued = not (config.hidden_share > 0 and rng.random() < config.hidden_share)
+        post = next(cued_posts if cued else hidden_posts)
+        if config.judge_share > 0 and rng.random() < config.judge_share:
+            summary, _ = world.flawed_summary(post, rng)
+            feedback = annotators[cued].critique(post, summary)
+            if feedback.kind in ("missing", "wrong", "extra"):
+                right, *wrong = world.judge_candidates(post, summary, feedback, rng)
+                candidate, done = right if rng.random() < 0.5 else rng.choice(wrong)
+                prompt = world.judge_prompt(post, summary, feedback.text, candidate)
+                examples.append({"prompt": prompt, "completion": world.JUDGE_ANSWERS[0 if done else 1]})
+                continue
         draw = rng.random()
         summary, _ = world.flawed_summary(post, rng)
         if draw < config.policy_share:
             examples.append({"prompt": world.policy_prompt(post), "completion": " " + summary})
             continue
-        feedback = annotator.critique(post, summary)
+        feedback = annotators[cued].critique(post, summary)
         target = world.apply_feedback(post, summary, feedback)
         if draw < config.policy_share + config.no_feedback_share:
             examples.append({"prompt": world.refine_prompt(post, summary, None), "completion": " " + target})

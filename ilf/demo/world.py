@@ -1,11 +1,23 @@
 """A controlled world where feedback can be simulated and its effect measured exactly.
 
 A post lists four facts about people (who does what to which object, where, on which day); two
-of them are marked salient by a ``key`` cue, the others carry ``note``. A good summary states the
-salient facts and nothing else. Because every fact is a contiguous span with fixed slots, a
-summary can be parsed back into facts, scored for recall and precision, and critiqued by a
-simulated annotator that names what is missing, wrong or superfluous, in varied phrasings, and
-sometimes (a configurable share) gives unhelpful or wrong feedback, as people do.
+of them are salient, and a good summary states the salient facts and nothing else. Which two
+depends on the world's preference:
+
+- ``cued``: the post marks them with a ``key`` cue (the others carry ``note``), so a model can
+  see what matters and a refiner can guess the fix without being told;
+- ``hidden``: the post marks three facts ``key`` (what its author thinks matters), but the
+  annotator cares only about the marked facts on people it cares about, a rule drawn per seed
+  (5 of the 10 people, or as an option verbs or objects). Nothing in the post shows the rule; only
+  feedback, references or comparisons reveal it, which is what feedback is for. A policy that
+  states every marked fact says too much, and must learn from feedback what to leave out.
+
+Why the rule picks among marked facts rather than among all: the demo's tiny model copies a
+fact by finding the cue in front of it. Copying a fact found by its content alone (``fact about
+ben :`` -> ``ben sells ...``) stayed at 2% exact after 1,500 steps of nothing else, and worlds
+whose facts all carried alike or topic cues taught the policy too little copying for fine-tuning
+on their references to pass 0.80 recall (measured on development seeds), so the hidden rule
+acts on the cues the model can use.
 
 This follows the spirit of the controlled toy task of Scheurer et al. 2022 and of alpaca_farm's
 simulated annotators; the world, its wording and its rules are our own.
@@ -13,6 +25,7 @@ simulated annotators; the world, its wording and its rules are our own.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -23,8 +36,13 @@ PLACES = ("paris", "rome", "oslo", "lima", "cairo", "tokyo", "delhi", "quito")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SLOTS = ("name", "verb", "object", "place", "day")
 SLOT_VALUES = {"name": NAMES, "verb": VERBS, "object": OBJECTS, "place": PLACES, "day": DAYS}
+VERSION = 6  # bump when the posts, the annotator or the pretraining examples change: cached world models are retrained
+
 SALIENT_CUE, OTHER_CUE = "key", "note"
 FACTS_PER_POST, SALIENT_PER_POST = 4, 2
+PREFERENCES = ("cued", "hidden")
+RULE_SLOTS = ("name", "verb", "object")
+KEYS_PER_HIDDEN_POST = 3
 
 
 @dataclass(frozen=True)
@@ -48,33 +66,104 @@ class Fact:
         return Fact(**values)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The hidden preference: the annotator cares about the facts whose ``slot`` is one of ``values``."""
+
+    slot: str
+    values: tuple[str, ...]
+
+    @classmethod
+    def draw(cls, seed: int, slot: str = "name", size: int = 5) -> Rule:
+        if slot not in RULE_SLOTS:
+            raise ValueError(f"world.rule: unknown slot {slot!r} (one of {', '.join(RULE_SLOTS)})")
+        pool = SLOT_VALUES[slot]
+        if not 0 < size < len(pool):
+            raise ValueError(f"world.rule_size: must be between 1 and {len(pool) - 1} for slot {slot!r}, got {size}")
+        return cls(slot, tuple(sorted(random.Random(f"rule:{slot}:{size}:{seed}").sample(pool, size))))
+
+    def matches(self, fact: Fact) -> bool:
+        return getattr(fact, self.slot) in self.values
+
+
 @dataclass
 class Post:
     id: str
     facts: list[Fact]
     salient: list[bool]
+    keys: list[bool] | None = None  # the facts the post marks `key`; None: the salient ones (the cued world)
 
     def text(self) -> str:
-        return " ".join(f"{SALIENT_CUE if s else OTHER_CUE} {f.text()}" for f, s in zip(self.facts, self.salient))
+        marks = self.salient if self.keys is None else self.keys
+        return " ".join(f"{SALIENT_CUE if k else OTHER_CUE} {f.text()}" for f, k in zip(self.facts, marks))
 
     @property
     def salient_facts(self) -> list[Fact]:
         return [f for f, s in zip(self.facts, self.salient) if s]
 
+    @property
+    def marked_facts(self) -> list[Fact]:
+        return [f for f, k in zip(self.facts, self.salient if self.keys is None else self.keys) if k]
+
     def reference(self) -> str:
         return " ".join(f.text() for f in self.salient_facts)
 
 
-def generate_posts(count: int, seed: int, prefix: str = "post") -> list[Post]:
-    """``count`` posts from a seeded generator; each person appears at most once per post."""
-    rng = random.Random(f"facts-world:{seed}:{prefix}")
+def generate_posts(count: int, seed: int, prefix: str = "post", rule: Rule | None = None, hidden_form: bool = False) -> list[Post]:
+    """``count`` posts from a seeded generator; each person appears at most once per post.
+
+    The cued world's posts mark their two salient facts. A hidden-world post (``rule`` given)
+    marks three facts, of which the salient ones are those the rule matches: one or two, as
+    often one as two, so the people (or verbs, objects) of the rule are no more common among the
+    marked facts than the others and nothing in the text gives the rule away. ``hidden_form``
+    without a rule gives posts of that form with the salient marked facts drawn at random
+    (pre-training's examples)."""
+    if rule is not None:
+        return _posts_under_rule(count, seed, prefix, rule)
+    rng = random.Random(f"facts-world:{seed}:{prefix}" + (":hidden-form" if hidden_form else ""))
     posts = []
     for index in range(count):
         names = rng.sample(NAMES, FACTS_PER_POST)
         facts = [Fact(n, rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(PLACES), rng.choice(DAYS)) for n in names]
+        if hidden_form:
+            keys = [True] * KEYS_PER_HIDDEN_POST + [False] * (FACTS_PER_POST - KEYS_PER_HIDDEN_POST)
+            rng.shuffle(keys)
+            marked = [i for i, k in enumerate(keys) if k]
+            chosen = set(rng.sample(marked, rng.choice((1, 2))))
+            posts.append(Post(f"{prefix}-{seed}-{index:05d}", facts, [i in chosen for i in range(FACTS_PER_POST)], keys))
+            continue
         salient = [True] * SALIENT_PER_POST + [False] * (FACTS_PER_POST - SALIENT_PER_POST)
         rng.shuffle(salient)
         posts.append(Post(id=f"{prefix}-{seed}-{index:05d}", facts=facts, salient=salient))
+    return posts
+
+
+def _posts_under_rule(count: int, seed: int, prefix: str, rule: Rule) -> list[Post]:
+    rng = random.Random(f"facts-world:{seed}:{prefix}:hidden")
+    pool = SLOT_VALUES[rule.slot]
+    inside = list(rule.values)
+    outside = [v for v in pool if v not in rule.values]
+    posts = []
+    for index in range(count):
+        keys = [True] * KEYS_PER_HIDDEN_POST + [False] * (FACTS_PER_POST - KEYS_PER_HIDDEN_POST)
+        rng.shuffle(keys)
+        wanted = rng.choice((1, 2))  # marked facts the rule matches; the other marked ones it does not
+        matches = iter(rng.sample([True] * wanted + [False] * (KEYS_PER_HIDDEN_POST - wanted), KEYS_PER_HIDDEN_POST))
+        salient = [next(matches) if k else False for k in keys]
+        unmarked = [rng.random() < 0.5 for _ in keys]  # the unmarked fact matches the rule or not, at random
+        wants = [s if k else u for s, k, u in zip(salient, keys, unmarked)]
+        if rule.slot == "name":
+            ins, outs = rng.sample(inside, sum(wants)), rng.sample(outside, FACTS_PER_POST - sum(wants))
+            names = [ins.pop() if w else outs.pop() for w in wants]
+        else:
+            names = rng.sample(NAMES, FACTS_PER_POST)
+        facts = []
+        for name, want in zip(names, wants):
+            values = {"verb": rng.choice(VERBS), "object": rng.choice(OBJECTS), "place": rng.choice(PLACES), "day": rng.choice(DAYS)}
+            if rule.slot in values:
+                values[rule.slot] = rng.choice(inside if want else outside)
+            facts.append(Fact(name=name, **values))
+        posts.append(Post(id=f"{prefix}-{seed}-{index:05d}", facts=facts, salient=salient, keys=keys))
     return posts
 
 
@@ -101,7 +190,8 @@ def slot_overlap(post: Post, summary: str) -> float:
 @dataclass
 class FactScores:
     recall: float  # share of salient facts stated exactly
-    precision: float  # share of stated facts that are true facts of the post
+    precision: float  # share of stated facts that are salient facts of the post (what the reader wants, and nothing else)
+    faithful: float  # share of stated facts that are true facts of the post, salient or not
     stated: int
 
 
@@ -110,10 +200,10 @@ def score_summary(post: Post, summary: str) -> FactScores:
     salient = {tuple(f.text()[:-2].split()) for f in post.salient_facts}
     stated = parse_summary(summary)
     found = salient & set(stated)
-    correct = sum(1 for span in stated if span in true)
     return FactScores(
         recall=len(found) / len(salient),
-        precision=correct / len(stated) if stated else 0.0,
+        precision=sum(1 for span in stated if span in salient) / len(stated) if stated else 0.0,
+        faithful=sum(1 for span in stated if span in true) / len(stated) if stated else 0.0,
         stated=len(stated),
     )
 
@@ -138,6 +228,8 @@ EXTRA = (
     "drop the part saying that {fact} , it is not important",
     "the summary should not mention that {fact}",
 )
+STATED_CARE = ("i care about {value} :", "what matters to me is {value} :")
+STATED_INDIFFERENCE = ("i do not care about {value} :", "{value} does not matter to me :")
 GOOD = ("the summary is fine", "looks good to me", "nothing to fix here")
 UNHELPFUL = ("make it better", "i do not like this summary", "could be improved somehow", "hmm , not sure")
 
@@ -175,12 +267,23 @@ class Annotator:
 
     noise: float = 0.1
     seed: int = 0
+    state_preference: float = 0.0  # share of actionable feedback that says in words what the annotator cares about
+    preference_slot: str = "name"  # what such a statement names (the hidden rule's slot)
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"annotator:{self.seed}")
 
     def critique(self, post: Post, summary: str) -> SimulatedFeedback:
+        feedback = self._critique(post, summary)
+        actionable = feedback.kind in ("missing", "wrong", "extra") and feedback.target is not None
+        if actionable and self.state_preference > 0 and self._rng.random() < self.state_preference:
+            value = getattr(feedback.target, self.preference_slot)
+            lead = self._rng.choice(STATED_INDIFFERENCE if feedback.kind == "extra" else STATED_CARE).format(value=value)
+            feedback = dataclasses.replace(feedback, text=f"{lead} {feedback.text}")
+        return feedback
+
+    def _critique(self, post: Post, summary: str) -> SimulatedFeedback:
         rng = self._rng
         if rng.random() < self.noise:
             if rng.random() < 0.5:
@@ -213,13 +316,13 @@ class Annotator:
         return SimulatedFeedback(rng.choice(GOOD), "good")
 
     def prefers(self, post: Post, a: str, b: str) -> str:
-        """A pairwise judgement: more salient facts, then fewer wrong ones, then closer to the
-        salient facts slot by slot (a garbled fact with the right person and object beats noise);
-        'tie' if all are equal."""
+        """A pairwise judgement: more salient facts, then fewer others, then fewer untrue ones, then
+        closer to the salient facts slot by slot (a garbled fact with the right person and object
+        beats noise); 'tie' if all are equal."""
 
-        def key(summary: str) -> tuple[float, float, float]:
+        def key(summary: str) -> tuple[float, float, float, float]:
             scores = score_summary(post, summary)
-            return scores.recall, scores.precision, slot_overlap(post, summary)
+            return scores.recall, scores.precision, scores.faithful, slot_overlap(post, summary)
 
         ka, kb = key(a), key(b)
         return "a" if ka > kb else "b" if kb > ka else "tie"
@@ -251,8 +354,11 @@ def carries(feedback: SimulatedFeedback, candidate: str) -> bool:
 
 
 def flawed_summary(post: Post, rng: random.Random) -> tuple[str, str]:
-    """A summary with one typical flaw (or none): (text, flaw)."""
-    facts = list(post.salient_facts)
+    """A summary of the marked facts with one typical flaw (or none): (text, flaw). In the cued
+    world the marked facts are the salient ones; in the hidden world they are what a policy that
+    cannot know the annotator's rule states (choosing among them at random taught the demo's
+    model no copying at all: 7% of its stated facts were true, measured)."""
+    facts = list(post.marked_facts)
     flaw = rng.choices(["none", "drop", "wrong", "extra"], weights=[2, 4, 2, 2])[0]
     if flaw == "drop":
         facts.pop(rng.randrange(len(facts)))
@@ -262,7 +368,7 @@ def flawed_summary(post: Post, rng: random.Random) -> tuple[str, str]:
         choices = [v for v in SLOT_VALUES[slot] if v != getattr(facts[index], slot)]
         facts[index] = facts[index].replace(slot, rng.choice(choices))
     elif flaw == "extra":
-        others = [f for f, s in zip(post.facts, post.salient) if not s]
+        others = [f for f in post.facts if f not in facts]
         order = {f: i for i, f in enumerate(post.facts)}
         facts = sorted(facts + [rng.choice(others)], key=lambda f: order[f])
     return " ".join(f.text() for f in facts), flaw
@@ -288,12 +394,14 @@ def vocabulary() -> list[str]:
     """Every word the world, its prompts and its annotator can produce."""
     words: set[str] = set(NAMES + VERBS + OBJECTS + PLACES + DAYS)
     words |= {SALIENT_CUE, OTHER_CUE, ".", ",", ":", "the", "in", "on"}
-    for template in MISSING + WRONG + EXTRA + GOOD + UNHELPFUL + PROMPT_WORDS:
+    for template in MISSING + WRONG + EXTRA + GOOD + UNHELPFUL + STATED_CARE + STATED_INDIFFERENCE + PROMPT_WORDS:
         words |= {w for w in template.split() if not w.startswith("{")}
     return sorted(words)
 
 
-PROMPT_WORDS = ("post : summary : feedback : improved :",)
+PROMPT_WORDS = ("post : summary : feedback : improved : done : yes no",)
+JUDGE_PROMPT = "post : {post} summary : {output} feedback : {feedback} improved : {candidate} done :"
+JUDGE_ANSWERS = (" yes", " no")
 
 
 POLICY_PROMPT = "post : {post} summary :"
@@ -301,6 +409,26 @@ POLICY_PROMPT = "post : {post} summary :"
 
 def policy_prompt(post: Post) -> str:
     return POLICY_PROMPT.format(post=post.text())
+
+
+def judge_prompt(post: Post, summary: str, feedback: str, candidate: str) -> str:
+    """Pre-training's judge task (what instruct_rm asks in this world): did the candidate do what the feedback asked?"""
+    return JUDGE_PROMPT.format(post=post.text(), output=summary, feedback=feedback, candidate=candidate)
+
+
+def judge_candidates(post: Post, summary: str, feedback: SimulatedFeedback, rng: random.Random) -> list[tuple[str, bool]]:
+    """A refinement that does what the feedback asked, and ones that do not: the summary kept as
+    it was, another fact of the post added in its place, or the asked-for fact with a slot wrong."""
+    done = apply_feedback(post, summary, feedback)
+    wrong: list[str] = [summary]
+    others = [f for f in post.facts if f.text() not in done]
+    if others:
+        wrong.append(f"{summary} {rng.choice(others).text()}".strip())
+    if feedback.target is not None and feedback.kind in ("missing", "wrong"):
+        slot = rng.choice(("verb", "object", "place", "day"))
+        garbled = feedback.target.replace(slot, rng.choice([v for v in SLOT_VALUES[slot] if v != getattr(feedback.target, slot)]))
+        wrong.append(done.replace(feedback.target.text(), garbled.text()))
+    return [(done, carries(feedback, done)), *((text, carries(feedback, text)) for text in wrong)]
 
 
 def refine_prompt(post: Post, summary: str, feedback: str | None) -> str:
@@ -314,7 +442,10 @@ def refine_prompt(post: Post, summary: str, feedback: str | None) -> str:
 
 def post_record(post: Post) -> dict[str, object]:
     """What a sample keeps of a post besides its text: the facts and which are salient."""
-    return {"facts": [[getattr(f, s) for s in SLOTS] for f in post.facts], "salient": list(post.salient)}
+    record: dict[str, object] = {"facts": [[getattr(f, s) for s in SLOTS] for f in post.facts], "salient": list(post.salient)}
+    if post.keys is not None:
+        record["keys"] = list(post.keys)
+    return record
 
 
 def post_from_sample(sample: object) -> Post:
@@ -322,4 +453,9 @@ def post_from_sample(sample: object) -> Post:
     extra = getattr(sample, "extra", {}) or {}
     if "facts" not in extra or "salient" not in extra:
         raise ValueError(f"sample {getattr(sample, 'id', '?')!r} is not a facts-world sample (no facts in its extra fields)")
-    return Post(id=sample.id, facts=[Fact(*f) for f in extra["facts"]], salient=[bool(s) for s in extra["salient"]])  # type: ignore[attr-defined]
+    return Post(
+        id=sample.id,  # type: ignore[attr-defined]
+        facts=[Fact(*f) for f in extra["facts"]],
+        salient=[bool(s) for s in extra["salient"]],
+        keys=[bool(k) for k in extra["keys"]] if "keys" in extra else None,
+    )

@@ -17,13 +17,21 @@ if TYPE_CHECKING:
 
 
 def _annotator(run: Pipeline, offset: int = 0) -> world.Annotator:
-    return world.Annotator(noise=run.config.world.annotator_noise, seed=1000 + run.config.seed + offset)
+    w = run.config.world
+    hidden = w.preference == "hidden"
+    return world.Annotator(
+        noise=w.annotator_noise,
+        seed=1000 + run.config.seed + offset,
+        state_preference=w.state_preference if hidden else 0.0,
+        preference_slot=w.rule if hidden else "name",
+    )
 
 
 @FEEDBACK_SOURCES.register(
     "simulated",
     help="The facts world's annotator: critiques of wrong, missing or superfluous facts, "
-    "world.annotator_noise of them unhelpful or misleading; also compares pairs of outputs.",
+    "world.annotator_noise of them unhelpful or misleading (in the hidden world some also state what it cares about); "
+    "also compares pairs of outputs by the same preference.",
 )
 class SimulatedAnnotator(FeedbackSource):
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
@@ -52,7 +60,7 @@ class SimulatedAnnotator(FeedbackSource):
     def comparison_inputs(self, run: Pipeline) -> list[Any]:
         return [
             run.config.world,
-            run.config.policy,
+            run.model_inputs(run.config.outputs.model or run.config.policy),
             run.config.pretraining,
             run.config.outputs.sampling,
             run.config.feedback.comparisons_per_sample,
@@ -65,7 +73,7 @@ class SimulatedAnnotator(FeedbackSource):
         samples = run.samples()
         per_sample = run.config.feedback.comparisons_per_sample
         generated, _ = generate_outputs(
-            run.policy,
+            run.outputs_model,
             run.task,
             [run.task.initial_prompt(s) for s in samples],
             per_sample,

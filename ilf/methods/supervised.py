@@ -43,6 +43,16 @@ class SupervisedMethod(Method):
         return ["sft"]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
+        pairs: list[dict[str, str]] = []
+        counts: dict[str, int] = {}
+        for source in [*run.earlier, run]:  # earlier rounds' targets too, when a round retrains from the base
+            more, more_counts = self._pairs(source)
+            pairs += more
+            counts = {k: counts.get(k, 0) + v for k, v in more_counts.items()}
+        metrics = finetune(run.policy, pairs, run.config.finetune, run.paths.model, run.config.seed)
+        return {**counts, **metrics}
+
+    def _pairs(self, run: Pipeline) -> tuple[list[dict[str, str]], dict[str, int]]:
         c = run.config
         samples = run.training_samples()
         ids = {s.id for s in samples}
@@ -50,9 +60,7 @@ class SupervisedMethod(Method):
         if c.finetune.target == "initial":  # the outputs the round critiqued: the dataset's, or the policy's own
             initial = self.targets(run) or {}
             samples = [dataclasses.replace(s, initial_output=initial.get(s.id, s.initial_output)) for s in samples]
-        pairs, counts = training_pairs(run.task, samples, c.finetune.target, selections)
-        metrics = finetune(run.policy, pairs, c.finetune, run.paths.model, c.seed)
-        return {**counts, **metrics}
+        return training_pairs(run.task, samples, c.finetune.target, selections)
 
     def targets(self, run: Pipeline) -> dict[str, str] | None:
         target = run.config.finetune.target

@@ -1,4 +1,5 @@
-"""The facts world's exact scores: salient facts stated (recall), stated facts true (precision)."""
+"""The facts world's exact scores: salient facts stated (recall), stated facts salient (precision),
+stated facts true to the post (faithful)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from ilf.records import Output, Sample
 from ilf.registry import METRICS
 
 
-@METRICS.register("facts", help="Facts world: recall (salient facts stated exactly), precision (stated facts true), facts stated; ± SEM.")
+@METRICS.register(
+    "facts",
+    help="Facts world: recall (salient facts stated exactly), precision (stated facts salient), faithful (stated facts true), "
+    "facts stated; ± SEM.",
+)
 class FactScores(Metric):
-    columns = ("recall", "precision", "facts_stated")
+    columns = ("recall", "precision", "faithful", "facts_stated")
 
     def score_outputs(self, run: Any, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         scores = [world.score_summary(world.post_from_sample(s), o.text) for s, o in zip(samples, outputs)]
@@ -21,6 +26,7 @@ class FactScores(Metric):
         for key, values in (
             ("recall", [x.recall for x in scores]),
             ("precision", [x.precision for x in scores]),
+            ("faithful", [x.faithful for x in scores]),
             ("facts_stated", [float(x.stated) for x in scores]),
         ):
             result[key], result[f"{key}_sem"] = mean_and_sem(values)

@@ -37,14 +37,16 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
 
 @SELECTORS.register(
     "instruct_rm",
-    help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts (selection.judge, default the refiner).",
+    help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts, or the task's own "
+    "judge prompts (selection.judge, default the refiner).",
 )
 class InstructRMSelector(Selector):
     name = "instruct_rm"
 
     @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> InstructRMSelector:
-        return cls(load_model(config.judge or judge), batch_size=config.batch_size)
+        variants = task.judge_variants() if task is not None and hasattr(task, "judge_variants") else None
+        return cls(load_model(config.judge or judge), batch_size=config.batch_size, variants=variants)
 
     def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:
         if judge.is_seq2seq:
@@ -80,6 +82,7 @@ class InstructRMSelector(Selector):
         for (template, _, _), (pos_id, neg_id) in zip(self.variants, self.answer_ids):
             prompts = [
                 template.format(
+                    **items[i].sample.inputs,
                     inputs=format_inputs(items[i].sample.inputs),
                     output=items[i].output or "",
                     feedback=items[i].feedback or "",

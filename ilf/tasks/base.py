@@ -58,6 +58,12 @@ class Task:
         """The refinement prompt; ``feedback=None`` gives the ablation without feedback."""
         raise NotImplementedError
 
+    def judge_variants(self) -> list[tuple[str, str, str]] | None:
+        """(template, yes answer, no answer) prompts for the instruct_rm judge in this task's own
+        language, or None for its general English prompts. Templates may use {inputs}, the
+        sample's input fields, {output}, {feedback} and {candidate}."""
+        return None
+
     def postprocess(self, text: str) -> str:
         """Clean a generation; '' means unusable, and the generator resamples it."""
         if self.stop_at_newline:

@@ -18,6 +18,9 @@ class FactsTask(TemplateTask):
     stop_at_newline: bool = False
     drop_unfinished_sentence: bool = False
 
+    def judge_variants(self) -> list[tuple[str, str, str]]:
+        return [(world.JUDGE_PROMPT, *world.JUDGE_ANSWERS)]  # the question the world model learned in pre-training
+
 
 TASKS.register("facts", help="Summaries of facts-world posts (ilf demo): the world's prompts, outputs kept verbatim.")(
     FactsTask.from_options

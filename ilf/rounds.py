@@ -1,0 +1,120 @@
+"""Feedback rounds: a run repeated on fresh samples, each round starting from the last one's policy.
+
+    ilf run experiments/offline.yaml --set rounds=3
+
+Round k is an ordinary run in ``RUN_DIR/round-k/``: the policy trained in round k-1 writes outputs
+for ``data.limit`` samples no earlier round saw (``data.offset``), the feedback source critiques
+them, the refiner (always the configured one, not the trained policy) refines, the selector picks,
+and the policy is fine-tuned, from round k-1's weights (``round_training: continue``) or from the
+base policy on the targets of rounds 1..k (``restart``). Each round resumes stage by stage like any
+run, and a round whose inputs changed (an earlier round retrained) reruns. ``RUN_DIR/metrics.json``
+is the last round's, with every round's metrics under ``rounds``; ``rounds.md`` and ``rounds.png``
+show them side by side. A method that trains nothing has one round: its policy never changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ilf.config import RunConfig
+from ilf.evaluation import format_table
+from ilf.files import atomic_write_json, atomic_write_text
+from ilf.pipeline import Pipeline, RunPaths
+
+log = logging.getLogger(__name__)
+
+
+class Rounds:
+    """The rounds of a run; ``status`` and ``run`` as a Pipeline's, over every round."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> None:
+        self.config = config
+        self.root = Path(run_dir)
+        self.shared = shared
+        first = Pipeline(self.round_config(1), self.round_dir(1), shared)
+        self.count = config.rounds if first.method.trains else 1
+
+    def round_dir(self, k: int) -> Path:
+        return self.root / f"round-{k}"
+
+    def round_config(self, k: int) -> RunConfig:
+        c = self.config
+        base = dataclasses.replace(c, rounds=1, refiner=c.refiner_model)  # the refiner stays the configured model
+        if k == 1:
+            return base
+        previous = dataclasses.replace(c.policy, name_or_path=str(RunPaths(self.round_dir(k - 1)).model), adapter=None, backend="local")
+        data = dataclasses.replace(c.data, offset=c.data.offset + (k - 1) * (c.data.limit or 0))
+        if c.round_training == "restart":
+            return dataclasses.replace(base, data=data, outputs=dataclasses.replace(c.outputs, model=previous))
+        return dataclasses.replace(base, data=data, policy=previous)
+
+    def pipelines(self, upto: int | None = None) -> list[Pipeline]:
+        runs: list[Pipeline] = []
+        for k in range(1, (upto or self.count) + 1):
+            earlier = list(runs) if self.config.round_training == "restart" else None
+            runs.append(Pipeline(self.round_config(k), self.round_dir(k), self.shared, earlier=earlier))
+        return runs
+
+    def status(self) -> dict[str, str]:
+        return {f"round-{k}/{stage}": state for k, run in enumerate(self.pipelines(), start=1) for stage, state in run.status().items()}
+
+    def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
+        summaries: dict[str, Any] = {}
+        for k in range(1, self.count + 1):
+            # Built when its turn comes: round k's fingerprints read round k-1's trained model.
+            run = self.pipelines(k)[-1]
+            log.info("round %d of %d", k, self.count)
+            summaries[f"round-{k}"] = run.run(from_stage=from_stage, until=until if k == self.count else None)
+        if until in (None, "evaluate"):
+            self.write_summary()
+        return summaries
+
+    def write_summary(self) -> dict[str, Any]:
+        per_round = []
+        for k in range(1, self.count + 1):
+            metrics = json.loads(RunPaths(self.round_dir(k)).metrics.read_text())
+            # the shape of a run's metrics.json (its round measures under "round"), numbered
+            per_round.append({"number": k, **{key: metrics[key] for key in ("primary", "systems", "round")}})
+        last = json.loads(RunPaths(self.round_dir(self.count)).metrics.read_text())
+        table = format_table({f"round {r['number']}": r["systems"][r["primary"]] for r in per_round}, columns=_columns(last))
+        result = {**last, "rounds": per_round, "rounds_table": table, "round_training": self.config.round_training}
+        atomic_write_json(RunPaths(self.root).metrics, result)
+        atomic_write_text(self.root / "rounds.md", f"# {self.config.name}: {self.count} rounds ({self.config.round_training})\n\n{table}\n")
+        _plot(per_round, _columns(last), self.root / "rounds.png")
+        return result
+
+
+def _columns(metrics: dict[str, Any]) -> tuple[str, ...]:
+    primary = metrics["systems"][metrics["primary"]]
+    return tuple(k for k, v in primary.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("_sem"))
+
+
+def _plot(per_round: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ilf.study import save_figure
+
+    shown = [c for c in columns if c not in ("n", "empty", "mean_words")][:4] or list(columns[:1])
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.8 * len(shown), 3.2), squeeze=False)
+    xs = [r["number"] for r in per_round]
+    for ax, metric in zip(axes[0], shown):
+        ax.plot(xs, [r["systems"][r["primary"]].get(metric, float("nan")) for r in per_round], marker="o")
+        ax.set_xticks(xs)
+        ax.set_xlabel("round")
+        ax.set_title(metric)
+    save_figure(fig, axes[0][0], path)
+
+
+def open_run(config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> Pipeline | Rounds:
+    """A run directory's driver: a plain pipeline, or its rounds when ``rounds`` > 1."""
+    return Rounds(config, run_dir, shared) if config.rounds > 1 else Pipeline(config, run_dir, shared)
+
+
+__all__ = ["Rounds", "open_run"]
