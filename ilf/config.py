@@ -214,10 +214,12 @@ class WorldConfig:
     test_seed: int = option(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
 
     def __post_init__(self) -> None:
-        if self.preference not in ("cued", "hidden"):
-            raise SchemaError(None, None, "preference", f"must be cued or hidden, got {self.preference!r}")
-        if self.rule not in ("name", "verb", "object"):
-            raise SchemaError(None, None, "rule", f"must be name, verb or object, got {self.rule!r}")
+        from ilf.demo.world import PREFERENCES, RULE_SLOTS  # the world defines what it supports
+
+        if self.preference not in PREFERENCES:
+            raise SchemaError(None, None, "preference", f"must be one of {', '.join(PREFERENCES)}, got {self.preference!r}")
+        if self.rule not in RULE_SLOTS:
+            raise SchemaError(None, None, "rule", f"must be one of {', '.join(RULE_SLOTS)}, got {self.rule!r}")
         for name in ("state_preference", "annotator_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SchemaError(None, None, name, f"must be between 0 and 1, got {getattr(self, name)}")
