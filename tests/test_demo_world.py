@@ -15,6 +15,19 @@ def test_generator_is_seeded_and_marks_two_salient_facts_that_the_reference_stat
         assert world.score_summary(post, post.reference()) == world.FactScores(recall=1.0, precision=1.0, faithful=1.0, stated=2)
 
 
+def test_facts_of_a_post_share_no_word_except_in_pretraining_posts() -> None:
+    def shares_a_word(post: world.Post) -> bool:
+        return any(len({getattr(f, slot) for f in post.facts}) < len(post.facts) for slot in world.SLOT_VALUES)
+
+    rules = [None, world.Rule.draw(0), world.Rule.draw(0, slot="verb"), world.Rule.draw(0, slot="object")]
+    for rule in rules:
+        assert not any(shares_a_word(p) for p in world.generate_posts(300, seed=2, rule=rule))
+    # pre-training copies from posts whose facts repeat words, so its model must copy a fact whole
+    pretraining = world.generate_posts(300, seed=2, prefix="pretrain", distinct_words=False)
+    assert sum(shares_a_word(p) for p in pretraining) > 200
+    assert not any(len({f.name for f in p.facts}) < 4 for p in pretraining)
+
+
 def test_scores_count_exact_facts() -> None:
     post = world.generate_posts(1, seed=0)[0]
     first, second = post.salient_facts

@@ -67,8 +67,8 @@ def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
     (balanced between refinements that did and ones that did not), so the world has an LM judge
     for instruct_rm."""
     rng = random.Random(config.seed)
-    cued_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain"))
-    hidden_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain", hidden_form=True))
+    cued_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain", distinct_words=False))
+    hidden_posts = iter(world.generate_posts(config.examples, seed=config.seed, prefix="pretrain", hidden_form=True, distinct_words=False))
     annotators = {
         True: world.Annotator(noise=config.annotator_noise, seed=config.seed),
         False: world.Annotator(noise=config.annotator_noise, seed=config.seed + 1, state_preference=config.state_preference),

@@ -36,7 +36,7 @@ PLACES = ("paris", "rome", "oslo", "lima", "cairo", "tokyo", "delhi", "quito")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SLOTS = ("name", "verb", "object", "place", "day")
 SLOT_VALUES = {"name": NAMES, "verb": VERBS, "object": OBJECTS, "place": PLACES, "day": DAYS}
-VERSION = 6  # bump when the posts, the annotator or the pretraining examples change: cached world models are retrained
+VERSION = 6  # bump when the pretraining examples change (their posts, the annotator): cached world models are retrained
 
 SALIENT_CUE, OTHER_CUE = "key", "note"
 FACTS_PER_POST, SALIENT_PER_POST = 4, 2
@@ -109,8 +109,16 @@ class Post:
         return " ".join(f.text() for f in self.salient_facts)
 
 
-def generate_posts(count: int, seed: int, prefix: str = "post", rule: Rule | None = None, hidden_form: bool = False) -> list[Post]:
-    """``count`` posts from a seeded generator; each person appears at most once per post.
+def generate_posts(
+    count: int, seed: int, prefix: str = "post", rule: Rule | None = None, hidden_form: bool = False, distinct_words: bool = True
+) -> list[Post]:
+    """``count`` posts from a seeded generator. No two facts of a post share a word (person,
+    verb, object, place or day): a small model copies a fact word by word, and a word shared with
+    another fact let it jump to that fact midway (the measured cause of most unfaithful copies).
+    Pre-training draws its posts with ``distinct_words=False`` (only the people are distinct):
+    a model that learned to copy where words repeat copies distinct-word posts faithfully, while
+    one pre-trained on distinct-word posts only learned a shortcut (0.83 of its copies exact
+    against 1.00, measured on development seeds).
 
     The cued world's posts mark their two salient facts. A hidden-world post (``rule`` given)
     marks three facts, of which the salient ones are those the rule matches: one or two, as
@@ -124,7 +132,11 @@ def generate_posts(count: int, seed: int, prefix: str = "post", rule: Rule | Non
     posts = []
     for index in range(count):
         names = rng.sample(NAMES, FACTS_PER_POST)
-        facts = [Fact(n, rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(PLACES), rng.choice(DAYS)) for n in names]
+        if distinct_words:
+            slots = {slot: rng.sample(SLOT_VALUES[slot], FACTS_PER_POST) for slot in ("verb", "object", "place", "day")}
+            facts = [Fact(n, *(slots[slot][i] for slot in ("verb", "object", "place", "day"))) for i, n in enumerate(names)]
+        else:
+            facts = [Fact(n, rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(PLACES), rng.choice(DAYS)) for n in names]
         if hidden_form:
             keys = [True] * KEYS_PER_HIDDEN_POST + [False] * (FACTS_PER_POST - KEYS_PER_HIDDEN_POST)
             rng.shuffle(keys)
@@ -153,18 +165,26 @@ def _posts_under_rule(count: int, seed: int, prefix: str, rule: Rule) -> list[Po
         unmarked = [rng.random() < 0.5 for _ in keys]  # the unmarked fact matches the rule or not, at random
         wants = [s if k else u for s, k, u in zip(salient, keys, unmarked)]
         if rule.slot == "name":
-            ins, outs = rng.sample(inside, sum(wants)), rng.sample(outside, FACTS_PER_POST - sum(wants))
-            names = [ins.pop() if w else outs.pop() for w in wants]
+            names = _split_draw(rng, inside, outside, wants)
         else:
             names = rng.sample(NAMES, FACTS_PER_POST)
-        facts = []
-        for name, want in zip(names, wants):
-            values = {"verb": rng.choice(VERBS), "object": rng.choice(OBJECTS), "place": rng.choice(PLACES), "day": rng.choice(DAYS)}
-            if rule.slot in values:
-                values[rule.slot] = rng.choice(inside if want else outside)
-            facts.append(Fact(name=name, **values))
+        slots = {slot: rng.sample(SLOT_VALUES[slot], FACTS_PER_POST) for slot in ("verb", "object", "place", "day")}
+        if rule.slot in slots:
+            slots[rule.slot] = _split_draw(rng, inside, outside, wants)
+        facts = [Fact(name, *(slots[slot][i] for slot in ("verb", "object", "place", "day"))) for i, name in enumerate(names)]
         posts.append(Post(id=f"{prefix}-{seed}-{index:05d}", facts=facts, salient=salient, keys=keys))
     return posts
+
+
+def _split_draw(rng: random.Random, inside: list[str], outside: list[str], wants: list[bool]) -> list[str]:
+    """One value per fact, from ``inside`` where it is wanted and ``outside`` where not, distinct
+    within the post while each pool has enough values (a small rule or its complement repeats)."""
+
+    def draw(pool: list[str], count: int) -> list[str]:
+        return rng.sample(pool, count) if count <= len(pool) else [rng.choice(pool) for _ in range(count)]
+
+    ins, outs = draw(inside, sum(wants)), draw(outside, len(wants) - sum(wants))
+    return [ins.pop() if want else outs.pop() for want in wants]
 
 
 def parse_summary(text: str) -> list[tuple[str, ...]]:
