@@ -67,6 +67,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loop(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ilf.pipeline import RunPaths
+    from ilf.rounds import open_run
+
+    config = _config(args)
+    if config.feedback.source != "labelstudio_round":
+        log.info("ilf loop: feedback.source %r -> labelstudio_round (the loop's feedback comes from Label Studio)", config.feedback.source)
+        config = dataclasses.replace(config, feedback=dataclasses.replace(config.feedback, source="labelstudio_round"))
+    run_dir = Path(args.run_dir or Path("runs") / config.name)
+    driver = open_run(config, run_dir)
+    driver.run()
+    metrics = json.loads(RunPaths(run_dir).metrics.read_text())
+    rows = {}
+    for k, entry in enumerate(metrics.get("rounds") or [{"systems": metrics["systems"], "primary": metrics["primary"]}], start=1):
+        round_dir = run_dir / f"round-{k}" if config.rounds > 1 else run_dir
+        waited = json.loads(RunPaths(round_dir).labelstudio_round.read_text())
+        rows[str(k)] = {
+            "tasks": waited["tasks"],
+            "annotated": waited["annotated"],
+            "skipped": waited["skipped"],
+            **{m: v for m, v in entry["systems"][entry["primary"]].items() if isinstance(v, float) and not m.endswith("_sem")},
+        }
+    print(f"run directory: {run_dir}\n")
+    print(format_table(rows, columns=tuple(next(iter(rows.values()))), first="round"))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ilf.rounds import open_run
 
@@ -239,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "loop",
+        help="ILF rounds with people in Label Studio: push, wait for annotations, train, next round; resumable.",
+        description="Each round's policy writes outputs for fresh samples, which go to the round's Label Studio project; "
+        "the loop waits for labelstudio.min_annotations (or labelstudio.deadline), pulls the critiques, refines, selects, "
+        "fine-tunes and evaluates, and starts the next round from the new policy. Stop it anywhere and rerun the same "
+        "command to resume. With no server configured it starts a local one.",
+    )
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the rounds write (default runs/<name>).")
+    p.set_defaults(func=cmd_loop)
 
     p = sub.add_parser(
         "study",

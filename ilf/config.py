@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,49 @@ class RLOOConfig:
 
 
 @dataclass
+class LabelStudioConfig:
+    """How a round waits for people (feedback.source: labelstudio_round, or `ilf loop`)."""
+
+    project: str = option("{name} round {round}", "Title of each round's project ({name}: the run's name; {round}: the round's number).")
+    min_annotations: float = option(
+        1.0,
+        "What closes a round: a share of its tasks annotated or skipped (0 < x <= 1; 1 = all), or a count (an integer above 1).",
+    )
+    deadline: float | None = option(None, "Seconds after the round's tasks were pushed after which it closes with what it has.")
+    poll_seconds: float = option(10.0, "How often the waiting round asks the server for its counts.")
+    webhook: bool = option(
+        False,
+        "Also wake on Label Studio's webhooks (ANNOTATION_CREATED/UPDATED to a receiver on 127.0.0.1); polling goes on, so a "
+        "missed call costs at most poll_seconds.",
+    )
+    start_server: bool = option(True, "Start a local server (`ilf labelstudio serve`) when no URL is configured or set.")
+    port: int = option(8080, "Port of the local server the loop starts.")
+    annotator: str = option(
+        "none",
+        "none: people annotate; simulated: the facts world's annotator works through the HTTP API as a user of its own.",
+    )
+    annotator_delay: float = option(0.0, "Seconds the simulated annotator spends on a task (to watch a round fill).")
+    skip_share: float = option(0.0, "Share of tasks the simulated annotator skips, as people do.")
+
+    def __post_init__(self) -> None:
+        m = self.min_annotations
+        if not (0 < m <= 1 or (m > 1 and float(m).is_integer())):
+            raise SchemaError(None, None, "min_annotations", f"must be a share in (0, 1] or a whole count above 1, got {m}")
+        if self.annotator not in ("none", "simulated"):
+            raise SchemaError(None, None, "annotator", f"must be none or simulated, got {self.annotator!r}")
+        if self.poll_seconds <= 0:
+            raise SchemaError(None, None, "poll_seconds", f"must be positive, got {self.poll_seconds}")
+        if not 0 <= self.skip_share < 1:
+            raise SchemaError(None, None, "skip_share", f"must be in [0, 1), got {self.skip_share}")
+
+    def needed(self, tasks: int) -> int:
+        """Annotations (skips included) that close a round of ``tasks`` tasks."""
+        if self.min_annotations <= 1:
+            return max(1, math.ceil(self.min_annotations * tasks - 1e-9))
+        return min(tasks, int(self.min_annotations))
+
+
+@dataclass
 class RunConfig:
     name: str = option("ilf", "A name for the run.")
     seed: int = option(0, "Seed for sampling and training.")
@@ -303,6 +347,9 @@ class RunConfig:
     )
     pretraining: PretrainConfig | None = option(
         None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model."
+    )
+    labelstudio: LabelStudioConfig = option(
+        help="Rounds with people: where each round's tasks go and when a round closes.", factory=LabelStudioConfig
     )
     rounds: int = option(
         1,

@@ -61,9 +61,9 @@ def summarize_outputs(predictions: list[str], references: list[list[str]]) -> di
     return metrics
 
 
-def format_table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = (*ROUGE_TYPES, "mean_words")) -> str:
-    """A Markdown table, one row per system, ``mean ± sem`` cells."""
-    header = "| system | " + " | ".join(columns) + " |"
+def format_table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = (*ROUGE_TYPES, "mean_words"), first: str = "system") -> str:
+    """A Markdown table, one row per system, ``mean ± sem`` cells (counts as they are)."""
+    header = f"| {first} | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for system, metrics in rows.items():
         cells = []
@@ -72,6 +72,8 @@ def format_table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = (*R
             sem = metrics.get(f"{column}_sem")
             if value is None:
                 cells.append("-")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                cells.append(str(value))
             elif sem is not None:
                 cells.append(f"{value:.3f} ± {sem:.3f}" if column != "mean_words" else f"{value:.1f} ± {sem:.1f}")
             else:

@@ -77,6 +77,7 @@ FILES = {
     "dataset_feedback": "dataset_feedback.jsonl",
     "dataset_comparisons": "dataset_comparisons.jsonl",
     "labelstudio_feedback": "labelstudio_feedback.jsonl",
+    "labelstudio_round": "labelstudio_round.json",
     "outputs": "outputs.jsonl",
     "feedback": "feedback.jsonl",
     "refinements": "refinements.jsonl",
@@ -494,7 +495,11 @@ class Pipeline:
 
     def status(self) -> dict[str, str]:
         fps = self.fingerprints()
-        return {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in self.stages}
+        states = {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in self.stages}
+        note = self.feedback_source.status_note(self) if states.get("feedback") == "pending" else None
+        if note:
+            states["feedback"] = f"pending: {note}"
+        return states
 
     def replacing(self, stage: str) -> None:
         """Call just before a stage overwrites its outputs: its marker no longer describes them.

@@ -43,7 +43,9 @@ class Rounds:
 
     def round_config(self, k: int) -> RunConfig:
         c = self.config
-        base = dataclasses.replace(c, rounds=1, refiner=c.refiner_model)  # the refiner stays the configured model
+        labelstudio = dataclasses.replace(c.labelstudio, project=c.labelstudio.project.replace("{round}", str(k)))
+        # the refiner stays the configured model
+        base = dataclasses.replace(c, rounds=1, refiner=c.refiner_model, labelstudio=labelstudio)
         if k == 1:
             return base
         previous = dataclasses.replace(c.policy, name_or_path=str(RunPaths(self.round_dir(k - 1)).model), adapter=None, backend="local")

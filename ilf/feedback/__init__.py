@@ -28,6 +28,10 @@ class FeedbackSource:
         """Config values and file digests the feedback depends on, besides the source's name."""
         return [run.config.feedback]
 
+    def status_note(self, run: Pipeline) -> str | None:
+        """What an unfinished feedback stage is doing, for `ilf status` (waiting for people, say)."""
+        return None
+
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path | str]:
         """The feedback records, and where they came from (named in errors)."""
         raise NotImplementedError

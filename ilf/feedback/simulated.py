@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+from ilf.config import RunConfig
 from ilf.demo import world
 from ilf.feedback import FeedbackSource
 from ilf.generate import generate_outputs
@@ -16,12 +17,13 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-def _annotator(run: Pipeline, offset: int = 0) -> world.Annotator:
-    w = run.config.world
+def world_annotator(config: RunConfig, offset: int = 0) -> world.Annotator:
+    """The run's simulated annotator: the world's preference and noise, seeded by the run."""
+    w = config.world
     hidden = w.preference == "hidden"
     return world.Annotator(
         noise=w.annotator_noise,
-        seed=1000 + run.config.seed + offset,
+        seed=1000 + config.seed + offset,
         state_preference=w.state_preference if hidden else 0.0,
         preference_slot=w.rule if hidden else "name",
     )
@@ -38,7 +40,7 @@ class SimulatedAnnotator(FeedbackSource):
         return [run.config.world, run.config.seed]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
-        annotator = _annotator(run)
+        annotator = world_annotator(run.config)
         by_id = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         records = []
         for sample in run.samples():
@@ -81,7 +83,7 @@ class SimulatedAnnotator(FeedbackSource):
             run.config.seed + 17,
             desc="samples to compare",
         )
-        annotator = _annotator(run, offset=1)
+        annotator = world_annotator(run.config, offset=1)
         comparisons = []
         for index, sample in enumerate(samples):
             post = world.post_from_sample(sample)

@@ -53,7 +53,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     samples = read_records(args.samples, Sample)
     outputs = read_records(args.outputs, Output) if args.outputs else None
     systems = [s for s in args.systems.split(",") if s] if args.systems else None
-    tasks = build_tasks(args.template, samples, outputs, systems, seed=args.seed)
+    tasks = build_tasks(args.template, samples, outputs, systems, seed=args.seed, model_version=args.model_version)
     if not tasks:
         raise ValueError(f"{args.samples}: nothing to push for template {args.template!r} (are the outputs there?)")
     client = _client(args)
@@ -86,6 +86,54 @@ def cmd_pull(args: argparse.Namespace) -> int:
                 args.table, {"reference": args.reference, "systems": table, "table": format_table(table, columns=("win_rate",))}
             )
     return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    import os
+
+    from ilf.config import load_config
+    from ilf.demo import world
+    from ilf.feedback.simulated import world_annotator
+    from ilf.labelstudio.annotator import annotate_project
+    from ilf.pipeline import RunPaths
+    from ilf.records import Sample, read_records
+
+    paths = RunPaths(Path(args.run_dir))
+    config = load_config(paths.config)
+    samples = {s.id: s for s in read_records(paths.samples, Sample)}
+    annotator = world_annotator(config)
+
+    def critic(data: dict[str, Any]) -> str:
+        return annotator.critique(world.post_from_sample(samples[data["sample_id"]]), data["output"]).text
+
+    token = os.environ.get("ILF_ANNOTATOR_TOKEN")
+    if not token:
+        raise SystemExit("ilf labelstudio annotate: set ILF_ANNOTATOR_TOKEN to the annotator's API token")
+    url = args.url or _client(args).url
+    stats = annotate_project(
+        url, token, args.project_id, critic, delay=args.delay, skip_share=args.skip_share, seed=config.seed, limit=args.limit
+    )
+    print(f"annotated {stats.annotated} tasks, skipped {stats.skipped}")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from ilf.labelstudio.webhooks import WebhookReceiver, register
+
+    client = _client(args)
+    project = client.find_project(args.project)
+    if project is None:
+        raise SystemExit(f"{client.url}: no project titled {args.project!r}")
+    with WebhookReceiver(port=args.port) as receiver:
+        register(client.sdk, project.id, receiver.url)
+        print(f"listening on {receiver.url} for annotations in {args.project!r} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                if receiver.event.wait(1.0):
+                    receiver.event.clear()
+                    print(", ".join(f"{action}: {n}" for action, n in sorted(receiver.received.items())), flush=True)
+        except KeyboardInterrupt:
+            return 0
 
 
 def add_parser(sub: Any) -> None:
@@ -127,6 +175,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--systems", help="Comma-separated systems of --outputs to include (pairwise takes the first two).")
     p.add_argument("--batch-size", type=int, default=1000, help="Tasks per import request.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the order outputs are shown in.")
+    p.add_argument(
+        "--model-version",
+        help="Attach the outputs as predictions of this model (ideal: the editor starts from the output; feedback: recorded per task).",
+    )
     connection_args(p)
     p.set_defaults(func=cmd_push)
 
@@ -138,3 +190,26 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here.")
     connection_args(p)
     p.set_defaults(func=cmd_pull)
+
+    p = commands.add_parser(
+        "annotate",
+        help="The facts world's simulated annotator, as a Label Studio user: critiques a project's tasks over HTTP.",
+        description="Takes the project's next task until none is left and submits the world annotator's critique "
+        "(its API token in ILF_ANNOTATOR_TOKEN). `ilf loop` starts it when labelstudio.annotator is simulated.",
+    )
+    p.add_argument("--project-id", type=int, required=True, help="The project's id.")
+    p.add_argument("--run-dir", required=True, help="The round's run directory (its config.yaml and samples.jsonl).")
+    p.add_argument("--delay", type=float, default=0.0, help="Seconds spent on each task.")
+    p.add_argument("--skip-share", type=float, default=0.0, help="Share of tasks skipped.")
+    p.add_argument("--limit", type=int, help="Stop after this many tasks.")
+    connection_args(p)
+    p.set_defaults(func=cmd_annotate)
+
+    p = commands.add_parser(
+        "listen",
+        help="Receive a project's annotation webhooks on 127.0.0.1 and print them (a check of the webhook path).",
+    )
+    p.add_argument("--project", required=True, help="Project title.")
+    p.add_argument("--port", type=int, default=0, help="Port of the receiver (default: a free one).")
+    connection_args(p)
+    p.set_defaults(func=cmd_listen)

@@ -163,6 +163,9 @@ def _server_env(data_dir: Path, creds: Credentials) -> dict[str, str]:
         FRONTEND_SENTRY_DSN="",
         COLLECT_ANALYTICS="false",
         LATEST_VERSION_CHECK="false",
+        # The server listens on loopback only, and its webhooks go to `ilf loop`'s receiver on
+        # loopback, which Label Studio's SSRF guard would refuse.
+        SSRF_PROTECTION_ENABLED="false",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -47,8 +47,14 @@ def build_tasks(
     outputs: list[Output] | None = None,
     systems: list[str] | None = None,
     seed: int = 0,
+    model_version: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Label Studio tasks for ``template``; systems and sample ids ride along in the task data."""
+    """Label Studio tasks for ``template``; systems and sample ids ride along in the task data.
+
+    With ``model_version``, each task of the ``ideal`` and ``feedback`` templates carries the
+    output as a prediction of that model: in ``ideal`` it fills the editor, so the annotator edits
+    the model's text instead of retyping it; in ``feedback`` it records which policy wrote what
+    the annotator reads (a column and filter in the Data Manager)."""
     by_sample = _outputs_by_sample(samples, outputs)
     tasks = []
     for sample in samples:
@@ -56,11 +62,19 @@ def build_tasks(
         available = by_sample.get(sample.id, {})
         chosen = [s for s in (systems or sorted(available)) if s in available]
         if template == "ideal":
-            tasks.append({"data": {"ilf_key": sample.id, **base}})
+            task: dict[str, Any] = {"data": {"ilf_key": sample.id, **base}}
+            if chosen:
+                task["data"].update(output=available[chosen[0]], system=chosen[0])
+                if model_version:
+                    task["predictions"] = [_prediction(model_version, "ideal", "input", available[chosen[0]])]
+            tasks.append(task)
         elif template == "feedback":
             for system in chosen:
                 key = sample.id if len(chosen) == 1 and not systems else f"{sample.id}::{system}"
-                tasks.append({"data": {"ilf_key": key, **base, "output": available[system], "system": system}})
+                task = {"data": {"ilf_key": key, **base, "output": available[system], "system": system}}
+                if model_version:
+                    task["predictions"] = [{"model_version": model_version, "result": []}]
+                tasks.append(task)
         elif template == "pairwise":
             if len(chosen) < 2:
                 continue
@@ -101,6 +115,13 @@ def build_tasks(
         else:
             raise ValueError(f"unknown template {template!r}")
     return tasks
+
+
+def _prediction(model_version: str, from_name: str, to_name: str, text: str) -> dict[str, Any]:
+    return {
+        "model_version": model_version,
+        "result": [{"from_name": from_name, "to_name": to_name, "type": "textarea", "value": {"text": [text]}}],
+    }
 
 
 def _coin(seed: int, key: str) -> bool:
