@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SQUARES_PROMPT, ilf_code_rows, write_jsonl
 
 from ilf.config import load_config
 from ilf.data import load_eval, load_split, load_train
@@ -75,59 +76,9 @@ def test_humaneval_reads_another_file_of_its_layout_and_names_bad_fields(tmp_pat
 
 # ----- ILF-for-code annotations ------------------------------------------------------------------
 
-SQUARES_PROMPT = (
-    '"""\nWrite a function to return the sum of the squares of a list of numbers.\n\n'
-    '>>> Example: sum_squares([1, 2]) = 5\n"""\n\nimport math\nSCALE = 1\ndef sum_squares(xs):\n'
-)
-EVEN_PROMPT = (
-    '"""\nWrite a python function to check whether a number is even.\n"""\n\ndef helper(n):\n    return n % 2\n\ndef is_even(n):\n'
-)
-
-
-def annotation_rows() -> list[dict]:
-    """Two rows with the published columns: the critiqued program includes the prompt, the
-    refinement is the body only, text has Windows line endings, tests use tabs and approx."""
-    return [
-        {
-            "task_id": 7001,
-            "prompt": SQUARES_PROMPT,
-            "test": (
-                "from pytest import approx\n\ndef check(candidate):\n"
-                '\tassert candidate([1, 2]) ==approx( 5), "candidate([1, 2]) ==approx( 5)"\n'
-                '\tassert candidate([0.5]) ==approx( 0.25), "candidate([0.5]) ==approx( 0.25)"'
-            ),
-            "Feedback": "The code squares the sum instead of summing the squares.\r\nSquare each number first.",
-            "completion": "\n    \n    return sum(x * x for x in xs)\r\n",
-            "result": "passed",
-            "passed": True,
-            "unedited_annotator_completion": SQUARES_PROMPT + "    \n    return sum(x * x for x in xs)\r\n",
-            "original_model_completion": SQUARES_PROMPT + "    return sum(xs) ** 2\n\n\n",
-            "refinement_edit_distance": 0.31,
-            "worker_id": None,
-        },
-        {
-            "task_id": 7002,
-            "prompt": EVEN_PROMPT,
-            "test": 'def check(candidate):\n\tassert candidate(4) == True, "candidate(4) == True"\n\tassert candidate(3) == False, "candidate(3) == False"',
-            "Feedback": "It returns True for odd numbers: the comparison is reversed.",
-            "completion": "\n    return helper(n) == 0",
-            "result": "passed",
-            "passed": True,
-            "unedited_annotator_completion": EVEN_PROMPT + "    return helper(n) == 0",
-            "original_model_completion": EVEN_PROMPT + "    return helper(n) == 1\n",
-            "refinement_edit_distance": 0.05,
-            "worker_id": "w17",
-        },
-    ]
-
-
-def write_rows(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
 
 def test_ilf_code_rows_become_samples_with_feedback_and_refinements(tmp_path: Path, sandbox: Sandbox) -> None:
-    path = write_rows(tmp_path / "annotations.jsonl", annotation_rows())
+    path = write_jsonl(tmp_path / "annotations.jsonl", ilf_code_rows())
     config = load_config(None, ["data.loader=ilf_code", f"data.path={path}"])
     data = load_split(config, "train")
     squares, even = data.samples
@@ -174,17 +125,17 @@ def test_ilf_code_rows_become_samples_with_feedback_and_refinements(tmp_path: Pa
     ],
 )
 def test_ilf_code_bad_rows_name_file_line_and_field(tmp_path: Path, change, field: str, problem: str) -> None:
-    rows = annotation_rows()
+    rows = ilf_code_rows()
     change(rows[1])
-    path = write_rows(tmp_path / "bad.jsonl", rows)
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(RecordError, match=re.escape(f"{path}:2: field '{field}': {problem}")):
         load_split(load_config(None, ["data.loader=ilf_code", f"data.path={path}"]), "train")
 
 
 def test_ilf_code_duplicate_task_ids_are_named(tmp_path: Path) -> None:
-    rows = annotation_rows()
+    rows = ilf_code_rows()
     rows[1]["task_id"] = 7001
-    path = write_rows(tmp_path / "dup.jsonl", rows)
+    path = write_jsonl(tmp_path / "dup.jsonl", rows)
     with pytest.raises(RecordError, match=rf"{path}:2: field 'task_id': duplicate id '7001' \(first on line 1\)"):
         load_split(load_config(None, ["data.loader=ilf_code", f"data.path={path}"]), "train")
 
@@ -247,9 +198,9 @@ def test_mbpp_sanitized_rows_find_the_function_inside_a_wrapper_call(sandbox: Sa
 
 
 def test_mbpp_reads_a_local_file_of_rows_and_names_bad_ones(tmp_path: Path) -> None:
-    path = write_rows(tmp_path / "mbpp.jsonl", [FULL_ROW, SANITIZED_ROW])
+    path = write_jsonl(tmp_path / "mbpp.jsonl", [FULL_ROW, SANITIZED_ROW])
     config = load_config(None, ["data.loader=mbpp", f"data.path={path}"])
     assert [s.id for s in load_split(config, "train").samples] == ["9001", "9002"]
-    bad = write_rows(tmp_path / "bad.jsonl", [FULL_ROW, {**FULL_ROW, "task_id": 9004, "test_list": ["assert area(1, 2) == 2"]}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [FULL_ROW, {**FULL_ROW, "task_id": 9004, "test_list": ["assert area(1, 2) == 2"]}])
     with pytest.raises(RecordError, match=rf"{bad}:2: field 'test_list': its first test calls no function that the code defines"):
         load_split(load_config(None, ["data.loader=mbpp", f"data.path={bad}"]), "train")
