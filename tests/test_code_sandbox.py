@@ -3,14 +3,17 @@ verdicts, limits, isolation, the cache."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from ilf.execution import sandbox as sandbox_module
 from ilf.execution.sandbox import ExecutionResult, Limits, Sandbox, SandboxUnavailable, build_program
@@ -266,3 +269,46 @@ def test_results_round_trip_through_their_dict() -> None:
     result = ExecutionResult(status="failed", error="AssertionError", line="assert f(1) == 2", isolation="bwrap", seconds=0.1)
     assert ExecutionResult.from_dict(result.to_dict()) == result
     assert ExecutionResult.from_dict(result.to_dict(), cached=True).cached
+
+
+UNPRIVILEGED_CHECK = """
+import json, os, sys
+from ilf.execution.sandbox import Limits, Sandbox, _uid_pids
+sandbox = Sandbox(Limits(timeout=3.0, processes=8), isolation="process")
+if not sandbox.plan.drop:
+    print(json.dumps({"skip": "this interpreter is not reachable by other users"}))
+    sys.exit(0)
+whoami = sandbox.run("import os\\nprint(os.getuid())\\n")
+bomb = sandbox.run(
+    "import os\\nchildren = 0\\ntry:\\n    while True:\\n        if os.fork() == 0:\\n            os.setsid()\\n"
+    "            os.execv('/bin/sleep', ['sleep', '300'])\\n        children += 1\\n"
+    "except OSError as err:\\n    raise AssertionError(f'forked {children}')\\n"
+)
+uid = int(whoami.stdout)
+etc = sandbox.run("open('/etc/ilf-sandbox-write-test', 'w')\\n")
+print(json.dumps({"uid": uid, "whoami": whoami.status, "bomb": bomb.error, "running": _uid_pids(uid, running_only=True), "etc": etc.error}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(), reason="needs root and a system Python")
+def test_without_bwrap_root_runs_programs_as_an_unprivileged_uid(tmp_path: Path) -> None:
+    # This suite's interpreter may sit where other users cannot go (a pyenv under /root); the
+    # system's Python can be reached, so the sandbox drops to an unprivileged uid even without
+    # bubblewrap. The sandbox needs nothing beyond the standard library, so that Python runs it.
+    script = tmp_path / "check.py"
+    script.write_text(UNPRIVILEGED_CHECK)
+    done = subprocess.run(
+        ["/usr/bin/python3", str(script)],
+        env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if "skip" in report:
+        pytest.skip(report["skip"])
+    assert report["whoami"] == "passed" and report["uid"] >= sandbox_module.DEFAULT_UID_BASE
+    assert report["bomb"].startswith("AssertionError: forked ") and int(report["bomb"].split()[-1]) < 8
+    assert report["running"] == [], "children in sessions of their own outlived the program"
+    assert report["etc"].startswith("PermissionError")

@@ -118,10 +118,7 @@ class ExecutionResult:
         """One line for people and refinement prompts: what failed, and where."""
         if self.passed:
             return "passed"
-        what = self.error or self.status
-        if self.status == "timeout":
-            what = self.error or "timed out"
-        text = what
+        text = self.error or self.status
         if self.line:
             text += f" at `{self.line}`"
         if self.test and self.test != self.line:
@@ -309,7 +306,10 @@ class Sandbox:
     def _probe(self, plan: _Plan) -> str | None:
         """Run a program that imports a module nothing else loads, so the interpreter's files are
         known to be readable after the uid drop; None when it passed, else what went wrong."""
-        result = self._launch("import ast\nassert ast.literal_eval('[1, 2]') == [1, 2]\n", plan, Limits(timeout=30.0))
+        try:
+            result = self._launch("import ast\nassert ast.literal_eval('[1, 2]') == [1, 2]\n", plan, Limits(timeout=30.0))
+        except OSError as err:
+            return str(err)
         if result.passed:
             return None
         return (result.stderr.strip().splitlines() or [result.summary()])[-1][:300]
@@ -322,6 +322,7 @@ class Sandbox:
         try:
             return self._launch(program, plan, self.limits)
         except OSError as err:
+            log.warning("sandbox: could not start a program: %s", err)
             return ExecutionResult(status="sandbox_error", error=f"could not start the program: {err}", isolation=plan.isolation)
 
     def _launch(self, program: str, plan: _Plan, limits: Limits) -> ExecutionResult:
@@ -513,7 +514,8 @@ def _bwrap_args(bwrap: str, hidden: list[tuple[Path, list[Path]]], root: bool, d
 @contextlib.contextmanager
 def _claim_uid(base: int) -> Any:
     """A uid no other program is running as: a lock file per uid, held while the program runs, so
-    the threads of this process and other ilf processes on the machine never share one."""
+    the threads of this process and other ilf processes on the machine never share one; a uid
+    that still has processes (exited, not yet reaped) is skipped."""
     folder = Path(tempfile.gettempdir()) / "ilf-sandbox-uids"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.stat().st_uid != os.geteuid():
@@ -525,6 +527,9 @@ def _claim_uid(base: int) -> Any:
         except BlockingIOError:
             handle.close()
             continue
+        if _uid_pids(uid):  # a killed program's children not yet reaped by init still count against RLIMIT_NPROC
+            handle.close()
+            continue
         try:
             yield uid
         finally:
@@ -533,13 +538,19 @@ def _claim_uid(base: int) -> Any:
     raise OSError(f"all {UID_SLOTS} sandbox uids from {base} are in use")
 
 
-def _uid_pids(uid: int) -> list[int]:
+def _uid_pids(uid: int, running_only: bool = False) -> list[int]:
+    """Processes of ``uid``; with ``running_only``, not those that have exited and wait to be reaped."""
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            with contextlib.suppress(FileNotFoundError):  # the process ended while we looked
-                if entry.stat().st_uid == uid:
-                    pids.append(int(entry.name))
+            try:
+                if entry.stat().st_uid != uid:
+                    continue
+                if running_only and Path(entry.path, "stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+                    continue
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the process ended while we looked
+            pids.append(int(entry.name))
     return pids
 
 
@@ -552,14 +563,17 @@ def _tasks_of(uid: int) -> int:
     return count
 
 
-def _kill_uid(uid: int) -> None:
-    for _ in range(3):
-        pids = _uid_pids(uid)
-        if not pids:
-            return
+def _kill_uid(uid: int, seconds: float = 2.0) -> None:
+    """Kill every process of ``uid`` and wait until none runs. Zombies stay until init reaps them."""
+    deadline = time.monotonic() + seconds
+    while pids := _uid_pids(uid, running_only=True):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            log.warning("sandbox: processes of uid %d survive SIGKILL: %s", uid, pids)
+            return
+        time.sleep(0.01)
 
 
 def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
