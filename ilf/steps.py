@@ -134,8 +134,21 @@ def select_refinements(
             )
         )
     selections = select(items, config, judge, task)
+    dropped = len(items) - len(selections)
+    if dropped:
+        log.warning(
+            "select: %d of %d samples have no acceptable candidate for %s and are left out of fine-tuning",
+            dropped,
+            len(items),
+            config.method,
+        )
     picked_first = sum(1 for s in selections if s.index == 0)
-    stats = {"selections": len(selections), "method": config.method, "picked_first_candidate": picked_first}
+    stats = {
+        "selections": len(selections),
+        "method": config.method,
+        "picked_first_candidate": picked_first,
+        "no_acceptable_candidate": dropped,
+    }
     return selections, stats
 
 

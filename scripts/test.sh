@@ -2,10 +2,12 @@
 # Create the environment, check lint and format (ruff), and run the test suite (what CI runs).
 # Extra arguments go to pytest.
 #
-# Besides the Python environment, the tests use two real components, installed here:
+# Besides the Python environment, the tests use three real components, installed here:
 #   - a Label Studio server, in a virtual environment of its own (`ilf labelstudio install`);
-#   - Debian's Chromium, driven by Playwright for the browser test.
-# If either cannot be installed the dependent tests skip with a loud banner; everything else runs.
+#   - Debian's Chromium, driven by Playwright for the browser test;
+#   - bubblewrap, the sandbox generated programs run in (read-only file system, no network).
+# If one cannot be installed the dependent tests skip with a loud banner; everything else runs
+# (without bubblewrap the sandbox falls back to plain limited subprocesses, and says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh test
@@ -22,6 +24,15 @@ if ! command -v chromium >/dev/null 2>&1; then
       || banner "CHROMIUM COULD NOT BE INSTALLED: the browser test will be skipped"
   else
     banner "CHROMIUM IS MISSING (apt-get install chromium as root): the browser test will be skipped"
+  fi
+fi
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+      || banner "BUBBLEWRAP COULD NOT BE INSTALLED: the sandbox isolation tests will be skipped"
+  else
+    banner "BUBBLEWRAP IS MISSING (apt-get install bubblewrap as root): the sandbox isolation tests will be skipped"
   fi
 fi
 

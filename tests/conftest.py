@@ -57,6 +57,52 @@ def slf5k_row(index: int, split: str = "train") -> dict:
     }
 
 
+SQUARES_PROMPT = (
+    '"""\nWrite a function to return the sum of the squares of a list of numbers.\n\n'
+    '>>> Example: sum_squares([1, 2]) = 5\n"""\n\nimport math\nSCALE = 1\ndef sum_squares(xs):\n'
+)
+EVEN_PROMPT = (
+    '"""\nWrite a python function to check whether a number is even.\n"""\n\ndef helper(n):\n    return n % 2\n\ndef is_even(n):\n'
+)
+
+
+def ilf_code_rows() -> list[dict]:
+    """Two rows in the ILF-for-code annotation layout: the critiqued program includes the prompt, the
+    refinement is the body only, text has Windows line endings, tests use tabs and approx."""
+    return [
+        {
+            "task_id": 7001,
+            "prompt": SQUARES_PROMPT,
+            "test": (
+                "from pytest import approx\n\ndef check(candidate):\n"
+                '\tassert candidate([1, 2]) ==approx( 5), "candidate([1, 2]) ==approx( 5)"\n'
+                '\tassert candidate([0.5]) ==approx( 0.25), "candidate([0.5]) ==approx( 0.25)"'
+            ),
+            "Feedback": "The code squares the sum instead of summing the squares.\r\nSquare each number first.",
+            "completion": "\n    \n    return sum(x * x for x in xs)\r\n",
+            "result": "passed",
+            "passed": True,
+            "unedited_annotator_completion": SQUARES_PROMPT + "    \n    return sum(x * x for x in xs)\r\n",
+            "original_model_completion": SQUARES_PROMPT + "    return sum(xs) ** 2\n\n\n",
+            "refinement_edit_distance": 0.31,
+            "worker_id": None,
+        },
+        {
+            "task_id": 7002,
+            "prompt": EVEN_PROMPT,
+            "test": 'def check(candidate):\n\tassert candidate(4) == True, "candidate(4) == True"\n\tassert candidate(3) == False, "candidate(3) == False"',
+            "Feedback": "It returns True for odd numbers: the comparison is reversed.",
+            "completion": "\n    return helper(n) == 0",
+            "result": "passed",
+            "passed": True,
+            "unedited_annotator_completion": EVEN_PROMPT + "    return helper(n) == 0",
+            "original_model_completion": EVEN_PROMPT + "    return helper(n) == 1\n",
+            "refinement_edit_distance": 0.05,
+            "worker_id": "w17",
+        },
+    ]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -29,11 +29,17 @@ def select(
     judge: ModelConfig,
     task: Any = None,
 ) -> list[Selection]:
-    """Score with ``config.method`` and each of ``config.also_score``; pick by ``config.method``."""
+    """Score with ``config.method`` and each of ``config.also_score``; pick by ``config.method``.
+
+    A sample whose best candidate scores below the picking selector's ``min_score`` gets no
+    selection: fewer selections than items come back, and the caller counts the difference."""
     names = list(dict.fromkeys([config.method, *config.also_score]))
     all_scores: dict[str, list[list[float]]] = {}
+    minimum = None
     for name in names:
         selector = build_selector(name, config, judge, task)
+        if name == config.method:
+            minimum = selector.min_score
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []
@@ -42,6 +48,8 @@ def select(
             Candidate(text=text, scores={name: all_scores[name][row][c] for name in names}) for c, text in enumerate(item.candidates)
         ]
         index = argmax(all_scores[config.method][row])
+        if minimum is not None and all_scores[config.method][row][index] < minimum:
+            continue
         selections.append(
             Selection(
                 sample_id=item.sample.id,

@@ -22,6 +22,9 @@ class Selector:
     so work can be shared across samples (each distinct text embedded once, judge prompts batched)."""
 
     name: str = "selector"
+    # Candidates scoring below this are unacceptable (a refinement that fails its tests): a sample
+    # whose best candidate is one gets no selection and is left out of fine-tuning. None: any pick.
+    min_score: float | None = None
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError

@@ -1,0 +1,92 @@
+"""Samples with unit tests as programs: what the code task, the execution feedback source, the
+unit_tests selector and the pass@k metric share.
+
+A code sample keeps its problem in ``inputs["prompt"]`` (text that ends after the function's
+signature and docstring), its tests in ``extra["test"]`` (code defining ``check(candidate)``)
+and the name of the function under test in ``extra["entry_point"]``. A completion is the
+function body that follows the prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Sequence
+
+from ilf.execution.sandbox import ExecutionResult, Sandbox, build_program
+from ilf.records import Sample
+
+PROMPT_KEY = "prompt"
+TEST_KEY = "test"
+ENTRY_POINT_KEY = "entry_point"
+
+_TOP_LEVEL_DEF = re.compile(r"^def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def last_top_level_def(source: str) -> str | None:
+    """The name of the last function defined at the top level of ``source``: the function a
+    prompt that ends after a signature asks for."""
+    names = _TOP_LEVEL_DEF.findall(source)
+    return names[-1] if names else None
+
+
+def has_tests(sample: Sample) -> bool:
+    return bool(sample.extra.get(TEST_KEY)) and bool(sample.extra.get(ENTRY_POINT_KEY)) and PROMPT_KEY in sample.inputs
+
+
+def program_for(sample: Sample, completion: str) -> str:
+    """The program that passes when ``completion`` passes the sample's tests."""
+    if not has_tests(sample):
+        raise ValueError(
+            f"sample {sample.id}: running its code needs inputs.{PROMPT_KEY}, extra.{TEST_KEY} and extra.{ENTRY_POINT_KEY} "
+            "(the humaneval, mbpp and ilf_code loaders give them)"
+        )
+    return build_program(sample.inputs[PROMPT_KEY], completion, sample.extra[TEST_KEY], sample.extra[ENTRY_POINT_KEY])
+
+
+def default_sandbox() -> Sandbox:
+    """The sandbox of a task that does not configure one: default limits, bubblewrap when present."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Sandbox()
+        return _default
+
+
+def sandbox_for(task: Any) -> Sandbox:
+    """The task's sandbox (the code task's options set its limits), else the default one."""
+    sandbox = getattr(task, "sandbox", None)
+    return sandbox if isinstance(sandbox, Sandbox) else default_sandbox()
+
+
+def run_completions(sandbox: Sandbox, pairs: Sequence[tuple[Sample, str]]) -> list[ExecutionResult]:
+    """Run each (sample, completion) against the sample's tests, in parallel; results in order."""
+    return sandbox.run_many([program_for(sample, completion) for sample, completion in pairs])
+
+
+def execution_feedback(result: ExecutionResult) -> str:
+    """Feedback an automatic critic gives: 'good', or what failed and in which test."""
+    return "good" if result.passed else f"The program fails: {result.summary()}"
+
+
+def result_record(result: ExecutionResult) -> dict[str, Any]:
+    """The part of a result worth keeping beside an output or a feedback record."""
+    return {"status": result.status, "error": result.error, "line": result.line, "test": result.test, "isolation": result.isolation}
+
+
+__all__ = [
+    "PROMPT_KEY",
+    "TEST_KEY",
+    "ENTRY_POINT_KEY",
+    "last_top_level_def",
+    "has_tests",
+    "program_for",
+    "default_sandbox",
+    "sandbox_for",
+    "run_completions",
+    "execution_feedback",
+    "result_record",
+]

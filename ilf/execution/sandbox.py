@@ -1,0 +1,584 @@
+"""Run generated programs against their unit tests, each in its own limited process.
+
+Every program runs in a fresh subprocess of this interpreter (``sys.executable``, so the
+packages installed here, ``pytest`` for ``pytest.approx`` among them, are importable) under:
+
+- a wall-clock limit: the process group is killed when it runs out, and ``RLIMIT_CPU`` backs it up;
+- ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE`` (file size)
+  and no core files;
+- a new session (``start_new_session``), so the whole process group can be killed at once;
+- a fresh working directory and ``$TMPDIR``, and an environment of a few fixed variables (the
+  parent's API keys and tokens are not passed on);
+- as root: an unprivileged uid of its own (``uid_base`` + a slot claimed with a lock file), since
+  the kernel never applies ``RLIMIT_NPROC`` to root and root may write any file;
+- with bubblewrap (``bwrap``) installed: a read-only view of the file system with a private
+  ``/tmp``, no network (a loopback of its own with nothing listening), its own pid and IPC
+  namespaces, no capabilities beyond the two needed to drop to the uid, and death with the parent.
+  Directories on the way to the interpreter that other users may not enter (``/root`` holding a
+  pyenv, say) are replaced by an empty directory holding only the interpreter, so the
+  unprivileged uid can start Python and sees nothing else there.
+
+Without bubblewrap, or where it cannot create namespaces (some containers), programs run as plain
+limited subprocesses; a loud warning says so once, and every result records which isolation ran.
+
+Threat model. This stops the accidents generated code makes: infinite loops, memory blow-ups,
+fork bombs, huge outputs, writes outside its temporary directory and, with bubblewrap, network
+access and signals to other processes. It does not stop a determined attacker: a kernel exploit,
+a bubblewrap bug, or a program that forges its own verdict (the harness runs in the program's
+process, so code written to fool it can; do not use pass/fail from here as a reward against an
+adversarial optimiser without a separate checker). Without bubblewrap a program can read every
+file its uid can read and can reach the network. For untrusted code from the internet use a
+VM-level sandbox (gVisor, Firecracker, a throwaway VM) around the whole job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import site
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from ilf.errors import IlfError
+from ilf.files import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+ISOLATIONS = ("auto", "bwrap", "process")
+STATUSES = ("passed", "failed", "timeout", "memory_error", "sandbox_error")
+DEFAULT_UID_BASE = 60100  # below systemd's dynamic users (61184-65519) and above Debian's ordinary ones
+UID_SLOTS = 1024
+OUTPUT_TAIL = 1000
+
+HARNESS = (Path(__file__).with_name("harness.py")).read_text(encoding="utf-8")
+HARNESS_VERSION = hashlib.sha256(HARNESS.encode()).hexdigest()[:16]
+
+
+class SandboxUnavailable(IlfError):
+    """The isolation the config asks for cannot run on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one program may use. ``timeout`` is wall-clock seconds for the whole program."""
+
+    timeout: float = 10.0
+    memory_mb: int = 1024
+    processes: int = 16
+    file_size_mb: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "memory_mb", "processes", "file_size_mb"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"sandbox limit {name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How one program ended.
+
+    ``error`` is the last line of the traceback (``AssertionError: ...``), ``line`` the program
+    statement that raised it, ``test`` the statement of ``check`` that was running when that
+    differs (the failing assertion when the error is inside the function under test).
+    """
+
+    status: str
+    error: str = ""
+    line: str = ""
+    test: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    isolation: str = ""
+    unprivileged: bool = False
+    cached: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def summary(self) -> str:
+        """One line for people and refinement prompts: what failed, and where."""
+        if self.passed:
+            return "passed"
+        text = self.error or self.status
+        if self.line:
+            text += f" at `{self.line}`"
+        if self.test and self.test != self.line:
+            text += f" in the test `{self.test}`"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "cached"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], cached: bool = False) -> ExecutionResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and k != "cached"}, cached=cached)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How programs are started on this machine, settled once by a probe."""
+
+    isolation: str  # "bwrap" or "process"
+    drop: bool  # run as an unprivileged uid (we are root)
+    bwrap_args: tuple[str, ...] = ()
+
+
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+_plans: dict[tuple[str, int], _Plan] = {}
+_plan_lock = threading.Lock()
+
+
+def _warn_once(key: str, message: str) -> None:
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    bar = "!" * 78
+    log.warning("\n%s\n%s\n%s", bar, message, bar)
+
+
+class Sandbox:
+    """Runs programs (source text that raises on failure) with limits, a worker pool and a cache.
+
+    ``isolation``: ``auto`` (bubblewrap when it works, else plain processes with a warning),
+    ``bwrap`` (fail if it cannot run) or ``process``. Verdicts are kept in memory for the life of
+    the sandbox and, with ``cache_dir``, on disk by the sha256 of (program, limits, isolation,
+    harness), so a program runs once; timeouts depend on the machine's load and are not written
+    to disk, sandbox errors are kept nowhere.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        isolation: str = "auto",
+        workers: int | None = None,
+        cache_dir: str | Path | None = None,
+        uid_base: int = DEFAULT_UID_BASE,
+    ) -> None:
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        self.limits = limits or Limits()
+        self.isolation = isolation
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.uid_base = uid_base
+        self.launched = 0  # programs actually started (cache hits excluded)
+        self._count_lock = threading.Lock()
+        self._memory: dict[str, ExecutionResult] = {}  # this process's verdicts: the select and evaluate stages share them
+
+    # ----- public ------------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> _Plan:
+        key = (self.isolation, self.uid_base)
+        with _plan_lock:
+            if key not in _plans:
+                _plans[key] = self._settle_plan()
+            return _plans[key]
+
+    def run(self, program: str) -> ExecutionResult:
+        return self.run_many([program])[0]
+
+    def run_many(self, programs: Sequence[str]) -> list[ExecutionResult]:
+        """Each program's result, in order; distinct uncached programs run in parallel."""
+        plan = self.plan
+        results: list[ExecutionResult | None] = [None] * len(programs)
+        pending: dict[str, list[int]] = {}
+        for index, program in enumerate(programs):
+            key = self.cache_key(program, plan)
+            cached = self._read_cache(key)
+            if cached is not None:
+                results[index] = cached
+            else:
+                pending.setdefault(key, []).append(index)
+        if pending:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(pending)), thread_name_prefix="sandbox") as pool:
+                futures = {key: pool.submit(self._run_one, programs[indices[0]], plan) for key, indices in pending.items()}
+                for key, future in futures.items():
+                    result = future.result()
+                    self._write_cache(key, result)
+                    for index in pending[key]:
+                        results[index] = result
+        return [r for r in results if r is not None]
+
+    def cache_key(self, program: str, plan: _Plan | None = None) -> str:
+        plan = plan or self.plan
+        payload = {
+            "harness": HARNESS_VERSION,
+            "program": program,
+            "limits": dataclasses.asdict(self.limits),
+            "isolation": plan.isolation,
+            "unprivileged": plan.drop,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    # ----- cache -------------------------------------------------------------------------------
+
+    def _cache_path(self, key: str) -> Path | None:
+        return self.cache_dir / key[:2] / f"{key}.json" if self.cache_dir is not None else None
+
+    def _read_cache(self, key: str) -> ExecutionResult | None:
+        if key in self._memory:
+            return dataclasses.replace(self._memory[key], cached=True)
+        path = self._cache_path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            return ExecutionResult.from_dict(json.loads(path.read_text(encoding="utf-8")), cached=True)
+        except (OSError, ValueError, TypeError) as err:
+            log.warning("sandbox cache: %s is unreadable (%s); running the program again", path, err)
+            return None
+
+    def _write_cache(self, key: str, result: ExecutionResult) -> None:
+        if result.status != "sandbox_error":
+            self._memory[key] = result
+        path = self._cache_path(key)
+        if path is not None and result.status not in ("timeout", "sandbox_error"):
+            atomic_write_json(path, result.to_dict())
+
+    # ----- settling how to run -----------------------------------------------------------------
+
+    def _settle_plan(self) -> _Plan:
+        root = os.geteuid() == 0
+        options: list[_Plan] = []
+        reasons: list[str] = []
+        if self.isolation in ("auto", "bwrap"):
+            bwrap = shutil.which("bwrap")
+            if bwrap is None:
+                reasons.append("bubblewrap (bwrap) is not installed")
+            else:
+                if root:
+                    hidden = _hidden_directories()
+                    if hidden is not None:
+                        options.append(_Plan("bwrap", True, tuple(_bwrap_args(bwrap, hidden, root=True, drop=True))))
+                options.append(_Plan("bwrap", False, tuple(_bwrap_args(bwrap, [], root=root, drop=False))))
+        if self.isolation in ("auto", "process"):
+            if root and _hidden_directories() == []:
+                options.append(_Plan("process", True))
+            options.append(_Plan("process", False))
+        for plan in options:
+            problem = self._probe(plan)
+            if problem is None:
+                self._warn_about(plan, root, reasons)
+                return plan
+            reasons.append(f"{plan.isolation}{' as an unprivileged uid' if plan.drop else ''} failed its probe: {problem}")
+        raise SandboxUnavailable(f"sandbox isolation {self.isolation!r} cannot run here: " + "; ".join(reasons))
+
+    def _warn_about(self, plan: _Plan, root: bool, reasons: list[str]) -> None:
+        if plan.isolation == "process" and self.isolation == "auto":
+            _warn_once(
+                "no-bwrap",
+                "SANDBOX WITHOUT BUBBLEWRAP: "
+                + "; ".join(reasons)
+                + ". Generated programs run as plain subprocesses with rlimits only: they can read files and reach "
+                "the network. Install bubblewrap (apt-get install bubblewrap) for a read-only, offline sandbox.",
+            )
+        if root and not plan.drop:
+            _warn_once(
+                "root",
+                "SANDBOX RUNS PROGRAMS AS ROOT: the interpreter is not reachable by an unprivileged uid, so the "
+                "process limit (RLIMIT_NPROC) does not apply and, without bubblewrap, programs may write any file.",
+            )
+        if importlib.util.find_spec("pytest") is None:
+            _warn_once("pytest", "pytest is not installed: programs whose tests use `from pytest import approx` will fail.")
+
+    def _probe(self, plan: _Plan) -> str | None:
+        """Run a program that imports a module nothing else loads, so the interpreter's files are
+        known to be readable after the uid drop; None when it passed, else what went wrong."""
+        try:
+            result = self._launch("import ast\nassert ast.literal_eval('[1, 2]') == [1, 2]\n", plan, Limits(timeout=30.0))
+        except OSError as err:
+            return str(err)
+        if result.passed:
+            return None
+        return (result.stderr.strip().splitlines() or [result.summary()])[-1][:300]
+
+    # ----- running one program -----------------------------------------------------------------
+
+    def _run_one(self, program: str, plan: _Plan) -> ExecutionResult:
+        with self._count_lock:
+            self.launched += 1
+        try:
+            return self._launch(program, plan, self.limits)
+        except OSError as err:
+            log.warning("sandbox: could not start a program: %s", err)
+            return ExecutionResult(status="sandbox_error", error=f"could not start the program: {err}", isolation=plan.isolation)
+
+    def _launch(self, program: str, plan: _Plan, limits: Limits) -> ExecutionResult:
+        with contextlib.ExitStack() as stack:
+            uid = stack.enter_context(_claim_uid(self.uid_base)) if plan.drop else None
+            files = {name: stack.enter_context(tempfile.TemporaryFile()) for name in ("source", "verdict", "trace", "stdout", "stderr")}
+            files["source"].write(program.encode("utf-8"))
+            files["source"].flush()
+            files["source"].seek(0)
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ilf-sandbox-", ignore_cleanup_errors=True)))
+            if uid is not None:
+                os.chown(workdir, uid, uid)
+            processes = limits.processes if uid is not None or os.geteuid() == 0 else _tasks_of(os.getuid()) + limits.processes
+            settings = {
+                "timeout": limits.timeout,
+                "memory_mb": limits.memory_mb,
+                "file_size_mb": limits.file_size_mb,
+                "processes": processes,
+                "uid": uid,
+                "trace_after": max(limits.timeout * 0.9, limits.timeout - 1.0),
+                "fds": [files[n].fileno() for n in ("source", "verdict", "trace")],
+            }
+            command = [sys.executable, "-I", "-c", HARNESS, json.dumps(settings)]
+            if plan.isolation == "bwrap":
+                command = [*plan.bwrap_args, "--", *command]
+            cwd = "/" if plan.isolation == "bwrap" else str(workdir)  # bwrap changes into its private /tmp
+            env = {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": "/tmp" if plan.isolation == "bwrap" else str(workdir),
+                "TMPDIR": "/tmp" if plan.isolation == "bwrap" else str(workdir),
+                "LANG": "C.UTF-8",
+                # Numerical libraries start a thread per core, which counts against RLIMIT_NPROC.
+                "OMP_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+            }
+            started = time.monotonic()
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=files["stdout"],
+                stderr=files["stderr"],
+                pass_fds=settings["fds"],
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            # Always: a program's background children must not outlive it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            seconds = time.monotonic() - started
+            if uid is not None and plan.isolation == "process":
+                _kill_uid(uid)  # children that left the process group (setsid) are still this uid's
+            return _classify(
+                program,
+                returncode=proc.returncode,
+                timed_out=timed_out,
+                limits=limits,
+                verdict=_read(files["verdict"]),
+                trace=_read(files["trace"]),
+                stdout=_read(files["stdout"]),
+                stderr=_read(files["stderr"]),
+                seconds=seconds,
+                plan=plan,
+            )
+
+
+def _read(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", errors="replace")
+
+
+_TRACE_FRAME = re.compile(r'File "program\.py", line (\d+) in (\S+)')
+
+
+def _classify(
+    program: str,
+    returncode: int,
+    timed_out: bool,
+    limits: Limits,
+    verdict: str,
+    trace: str,
+    stdout: str,
+    stderr: str,
+    seconds: float,
+    plan: _Plan,
+) -> ExecutionResult:
+    common = {
+        "stdout": stdout[-OUTPUT_TAIL:],
+        "stderr": stderr[-OUTPUT_TAIL:],
+        "seconds": round(seconds, 3),
+        "isolation": plan.isolation,
+        "unprivileged": plan.drop,
+    }
+    try:
+        report = json.loads(verdict) if verdict.strip() else None
+    except ValueError:
+        report = None  # something other than the harness wrote there
+    if isinstance(report, dict) and report.get("status") in STATUSES:
+        fields = {k: str(report.get(k) or "") for k in ("error", "line", "test")}
+        return ExecutionResult(status=report["status"], **fields, **common)
+
+    signum = -returncode if returncode < 0 else returncode - 128 if plan.isolation == "bwrap" and returncode > 128 else 0
+    if timed_out or signum == signal.SIGXCPU:
+        lines = program.splitlines()
+        frames = [(int(n), name) for n, name in _TRACE_FRAME.findall(trace)]  # most recent call first
+        line = lines[frames[0][0] - 1].strip() if frames and frames[0][0] <= len(lines) else ""
+        test = next((lines[n - 1].strip() for n, name in frames if name == "check" and n <= len(lines)), "")
+        why = f"timed out after {limits.timeout:g} s" if timed_out else "ran out of CPU time"
+        return ExecutionResult(status="timeout", error=why, line=line, test=test, **common)
+    if "MemoryError" in stderr:
+        return ExecutionResult(status="memory_error", error="MemoryError", **common)
+    if signum:
+        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+        return ExecutionResult(status="failed", error=f"killed by {name} before its tests finished", **common)
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    error = f"exited with code {returncode} before its tests finished" + (f" ({last[:200]})" if last else "")
+    return ExecutionResult(status="failed", error=error, **common)
+
+
+# ----- machine set-up --------------------------------------------------------------------------
+
+
+def _interpreter_paths() -> list[Path]:
+    """The directories this interpreter reads: its installation, its environment, its packages."""
+    paths = {Path(sys.executable).parent, Path(sys.executable).resolve().parent}
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        paths.add(Path(prefix))
+    for packages in site.getsitepackages():
+        paths.add(Path(packages))
+    spec = importlib.util.find_spec("pytest")
+    if spec is not None and spec.origin:
+        paths.add(Path(spec.origin).parent.parent)
+    return sorted({p.resolve() for p in paths if p.exists()})
+
+
+def _enterable_by_others(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IXOTH)
+
+
+def _hidden_directories() -> list[tuple[Path, list[Path]]] | None:
+    """Directories other users cannot enter on the way to the interpreter, each with the paths
+    inside it the interpreter needs: ``[]`` when all is reachable, None when a needed directory is
+    itself closed to others (nothing can be done then but run as root)."""
+    needs: dict[Path, list[Path]] = {}
+    for path in _interpreter_paths():
+        if not (_enterable_by_others(path) and path.stat().st_mode & stat.S_IROTH):
+            return None
+        blocked = next((a for a in reversed(path.parents) if not _enterable_by_others(a)), None)
+        if blocked is None:
+            continue
+        if blocked == Path("/"):
+            return None
+        needs.setdefault(blocked, []).append(path)
+    # An outer blocked directory hides the inner ones; a needed path inside another is bound with it.
+    outer = [d for d in needs if not any(o != d and o in d.parents for o in needs)]
+    hidden = []
+    for directory in sorted(outer):
+        inside = sorted(p for d, ps in needs.items() if d == directory or directory in d.parents for p in ps)
+        keep = [p for p in inside if not any(q != p and q in p.parents for q in inside)]
+        hidden.append((directory, keep))
+    return hidden
+
+
+def _bwrap_args(bwrap: str, hidden: list[tuple[Path, list[Path]]], root: bool, drop: bool) -> list[str]:
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp"]
+    made: set[Path] = set()
+    for directory, keep in hidden:
+        args += ["--perms", "0755", "--tmpfs", str(directory)]
+        for path in keep:
+            for step in reversed(path.parents):
+                if directory in step.parents and step not in made:
+                    args += ["--perms", "0755", "--dir", str(step)]
+                    made.add(step)
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", "/tmp"]
+    if root:
+        # bwrap started by root keeps every capability unless told otherwise.
+        args += ["--cap-drop", "ALL"] + (["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if drop else [])
+    return args
+
+
+@contextlib.contextmanager
+def _claim_uid(base: int) -> Any:
+    """A uid no other program is running as: a lock file per uid, held while the program runs, so
+    the threads of this process and other ilf processes on the machine never share one; a uid
+    that still has processes (exited, not yet reaped) is skipped."""
+    folder = Path(tempfile.gettempdir()) / "ilf-sandbox-uids"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.geteuid():
+        raise OSError(f"{folder} belongs to another user; remove it")
+    for uid in range(base, base + UID_SLOTS):
+        handle = open(folder / str(uid), "a")  # held open, and locked, while the uid is in use
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        if _uid_pids(uid):  # a killed program's children not yet reaped by init still count against RLIMIT_NPROC
+            handle.close()
+            continue
+        try:
+            yield uid
+        finally:
+            handle.close()
+        return
+    raise OSError(f"all {UID_SLOTS} sandbox uids from {base} are in use")
+
+
+def _uid_pids(uid: int, running_only: bool = False) -> list[int]:
+    """Processes of ``uid``; with ``running_only``, not those that have exited and wait to be reaped."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid != uid:
+                    continue
+                if running_only and Path(entry.path, "stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+                    continue
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # the process ended while we looked
+            pids.append(int(entry.name))
+    return pids
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes and threads of ``uid``: RLIMIT_NPROC counts them all, not only the program's."""
+    count = 0
+    for pid in _uid_pids(uid):
+        with contextlib.suppress(FileNotFoundError):
+            count += len(os.listdir(f"/proc/{pid}/task"))
+    return count
+
+
+def _kill_uid(uid: int, seconds: float = 2.0) -> None:
+    """Kill every process of ``uid`` and wait until none runs. Zombies stay until init reaps them."""
+    deadline = time.monotonic() + seconds
+    while pids := _uid_pids(uid, running_only=True):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            log.warning("sandbox: processes of uid %d survive SIGKILL: %s", uid, pids)
+            return
+        time.sleep(0.01)
+
+
+def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
+    """The program that passes when ``completion`` (the function body after ``prompt``) passes ``test``."""
+    return f"{prompt}{completion}\n\n\n{test}\n\n\ncheck({entry_point})\n"
+
+
+__all__ = ["Sandbox", "Limits", "ExecutionResult", "SandboxUnavailable", "build_program", "ISOLATIONS", "STATUSES"]

@@ -1,0 +1,43 @@
+"""Automatic feedback from running the code: each initial output is run against its sample's
+unit tests in the task's sandbox, and the critique says what failed ("The program fails:
+AssertionError at `assert candidate(2) == 4`"), or "good" when it passes. The feedback class is
+the verdict (passed, failed, timeout, memory_error) and the record keeps the result's details."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ilf.execution.programs import execution_feedback, result_record, run_completions, sandbox_for
+from ilf.feedback import FeedbackSource
+from ilf.records import Feedback, Output, read_records
+from ilf.registry import FEEDBACK_SOURCES
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+
+@FEEDBACK_SOURCES.register(
+    "execution",
+    help="Run each output against its sample's unit tests (sandboxed): the failing test and error as text, 'good' when it passes.",
+)
+class ExecutionFeedback(FeedbackSource):
+    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
+        return [run.config.feedback, run.config.task]  # the task's options set the sandbox's limits
+
+    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+        outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
+        samples = [s for s in run.samples() if s.id in outputs]
+        results = run_completions(sandbox_for(run.task), [(s, outputs[s.id]) for s in samples])
+        records = [
+            Feedback(
+                sample_id=sample.id,
+                text=execution_feedback(result),
+                output=outputs[sample.id],
+                annotator="unit tests",
+                source="execution",
+                feedback_class=result.status,
+                extra={"execution": result_record(result)},
+            )
+            for sample, result in zip(samples, results)
+        ]
+        return records, "the unit tests"

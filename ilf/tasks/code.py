@@ -1,0 +1,128 @@
+"""Code generation from language feedback (Chen et al. 2023, "Improving Code Generation by
+Training with Natural Language Feedback", arXiv 2303.16749).
+
+The prompt is the problem: its text and the function's signature (HumanEval's and the ILF/MBPP
+prompts end right after ``def ...:`` and the docstring). A completion is the body that follows
+it; generation is cut where the function ends. A refinement prompt shows the old program, the
+feedback on it and, when ``include_test_output`` is set, how it failed its tests, then repeats the
+prompt, so a refinement is again a body. The layout (OLD CODE / FEEDBACK / REFINEMENT) follows
+the paper's refinement prompts. Programs run in the sandbox of ``ilf.execution``; the task's
+options set its limits, and the execution feedback source, the unit_tests selector and the
+pass_at_k metric use the task's sandbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ilf.execution.programs import PROMPT_KEY, program_for, run_completions
+from ilf.execution.sandbox import ISOLATIONS, ExecutionResult, Limits, Sandbox
+from ilf.records import Sample
+from ilf.registry import TASKS
+from ilf.tasks.base import TemplateTask
+
+# Tokens and fences that end a model's answer in text it decodes past its end.
+END_MARKERS = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|EOT|>", "</s>", "<eos>", "<|file_separator|>")
+
+_JUDGE_CONTEXT = "OLD CODE:\n{prompt}{output}\n\nFEEDBACK:\n{feedback}\n\nNEW CODE:\n{prompt}{candidate}\n\n"
+
+
+def cut_at_end_markers(text: str) -> str:
+    for marker in END_MARKERS:
+        found = text.find(marker)
+        if found != -1:
+            text = text[:found]
+    return text
+
+
+def function_body(text: str) -> str:
+    """The body a generation continues the prompt with: up to the first line that starts a new
+    top-level statement (a non-indented, non-empty line: ``def``, ``class``, ``if __name__``,
+    ``print(``, a comment, a code fence) or an end-of-text marker. The first line counts as a
+    line of its own, as prompts end with a newline. '' when no body is left."""
+    kept = []
+    for line in cut_at_end_markers(text).splitlines():
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    body = "\n".join(kept).rstrip()
+    return body if body.strip() else ""
+
+
+@dataclass
+class CodeTask(TemplateTask):
+    initial_template: str = "{prompt}"
+    refine_template: str = "OLD CODE:\n{old_code}\n\nFEEDBACK:\n{feedback}{test_output}\n\nREFINEMENT:\n{prompt}"
+    refine_without_feedback_template: str = "OLD CODE:\n{old_code}{test_output}\n\nREFINEMENT:\n{prompt}"
+    include_test_output: bool = False
+    timeout: float = 10.0
+    memory_mb: int = 1024
+    processes: int = 16
+    isolation: str = "auto"
+    workers: int | None = None
+    cache_dir: str | None = None
+    stop_at_newline: bool = False
+    drop_unfinished_sentence: bool = False
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"task.options.isolation: expected one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        self.limits = Limits(timeout=self.timeout, memory_mb=self.memory_mb, processes=self.processes)
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.limits, isolation=self.isolation, workers=self.workers, cache_dir=self.cache_dir)
+        return self._sandbox
+
+    def program(self, sample: Sample, completion: str) -> str:
+        return program_for(sample, completion)
+
+    def run_tests(self, pairs: list[tuple[Sample, str]]) -> list[ExecutionResult]:
+        """Each (sample, completion) run against the sample's tests."""
+        return run_completions(self.sandbox, pairs)
+
+    def refine_prompt(self, sample: Sample, output: str, feedback: str | None) -> str:
+        old_code = sample.inputs.get(PROMPT_KEY, "") + output
+        test_output = ""
+        if self.include_test_output:
+            (result,) = self.run_tests([(sample, output)])
+            test_output = f"\n\nTEST RESULT:\n{result.summary()}"
+        template, name = (
+            (self.refine_template, "refine_template")
+            if feedback is not None
+            else (self.refine_without_feedback_template, "refine_without_feedback_template")
+        )
+        more: dict[str, Any] = {"old_code": old_code.rstrip(), "output": output, "test_output": test_output}
+        if feedback is not None:
+            more["feedback"] = feedback
+        return self._fill(template, name, sample, **more)
+
+    def judge_variants(self) -> list[tuple[str, str, str]]:
+        return [
+            (_JUDGE_CONTEXT + "Question: Does the new code fix what the feedback points out? Answer Yes or No.\nAnswer:", " Yes", " No"),
+            (_JUDGE_CONTEXT + "Statement: the new code does what the feedback asks. True or False?\nAnswer:", " True", " False"),
+            (_JUDGE_CONTEXT + "Question: Is the new code correct where the old code was wrong? Answer Yes or No.\nAnswer:", " Yes", " No"),
+        ]
+
+    def postprocess(self, text: str) -> str:
+        return function_body(text)
+
+    def fallback(self, text: str) -> str:
+        return cut_at_end_markers(text).rstrip()
+
+    def completion(self, text: str) -> str:
+        """The body as it follows the prompt: its indentation kept, leading blank lines dropped."""
+        lines = text.replace("\r\n", "\n").split("\n")
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        return "\n".join(lines).rstrip() + "\n"
+
+
+TASKS.register(
+    "code",
+    help="Python functions from a prompt ending in a signature (HumanEval, MBPP, ILF-for-code): bodies cut at the "
+    "function's end, refinement prompts with the old code and feedback; options set the sandbox's limits.",
+)(CodeTask.from_options)
