@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 from ilf.config import load_config
@@ -174,3 +175,16 @@ def test_ideal_tasks_carry_the_output_as_a_prediction_the_annotator_edits(ls_cli
     assert prediction.model_version == "demo round-2"
     assert prediction.result[0]["value"]["text"] == ["the model's summary"]
     assert prediction.result[0]["from_name"] == "ideal"
+
+
+def test_a_round_refuses_a_project_holding_other_outputs_of_its_samples(ls_client, project_title) -> None:
+    from ilf.feedback.labelstudio_round import _check_same_outputs
+    from ilf.labelstudio.client import LabelStudioError
+
+    samples = [Sample(id=f"o{i}", inputs={"post": f"post {i}"}) for i in range(2)]
+    earlier = [Output(sample_id=s.id, text=f"an earlier summary {i}", system="policy") for i, s in enumerate(samples)]
+    pushed = push(ls_client, project_title, "feedback", build_tasks("feedback", samples, earlier))
+    _check_same_outputs(ls_client, project_title, pushed.project_id, build_tasks("feedback", samples, earlier))
+    now = [Output(sample_id=s.id, text=f"this round's summary {i}", system="policy") for i, s in enumerate(samples)]
+    with pytest.raises(LabelStudioError, match=r"holds other outputs for 2 of this round's samples"):
+        _check_same_outputs(ls_client, project_title, pushed.project_id, build_tasks("feedback", samples, now))

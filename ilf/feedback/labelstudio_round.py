@@ -94,6 +94,8 @@ class LabelStudioRound(FeedbackSource):
         tasks = build_tasks("feedback", run.samples(), outputs, model_version=model_version(run))
         pushed = push(client, title, "feedback", tasks)
         log.info("project %r (id %d): %d tasks pushed, %d already there", title, pushed.project_id, pushed.imported, pushed.already_present)
+        if pushed.already_present:
+            _check_same_outputs(client, title, pushed.project_id, tasks)
         annotator = self._start_annotator(run, client, pushed.project_id)
         try:
             self._wait(run, client, title, pushed.project_id, len(tasks))
@@ -195,6 +197,20 @@ class LabelStudioRound(FeedbackSource):
         env = {**os.environ, "ILF_ANNOTATOR_TOKEN": account.token}
         log.info("simulated annotator %s starts on project %d", account.email, project_id)
         return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+
+def _check_same_outputs(client: LabelStudio, title: str, project_id: int, tasks: list[dict[str, Any]]) -> None:
+    """A project found on the server must hold this round's outputs: one left by another run of
+    the same name holds critiques of other texts, which must not be trained on."""
+    ours = {t["data"]["ilf_key"]: t["data"]["output"] for t in tasks}
+    theirs = {t["data"].get("ilf_key"): t["data"].get("output") for t in client.export_tasks(project_id)}
+    differ = [key for key, text in ours.items() if key in theirs and theirs[key] != text]
+    if differ:
+        raise LabelStudioError(
+            f"{client.url}: project {title!r} holds other outputs for {len(differ)} of this round's samples "
+            f"(first: {differ[0]!r}), left by another run of the same name: set labelstudio.project to a new title, "
+            "or delete that project"
+        )
 
 
 def _die_with_parent() -> None:
