@@ -23,6 +23,7 @@ from ilf.errors import IlfError
 log = logging.getLogger(__name__)
 
 TEMPLATES = ("feedback", "ideal", "pairwise", "ranking")
+TEMPLATES = (*TEMPLATES, "code_feedback")  # critiques of programs, shown highlighted with their test results
 DESCRIPTION_PREFIX = "Created by ilf; template: "
 T = TypeVar("T")
 
