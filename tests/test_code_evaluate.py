@@ -56,6 +56,13 @@ def test_a_file_of_outputs_is_scored_per_system_and_a_bad_reference_shows(tmp_pa
     assert systems["good"]["pass@1"] == 1.0 and systems["bad"]["pass@1"] == 0.5
     assert systems["bad"]["problems"] == 2 and systems["bad"]["n"] == 2
 
+    # Ten samples of every problem give pass@10 as well: 3 of 10 pass for double, none for halve.
+    many = [Output("double", "    return x + x\n" if i < 3 else "    return x + 2\n", system="sampled") for i in range(10)]
+    write_records(outputs, many + [Output("halve", "    return x // 2\n", system="sampled")] * 10)
+    assert main(["evaluate", "--samples", str(samples), "--outputs", str(outputs), "--out", str(out), *CODE]) == 0
+    sampled = json.loads(out.read_text())["systems"]["sampled"]
+    assert sampled["pass@1"] == pytest.approx(0.15) and sampled["pass@10"] == pytest.approx(0.5) and sampled["programs"] == 20
+
     assert main(["evaluate", "--samples", str(samples), "--outputs", "references", "--out", str(out), *CODE]) == 0
     assert json.loads(out.read_text())["systems"]["references"]["pass@1"] == 0.5  # halve's reference fails its test
 
