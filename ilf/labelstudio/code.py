@@ -1,26 +1,22 @@
 """Tasks of the ``code_feedback`` template: a program to critique, highlighted, with its test results.
 
 Label Studio's ``<Text>`` shows plain text, so the program travels as HTML for a ``<HyperText>``:
-the prompt and the completion, escaped, in a ``<pre><code>`` block whose tokens are wrapped in
-``<span class="tok-...">`` (keywords, strings, comments, numbers, names of definitions, builtins),
-coloured by the template's ``<Style>``. The highlighter is a tokenizer of its own: it never
-fails on broken code (a model's unfinished string or bracket), and needs no extra package.
+the prompt and the completion, escaped, in a ``<pre><code>`` block whose tokens Pygments wraps in
+``<span class="tok-...">`` (``tok-k`` keywords, ``tok-s2`` strings, ``tok-c1`` comments, ...),
+coloured by the template's ``<Style>``.
 
 The test results come from each output's ``extra["execution"]`` when the outputs were already
 scored (``ilf evaluate --outputs-out``, a run's ``eval_outputs.jsonl``), else from running the
 program in the sandbox when the tasks are built: passed or not, the error, and the assertion
-that failed. The problem (the prompt) is shown as it is, monospaced, above the program. The plain fields
-(``input_text``, ``output``, ``test_status``, ``test_error``, ``failing_test``)
-ride along for the Data Manager's columns and filters; the pull reads the ``feedback`` text area
-into Feedback records as for the ``feedback`` template.
+that failed. The problem (the prompt) is shown as it is, monospaced, above the program. The
+plain fields (``input_text``, ``output``, ``test_status``, ``test_error``, ``failing_test``) ride
+along for the Data Manager's columns and filters; the pull reads the ``feedback`` text area into
+Feedback records as for the ``feedback`` template.
 """
 
 from __future__ import annotations
 
-import builtins
 import html
-import keyword
-import re
 from collections import defaultdict
 from typing import Any
 
@@ -28,42 +24,17 @@ from ilf.execution.programs import PROMPT_KEY, has_tests, result_record, run_com
 from ilf.execution.sandbox import Sandbox
 from ilf.records import Output, Sample, format_inputs
 
-_TOKENS = re.compile(
-    r"""(?P<comment>\#[^\n]*)
-      | (?P<string>[rRbBuUfF]{0,2}(?:\"\"\"[\s\S]*?(?:\"\"\"|\Z)|'''[\s\S]*?(?:'''|\Z)|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?))
-      | (?P<number>\b(?:0[xXoObB][0-9a-fA-F_]+|\d[\d_]*(?:\.\d*)?(?:[eE][+-]?\d+)?j?)\b)
-      | (?P<name>[A-Za-z_]\w*)""",
-    re.VERBOSE,
-)
-KEYWORDS = frozenset(keyword.kwlist) | {"match", "case"}
-BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
-
 
 def highlight_python(source: str) -> str:
-    """``source`` as escaped HTML with its tokens in ``<span class="tok-KIND">`` (no ``<pre>``)."""
-    parts: list[str] = []
-    position = 0
-    define_next = False
-    for match in _TOKENS.finditer(source):
-        parts.append(html.escape(source[position : match.start()]))
-        kind, text = match.lastgroup, match.group()
-        if kind == "name":
-            if define_next:
-                kind = "def"
-            elif text in KEYWORDS:
-                kind = "keyword"
-            elif text in BUILTINS:
-                kind = "builtin"
-            else:
-                kind = None
-            define_next = text in ("def", "class")
-        else:
-            define_next = False
-        escaped = html.escape(text)
-        parts.append(f'<span class="tok-{kind}">{escaped}</span>' if kind else escaped)
-        position = match.end()
-    parts.append(html.escape(source[position:]))
-    return "".join(parts)
+    """``source`` as escaped HTML, its tokens in Pygments' ``<span class="tok-...">`` (no ``<pre>``).
+
+    Pygments' lexer never fails on broken code (a model's unfinished string or bracket), and the
+    leading and trailing newlines are kept, so the block shows the program as it runs."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    return highlight(source, PythonLexer(stripnl=False, ensurenl=False), HtmlFormatter(nowrap=True, classprefix="tok-"))
 
 
 def code_block(source: str) -> str:
