@@ -36,8 +36,8 @@ def test_the_code_study_runs_every_method_and_reports_pass_at_1(tmp_path: Path) 
     assert {f["source"] for f in _jsonl(execution / "feedback.jsonl")} == {"execution"}
     assert "code.refinement_pass_rate" in rows["ilf"] and "code.refinement_pass_rate" in rows["ilf_execution"]
     # A random tiny model writes no passing refinement: ILF has nothing to train on and keeps the policy, saying so.
-    if rows["ilf"]["code.targets"] == 0:
-        assert json.loads((ilf / "model" / "train_metrics.json").read_text())["pairs"] == 0
+    assert rows["ilf"]["code.targets"] == rows["ilf"]["code.selected"] == 0
+    assert json.loads((ilf / "model" / "train_metrics.json").read_text()) == {"pairs": 0, "steps": 0, "train_loss": None}
     # Each held-out program's verdict is kept beside it; the training problems are not among the held-out ones.
     evaluated = read_records(ilf / "eval_outputs.jsonl", Output)
     assert len(evaluated) == 4 and all(o.extra["execution"]["status"] for o in evaluated)
