@@ -164,22 +164,57 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ilf import steps
-
     config = _config(args)
-    model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
-    samples = read_records(args.samples, Sample)
-    outputs, metrics = steps.evaluation_outputs(model, samples, get_task(config.task), config.evaluation.sampling, config.seed, args.system)
+    task = get_task(config.task)
+    if args.samples:
+        samples = read_records(args.samples, Sample)
+    else:
+        from ilf.data import load_eval
+
+        samples = load_eval(config).samples
+    if args.outputs and args.model:
+        raise ValueError("--outputs scores outputs that exist; --model generates new ones: pass one of them")
+    if args.outputs:
+        by_system = _outputs_to_score(args.outputs, samples, task)
+    else:
+        from ilf import steps
+
+        model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
+        outputs, info = steps.evaluation_outputs(model, samples, task, config.evaluation.sampling, config.seed, args.system)
+        by_system = {args.system: (outputs, info)}
     scorers = get_metrics(config.evaluation.metrics)
-    for metric in scorers:
-        metrics.update(metric.score_outputs(None, samples, outputs))
+    systems: dict[str, dict] = {}
+    for system, (outputs, info) in by_system.items():
+        metrics = dict(info)
+        for metric in scorers:
+            metrics.update(metric.score_outputs(None, samples, outputs))
+        systems[system] = metrics
     columns = tuple(dict.fromkeys(k for m in scorers for k in m.columns)) or ("mean_words",)
-    table = format_table({args.system: metrics}, columns=columns)
-    atomic_write_json(args.out, {"systems": {args.system: metrics}, "table": table})
+    table = format_table(systems, columns=columns)
+    atomic_write_json(args.out, {"systems": systems, "table": table})
     if args.outputs_out:
-        write_records(args.outputs_out, outputs)
+        write_records(args.outputs_out, [o for outputs, _ in by_system.values() for o in outputs])
     print(table)
     return 0
+
+
+def _outputs_to_score(source: str, samples: list[Sample], task: object) -> dict[str, tuple[list[Output], dict]]:
+    """The outputs ``ilf evaluate --outputs`` scores, by system: a file's records (one table row
+    per system in it, in the samples' order), or ``references``: each sample's first reference."""
+    if source == "references":
+        outputs = [Output(sample_id=s.id, text=s.references[0], system="references") for s in samples if s.references]
+        if not outputs:
+            raise ValueError("--outputs references: none of the samples has a reference")
+        return {"references": (outputs, {"n": len(outputs), "samples_without_reference": len(samples) - len(outputs)})}
+    ids = {s.id for s in samples}
+    records = read_records(source, Output)
+    unknown = sorted({o.sample_id for o in records if o.sample_id not in ids})
+    if unknown:
+        raise ValueError(f"{source}: {len(unknown)} outputs are for samples not in the evaluation samples (first: {unknown[0]!r})")
+    grouped: dict[str, list[Output]] = {}
+    for output in records:
+        grouped.setdefault(output.system, []).append(output)
+    return {system: (outputs, {"n": len(outputs), "problems": len({o.sample_id for o in outputs})}) for system, outputs in grouped.items()}
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -371,12 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="Generate on held-out samples and score ROUGE against references.")
-    p.add_argument("--samples", required=True, help="Held-out samples JSONL with references.")
+    p = sub.add_parser(
+        "evaluate",
+        help="Score a model's outputs on held-out samples, or score outputs from a file, or the references.",
+        description="Generate with a model (the config's policy or --model) and score the outputs with evaluation.metrics; "
+        "or, with --outputs, score outputs that already exist, with no model: an outputs JSONL (one row per system in "
+        "it), or 'references' (each sample's first reference: the sanity check of a dataset and its metrics, e.g. "
+        "HumanEval's canonical solutions must give pass@1 = 1.0).",
+    )
+    p.add_argument("--samples", help="Held-out samples JSONL (default: the config's evaluation split, data.eval_*).")
     p.add_argument("--model", help="Model path or hub id (default: the config's policy).")
-    p.add_argument("--system", default="model", help="Name of this system in the table.")
+    p.add_argument(
+        "--outputs", metavar="FILE|references", help="Score these outputs instead of generating: an outputs JSONL, or 'references'."
+    )
+    p.add_argument("--system", default="model", help="Name of the generating system in the table.")
     p.add_argument("--out", required=True, help="metrics.json to write.")
-    p.add_argument("--outputs-out", help="Also write the generated outputs here (JSONL).")
+    p.add_argument("--outputs-out", help="Also write the scored outputs here (JSONL; pass@k adds each program's verdict).")
     _add_config_args(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -137,6 +137,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
+    from ilf.labelstudio.client import TEMPLATES
+
     parser = sub.add_parser(
         "labelstudio",
         help="Collect feedback, comparisons and rankings with Label Studio.",
@@ -170,7 +172,7 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("push", help="Send samples and outputs as tasks; pushing again imports only new ones.")
     p.add_argument("samples", help="Samples JSONL (e.g. a run's samples.jsonl or eval_samples.jsonl).")
     p.add_argument("--project", required=True, help="Project title; created if missing.")
-    p.add_argument("--template", required=True, choices=("feedback", "ideal", "pairwise", "ranking"), help="Label config.")
+    p.add_argument("--template", required=True, choices=TEMPLATES, help="Label config.")
     p.add_argument("--outputs", help="Outputs JSONL (e.g. outputs.jsonl, eval_outputs.jsonl); default each sample's initial output.")
     p.add_argument("--systems", help="Comma-separated systems of --outputs to include (pairwise takes the first two).")
     p.add_argument("--batch-size", type=int, default=1000, help="Tasks per import request.")
@@ -185,7 +187,7 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("pull", help="Export annotations as records; pulling again adds only new ones.")
     p.add_argument("--project", required=True, help="Project title.")
     p.add_argument("--out", required=True, help="Records JSONL: feedback, outputs (ideal) or comparisons.")
-    p.add_argument("--template", choices=("feedback", "ideal", "pairwise", "ranking"), help="Only for projects not created by ilf.")
+    p.add_argument("--template", choices=TEMPLATES, help="Only for projects not created by ilf.")
     p.add_argument("--reference", help="Ranking projects: report win rates against this system (e.g. reference).")
     p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here.")
     connection_args(p)

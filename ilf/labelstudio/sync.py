@@ -22,7 +22,7 @@ from ilf.records import Comparison, Feedback, Output, Sample, format_inputs, rea
 
 log = logging.getLogger(__name__)
 
-RECORD_TYPES = {"feedback": Feedback, "ideal": Output, "pairwise": Comparison, "ranking": Comparison}
+RECORD_TYPES = {"feedback": Feedback, "ideal": Output, "pairwise": Comparison, "ranking": Comparison, "code_feedback": Feedback}
 
 
 # ----- tasks -------------------------------------------------------------------------------------
@@ -55,6 +55,10 @@ def build_tasks(
     output as a prediction of that model: in ``ideal`` it fills the editor, so the annotator edits
     the model's text instead of retyping it; in ``feedback`` it records which policy wrote what
     the annotator reads (a column and filter in the Data Manager)."""
+    if template == "code_feedback":  # a program highlighted, with its test results from the sandbox
+        from ilf.labelstudio.code import code_feedback_tasks
+
+        return code_feedback_tasks(samples, outputs, systems, model_version)
     by_sample = _outputs_by_sample(samples, outputs)
     tasks = []
     for sample in samples:
@@ -198,8 +202,8 @@ def records_from_export(
             source = f"labelstudio:{project}"
             extra = _provenance(task, annotation, project)
             lead = annotation.get("lead_time")
-            if template in ("feedback", "ideal"):
-                name = "feedback" if template == "feedback" else "ideal"
+            if template in ("feedback", "ideal", "code_feedback"):
+                name = "ideal" if template == "ideal" else "feedback"
                 texts = [t for r in _results(annotation, "textarea", name) for t in r.get("value", {}).get("text", [])]
                 text = "\n".join(t.strip() for t in texts if t and t.strip())
                 if not text:

@@ -7,7 +7,8 @@ evaluate stage writes one per held-out sample (greedy by default), which gives p
 that samples N per prompt plugs in here unchanged and gets pass@10 once N >= 10. Each output's
 verdict is written beside it in the evaluation outputs (``extra.execution``: status, error, the
 failing line and test). ``score_round`` reports what the round's programs did: initial outputs,
-refinements, and the selected refinements that passed.
+refinements, and the selected refinements that passed, and how many of the method's training
+targets pass (``code.targets_pass_rate``: 1.0 for the references of a sound dataset).
 """
 
 from __future__ import annotations
@@ -71,12 +72,13 @@ class PassAtK(Metric):
         return metrics
 
     def score_round(self, run: Pipeline) -> dict[str, Any]:
+        result = self._targets(run)
         if "refine" not in run.stages or not run.paths.refinements.exists():
-            return {}
+            return result
         samples = {s.id: s for s in run.samples() if has_tests(s)}
         records = [r for r in read_records(run.paths.refinements, Refinements) if r.sample_id in samples]
         if not records:
-            return {}
+            return result
         sandbox = sandbox_for(run.task)
         initial = run_completions(sandbox, [(samples[r.sample_id], r.output or "") for r in records])
         candidates = run_completions(sandbox, [(samples[r.sample_id], c.text) for r in records for c in r.candidates])
@@ -84,7 +86,7 @@ class PassAtK(Metric):
         for r in records:
             any_passing.append(any(x.passed for x in candidates[start : start + len(r.candidates)]))
             start += len(r.candidates)
-        result = {
+        result |= {
             "code.initial_pass_rate": _rate(initial),
             "code.refinement_pass_rate": _rate(candidates),
             "code.samples_with_a_passing_refinement": sum(any_passing) / len(records),
@@ -95,6 +97,21 @@ class PassAtK(Metric):
             result["code.selected"] = len(chosen)
             if picked:
                 result["code.selected_pass_rate"] = _rate(picked)
+        return result
+
+    def _targets(self, run: Pipeline) -> dict[str, Any]:
+        """What the method trains on, run against the tests: ``code.targets`` of the training
+        samples have a target, ``code.targets_pass_rate`` of those pass (the references should all pass)."""
+        if not run.method.trains:
+            return {}
+        targets = run.method.targets(run)
+        if targets is None:
+            return {}
+        samples = [s for s in run.training_samples() if has_tests(s)]
+        pairs = [(s, targets[s.id]) for s in samples if targets.get(s.id, "").strip()]
+        result: dict[str, Any] = {"code.targets": len(pairs)}
+        if pairs:
+            result["code.targets_pass_rate"] = _rate(run_completions(sandbox_for(run.task), pairs))
         return result
 
 
