@@ -19,7 +19,7 @@ from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: 
 from ilf.errors import IlfError  # noqa: E402
 from ilf.evaluation import format_table  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
-from ilf.metrics import get_metrics  # noqa: E402
+from ilf.metrics import get_metrics, score_system  # noqa: E402
 from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
 from ilf.registry import ALL  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
@@ -180,15 +180,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from ilf import steps
 
         model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
-        outputs, info = steps.evaluation_outputs(model, samples, task, config.evaluation.sampling, config.seed, args.system)
+        outputs, info = steps.evaluation_outputs(
+            model, samples, task, config.evaluation.sampling, config.seed, args.system, num_samples=config.evaluation.num_samples
+        )
         by_system = {args.system: (outputs, info)}
     scorers = get_metrics(config.evaluation.metrics)
     systems: dict[str, dict] = {}
     for system, (outputs, info) in by_system.items():
-        metrics = dict(info)
-        for metric in scorers:
-            metrics.update(metric.score_outputs(None, samples, outputs))
-        systems[system] = metrics
+        systems[system] = {**info, **score_system(scorers, None, samples, outputs)}
     columns = tuple(dict.fromkeys(k for m in scorers for k in m.columns)) or ("mean_words",)
     table = format_table(systems, columns=columns)
     atomic_write_json(args.out, {"systems": systems, "table": table})

@@ -192,6 +192,11 @@ class EvaluationConfig:
         factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
     )
     include_base: bool = option(True, "Also evaluate the policy before fine-tuning, for the delta.")
+    num_samples: int = option(
+        1,
+        "Outputs per held-out sample (pass@k needs at least k; sample with max_resamples 0 so duplicates stay, "
+        "or the estimate is biased). Metrics that read one output per sample read the first.",
+    )
     metrics: list[str] = option(
         help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
     )

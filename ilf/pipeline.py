@@ -40,7 +40,7 @@ from ilf.evaluation import format_table
 from ilf.feedback import get_source
 from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text, files_digest
 from ilf.methods import Method, get_method
-from ilf.metrics import get_metrics
+from ilf.metrics import get_metrics, score_system
 from ilf.models import ModelLoadError
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
 from ilf.tasks import get_task
@@ -234,8 +234,7 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     all_outputs: list[Output] = []
     for system, model in systems.items():
         outputs, metrics = run.method.generate(run, model, samples, system, run.paths.journal("evaluate", fp, f"-{system}"))
-        for metric in run.metrics:
-            metrics.update(metric.score_outputs(run, samples, outputs))
+        metrics.update(score_system(run.metrics, run, samples, outputs))
         all_outputs.extend(outputs)
         table[system] = metrics
     round_metrics: dict[str, Any] = {}

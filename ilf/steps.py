@@ -160,10 +160,11 @@ def evaluation_outputs(
     seed: int,
     system: str,
     journal: Journal | None = None,
+    num_samples: int = 1,
 ) -> tuple[list[Output], dict[str, Any]]:
-    """One output per held-out sample; the metrics (``evaluation.metrics``) score them after."""
+    """``num_samples`` outputs per held-out sample; the metrics (``evaluation.metrics``) score them after."""
     result = generate_resumable(
-        model, task, [task.initial_prompt(s) for s in samples], 1, sampling, seed, journal, desc=f"evaluate {system}"
+        model, task, [task.initial_prompt(s) for s in samples], num_samples, sampling, seed, journal, desc=f"evaluate {system}"
     )
-    outputs = [Output(sample_id=s.id, text=texts[0], system=system) for s, texts in zip(samples, result.texts)]
+    outputs = [Output(sample_id=s.id, text=text, system=system) for s, texts in zip(samples, result.texts) for text in texts]
     return outputs, {"n": len(outputs), "generation": result.stats}

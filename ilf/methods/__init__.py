@@ -60,7 +60,9 @@ class Method:
     def generate(
         self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
-        return evaluation_outputs(model, samples, run.task, run.config.evaluation.sampling, run.config.seed, system, journal)
+        return evaluation_outputs(
+            model, samples, run.task, run.config.evaluation.sampling, run.config.seed, system, journal, run.config.evaluation.num_samples
+        )
 
 
 def get_method(name: str) -> Method:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 class Metric:
     columns: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    # False: ``score_outputs`` gets one output per sample, in the samples' order (the first, when
+    # evaluation.num_samples > 1); True: every output, so it can estimate pass@k, say.
+    every_output: bool = False
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         """Scores of one system's outputs for ``samples`` (same order); ``<key>_sem`` for errors."""
@@ -32,8 +35,20 @@ class Metric:
         return {}
 
 
+def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+    """Every metric's scores of one system's outputs."""
+    first: dict[str, Output] = {}
+    for output in outputs:
+        first.setdefault(output.sample_id, output)
+    one_each = [first[s.id] for s in samples if s.id in first]
+    scores: dict[str, Any] = {}
+    for metric in metrics:
+        scores.update(metric.score_outputs(run, samples, outputs if metric.every_output else one_each))
+    return scores
+
+
 def get_metrics(names: list[str]) -> list[Metric]:
     return [METRICS.get(name)() for name in dict.fromkeys(names)]
 
 
-__all__ = ["Metric", "get_metrics"]
+__all__ = ["Metric", "get_metrics", "score_system"]

@@ -55,6 +55,7 @@ def pass_at_ks(counts: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> dict[
 )
 class PassAtK(Metric):
     columns = ("pass@1", "pass@10")
+    every_output = True
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         by_id = {s.id: s for s in samples}
