@@ -266,3 +266,21 @@ def test_training_on_references_is_fingerprinted_by_its_data(tmp_path: Path) -> 
     first = Pipeline(config, tmp_path / "a").fingerprints()
     other_world = Pipeline(load_config(OFFLINE, ["method=sft_reference", "data.limit=50"]), tmp_path / "b").fingerprints()
     assert first["data"] != other_world["data"] and first["finetune"] != other_world["finetune"]
+
+
+def test_metrics_get_one_output_per_sample_unless_they_ask_for_every_one() -> None:
+    from ilf.metrics import Metric, score_system
+    from ilf.records import Output, Sample
+
+    class Seen(Metric):
+        def __init__(self, every: bool) -> None:
+            self.every_output = every
+
+        def score_outputs(self, run, samples, outputs):
+            return {f"seen_{self.every_output}": [o.text for o in outputs]}
+
+    samples = [Sample(id="a", inputs={"x": "1"}), Sample(id="b", inputs={"x": "2"})]
+    outputs = [Output(sample_id=s, text=f"{s}{i}", system="p") for s in ("b", "a") for i in range(3)]
+    scores = score_system([Seen(False), Seen(True)], None, samples, outputs)
+    assert scores["seen_False"] == ["a0", "b0"]  # the first of each, in the samples' order
+    assert scores["seen_True"] == [o.text for o in outputs]
