@@ -22,7 +22,7 @@ from ilf.errors import IlfError
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = ("feedback", "ideal", "pairwise", "ranking")
+TEMPLATES = ("feedback", "ideal", "pairwise", "ranking", "select")
 DESCRIPTION_PREFIX = "Created by ilf; template: "
 T = TypeVar("T")
 
