@@ -121,3 +121,35 @@ def test_push_into_a_project_holding_too_many_tasks_fails_with_a_clear_message(l
     message = str(raised.value)
     assert f"project {project_title!r}" in message and "already holds 4 tasks" in message and "project per round" in message
     assert push(ls_client, project_title, "feedback", tasks, max_project_tasks=None).already_present == 4
+
+
+def test_cli_pushes_select_tasks_from_a_refinements_file_and_reports_a_full_project(label_studio, project_title, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from ilf.records import write_records
+
+    write_records(tmp_path / "samples.jsonl", SAMPLES)
+    write_records(tmp_path / "refinements.jsonl", REFINEMENTS)
+    env = {**os.environ, "LABEL_STUDIO_URL": label_studio["url"], "LABEL_STUDIO_API_KEY": label_studio["creds"].token}
+    push_args = [sys.executable, "-m", "ilf", "labelstudio", "push", str(tmp_path / "samples.jsonl"), "--project", project_title]
+    done = subprocess.run(
+        [*push_args, "--template", "select", "--refinements", str(tmp_path / "refinements.jsonl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "imported 4 tasks, 0 already there" in done.stdout
+    full = subprocess.run(
+        [*push_args, "--template", "select", "--refinements", str(tmp_path / "refinements.jsonl"), "--max-project-tasks", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert full.returncode == 2
+    (line,) = full.stderr.strip().splitlines()  # one line, no traceback
+    assert f"project {project_title!r}" in line and "already holds 4 tasks, more than the 2" in line
