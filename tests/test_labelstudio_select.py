@@ -153,3 +153,43 @@ def test_cli_pushes_select_tasks_from_a_refinements_file_and_reports_a_full_proj
     assert full.returncode == 2
     (line,) = full.stderr.strip().splitlines()  # one line, no traceback
     assert f"project {project_title!r}" in line and "already holds 4 tasks, more than the 2" in line
+
+
+@pytest.mark.slow
+def test_a_small_run_selects_with_peoples_picks_and_an_automatic_selector(
+    label_studio, ls_client, project_title, tmp_path, monkeypatch
+) -> None:
+    import json
+
+    from conftest import REPO, slf5k_row, small_run_overrides, write_jsonl
+
+    from ilf.cli import main
+
+    data = write_jsonl(tmp_path / "data" / "train.jsonl", [slf5k_row(i) for i in range(4)])
+    write_jsonl(tmp_path / "data" / "test.jsonl", [slf5k_row(i, "test") for i in range(2)])
+    run_dir = tmp_path / "run"
+    config = str(REPO / "experiments" / "offline.yaml")
+    sets = [a for o in small_run_overrides(data.parent, limit=4, eval_limit=2) for a in ("--set", o)]
+    assert main(["run", config, "--run-dir", str(run_dir), *sets, "--until", "refine"]) == 0
+    refinements = read_records(run_dir / "refinements.jsonl", Refinements)
+    samples = read_records(run_dir / "samples.jsonl", Sample)
+    assert len(refinements) == 4 and all(len(r.candidates) == 3 for r in refinements)
+
+    pushed = push(ls_client, project_title, "select", build_tasks("select", samples, refinements=refinements))
+    tasks = {t["data"]["sample_id"]: t for t in ls_client.export_tasks(pushed.project_id)}
+    first, second = refinements[0].sample_id, refinements[1].sample_id
+    ls_client.sdk.annotations.create(id=tasks[first]["id"], result=[pick("Candidate 3")])
+    ls_client.sdk.annotations.create(id=tasks[second]["id"], result=[pick(NONE_OF_THEM)])
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio["url"])
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio["creds"].token)
+    select_sets = ["--set", "selection.method=labelstudio", "--set", f"selection.labelstudio_project={project_title}"]
+    select_sets += ["--set", "selection.also_score=[random]"]
+    assert main(["run", config, "--run-dir", str(run_dir), *sets, *select_sets, "--until", "select"]) == 0
+    selected = {s.sample_id: s for s in read_records(run_dir / "selected.jsonl", Selection)}
+    assert set(selected) == {r.sample_id for r in refinements} - {second}  # "none of them": left out of fine-tuning
+    assert (selected[first].index, selected[first].text) == (2, refinements[0].candidates[2].text)
+    assert selected[first].extra["picked_by"] == "human"
+    assert [selected[r.sample_id].extra["picked_by"] for r in refinements[2:]] == ["automatic", "automatic"]
+    stats = json.loads((run_dir / ".ilf" / "stages" / "select.json").read_text())["summary"]
+    assert (stats["picked_by_human"], stats["picked_automatically"], stats["no_acceptable_candidate"]) == (1, 2, 1)
