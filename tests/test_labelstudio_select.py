@@ -193,3 +193,17 @@ def test_a_small_run_selects_with_peoples_picks_and_an_automatic_selector(
     assert [selected[r.sample_id].extra["picked_by"] for r in refinements[2:]] == ["automatic", "automatic"]
     stats = json.loads((run_dir / ".ilf" / "stages" / "select.json").read_text())["summary"]
     assert (stats["picked_by_human"], stats["picked_automatically"], stats["no_acceptable_candidate"]) == (1, 2, 1)
+    finished = json.loads((run_dir / ".ilf" / "stages" / "select.json").read_text())["finished"]
+
+    assert main(["run", config, "--run-dir", str(run_dir), *sets, *select_sets, "--until", "select"]) == 0  # no new picks
+    assert json.loads((run_dir / ".ilf" / "stages" / "select.json").read_text())["finished"] == finished
+
+    third = refinements[2].sample_id  # a new pick reruns the select stage, and only it
+    ls_client.sdk.annotations.create(id=tasks[third]["id"], result=[pick("Candidate 1"), edited("Fixed by hand.")])
+    refine_marker = json.loads((run_dir / ".ilf" / "stages" / "refine.json").read_text())["finished"]
+    assert main(["run", config, "--run-dir", str(run_dir), *sets, *select_sets, "--until", "select"]) == 0
+    assert json.loads((run_dir / ".ilf" / "stages" / "refine.json").read_text())["finished"] == refine_marker
+    stats = json.loads((run_dir / ".ilf" / "stages" / "select.json").read_text())["summary"]
+    assert (stats["picked_by_human"], stats["picked_automatically"], stats["human_edited"]) == (2, 1, 1)
+    selected = {s.sample_id: s for s in read_records(run_dir / "selected.jsonl", Selection)}
+    assert (selected[third].index, selected[third].text, selected[third].extra["edited"]) == (0, "Fixed by hand.", True)

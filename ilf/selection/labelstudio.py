@@ -14,8 +14,10 @@ the select stage counts both.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from ilf.config import ModelConfig, SelectionConfig
@@ -30,6 +32,7 @@ from ilf.selection.unit_tests import rank_fractions
 
 log = logging.getLogger(__name__)
 
+PICKS_FILE = "labelstudio_picks.json"
 HUMAN = 2.0  # above any automatic score (rank fractions in [0, 1))
 REJECTED = -1.0  # below min_score: "none of them"
 
@@ -61,6 +64,30 @@ def human_picks(tasks: list[dict[str, Any]], project: str, emails: dict[int, str
         first = next(aid for aid, choice in given if choice == winner)
         picks[sample_id] = by_annotation[first]
     return picks
+
+
+def snapshot_picks(project: str, path: Path) -> bool:
+    """Write the project's picks to ``path`` when they changed (the select stage's fingerprint
+    reads the file, so new picks rerun the stage and nothing else does); True when written."""
+    if not project:
+        raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
+    client = LabelStudio(resolve_connection())
+    found = client.find_project(project)
+    if found is None:
+        raise LabelStudioError(f"{client.url}: no project titled {project!r} (selection.labelstudio_project)")
+    picks = human_picks(client.export_tasks(found.id), project)
+    snapshot = {
+        sample_id: None if pick is None else {"index": pick.index, "text": pick.text, "annotation": pick.extra.get("ls_annotation_id")}
+        for sample_id, pick in sorted(picks.items())
+    }
+    text = json.dumps({"project": project, "picks": snapshot}, indent=1, sort_keys=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    from ilf.files import atomic_write_text
+
+    atomic_write_text(path, text)
+    log.info("%d picks by people in %r (%d 'none of them')", len(snapshot), project, sum(v is None for v in snapshot.values()))
+    return True
 
 
 @SELECTORS.register(
