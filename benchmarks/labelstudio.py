@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ilf.labelstudio.client import Connection, LabelStudio
+from ilf.labelstudio.client import Connection, LabelStudio, LabelStudioError
 from ilf.labelstudio.server import free_port, start_server, stop_server
 from ilf.labelstudio.sync import build_tasks, pull, push
 from ilf.records import Sample
@@ -76,6 +76,20 @@ def main() -> int:
         per_task_push = (time.perf_counter() - started) / len(few)
         rows.append(("push", n, push_seconds, per_task_push * n))
 
+        # pushing again into the full project: every task is read back to find what is new; the
+        # task-count check that guards very large projects costs one request
+        started = time.perf_counter()
+        again = push(client, f"bench-push-{stamp}", "feedback", tasks)
+        repush_seconds = time.perf_counter() - started
+        assert again.imported == 0 and again.already_present == n, again
+        started = time.perf_counter()
+        try:
+            push(client, f"bench-push-{stamp}", "feedback", tasks, max_project_tasks=n - 1)
+            raise AssertionError("the task limit did not hold")
+        except LabelStudioError as err:
+            refused_seconds = time.perf_counter() - started
+            refusal = str(err)
+
         # pull: ilf (one export, converted and written) vs one request per task
         title = f"bench-pull-{stamp}"
         project, _ = client.get_or_create_project(title, "feedback")
@@ -99,6 +113,8 @@ def main() -> int:
         print("|---|---|---|---|---|---|")
         for name, items, ours, baseline in rows:
             print(f"| {name} | {items} | {ours:.1f} | {items / ours:.0f} | {baseline:.1f} | {baseline / ours:.1f}x |")
+        print(f"\npush again into the {n}-task project (nothing new): {repush_seconds:.1f} s")
+        print(f"refused above max_project_tasks={n - 1}: {refused_seconds:.2f} s: {refusal}")
     finally:
         if data_dir is not None:
             stop_server(data_dir)

@@ -70,8 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_loop(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ilf.pipeline import RunPaths
-    from ilf.rounds import open_run
+    from ilf.feedback.labelstudio_round import write_round_summary
+    from ilf.labelstudio.summary import SUMMARY_MD
+    from ilf.pipeline import Pipeline, RunPaths
+    from ilf.rounds import Rounds, open_run
 
     config = _config(args)
     if config.feedback.source != "labelstudio_round":
@@ -79,7 +81,17 @@ def cmd_loop(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, feedback=dataclasses.replace(config.feedback, source="labelstudio_round"))
     run_dir = Path(args.run_dir or Path("runs") / config.name)
     driver = open_run(config, run_dir)
-    driver.run()
+
+    def summarize(k: int, run: Pipeline) -> None:
+        page = write_round_summary(run.paths.root, k)
+        if page is not None:
+            log.info("round %d: what the annotators did is in %s", k, page)
+
+    if isinstance(driver, Rounds):
+        driver.run(after_round=summarize)
+    else:
+        driver.run()
+        summarize(1, driver)
     metrics = json.loads(RunPaths(run_dir).metrics.read_text())
     rows = {}
     for k, entry in enumerate(metrics.get("rounds") or [{"systems": metrics["systems"], "primary": metrics["primary"]}], start=1):
@@ -90,6 +102,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
             "annotated": waited["annotated"],
             "skipped": waited["skipped"],
             **{m: v for m, v in entry["systems"][entry["primary"]].items() if isinstance(v, float) and not m.endswith("_sem")},
+            "summary": str(round_dir / SUMMARY_MD) if (round_dir / SUMMARY_MD).exists() else None,
         }
     print(f"run directory: {run_dir}\n")
     print(format_table(rows, columns=tuple(next(iter(rows.values()))), first="round"))

@@ -158,6 +158,11 @@ class SelectionConfig:
     reward_model: str | None = option(None, "Path of a trained reward model, for the reward_model selector.")
     batch_size: int = option(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
     seed: int = option(0, "Seed of the random selector.")
+    labelstudio_project: str | None = option(
+        None,
+        "For method labelstudio: title of the Label Studio project of `select` tasks whose picks are used (server from "
+        "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the local one); samples nobody picked go to also_score[0] (else random).",
+    )
 
 
 @dataclass

@@ -72,6 +72,8 @@ def format_table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = (*R
             sem = metrics.get(f"{column}_sem")
             if value is None:
                 cells.append("-")
+            elif isinstance(value, str):
+                cells.append(value)
             elif isinstance(value, int) and not isinstance(value, bool):
                 cells.append(str(value))
             elif sem is not None:

@@ -315,7 +315,12 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("refine",),
         "selection.*: a registered selector picks one candidate, the others score",
         ("selected",),
-        lambda r: [r.config.selection, r.refiner if r.uses_judge() else None],
+        lambda r: [
+            r.config.selection,
+            r.refiner if r.uses_judge() else None,
+            # people's picks (selection.method labelstudio): new ones rerun the stage
+            *([files_digest(r.paths.root / "labelstudio_picks.json")] if r.config.selection.method == "labelstudio" else []),
+        ],
         _select,
     ),
     Stage(
@@ -556,6 +561,10 @@ class Pipeline:
         with DirectoryLock(self.paths.state / "lock"):
             if "feedback" in self.stages[: last + 1]:
                 self.feedback_source.prepare(self)
+            if "select" in self.stages[: last + 1] and self.config.selection.method == "labelstudio":
+                from ilf.selection.labelstudio import snapshot_picks
+
+                snapshot_picks(self.config.selection.labelstudio_project or "", self.paths.root / "labelstudio_picks.json")
             fps = self.fingerprints()
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(self.stages[: last + 1]):

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ilf.config import RunConfig
 from ilf.evaluation import format_table
@@ -64,13 +64,18 @@ class Rounds:
     def status(self) -> dict[str, str]:
         return {f"round-{k}/{stage}": state for k, run in enumerate(self.pipelines(), start=1) for stage, state in run.status().items()}
 
-    def run(self, from_stage: str | None = None, until: str | None = None) -> dict[str, Any]:
+    def run(
+        self, from_stage: str | None = None, until: str | None = None, after_round: Callable[[int, Pipeline], None] | None = None
+    ) -> dict[str, Any]:
+        """Every round in turn; ``after_round(k, pipeline)`` is called as each one ends."""
         summaries: dict[str, Any] = {}
         for k in range(1, self.count + 1):
             # Built when its turn comes: round k's fingerprints read round k-1's trained model.
             run = self.pipelines(k)[-1]
             log.info("round %d of %d", k, self.count)
             summaries[f"round-{k}"] = run.run(from_stage=from_stage, until=until if k == self.count else None)
+            if after_round is not None:
+                after_round(k, run)
         if until in (None, "evaluate"):
             self.write_summary()
         return summaries

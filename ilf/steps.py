@@ -149,6 +149,17 @@ def select_refinements(
         "picked_first_candidate": picked_first,
         "no_acceptable_candidate": dropped,
     }
+    picked_by = [s.extra["picked_by"] for s in selections if "picked_by" in s.extra]
+    if picked_by:  # a selector that mixes people's picks with automatic ones says which is which
+        stats["picked_by_human"] = picked_by.count("human")
+        stats["picked_automatically"] = picked_by.count("automatic")
+        stats["human_edited"] = sum(1 for s in selections if s.extra.get("edited"))
+        log.info(
+            "select: %d picks by people (%d edited), %d automatic",
+            stats["picked_by_human"],
+            stats["human_edited"],
+            stats["picked_automatically"],
+        )
     return selections, stats
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import _loud
 
 from ilf.labelstudio.sync import build_tasks, pull, push
-from ilf.records import Feedback, Sample, read_records
+from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection, read_records
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -39,6 +39,22 @@ def browser():
         browser.close()
 
 
+def logged_in(browser, label_studio):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{label_studio['url']}/user/login/")
+    page.fill("#email", label_studio["creds"].username)
+    page.fill("#password", label_studio["creds"].password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/user/login" not in url, timeout=60_000)
+    return page
+
+
+def wait_for_annotation(ls_client, project_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not ls_client.export_tasks(project_id)[0]["annotations"]:
+        time.sleep(0.5)
+
+
 def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_studio, ls_client, project_title, tmp_path) -> None:
     sample = Sample(
         id="b1",
@@ -48,13 +64,7 @@ def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_st
     result = push(ls_client, project_title, "feedback", build_tasks("feedback", [sample]))
     (task,) = ls_client.export_tasks(result.project_id)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{label_studio['url']}/user/login/")
-    page.fill("#email", label_studio["creds"].username)
-    page.fill("#password", label_studio["creds"].password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/user/login" not in url, timeout=60_000)
-
+    page = logged_in(browser, label_studio)
     page.goto(f"{label_studio['url']}/projects/{result.project_id}/data?task={task['id']}")
     critique = "Say that the keys were in the bag all along; 'something' is too vague."
     box = page.locator("textarea[name=feedback]")
@@ -64,9 +74,7 @@ def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_st
     page.locator(".ant-rate-star").nth(3).click()  # four stars
     page.locator("[data-testid=bottombar-submit-button]").click()
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not ls_client.export_tasks(result.project_id)[0]["annotations"]:
-        time.sleep(0.5)
+    wait_for_annotation(ls_client, result.project_id)
     page.screenshot(path=str(tmp_path / "submitted.png"))
     page.close()
 
@@ -75,3 +83,62 @@ def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_st
     (feedback,) = read_records(tmp_path / "feedback.jsonl", Feedback)
     assert (feedback.sample_id, feedback.text, feedback.rating, feedback.annotator) == ("b1", critique, 4.0, label_studio["creds"].username)
     assert feedback.lead_time is not None and feedback.lead_time > 0
+
+
+def test_round_two_ideal_task_opens_with_the_models_text_which_the_annotator_edits(
+    browser, label_studio, ls_client, project_title, tmp_path
+) -> None:
+    sample = Sample(id="b2", inputs={"title": "Lost keys", "post": "I lost my keys at the gym and found them in my bag."})
+    model_text = "Someone lost keys at the gym."
+    outputs = [Output(sample_id="b2", text=model_text, system="policy")]
+    result = push(ls_client, project_title, "ideal", build_tasks("ideal", [sample], outputs, model_version="demo round-2"))
+    (task,) = ls_client.export_tasks(result.project_id)
+
+    page = logged_in(browser, label_studio)
+    page.goto(f"{label_studio['url']}/projects/{result.project_id}/data?task={task['id']}")
+    prefilled = page.locator("[data-testid=htx-textbox-content]")
+    prefilled.wait_for(timeout=60_000)
+    assert prefilled.inner_text().strip() == model_text  # the editor opens with the round's policy's text
+    assert page.get_by_text("demo round-2").count() >= 1  # and says which model wrote it
+    page.locator("[data-testid=htx-textbox-edit-button]").click()
+    ideal = "Someone lost their keys at the gym; they were in the bag all along."
+    editor = page.locator("[data-testid=textarea-region] textarea").first
+    editor.wait_for(timeout=10_000)
+    editor.fill(ideal)
+    editor.press("Enter")
+    page.locator("[data-testid=bottombar-submit-button]").click()
+    wait_for_annotation(ls_client, result.project_id)
+    page.screenshot(path=str(tmp_path / "ideal-submitted.png"))
+    page.close()
+
+    pulled = pull(ls_client, project_title, tmp_path / "ideal.jsonl")
+    assert pulled.counts.new == 1
+    (record,) = read_records(tmp_path / "ideal.jsonl", Output)
+    assert (record.sample_id, record.text, record.system) == ("b2", ideal, "human_ideal")
+
+
+def test_annotator_picks_a_refinement_in_the_browser(browser, label_studio, ls_client, project_title, tmp_path) -> None:
+    sample = Sample(id="b3", inputs={"post": "I lost my keys at the gym and found them in my bag."})
+    candidates = ["Keys were lost.", "Keys lost at the gym turned up in the bag.", "A gym story."]
+    refinements = [Refinements(sample_id="b3", candidates=[Candidate(text=t) for t in candidates], output="Someone lost something.")]
+    feedback = [Feedback(sample_id="b3", text="Say where the keys turned up.")]
+    result = push(ls_client, project_title, "select", build_tasks("select", [sample], feedback=feedback, refinements=refinements))
+    (task,) = ls_client.export_tasks(result.project_id)
+
+    page = logged_in(browser, label_studio)
+    page.goto(f"{label_studio['url']}/projects/{result.project_id}/data?task={task['id']}")
+    choice = page.locator('input[name="Candidate 2"]')
+    choice.wait_for(timeout=60_000)
+    for text in ("Someone lost something.", "Say where the keys turned up.", *candidates):
+        assert page.get_by_text(text, exact=True).count() >= 1  # output, feedback and every candidate on one page
+    choice.check()
+    page.locator("[data-testid=bottombar-submit-button]").click()
+    wait_for_annotation(ls_client, result.project_id)
+    page.screenshot(path=str(tmp_path / "select-submitted.png"))
+    page.close()
+
+    pulled = pull(ls_client, project_title, tmp_path / "selected.jsonl")
+    assert pulled.counts.new == 1
+    (selection,) = read_records(tmp_path / "selected.jsonl", Selection)
+    assert (selection.sample_id, selection.index, selection.text, selection.extra["edited"]) == ("b3", 1, candidates[1], False)
+    assert selection.extra["annotator"] == label_studio["creds"].username and selection.extra["lead_time"] > 0

@@ -130,6 +130,20 @@ def test_loop_runs_two_rounds_through_label_studio_and_resumes_after_kills(label
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [r["number"] for r in metrics["rounds"]] == [1, 2]
+    for k in (1, 2):  # each round's summary page: who annotated what, skips, lead times, agreement, metrics
+        summary = json.loads((run_dir / f"round-{k}" / "labelstudio_summary.json").read_text())
+        waited = json.loads((run_dir / f"round-{k}" / "labelstudio_round.json").read_text())
+        (who,) = summary["annotators"]  # one annotator: the simulated one, not the admin
+        assert who.startswith("simulated-annotator")
+        assert (summary["annotations"], summary["skipped"]) == (waited["annotated"], waited["skipped"])
+        assert summary["median_lead_time"] > 0.3  # the annotator spends annotator_delay on each task
+        assert summary["agreement"] == {"tasks_with_two_or_more_annotators": 0}
+        assert summary["metrics"] == {
+            m: v
+            for m, v in metrics["rounds"][k - 1]["systems"][metrics["primary"]].items()
+            if not m.endswith("_sem") and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        assert f"| {who} | {waited['annotated']} | {waited['skipped']} |" in (run_dir / f"round-{k}" / "labelstudio_summary.md").read_text()
 
     # 4. A rerun finds everything up to date: nothing pushed, nothing trained.
     done = subprocess.run(
@@ -146,6 +160,8 @@ def test_loop_runs_two_rounds_through_label_studio_and_resumes_after_kills(label
     rows = [line.split("|")[1:5] for line in done.stdout.splitlines() if re.match(r"\| \d ", line)]
     assert [int(r[0]) for r in rows] == [1, 2]  # the per-round table: round, tasks, annotated, skipped
     assert all(int(r[1]) == TASKS_PER_ROUND and int(r[2]) + int(r[3]) == TASKS_PER_ROUND for r in rows)
+    links = [line.rstrip(" |").rsplit("| ", 1)[-1] for line in done.stdout.splitlines() if re.match(r"\| \d ", line)]
+    assert links == [str(run_dir / f"round-{k}" / "labelstudio_summary.md") for k in (1, 2)]  # the table links each round's page
 
 
 def test_webhook_from_the_server_wakes_the_receiver(ls_client, project_title) -> None:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EXPORT = "labelstudio_export.json"
+
 
 def project_title(run: Pipeline) -> str:
     return run.config.labelstudio.project.replace("{round}", "1").replace("{name}", run.config.name)
@@ -104,6 +106,9 @@ class LabelStudioRound(FeedbackSource):
                 annotator.terminate()
                 annotator.wait(timeout=30)
         result = pull(client, title, run.paths.labelstudio_feedback, template="feedback")
+        # what the round's summary page (`ilf loop`) is made of: the project as it was when the round closed
+        emails = {str(k): v for k, v in client.user_emails().items()}
+        atomic_write_json(run.paths.root / EXPORT, {"project": title, "template": "feedback", "tasks": result.tasks, "emails": emails})
         c = result.counts
         log.info("round closed: %d critiques pulled from %r (%d skipped, %d empty)", len(result.records), title, c.cancelled, c.empty)
         return read_records(run.paths.labelstudio_feedback, Feedback), run.paths.labelstudio_feedback
@@ -211,6 +216,20 @@ def _check_same_outputs(client: LabelStudio, title: str, project_id: int, tasks:
             f"(first: {differ[0]!r}), left by another run of the same name: set labelstudio.project to a new title, "
             "or delete that project"
         )
+
+
+def write_round_summary(round_dir: Path, number: int | None = None) -> Path | None:
+    """``labelstudio_summary.md`` and ``.json`` of a round whose feedback came from Label Studio:
+    its annotators, skips, lead times, agreement and metrics; None for a round without an export."""
+    from ilf.labelstudio.summary import SUMMARY_MD, write_summary
+
+    export_path = round_dir / EXPORT
+    if not export_path.exists():
+        return None
+    export = json.loads(export_path.read_text())
+    emails = {int(k): v for k, v in export.get("emails", {}).items()}
+    write_summary(round_dir, export["tasks"], export["template"], emails, export["project"], number, round_dir / "metrics.json")
+    return round_dir / SUMMARY_MD
 
 
 def _die_with_parent() -> None:

@@ -48,16 +48,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from ilf.labelstudio.sync import build_tasks, push
-    from ilf.records import Output, Sample, read_records
+    from ilf.records import Output, Refinements, Sample, read_records
 
     samples = read_records(args.samples, Sample)
     outputs = read_records(args.outputs, Output) if args.outputs else None
     systems = [s for s in args.systems.split(",") if s] if args.systems else None
-    tasks = build_tasks(args.template, samples, outputs, systems, seed=args.seed, model_version=args.model_version)
+    refinements = read_records(args.refinements, Refinements) if args.refinements else None
+    if args.template == "select" and not refinements:
+        raise ValueError("--template select needs --refinements (a run's refinements.jsonl)")
+    tasks = build_tasks(args.template, samples, outputs, systems, seed=args.seed, model_version=args.model_version, refinements=refinements)
     if not tasks:
         raise ValueError(f"{args.samples}: nothing to push for template {args.template!r} (are the outputs there?)")
     client = _client(args)
-    result = push(client, args.project, args.template, tasks, batch_size=args.batch_size)
+    limit = args.max_project_tasks if args.max_project_tasks > 0 else None
+    result = push(client, args.project, args.template, tasks, batch_size=args.batch_size, max_project_tasks=limit)
     verb = "created" if result.created_project else "found"
     print(
         f"{verb} project {args.project!r} (id {result.project_id}) at {client.url}: "
@@ -173,9 +177,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("samples", help="Samples JSONL (e.g. a run's samples.jsonl or eval_samples.jsonl).")
     p.add_argument("--project", required=True, help="Project title; created if missing.")
     p.add_argument("--template", required=True, choices=TEMPLATES, help="Label config.")
+    p.add_argument("--refinements", help="select: refinements JSONL (a run's refinements.jsonl); one task per record.")
     p.add_argument("--outputs", help="Outputs JSONL (e.g. outputs.jsonl, eval_outputs.jsonl); default each sample's initial output.")
     p.add_argument("--systems", help="Comma-separated systems of --outputs to include (pairwise takes the first two).")
     p.add_argument("--batch-size", type=int, default=1000, help="Tasks per import request.")
+    p.add_argument(
+        "--max-project-tasks",
+        type=int,
+        default=100_000,
+        help="Refuse to push into an existing project that already holds more tasks than this (0: no limit).",
+    )
     p.add_argument("--seed", type=int, default=0, help="Seed of the order outputs are shown in.")
     p.add_argument(
         "--model-version",
@@ -186,7 +197,7 @@ def add_parser(sub: Any) -> None:
 
     p = commands.add_parser("pull", help="Export annotations as records; pulling again adds only new ones.")
     p.add_argument("--project", required=True, help="Project title.")
-    p.add_argument("--out", required=True, help="Records JSONL: feedback, outputs (ideal) or comparisons.")
+    p.add_argument("--out", required=True, help="Records JSONL: feedback, outputs (ideal), comparisons or selections (select).")
     p.add_argument("--template", choices=TEMPLATES, help="Only for projects not created by ilf.")
     p.add_argument("--reference", help="Ranking projects: report win rates against this system (e.g. reference).")
     p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here.")

@@ -22,7 +22,7 @@ from ilf.errors import IlfError
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = ("feedback", "ideal", "pairwise", "ranking", "code_feedback")
+TEMPLATES = ("feedback", "ideal", "pairwise", "ranking", "select", "code_feedback")
 DESCRIPTION_PREFIX = "Created by ilf; template: "
 T = TypeVar("T")
 

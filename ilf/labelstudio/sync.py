@@ -8,9 +8,12 @@ added, so a second pull after more annotation work appends exactly the new work.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import html
 import logging
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +21,30 @@ from typing import Any
 
 from ilf.evaluation import mean_and_sem
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, batched
-from ilf.records import Comparison, Feedback, Output, Sample, format_inputs, read_records, write_records
+from ilf.records import (
+    Candidate,
+    Comparison,
+    Feedback,
+    Output,
+    Refinements,
+    Sample,
+    Selection,
+    format_inputs,
+    read_records,
+    write_records,
+)
 
 log = logging.getLogger(__name__)
 
-RECORD_TYPES = {"feedback": Feedback, "ideal": Output, "pairwise": Comparison, "ranking": Comparison, "code_feedback": Feedback}
+RECORD_TYPES = {
+    "feedback": Feedback,
+    "ideal": Output,
+    "pairwise": Comparison,
+    "ranking": Comparison,
+    "select": Selection,
+    "code_feedback": Feedback,
+}
+NONE_OF_THEM = "None of them"
 
 
 # ----- tasks -------------------------------------------------------------------------------------
@@ -48,13 +70,20 @@ def build_tasks(
     systems: list[str] | None = None,
     seed: int = 0,
     model_version: str | None = None,
+    feedback: list[Feedback] | None = None,
+    refinements: list[Refinements] | None = None,
 ) -> list[dict[str, Any]]:
     """Label Studio tasks for ``template``; systems and sample ids ride along in the task data.
 
     With ``model_version``, each task of the ``ideal`` and ``feedback`` templates carries the
     output as a prediction of that model: in ``ideal`` it fills the editor, so the annotator edits
     the model's text instead of retyping it; in ``feedback`` it records which policy wrote what
-    the annotator reads (a column and filter in the Data Manager)."""
+    the annotator reads (a column and filter in the Data Manager).
+
+    ``select`` takes ``refinements`` (and ``feedback`` for records that lack their feedback text):
+    one task per refinements record, its candidates side by side."""
+    if template == "select":
+        return select_tasks(samples, refinements or [], feedback)
     if template == "code_feedback":  # a program highlighted, with its test results from the sandbox
         from ilf.labelstudio.code import code_feedback_tasks
 
@@ -121,6 +150,55 @@ def build_tasks(
     return tasks
 
 
+def candidate_label(index: int) -> str:
+    return f"Candidate {index + 1}"
+
+
+def select_tasks(samples: list[Sample], refinements: list[Refinements], feedback: list[Feedback] | None = None) -> list[dict[str, Any]]:
+    """One ``select`` task per refinements record: the input, the critiqued output, the feedback,
+    and the candidates side by side, with one choice per candidate and one for none of them. A
+    sample with several records (several critiques) gets a task per record."""
+    by_id = {s.id: s for s in samples}
+    feedback_by_sample: dict[str, list[Feedback]] = defaultdict(list)
+    for item in feedback or []:
+        feedback_by_sample[item.sample_id].append(item)
+    per_sample: dict[str, int] = defaultdict(int)
+    for record in refinements:
+        per_sample[record.sample_id] += 1
+    seen: dict[str, int] = defaultdict(int)
+    tasks = []
+    for number, record in enumerate(refinements, start=1):
+        sample = by_id.get(record.sample_id)
+        if sample is None:
+            raise ValueError(f"refinements record {number}: sample_id {record.sample_id!r} is not among the samples")
+        nth = seen[record.sample_id]
+        seen[record.sample_id] += 1
+        critiques = feedback_by_sample.get(record.sample_id, [])
+        critique = record.feedback or (critiques[nth].text if nth < len(critiques) else "")
+        output = record.output or (critiques[nth].output if nth < len(critiques) else None) or sample.initial_output or ""
+        texts = [c.text for c in record.candidates]
+        columns = "".join(
+            f'<div style="flex:1;min-width:14em;border:1px solid #ccc;border-radius:4px;padding:6px">'
+            f'<b>{candidate_label(i)}</b><p style="white-space:pre-wrap">{html.escape(text)}</p></div>'
+            for i, text in enumerate(texts)
+        )
+        tasks.append(
+            {
+                "data": {
+                    "ilf_key": record.sample_id if per_sample[record.sample_id] == 1 else f"{record.sample_id}::{nth}",
+                    "sample_id": record.sample_id,
+                    "input_text": format_inputs(sample.inputs),
+                    "output": output,
+                    "feedback": critique,
+                    "candidates": texts,
+                    "candidates_html": f'<div style="display:flex;gap:8px;flex-wrap:wrap">{columns}</div>',
+                    "choices": [{"value": candidate_label(i)} for i in range(len(texts))] + [{"value": NONE_OF_THEM}],
+                }
+            }
+        )
+    return tasks
+
+
 def _prediction(model_version: str, from_name: str, to_name: str, text: str) -> dict[str, Any]:
     return {
         "model_version": model_version,
@@ -140,8 +218,30 @@ class PushResult:
     already_present: int
 
 
-def push(client: LabelStudio, title: str, template: str, tasks: list[dict[str, Any]], batch_size: int = 1000) -> PushResult:
+MAX_PROJECT_TASKS = 100_000
+
+
+def push(
+    client: LabelStudio,
+    title: str,
+    template: str,
+    tasks: list[dict[str, Any]],
+    batch_size: int = 1000,
+    max_project_tasks: int | None = MAX_PROJECT_TASKS,
+) -> PushResult:
+    """Import the tasks not yet in the project, ``batch_size`` per request. Before reading an
+    existing project's tasks (to skip those already there), its task count is checked: a project
+    holding more than ``max_project_tasks`` tasks fails at once with a clear message instead of
+    an export that runs into a timeout (None: no limit)."""
     project, created = client.get_or_create_project(title, template)
+    if not created and max_project_tasks is not None:
+        count = int(getattr(project, "task_number", None) or 0)
+        if count > max_project_tasks:
+            raise LabelStudioError(
+                f"{client.url}: project {title!r} (id {project.id}) already holds {count:,} tasks, more than the "
+                f"{max_project_tasks:,} ilf pushes into; use a new project per round or batch of work (ilf loop makes "
+                f"one per round: labelstudio.project with {{round}}), or raise the limit"
+            )
     present = set() if created else {t["data"].get("ilf_key") for t in client.export_tasks(project.id)}
     new = [t for t in tasks if t["data"]["ilf_key"] not in present]
     for batch in batched(new, batch_size):
@@ -160,6 +260,7 @@ class PullCounts:
     empty: int = 0
     new: int = 0
     kept: int = 0
+    none: int = 0  # select: "none of them"
 
 
 def _results(annotation: dict[str, Any], kind: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -245,6 +346,24 @@ def records_from_export(
                         extra=extra,
                     )
                 )
+            elif template == "select":
+                answer = select_answer(annotation, data)
+                if answer is None or answer == "none":
+                    counts.empty += answer is None
+                    counts.none += answer == "none"
+                    continue
+                index, text, edited = answer
+                records.append(
+                    Selection(
+                        sample_id=data["sample_id"],
+                        selector="human",
+                        index=index,
+                        text=text,
+                        candidates=[Candidate(text=t) for t in data.get("candidates", [])],
+                        feedback=data.get("feedback"),
+                        extra={"annotator": who, "edited": edited, "lead_time": lead, **extra},
+                    )
+                )
             elif template == "ranking":
                 order = _ranked_items(annotation, data)
                 if order is None:
@@ -254,6 +373,32 @@ def records_from_export(
             else:
                 raise ValueError(f"unknown template {template!r}")
     return records, counts
+
+
+def select_answer(annotation: dict[str, Any], data: dict[str, Any]) -> tuple[int, str, bool] | str | None:
+    """A ``select`` annotation as (index, text, edited), ``"none"`` for none of them, or None when
+    it says nothing. An edited text is the selected text; its index is the picked candidate, or
+    without a pick the candidate it is closest to."""
+    candidates = data.get("candidates", [])
+    picks = [c for r in _results(annotation, "choices", "pick") for c in r.get("value", {}).get("choices", [])]
+    edits = [t for r in _results(annotation, "textarea", "edited") for t in r.get("value", {}).get("text", [])]
+    edited = "\n".join(t.strip() for t in edits if t and t.strip())
+    index = None
+    if picks:
+        if picks[0] == NONE_OF_THEM and not edited:
+            return "none"
+        match = re.fullmatch(r"Candidate (\d+)", picks[0])
+        if match and 1 <= int(match.group(1)) <= len(candidates):
+            index = int(match.group(1)) - 1
+    if edited:
+        if index is None and candidates:
+            index = max(range(len(candidates)), key=lambda i: difflib.SequenceMatcher(None, candidates[i], edited).ratio())
+        if index is None:
+            return None
+        return index, edited, edited != candidates[index]
+    if index is None:
+        return None
+    return index, candidates[index], False
 
 
 def _ranked_items(annotation: dict[str, Any], data: dict[str, Any]) -> list[str] | None:

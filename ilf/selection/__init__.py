@@ -36,10 +36,12 @@ def select(
     names = list(dict.fromkeys([config.method, *config.also_score]))
     all_scores: dict[str, list[list[float]]] = {}
     minimum = None
+    picker: Selector | None = None
     for name in names:
         selector = build_selector(name, config, judge, task)
         if name == config.method:
             minimum = selector.min_score
+            picker = selector
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []
@@ -50,16 +52,15 @@ def select(
         index = argmax(all_scores[config.method][row])
         if minimum is not None and all_scores[config.method][row][index] < minimum:
             continue
-        selections.append(
-            Selection(
-                sample_id=item.sample.id,
-                selector=config.method,
-                index=index,
-                text=item.candidates[index],
-                candidates=candidates,
-                feedback=item.feedback,
-            )
+        selection = Selection(
+            sample_id=item.sample.id,
+            selector=config.method,
+            index=index,
+            text=item.candidates[index],
+            candidates=candidates,
+            feedback=item.feedback,
         )
+        selections.append(picker.finish(row, selection) if picker is not None else selection)
     return selections
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ilf.records import Sample
+from ilf.records import Sample, Selection
 
 
 @dataclass
@@ -28,6 +28,11 @@ class Selector:
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError
+
+    def finish(self, row: int, selection: Selection) -> Selection:
+        """The picking selector's last word on item ``row``'s selection (a person's edited text,
+        say); by default the selection as it is."""
+        return selection
 
 
 def argmax(scores: list[float]) -> int:

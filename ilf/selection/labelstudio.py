@@ -1,0 +1,163 @@
+"""People's picks from Label Studio (the human-selection path of the ILF paper), automatic picks
+for the rest.
+
+The refinements of a round go to a project of the ``select`` template (``ilf labelstudio`` or
+``build_tasks("select", ...)`` and ``push``); annotators pick the candidate that does what the
+feedback asked, edit one, or answer "none of them". This selector reads that project
+(``selection.labelstudio_project``) when it scores: a sample someone picked for gets their pick
+(the most common pick when several people answered, ties to the earliest; an edited text becomes
+the selected text); a sample answered "none of them" gets no selection and is left out of
+fine-tuning; every other sample goes to ``selection.also_score[0]`` (else a random pick). Each
+selection says in ``extra.picked_by`` whether a person or the automatic selector chose it, and
+the select stage counts both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from ilf.config import ModelConfig, SelectionConfig
+from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
+from ilf.labelstudio.sync import records_from_export, select_answer
+from ilf.records import Selection
+from ilf.registry import SELECTORS
+from ilf.selection import build_selector
+from ilf.selection.base import SelectionItem, Selector
+from ilf.selection.random_choice import RandomSelector
+from ilf.selection.unit_tests import rank_fractions
+
+log = logging.getLogger(__name__)
+
+PICKS_FILE = "labelstudio_picks.json"
+HUMAN = 2.0  # above any automatic score (rank fractions in [0, 1))
+REJECTED = -1.0  # below min_score: "none of them"
+
+
+def human_picks(tasks: list[dict[str, Any]], project: str, emails: dict[int, str] | None = None) -> dict[str, Selection | None]:
+    """{sample_id: the people's selection, or None when they answered "none of them"} from a
+    ``select`` project's export. Several answers for a sample: the most common candidate wins (ties
+    to the earliest answer); "none" wins only if it is the most common answer."""
+    selections, _ = records_from_export("select", tasks, project, emails)
+    by_annotation = {s.extra.get("ls_annotation_id"): s for s in selections}
+    answers: dict[str, list[tuple[int, Any]]] = defaultdict(list)  # sample -> [(annotation id, index or "none")]
+    for task in tasks:
+        for annotation in task.get("annotations", []):
+            if annotation.get("was_cancelled"):
+                continue
+            answer = select_answer(annotation, task.get("data", {}))
+            if answer is None:
+                continue
+            answers[task["data"]["sample_id"]].append((annotation.get("id") or 0, "none" if answer == "none" else answer[0]))
+    picks: dict[str, Selection | None] = {}
+    for sample_id, given in answers.items():
+        given.sort(key=lambda pair: pair[0])
+        counts = Counter(choice for _, choice in given)
+        best = max(counts.values())
+        winner = next(choice for _, choice in given if counts[choice] == best)
+        if winner == "none":
+            picks[sample_id] = None
+            continue
+        first = next(aid for aid, choice in given if choice == winner)
+        picks[sample_id] = by_annotation[first]
+    return picks
+
+
+def snapshot_picks(project: str, path: Path) -> bool:
+    """Write the project's picks to ``path`` when they changed (the select stage's fingerprint
+    reads the file, so new picks rerun the stage and nothing else does); True when written."""
+    if not project:
+        raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
+    client = LabelStudio(resolve_connection())
+    found = client.find_project(project)
+    if found is None:
+        raise LabelStudioError(f"{client.url}: no project titled {project!r} (selection.labelstudio_project)")
+    picks = human_picks(client.export_tasks(found.id), project)
+    snapshot = {
+        sample_id: None if pick is None else {"index": pick.index, "text": pick.text, "annotation": pick.extra.get("ls_annotation_id")}
+        for sample_id, pick in sorted(picks.items())
+    }
+    text = json.dumps({"project": project, "picks": snapshot}, indent=1, sort_keys=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    from ilf.files import atomic_write_text
+
+    atomic_write_text(path, text)
+    log.info("%d picks by people in %r (%d 'none of them')", len(snapshot), project, sum(v is None for v in snapshot.values()))
+    return True
+
+
+@SELECTORS.register(
+    "labelstudio",
+    help="People's picks from the Label Studio project selection.labelstudio_project (select template); samples nobody "
+    "picked go to selection.also_score[0] (else random); 'none of them' leaves a sample out.",
+)
+class LabelStudioSelector(Selector):
+    name = "labelstudio"
+    min_score = 0.0
+
+    @classmethod
+    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> LabelStudioSelector:
+        if not config.labelstudio_project:
+            raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
+        others = [name for name in config.also_score if name != cls.name]
+        fallback = build_selector(others[0], config, judge, task) if others else RandomSelector(config.seed)
+        return cls(LabelStudio(resolve_connection()), config.labelstudio_project, fallback, others[0] if others else "random")
+
+    def __init__(self, client: LabelStudio, project: str, fallback: Selector, fallback_name: str = "random") -> None:
+        self.client = client
+        self.project = project
+        self.fallback = fallback
+        self.fallback_name = fallback_name
+        self.picks: dict[str, Selection | None] = {}
+        self.rows: list[str] = []
+
+    def score(self, items: list[SelectionItem]) -> list[list[float]]:
+        found = self.client.find_project(self.project)
+        if found is None:
+            raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} (selection.labelstudio_project)")
+        tasks = self.client.export_tasks(found.id)
+        self.picks = human_picks(tasks, self.project, self.client.user_emails())
+        self.rows = [item.sample.id for item in items]
+        unpicked = [i for i, item in enumerate(items) if item.sample.id not in self.picks]
+        automatic = dict(zip(unpicked, self.fallback.score([items[i] for i in unpicked]))) if unpicked else {}
+        scores = []
+        for i, item in enumerate(items):
+            if i in automatic:
+                scores.append(rank_fractions(automatic[i]))
+                continue
+            pick = self.picks[item.sample.id]
+            if pick is None or pick.index >= len(item.candidates):
+                scores.append([REJECTED] * len(item.candidates))
+            else:
+                scores.append([HUMAN if c == pick.index else 0.0 for c in range(len(item.candidates))])
+        human = sum(1 for item in items if self.picks.get(item.sample.id) is not None)
+        rejected = sum(1 for item in items if item.sample.id in self.picks and self.picks[item.sample.id] is None)
+        log.info(
+            "labelstudio: %d of %d samples picked by people in %r, %d answered none of them, %d left to %s",
+            human,
+            len(items),
+            self.project,
+            rejected,
+            len(unpicked),
+            self.fallback_name,
+        )
+        return scores
+
+    def finish(self, row: int, selection: Selection) -> Selection:
+        pick = self.picks.get(self.rows[row]) if row < len(self.rows) else None
+        if pick is None or pick.index != selection.index:
+            selection.extra.update(picked_by="automatic", automatic_selector=self.fallback_name)
+            return selection
+        selection.text = pick.text  # an edited text is what the person chose
+        selection.extra.update(
+            picked_by="human",
+            annotator=pick.extra.get("annotator"),
+            edited=bool(pick.extra.get("edited")),
+            ls_project=self.project,
+            ls_annotation_id=pick.extra.get("ls_annotation_id"),
+        )
+        return selection
