@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ilf.records import Comparison, Feedback, Sample
+from ilf.records import Comparison, Feedback, RecordError, Sample
 from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
@@ -23,6 +23,38 @@ class SplitData:
     samples: list[Sample]
     feedback: list[Feedback] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+
+
+def text_field(row: dict[str, Any], key: str, path: Path | str, line: int, required: bool = False, strip: bool = True) -> str | None:
+    """A row's string field: None when missing or blank (an error naming file, line and field when
+    ``required``), stripped, or with only its line endings normalised (``strip=False``: code keeps
+    its indentation)."""
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RecordError(path, line, key, "is missing" if key not in row else "is empty")
+        return None
+    if not isinstance(value, str):
+        raise RecordError(path, line, key, f"expected a string, got {type(value).__name__}")
+    return value.strip() if strip else value.replace("\r\n", "\n")
+
+
+def samples_from_rows(
+    rows: Iterable[tuple[int, Any]], convert: Callable[[Any, int], Sample], origin: Path | str, limit: int | None, id_field: str
+) -> SplitData:
+    """Samples converted from ``(line, row)`` pairs, up to ``limit``; a repeated id is an error
+    naming both lines."""
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        if limit is not None and len(samples) >= limit:
+            break
+        sample = convert(row, line)
+        if sample.id in seen:
+            raise RecordError(origin, line, id_field, f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
+        seen[sample.id] = line
+        samples.append(sample)
+    return SplitData(samples=samples)
 
 
 def resolve_split_file(path: str, split: str, hub_filename: str | None = None) -> Path:

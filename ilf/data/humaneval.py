@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ilf.data import SplitData
+from ilf.data import SplitData, samples_from_rows
 from ilf.records import RecordError, Sample
 from ilf.registry import LOADERS
 
@@ -74,17 +74,7 @@ def convert_row(row: Any, path: Path, line: int) -> Sample:
 
 
 def load(path: Path, limit: int | None = None) -> SplitData:
-    samples: list[Sample] = []
-    seen: dict[str, int] = {}
-    for line, row in _rows(path):
-        if limit is not None and len(samples) >= limit:
-            break
-        sample = convert_row(row, path, line)
-        if sample.id in seen:
-            raise RecordError(path, line, "task_id", f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
-        seen[sample.id] = line
-        samples.append(sample)
-    return SplitData(samples=samples)
+    return samples_from_rows(_rows(path), lambda row, line: convert_row(row, path, line), path, limit, "task_id")
 
 
 @LOADERS.register(

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ilf.data import SplitData
+from ilf.data import SplitData, samples_from_rows
 from ilf.records import RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -122,17 +122,7 @@ def _hub_rows(path: str, split: str) -> tuple[Iterable[Any], str]:
 
 def load(rows: Iterable[tuple[int, Any]], origin: str, limit: int | None = None) -> SplitData:
     """Samples from ``(line or row number, row)`` pairs."""
-    samples: list[Sample] = []
-    seen: dict[str, int] = {}
-    for line, row in rows:
-        if limit is not None and len(samples) >= limit:
-            break
-        sample = sample_from_row(row, origin, line)
-        if sample.id in seen:
-            raise RecordError(origin, line, "task_id", f"duplicate id {sample.id!r} (first on row {seen[sample.id]})")
-        seen[sample.id] = line
-        samples.append(sample)
-    return SplitData(samples=samples)
+    return samples_from_rows(rows, lambda row, line: sample_from_row(row, origin, line), origin, limit, "task_id")
 
 
 @LOADERS.register(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.data import SplitData, resolve_split_file
+from ilf.data import SplitData, resolve_split_file, text_field
 from ilf.records import Comparison, Feedback, RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -36,14 +36,7 @@ MAPPED = {
 
 
 def _text(row: dict[str, Any], key: str, path: Path, line: int, required: bool = False) -> str | None:
-    value = row.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise RecordError(path, line, key, "is missing" if key not in row else "is empty")
-        return None
-    if not isinstance(value, str):
-        raise RecordError(path, line, key, f"expected a string, got {type(value).__name__}")
-    return value.strip()
+    return text_field(row, key, path, line, required)
 
 
 def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | None, Comparison | None]:
