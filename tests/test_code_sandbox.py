@@ -312,3 +312,16 @@ def test_without_bwrap_root_runs_programs_as_an_unprivileged_uid(tmp_path: Path)
     assert report["bomb"].startswith("AssertionError: forked ") and int(report["bomb"].split()[-1]) < 8
     assert report["running"] == [], "children in sessions of their own outlived the program"
     assert report["etc"].startswith("PermissionError")
+
+
+def test_an_environment_inside_tmp_is_bound_back_into_the_private_tmp(monkeypatch) -> None:
+    from ilf.execution import sandbox as sandbox_module
+
+    tmp = Path("/tmp").resolve()
+    venv = tmp / "checkout" / ".venv"
+    monkeypatch.setattr(sandbox_module, "_interpreter_paths", lambda: [Path("/usr/lib/python3"), venv, venv / "lib"])
+    args = sandbox_module._bwrap_args("bwrap", [], root=False, drop=False)
+    text = " ".join(args)
+    assert text.index(f"--tmpfs {tmp}") < text.index(f"--dir {tmp / 'checkout'}") < text.index(f"--ro-bind {venv} {venv}")
+    assert f"--ro-bind {venv / 'lib'}" not in text  # inside a path already bound
+    assert "--ro-bind /usr/lib/python3" not in text  # outside /tmp the read-only root already shows it

@@ -496,19 +496,29 @@ def _hidden_directories() -> list[tuple[Path, list[Path]]] | None:
 def _bwrap_args(bwrap: str, hidden: list[tuple[Path, list[Path]]], root: bool, drop: bool) -> list[str]:
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--perms", "01777", "--tmpfs", "/tmp"]
     made: set[Path] = set()
+    # The private /tmp would hide an environment that lives there (a checkout in /tmp, say): bind
+    # what the interpreter needs back in, read-only.
+    tmp = Path("/tmp").resolve()
+    in_tmp = [p for p in _interpreter_paths() if tmp in p.parents]
+    _bind_back(args, tmp, [p for p in in_tmp if not any(q != p and q in p.parents for q in in_tmp)], made)
     for directory, keep in hidden:
         args += ["--perms", "0755", "--tmpfs", str(directory)]
-        for path in keep:
-            for step in reversed(path.parents):
-                if directory in step.parents and step not in made:
-                    args += ["--perms", "0755", "--dir", str(step)]
-                    made.add(step)
-            args += ["--ro-bind", str(path), str(path)]
+        _bind_back(args, directory, keep, made)
     args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", "/tmp"]
     if root:
         # bwrap started by root keeps every capability unless told otherwise.
         args += ["--cap-drop", "ALL"] + (["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if drop else [])
     return args
+
+
+def _bind_back(args: list[str], directory: Path, keep: list[Path], made: set[Path]) -> None:
+    """Read-only binds of ``keep`` into ``directory`` (an empty tmpfs by now), with the folders on the way."""
+    for path in keep:
+        for step in reversed(path.parents):
+            if directory in step.parents and step not in made:
+                args += ["--perms", "0755", "--dir", str(step)]
+                made.add(step)
+        args += ["--ro-bind", str(path), str(path)]
 
 
 @contextlib.contextmanager
