@@ -39,22 +39,31 @@ def text_field(row: dict[str, Any], key: str, path: Path | str, line: int, requi
     return value.strip() if strip else value.replace("\r\n", "\n")
 
 
+Row = Sample | tuple[Sample, Feedback | None] | tuple[Sample, Feedback | None, Comparison | None]
+
+
 def samples_from_rows(
-    rows: Iterable[tuple[int, Any]], convert: Callable[[Any, int], Sample], origin: Path | str, limit: int | None, id_field: str
+    rows: Iterable[tuple[int, Any]], convert: Callable[[Any, int], Row], origin: Path | str, limit: int | None, id_field: str
 ) -> SplitData:
-    """Samples converted from ``(line, row)`` pairs, up to ``limit``; a repeated id is an error
-    naming both lines."""
-    samples: list[Sample] = []
+    """Samples converted from ``(line, row)`` pairs, up to ``limit``, with the feedback and the
+    comparison a row may also carry; a repeated id is an error naming both lines."""
+    data = SplitData(samples=[])
     seen: dict[str, int] = {}
     for line, row in rows:
-        if limit is not None and len(samples) >= limit:
+        if limit is not None and len(data.samples) >= limit:
             break
-        sample = convert(row, line)
+        converted = convert(row, line)
+        sample, *extras = converted if isinstance(converted, tuple) else (converted,)
         if sample.id in seen:
             raise RecordError(origin, line, id_field, f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
         seen[sample.id] = line
-        samples.append(sample)
-    return SplitData(samples=samples)
+        data.samples.append(sample)
+        for extra in extras:
+            if isinstance(extra, Feedback):
+                data.feedback.append(extra)
+            elif isinstance(extra, Comparison):
+                data.comparisons.append(extra)
+    return data
 
 
 def resolve_split_file(path: str, split: str, hub_filename: str | None = None) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.data import SplitData, resolve_split_file, text_field
+from ilf.data import SplitData, resolve_split_file, samples_from_rows, text_field
 from ilf.records import Comparison, Feedback, RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -85,21 +85,7 @@ def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Non
 
 
 def load(path: Path, limit: int | None = None) -> SplitData:
-    data = SplitData(samples=[])
-    seen: dict[str, int] = {}
-    for line, row in iter_jsonl(path):
-        if limit is not None and len(data.samples) >= limit:
-            break
-        sample, feedback, comparison = convert_row(row, path, line)
-        if sample.id in seen:
-            raise RecordError(path, line, "id", f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
-        seen[sample.id] = line
-        data.samples.append(sample)
-        if feedback:
-            data.feedback.append(feedback)
-        if comparison:
-            data.comparisons.append(comparison)
-    return data
+    return samples_from_rows(iter_jsonl(path), lambda row, line: convert_row(row, path, line), path, limit, "id")
 
 
 @LOADERS.register(
