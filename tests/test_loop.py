@@ -193,14 +193,15 @@ def test_ideal_tasks_carry_the_output_as_a_prediction_the_annotator_edits(ls_cli
     assert prediction.result[0]["from_name"] == "ideal"
 
 
-def test_a_round_refuses_a_project_holding_other_outputs_of_its_samples(ls_client, project_title) -> None:
-    from ilf.feedback.labelstudio_round import _check_same_outputs
+def test_a_push_refuses_a_project_holding_other_outputs_for_its_keys(ls_client, project_title) -> None:
     from ilf.labelstudio.client import LabelStudioError
 
     samples = [Sample(id=f"o{i}", inputs={"post": f"post {i}"}) for i in range(2)]
     earlier = [Output(sample_id=s.id, text=f"an earlier summary {i}", system="policy") for i, s in enumerate(samples)]
-    pushed = push(ls_client, project_title, "feedback", build_tasks("feedback", samples, earlier))
-    _check_same_outputs(ls_client, project_title, pushed.project_id, build_tasks("feedback", samples, earlier))
+    push(ls_client, project_title, "feedback", build_tasks("feedback", samples, earlier))
+    again = push(ls_client, project_title, "feedback", build_tasks("feedback", samples, earlier, model_version="v2"))
+    assert (again.imported, again.already_present) == (0, 2)  # the same outputs: nothing to do
     now = [Output(sample_id=s.id, text=f"this round's summary {i}", system="policy") for i, s in enumerate(samples)]
-    with pytest.raises(LabelStudioError, match=r"holds other outputs for 2 of this round's samples"):
-        _check_same_outputs(ls_client, project_title, pushed.project_id, build_tasks("feedback", samples, now))
+    with pytest.raises(LabelStudioError, match=r"already has tasks for 2 of these keys with other content \(first: 'o0'\)"):
+        push(ls_client, project_title, "feedback", build_tasks("feedback", samples, now))
+    assert len(project_tasks(ls_client, project_title)) == 2  # nothing was imported

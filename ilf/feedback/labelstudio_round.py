@@ -15,6 +15,7 @@ round closed; annotations that arrive later belong to no round.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -96,8 +97,6 @@ class LabelStudioRound(FeedbackSource):
         tasks = build_tasks("feedback", run.samples(), outputs, model_version=model_version(run))
         pushed = push(client, title, "feedback", tasks)
         log.info("project %r (id %d): %d tasks pushed, %d already there", title, pushed.project_id, pushed.imported, pushed.already_present)
-        if pushed.already_present:
-            _check_same_outputs(client, title, pushed.project_id, tasks)
         annotator = self._start_annotator(run, client, pushed.project_id)
         try:
             self._wait(run, client, title, pushed.project_id, len(tasks))
@@ -107,7 +106,7 @@ class LabelStudioRound(FeedbackSource):
                 annotator.wait(timeout=30)
         result = pull(client, title, run.paths.labelstudio_feedback, template="feedback")
         # what the round's summary page (`ilf loop`) is made of: the project as it was when the round closed
-        emails = {str(k): v for k, v in client.user_emails().items()}
+        emails = {str(k): v for k, v in result.emails.items()}
         atomic_write_json(run.paths.root / EXPORT, {"project": title, "template": "feedback", "tasks": result.tasks, "emails": emails})
         c = result.counts
         log.info("round closed: %d critiques pulled from %r (%d skipped, %d empty)", len(result.records), title, c.cancelled, c.empty)
@@ -121,14 +120,15 @@ class LabelStudioRound(FeedbackSource):
         state_path = run.paths.labelstudio_round
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         pushed_at = state.get("pushed_at") or time.time()  # the deadline runs from the first push, across restarts
-        receiver = WebhookReceiver() if ls.webhook else None
-        hook = None
-        if receiver is not None:
-            receiver.__enter__()
-            hook = client._call("register a webhook", lambda: register(client.sdk, project_id, receiver.url))
         tty = sys.stderr.isatty()
         last_line, logged_done, logged_at = "", -1, 0.0
-        try:
+        with contextlib.ExitStack() as cleanup:
+            receiver = cleanup.enter_context(WebhookReceiver()) if ls.webhook else None
+            if receiver is not None:
+                hook = client._call("register a webhook", lambda: register(client.sdk, project_id, receiver.url))
+                cleanup.callback(_remove_webhook, client, hook)
+            if tty:
+                cleanup.callback(print, file=sys.stderr)  # end the progress line
             while True:
                 project = client._call(f"read project {project_id}", lambda: client.sdk.projects.get(project_id))
                 annotated = int(project.num_tasks_with_annotations or 0)
@@ -163,16 +163,6 @@ class LabelStudioRound(FeedbackSource):
                     receiver.event.clear()
                 else:
                     time.sleep(ls.poll_seconds)
-        finally:
-            if tty:
-                print(file=sys.stderr)
-            if receiver is not None:
-                receiver.__exit__(None, None, None)
-                if hook is not None:
-                    try:
-                        client._call("remove the webhook", lambda: client.sdk.webhooks.delete(hook))
-                    except LabelStudioError as err:  # a hook left behind is replaced by the next round's
-                        log.warning("%s", err)
 
     def _start_annotator(self, run: Pipeline, client: LabelStudio, project_id: int) -> subprocess.Popen[bytes] | None:
         ls = run.config.labelstudio
@@ -204,20 +194,6 @@ class LabelStudioRound(FeedbackSource):
         return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
-def _check_same_outputs(client: LabelStudio, title: str, project_id: int, tasks: list[dict[str, Any]]) -> None:
-    """A project found on the server must hold this round's outputs: one left by another run of
-    the same name holds critiques of other texts, which must not be trained on."""
-    ours = {t["data"]["ilf_key"]: t["data"]["output"] for t in tasks}
-    theirs = {t["data"].get("ilf_key"): t["data"].get("output") for t in client.export_tasks(project_id)}
-    differ = [key for key, text in ours.items() if key in theirs and theirs[key] != text]
-    if differ:
-        raise LabelStudioError(
-            f"{client.url}: project {title!r} holds other outputs for {len(differ)} of this round's samples "
-            f"(first: {differ[0]!r}), left by another run of the same name: set labelstudio.project to a new title, "
-            "or delete that project"
-        )
-
-
 def write_round_summary(round_dir: Path, number: int | None = None) -> Path | None:
     """``labelstudio_summary.md`` and ``.json`` of a round whose feedback came from Label Studio:
     its annotators, skips, lead times, agreement and metrics; None for a round without an export."""
@@ -230,6 +206,13 @@ def write_round_summary(round_dir: Path, number: int | None = None) -> Path | No
     emails = {int(k): v for k, v in export.get("emails", {}).items()}
     write_summary(round_dir, export["tasks"], export["template"], emails, export["project"], number, round_dir / "metrics.json")
     return round_dir / SUMMARY_MD
+
+
+def _remove_webhook(client: LabelStudio, hook: int) -> None:
+    try:
+        client._call("remove the webhook", lambda: client.sdk.webhooks.delete(hook))
+    except LabelStudioError as err:  # a hook left behind is replaced by the next round's
+        log.warning("%s", err)
 
 
 def _die_with_parent() -> None:

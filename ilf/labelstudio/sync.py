@@ -206,6 +206,11 @@ def _prediction(model_version: str, from_name: str, to_name: str, text: str) -> 
     }
 
 
+def _differs(there: dict[str, Any], here: dict[str, Any]) -> bool:
+    """Whether a task's data on the server is not the data pushed now (fields the server adds are ignored)."""
+    return any(there.get(field) != value for field, value in here.items())
+
+
 def _coin(seed: int, key: str) -> bool:
     return hashlib.sha256(f"{seed}:{key}".encode()).digest()[0] % 2 == 1
 
@@ -242,7 +247,15 @@ def push(
                 f"{max_project_tasks:,} ilf pushes into; use a new project per round or batch of work (ilf loop makes "
                 f"one per round: labelstudio.project with {{round}}), or raise the limit"
             )
-    present = set() if created else {t["data"].get("ilf_key") for t in client.export_tasks(project.id)}
+    present = {} if created else {t["data"].get("ilf_key"): t["data"] for t in client.export_tasks(project.id)}
+    # A key already there must show what it shows now: a project left by another run (of the same
+    # name, on other outputs) would otherwise have its annotations pulled as if they were of these.
+    stale = [t["data"]["ilf_key"] for t in tasks if t["data"]["ilf_key"] in present and _differs(present[t["data"]["ilf_key"]], t["data"])]
+    if stale:
+        raise LabelStudioError(
+            f"{client.url}: project {title!r} already has tasks for {len(stale)} of these keys with other content "
+            f"(first: {stale[0]!r}), so its annotations are not of these outputs: push to a new project, or delete that one"
+        )
     new = [t for t in tasks if t["data"]["ilf_key"] not in present]
     for batch in batched(new, batch_size):
         client.import_tasks(project.id, batch)
@@ -456,6 +469,7 @@ class PullResult:
     counts: PullCounts
     template: str
     tasks: list[dict[str, Any]]
+    emails: dict[int, str]  # who annotated: user id -> e-mail
 
 
 def pull(client: LabelStudio, title: str, out: str | Path, template: str | None = None) -> PullResult:
@@ -467,12 +481,13 @@ def pull(client: LabelStudio, title: str, out: str | Path, template: str | None 
     if template is None:
         raise LabelStudioError(f"{client.url}: project {title!r} was not created by ilf; pass --template")
     tasks = client.export_tasks(project.id)
-    fresh, counts = records_from_export(template, tasks, title, client.user_emails())
+    emails = client.user_emails()
+    fresh, counts = records_from_export(template, tasks, title, emails)
     out = Path(out)
     merged, counts.new, counts.kept = merge_into(out, RECORD_TYPES[template], fresh)
     if counts.new or not out.exists():  # an unchanged file keeps its mtime, so runs see nothing new
         write_records(out, merged)
-    return PullResult(records=merged, counts=counts, template=template, tasks=tasks)
+    return PullResult(records=merged, counts=counts, template=template, tasks=tasks, emails=emails)
 
 
 # ----- human evaluation --------------------------------------------------------------------------
