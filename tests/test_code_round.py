@@ -68,7 +68,7 @@ def test_unit_tests_picks_a_passing_candidate_and_drops_a_sample_with_none() -> 
     (chosen,) = selections
     assert chosen.selector == "unit_tests" and chosen.text in (PASSES[0], PASSES[1])
     scores = [c.scores["unit_tests"] for c in chosen.candidates]
-    assert scores[0] == scores[2] == 0.0 and all(1.0 <= scores[i] < 1.5 for i in (1, 3))
+    assert scores == [0.0, 1.0, 0.0, 1.0] and chosen.index == 1  # passing candidates tie; the first is taken
     refinements = [Refinements(sample_id=i.sample.id, candidates=[Candidate(c) for c in i.candidates], feedback=i.feedback) for i in items]
     _, stats = select_refinements([DOUBLE, HALVE], refinements, config, ModelConfig(), task)
     assert stats["selections"] == 1 and stats["no_acceptable_candidate"] == 1
@@ -84,10 +84,14 @@ def test_unit_tests_ties_are_broken_by_the_configured_selector() -> None:
     assert [round(c.scores["unit_tests"], 3) for c in chosen.candidates][1] == 0.0
     assert set(chosen.candidates[0].scores) == {"unit_tests", "oracle_rouge"}
 
-    # By default ties are broken at random (selection.seed): every passing candidate gets picked for some sample.
+    # Broken by random's scores, a tie goes to whichever passing candidate random ranks highest: each for some sample.
     many = [item(Sample(id=f"s{i}", inputs=DOUBLE.inputs, extra=DOUBLE.extra), [FAILS[0], *PASSES]) for i in range(30)]
-    picks = {s.index for s in select(many, SelectionConfig(method="unit_tests", seed=1), ModelConfig(), CodeTask(timeout=5.0))}
-    assert picks == {1, 2, 3}
+    config = SelectionConfig(method="unit_tests", also_score=["random"], seed=1)
+    chosen_many = select(many, config, ModelConfig(), CodeTask(timeout=5.0))
+    assert {s.index for s in chosen_many} == {1, 2, 3}
+    for s in chosen_many:
+        passing = [c.scores["random"] for c in s.candidates[1:]]
+        assert s.index == 1 + passing.index(max(passing))
 
 
 def test_unit_tests_runs_each_candidate_in_the_sandbox_once_per_process() -> None:

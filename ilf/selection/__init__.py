@@ -31,17 +31,17 @@ def select(
 ) -> list[Selection]:
     """Score with ``config.method`` and each of ``config.also_score``; pick by ``config.method``.
 
-    A sample whose best candidate scores below the picking selector's ``min_score`` gets no
-    selection: fewer selections than items come back, and the caller counts the difference."""
+    Candidates the picking selector scores alike (all that pass their tests, all a person did not
+    pick) are told apart by the first of ``also_score``, else the first of them is taken: the
+    candidates are drawn independently, so that is as good as a random one. A sample whose best
+    candidate scores below the picking selector's ``min_score`` gets no selection: fewer
+    selections than items come back, and the caller counts the difference."""
     names = list(dict.fromkeys([config.method, *config.also_score]))
+    tie_breaker = names[1] if len(names) > 1 else None
     all_scores: dict[str, list[list[float]]] = {}
-    minimum = None
-    picker: Selector | None = None
+    picker = build_selector(config.method, config, judge, task)
     for name in names:
-        selector = build_selector(name, config, judge, task)
-        if name == config.method:
-            minimum = selector.min_score
-            picker = selector
+        selector = picker if name == config.method else build_selector(name, config, judge, task)
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []
@@ -49,8 +49,10 @@ def select(
         candidates = [
             Candidate(text=text, scores={name: all_scores[name][row][c] for name in names}) for c, text in enumerate(item.candidates)
         ]
-        index = argmax(all_scores[config.method][row])
-        if minimum is not None and all_scores[config.method][row][index] < minimum:
+        scores = all_scores[config.method][row]
+        tied = [c for c, score in enumerate(scores) if score == max(scores)]
+        index = tied[0] if tie_breaker is None else max(tied, key=lambda c: (all_scores[tie_breaker][row][c], -c))
+        if picker.min_score is not None and scores[index] < picker.min_score:
             continue
         selection = Selection(
             sample_id=item.sample.id,
@@ -60,7 +62,7 @@ def select(
             candidates=candidates,
             feedback=item.feedback,
         )
-        selections.append(picker.finish(row, selection) if picker is not None else selection)
+        selections.append(picker.finish(row, selection))
     return selections
 
 

@@ -7,9 +7,9 @@ feedback asked, edit one, or answer "none of them". This selector reads that pro
 (``selection.labelstudio_project``) when it scores: a sample someone picked for gets their pick
 (the most common pick when several people answered, ties to the earliest; an edited text becomes
 the selected text); a sample answered "none of them" gets no selection and is left out of
-fine-tuning; every other sample goes to ``selection.also_score[0]`` (else a random pick). Each
-selection says in ``extra.picked_by`` whether a person or the automatic selector chose it, and
-the select stage counts both.
+fine-tuning; every other sample is a tie the select step breaks by ``selection.also_score[0]``
+(else its first candidate). Each selection says in ``extra.picked_by`` whether a person or the
+automatic selector chose it, and the select stage counts both.
 """
 
 from __future__ import annotations
@@ -25,15 +25,12 @@ from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connec
 from ilf.labelstudio.sync import records_from_export, select_answer
 from ilf.records import Selection
 from ilf.registry import SELECTORS
-from ilf.selection import build_selector
 from ilf.selection.base import SelectionItem, Selector
-from ilf.selection.random_choice import RandomSelector
-from ilf.selection.unit_tests import rank_fractions
 
 log = logging.getLogger(__name__)
 
 PICKS_FILE = "labelstudio_picks.json"
-HUMAN = 2.0  # above any automatic score (rank fractions in [0, 1))
+HUMAN = 1.0  # the person's pick; the other candidates 0
 REJECTED = -1.0  # below min_score: "none of them"
 
 
@@ -104,33 +101,29 @@ class LabelStudioSelector(Selector):
         if not config.labelstudio_project:
             raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
         others = [name for name in config.also_score if name != cls.name]
-        fallback = build_selector(others[0], config, judge, task) if others else RandomSelector(config.seed)
-        return cls(LabelStudio(resolve_connection()), config.labelstudio_project, fallback, others[0] if others else "random")
+        return cls(LabelStudio(resolve_connection()), config.labelstudio_project, others[0] if others else "first candidate")
 
-    def __init__(self, client: LabelStudio, project: str, fallback: Selector, fallback_name: str = "random") -> None:
+    def __init__(self, client: LabelStudio, project: str, fallback_name: str = "first candidate") -> None:
         self.client = client
         self.project = project
-        self.fallback = fallback
-        self.fallback_name = fallback_name
+        self.fallback_name = fallback_name  # who decides where nobody picked: the select step's tie-break
         self.picks: dict[str, Selection | None] = {}
         self.rows: list[str] = []
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
+        """The person's pick scores 1, "none of them" scores every candidate below ``min_score``;
+        a sample nobody answered scores all its candidates 0, a tie the select step breaks."""
         found = self.client.find_project(self.project)
         if found is None:
             raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} (selection.labelstudio_project)")
-        tasks = self.client.export_tasks(found.id)
-        self.picks = human_picks(tasks, self.project, self.client.user_emails())
+        self.picks = human_picks(self.client.export_tasks(found.id), self.project, self.client.user_emails())
         self.rows = [item.sample.id for item in items]
-        unpicked = [i for i, item in enumerate(items) if item.sample.id not in self.picks]
-        automatic = dict(zip(unpicked, self.fallback.score([items[i] for i in unpicked]))) if unpicked else {}
         scores = []
-        for i, item in enumerate(items):
-            if i in automatic:
-                scores.append(rank_fractions(automatic[i]))
-                continue
-            pick = self.picks[item.sample.id]
-            if pick is None or pick.index >= len(item.candidates):
+        for item in items:
+            pick = self.picks.get(item.sample.id)
+            if item.sample.id not in self.picks:
+                scores.append([0.0] * len(item.candidates))
+            elif pick is None or pick.index >= len(item.candidates):
                 scores.append([REJECTED] * len(item.candidates))
             else:
                 scores.append([HUMAN if c == pick.index else 0.0 for c in range(len(item.candidates))])
@@ -142,7 +135,7 @@ class LabelStudioSelector(Selector):
             len(items),
             self.project,
             rejected,
-            len(unpicked),
+            len(items) - human - rejected,
             self.fallback_name,
         )
         return scores
