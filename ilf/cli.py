@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
-from ilf.evaluation import format_table  # noqa: E402
+from ilf.evaluation import format_table, primary_numbers  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
 from ilf.metrics import get_metrics, score_system  # noqa: E402
 from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
@@ -101,7 +101,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
             "tasks": waited["tasks"],
             "annotated": waited["annotated"],
             "skipped": waited["skipped"],
-            **{m: v for m, v in entry["systems"][entry["primary"]].items() if isinstance(v, float) and not m.endswith("_sem")},
+            **primary_numbers(entry),
             "summary": str(round_dir / SUMMARY_MD) if (round_dir / SUMMARY_MD).exists() else None,
         }
     print(f"run directory: {run_dir}\n")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ilf.config import RunConfig
-from ilf.evaluation import format_table
+from ilf.evaluation import format_table, primary_numbers
 from ilf.files import atomic_write_json, atomic_write_text
+from ilf.methods import get_method
 from ilf.pipeline import Pipeline, RunPaths
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ class Rounds:
         self.config = config
         self.root = Path(run_dir)
         self.shared = shared
-        first = Pipeline(self.round_config(1), self.round_dir(1), shared)
-        self.count = config.rounds if first.method.trains else 1
+        self.count = config.rounds if get_method(config.method).trains else 1
 
     def round_dir(self, k: int) -> Path:
         return self.root / f"round-{k}"
@@ -96,8 +96,7 @@ class Rounds:
 
 
 def _columns(metrics: dict[str, Any]) -> tuple[str, ...]:
-    primary = metrics["systems"][metrics["primary"]]
-    return tuple(k for k, v in primary.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("_sem"))
+    return tuple(primary_numbers(metrics))
 
 
 def _plot(per_round: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:

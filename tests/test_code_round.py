@@ -199,4 +199,4 @@ def test_the_round_metric_reports_what_the_round_s_programs_did(tmp_path: Path) 
         "code.targets": 1,  # ILF trains on the selections: one sample has one, and it passes
         "code.targets_pass_rate": 1.0,
     }
-    assert json.loads(json.dumps(PassAtK().score_round(run)))  # plain numbers, fit for metrics.json
+    assert json.loads(json.dumps(PassAtK().score_round(run), allow_nan=False))  # plain finite numbers, fit for metrics.json

@@ -51,11 +51,9 @@ def test_round_summary_with_two_annotator_accounts_on_one_project(label_studio, 
     summary = json.loads((round_dir / SUMMARY_JSON).read_text())
     assert (summary["project"], summary["round"], summary["template"], summary["tasks"]) == (project_title, 1, "feedback", 4)
     assert summary["annotators"][first.email]["annotated"] == 4 and summary["annotators"][first.email]["skipped"] == 0
-    assert summary["annotators"][second.email] == {
-        "annotated": two.annotated,
-        "skipped": two.skipped,
-        "median_lead_time": summary["annotators"][second.email]["median_lead_time"],
-    }
+    second_row = summary["annotators"][second.email]
+    assert (second_row["annotated"], second_row["skipped"]) == (two.annotated, two.skipped)
+    assert second_row["median_lead_time"] > 0  # the annotator's lead times, sent with each annotation
     assert (summary["annotations"], summary["skipped"]) == (4 + two.annotated, two.skipped)
     assert summary["median_lead_time"] > 0 and summary["annotators"][first.email]["median_lead_time"] > 0
     assert summary["agreement"] == {"tasks_with_two_or_more_annotators": two.annotated}

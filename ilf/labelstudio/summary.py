@@ -18,6 +18,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from ilf.evaluation import primary_numbers
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.labelstudio.sync import _annotator, select_answer
 
@@ -137,9 +138,7 @@ def round_metrics(metrics_path: Path) -> tuple[str | None, dict[str, float]]:
     if not metrics_path.exists():
         return None, {}
     metrics = json.loads(metrics_path.read_text())
-    primary = metrics.get("primary")
-    row = metrics.get("systems", {}).get(primary, {})
-    return primary, {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("_sem")}
+    return metrics.get("primary"), primary_numbers(metrics)
 
 
 def write_summary(
