@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ilf.execution.programs import PROMPT_KEY, program_for, run_completions
+from ilf.execution.programs import PROMPT_KEY, run_completions
 from ilf.execution.sandbox import ISOLATIONS, ExecutionResult, Limits, Sandbox
 from ilf.records import Sample
 from ilf.registry import TASKS
@@ -76,9 +76,6 @@ class CodeTask(TemplateTask):
         if self._sandbox is None:
             self._sandbox = Sandbox(self.limits, isolation=self.isolation, workers=self.workers, cache_dir=self.cache_dir)
         return self._sandbox
-
-    def program(self, sample: Sample, completion: str) -> str:
-        return program_for(sample, completion)
 
     def run_tests(self, pairs: list[tuple[Sample, str]]) -> list[ExecutionResult]:
         """Each (sample, completion) run against the sample's tests."""
