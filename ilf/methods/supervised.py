@@ -81,15 +81,14 @@ def _keep_policy(run: Pipeline) -> dict[str, Any]:
     "fine-tuned" model is the policy as it was, saved where training would have put it, so the
     run and its study still evaluate it; the metrics say that nothing was trained."""
     from ilf.files import atomic_directory, atomic_write_json
-    from ilf.models import load_model
+    from ilf.models import load_model, save_model
 
     log.warning("finetune: no sample has a %r target; the policy is kept unchanged as the fine-tuned model", run.config.finetune.target)
     loaded = load_model(run.policy)
     model = loaded.model.merge_and_unload() if hasattr(loaded.model, "merge_and_unload") else loaded.model
     metrics = {"pairs": 0, "steps": 0, "train_loss": None}
     with atomic_directory(run.paths.model) as tmp:
-        model.save_pretrained(str(tmp))
-        loaded.tokenizer.save_pretrained(str(tmp))
+        save_model(model, loaded.tokenizer, tmp)
         atomic_write_json(tmp / "train_metrics.json", metrics)
     return metrics
 
