@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from test_labelstudio_browser import browser  # noqa: F401 (the fixture)
+from test_labelstudio_browser import browser, logged_in  # noqa: F401 (the fixture)
 
 from ilf.cli import main
 from ilf.labelstudio.client import template_config
@@ -88,12 +88,7 @@ def test_annotator_critiques_a_highlighted_program_in_the_browser(browser, label
     result = push(ls_client, project_title, "code_feedback", build_tasks("code_feedback", [DOUBLE], [Output(DOUBLE.id, WRONG)]))
     (task,) = ls_client.export_tasks(result.project_id)
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    page.goto(f"{label_studio['url']}/user/login/")
-    page.fill("#email", label_studio["creds"].username)
-    page.fill("#password", label_studio["creds"].password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/user/login" not in url, timeout=60_000)
+    page = logged_in(browser, label_studio)
 
     page.goto(f"{label_studio['url']}/projects/{result.project_id}/data?task={task['id']}")
     box = page.locator("textarea[name=feedback]")
