@@ -50,7 +50,8 @@ def test_the_extending_example_runs_as_written(tmp_path: Path) -> None:
         assert selection["selector"] == "my_ilf_plugins.selectors:AddedWordsSelector"
         ours = [c["scores"][selection["selector"]] for c in selection["candidates"]]
         assert all(set(c["scores"]) == {selection["selector"], "random"} for c in selection["candidates"])
-        assert selection["index"] == ours.index(max(ours))
+        tied = [i for i, score in enumerate(ours) if score == max(ours)]  # the pick is by our score; a tie goes to random's
+        assert selection["index"] == max(tied, key=lambda i: selection["candidates"][i]["scores"]["random"])
     feedback, output = "spiders have eight legs, not six.", "six"
     assert AddedWordsSelector().score(
         [type("Item", (), {"feedback": feedback, "output": output, "candidates": ["eight legs", "ten"]})()]
