@@ -352,6 +352,11 @@ class RunConfig:
     reward: RewardConfig = option(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
     dpo: DPOConfig = option(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
     rloo: RLOOConfig = option(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
+    method_options: dict[str, dict[str, Any]] = option(
+        help="Settings of methods that define their own, by method name (method_options: {sdft: {max_steps: 40}}); "
+        "`ilf plugins` lists each method's options.",
+        factory=dict,
+    )
     world: WorldConfig = option(
         help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig
     )

@@ -240,6 +240,9 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     round_metrics: dict[str, Any] = {}
     for metric in run.metrics:
         round_metrics.update(metric.score_round(run))
+    cost = run.method.feedback_cost(run)  # what a study sets methods side by side by
+    round_metrics.update({f"cost.{kind}": count for kind, count in sorted(cost.items())})
+    round_metrics["feedback_cost"] = sum(cost.values())
     run.replacing("evaluate")
     write_records(run.paths.eval_outputs, all_outputs)
     primary = run.method.primary_system(systems)

@@ -234,7 +234,8 @@ def _stats(values: list[float]) -> dict[str, float]:
     if not values:
         return {"mean": float("nan"), "sd": float("nan"), "sem": float("nan"), "n": 0}
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "sd": sd, "sem": sd / math.sqrt(len(values)), "n": len(values)}
+    counts = all(isinstance(v, int) and not isinstance(v, bool) for v in values)  # feedback consumed, say: shown as a count
+    return {"mean": statistics.fmean(values), "sd": sd, "sem": sd / math.sqrt(len(values)), "n": len(values), "count": counts}
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -354,6 +355,8 @@ def gates(study: StudyConfig, summary: list[dict[str, Any]]) -> list[dict[str, A
 def _cell(stats: dict[str, float] | None) -> str:
     if not stats or stats["n"] == 0:
         return "-"
+    if stats.get("count") and stats["sd"] == 0:  # a count that is the same for every seed
+        return str(int(stats["mean"]))
     if stats["n"] == 1:
         return f"{stats['mean']:.3f}"
     return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['sem']:.3f})"
@@ -431,6 +434,15 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
         lines.append("")
     lines += _round_section(study, summary, columns, run_dir)
     lines += ["![metrics against training size](report.png)", ""]
+    if any("feedback_cost" in g["metrics"] for g in summary):
+        lines += [
+            "Feedback consumed (`feedback_cost`): the critiques, comparisons, references, judgements or executions a "
+            "method's training read (`cost.<kind>` in the round table).",
+            "",
+            "![metrics against feedback consumed](report_cost.png)",
+            "",
+        ]
+        _plot_cost(summary, [c for c in columns if c != "feedback_cost"], run_dir / "report_cost.png")
     if study.notes:
         lines += [study.notes.strip(), ""]
     report = "\n".join(lines)
@@ -564,6 +576,43 @@ def _plot(summary: list[dict[str, Any]], study: StudyConfig, columns: list[str],
         ax.set_xlabel("training samples")
         ax.set_title(metric)
     save_figure(fig, axes[0][0], path, legend_columns=6)
+
+
+def _plot_cost(summary: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """Each metric against the feedback a method consumed: a point per method, a colour per size
+    and axis value (untrained methods join every size), ± SEM over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def axes_key(g: dict[str, Any]) -> str:
+        return json.dumps(g["axes"], sort_keys=True)
+
+    sized = list(dict.fromkeys((g["size"], axes_key(g)) for g in summary if g["size"] is not None))
+    settings = sized or list(dict.fromkeys((None, axes_key(g)) for g in summary))
+    shown = [c for c in columns if c != "mean_words"][:4] or columns[:1]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], shown):
+        for index, (size, key) in enumerate(settings):
+            groups = [
+                g
+                for g in summary
+                if axes_key(g) == key and g["size"] in (size, None) and metric in g["metrics"] and "feedback_cost" in g["metrics"]
+            ]
+            if not groups:
+                continue
+            label = " · ".join([f"{size} samples"] * (size is not None) + [f"{k}={v}" for k, v in json.loads(key).items()]) or "all"
+            xs = [g["metrics"]["feedback_cost"]["mean"] for g in groups]
+            ys = [g["metrics"][metric]["mean"] for g in groups]
+            colour = colours[index % len(colours)]
+            ax.errorbar(xs, ys, yerr=[g["metrics"][metric]["sem"] for g in groups], fmt="o", capsize=3, color=colour, label=label)
+            for x, y, g in zip(xs, ys, groups):
+                ax.annotate(g["method"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour)
+        ax.set_xlabel("feedback consumed (critiques, comparisons, references, judgements, executions)", fontsize=7)
+        ax.set_title(metric)
+    save_figure(fig, axes[0][0], path, legend_columns=4)
 
 
 def save_figure(fig: Any, legend_from: Any, path: Path, legend_columns: int = 6) -> None:

@@ -3,7 +3,7 @@
 A source is a plug-in: a module in this package registers a ``FeedbackSource`` subclass with
 ``@FEEDBACK_SOURCES.register(name, help=...)``; ``feedback.source: mypkg.sources:MySource`` loads
 one from outside the package. The feedback stage calls ``collect``; the comparisons stage (the
-ranking methods' data) calls ``compare``.
+ranking methods' data) calls ``compare``; online methods (sdpo) call ``reward`` on their rollouts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.records import Comparison, Feedback, read_records
+from ilf.records import Comparison, Feedback, Sample, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 class FeedbackSource:
     """Gives a critique per sample, and optionally comparisons for the ranking methods."""
+
+    critique_unit = "critiques"  # what one feedback record costs, as a study's cost columns name it
 
     def prepare(self, run: Pipeline) -> None:
         """Called when a run starts, before fingerprints are taken (to pull new annotations, say)."""
@@ -42,6 +44,18 @@ class FeedbackSource:
     def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
         """Pairwise judgements for the reward model and DPO; by default the dataset's own."""
         return read_records(run.paths.dataset_comparisons, Comparison)
+
+    def reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+        """A score in [0, 1] of each (sample, output) for online methods, 1.0 meaning nothing left to
+        fix, and the unit it costs (judgements, executions). By default the task's own check (the
+        code task runs the unit tests); a source whose critic can score any output says so here."""
+        task_reward = getattr(run.task, "reward", None)
+        if task_reward is None:
+            raise ValueError(
+                f"feedback.source {run.config.feedback.source!r} cannot score new outputs, nor can task {run.config.task.name!r}: "
+                "online methods (sdpo) need one that can (simulated in the facts world, a code task's unit tests)"
+            )
+        return task_reward(pairs)
 
 
 def get_source(name: str) -> FeedbackSource:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     help="Run each output against its sample's unit tests (sandboxed): the failing test and error as text, 'good' when it passes.",
 )
 class ExecutionFeedback(FeedbackSource):
+    critique_unit = "executions"
+
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         return [run.config.feedback, run.config.task]  # the task's options set the sandbox's limits
 

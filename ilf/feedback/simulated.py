@@ -10,7 +10,7 @@ from ilf.config import RunConfig
 from ilf.demo import world
 from ilf.feedback import FeedbackSource
 from ilf.generate import generate_outputs
-from ilf.records import Comparison, Feedback, Output, read_records
+from ilf.records import Comparison, Feedback, Output, Sample, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
@@ -58,6 +58,13 @@ class SimulatedAnnotator(FeedbackSource):
                 )
             )
         return records, "the simulated annotator"
+
+    def reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+        """The annotator's score of each summary by its preference: the F1 of salient facts stated
+        (recall) and stated facts salient (precision), 1.0 exactly when there is nothing to fix."""
+        scores = [world.score_summary(world.post_from_sample(sample), text) for sample, text in pairs]
+        f1 = [2 * s.recall * s.precision / (s.recall + s.precision) if s.recall + s.precision else 0.0 for s in scores]
+        return f1, "judgements"
 
     def comparison_inputs(self, run: Pipeline) -> list[Any]:
         return [

@@ -5,15 +5,20 @@ A method is a plug-in: a module in this package registers a ``Method`` subclass 
 It names the stages it reads (``stages``), trains in the finetune stage (``train``) and says which
 systems the evaluate stage generates with (``systems``, ``generate``). ILF, the SFT baselines and
 the ranking-RLHF methods are all methods, so one run, one study and one report serve them all.
+
+A method with settings of its own names a dataclass in ``Options``; a config sets them under
+``method_options.<name>`` (``method_options: {sdft: {max_steps: 40}}``), so adding such a method
+touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind, so a
+study can set methods side by side at equal cost.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import ModelConfig, RunConfig
+from ilf.config import ConfigError, ModelConfig, RunConfig
 from ilf.files import Journal
-from ilf.records import Output, Sample
+from ilf.records import Feedback, Output, Sample, read_records
 from ilf.registry import METHODS
 from ilf.steps import evaluation_outputs
 
@@ -23,6 +28,17 @@ if TYPE_CHECKING:
 
 class Method:
     trains: bool = True
+    name: str = ""  # the name the method was looked up by (set by get_method)
+    Options: type | None = None  # the dataclass of method_options.<name>, for methods with settings of their own
+
+    def options(self, config: RunConfig) -> Any:
+        """This method's ``method_options.<name>``, validated against ``Options`` (errors name the key)."""
+        from ilf.schema import build
+
+        if self.Options is None:
+            return None
+        raw = config.method_options.get(self.name, {})
+        return build(self.Options, raw or {}, error=_option_error(f"method_options.{self.name}"))
 
     def configure(self, config: RunConfig) -> RunConfig:
         """The config with the keys this method fixes set (``sft_initial`` sets finetune.target)."""
@@ -39,6 +55,19 @@ class Method:
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
         """What identifies the training beyond finetune.*: two methods that train alike share it."""
         return [type(self).__name__]
+
+    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+        """The feedback this method consumed, by kind (critiques, comparisons, references, judgements,
+        executions): by default what the stages it reads hold for the training samples."""
+        stages = self.stages(run.config)
+        ids = {s.id for s in run.training_samples()}
+        cost: dict[str, int] = {}
+        if "feedback" in stages:
+            count = sum(1 for f in read_records(run.paths.feedback, Feedback) if f.sample_id in ids)
+            cost[run.feedback_source.critique_unit] = count
+        if "comparisons" in stages:
+            cost["comparisons"] = len(run.comparisons())
+        return cost
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         raise NotImplementedError(f"method {run.config.method!r} trains nothing")
@@ -65,8 +94,19 @@ class Method:
         )
 
 
+def _option_error(prefix: str) -> Any:
+    """A ConfigError maker that names the key under ``prefix`` (``method_options.sdft.max_steps``)."""
+
+    def make(path: Any, line: Any, field: str | None, problem: str) -> ConfigError:
+        return ConfigError(path, line, f"{prefix}.{field}" if field else prefix, problem)
+
+    return make
+
+
 def get_method(name: str) -> Method:
-    return METHODS.get(name)()
+    method = METHODS.get(name)()
+    method.name = name
+    return method
 
 
 __all__ = ["Method", "get_method"]

@@ -53,7 +53,7 @@ class SupervisedMethod(Method):
             pairs += more
             counts = {k: counts.get(k, 0) + v for k, v in more_counts.items()}
         if not pairs:
-            return {**counts, **_keep_policy(run)}
+            return {**counts, **keep_policy(run)}
         metrics = finetune(run.policy, pairs, run.config.finetune, run.paths.model, run.config.seed)
         return {**counts, **metrics}
 
@@ -67,6 +67,11 @@ class SupervisedMethod(Method):
             samples = [dataclasses.replace(s, initial_output=initial.get(s.id, s.initial_output)) for s in samples]
         return training_pairs(run.task, samples, c.finetune.target, selections)
 
+    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+        if run.config.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
+            return {"references": sum(1 for s in run.training_samples() if s.references)}
+        return super().feedback_cost(run)
+
     def targets(self, run: Pipeline) -> dict[str, str] | None:
         target = run.config.finetune.target
         if target == "selected":
@@ -76,7 +81,7 @@ class SupervisedMethod(Method):
         return {s.id: s.references[0] for s in run.training_samples() if s.references}
 
 
-def _keep_policy(run: Pipeline) -> dict[str, Any]:
+def keep_policy(run: Pipeline) -> dict[str, Any]:
     """No sample has a target (a code round whose refinements all fail their tests, say): the
     "fine-tuned" model is the policy as it was, saved where training would have put it, so the
     run and its study still evaluate it; the metrics say that nothing was trained."""

@@ -81,6 +81,10 @@ class CodeTask(TemplateTask):
         """Each (sample, completion) run against the sample's tests."""
         return run_completions(self.sandbox, pairs)
 
+    def reward(self, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+        """1.0 for a program that passes its sample's tests, else 0.0 (online methods' reward)."""
+        return [1.0 if r.passed else 0.0 for r in self.run_tests(pairs)], "executions"
+
     def refine_prompt(self, sample: Sample, output: str, feedback: str | None) -> str:
         old_code = sample.inputs.get(PROMPT_KEY, "") + output
         test_output = ""

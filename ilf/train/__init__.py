@@ -1,4 +1,5 @@
-"""Training loops, thin over TRL: supervised fine-tuning, reward models, DPO and RLOO."""
+"""Training loops, thin over TRL: supervised fine-tuning, reward models, DPO, RLOO, and the
+self-distillation trainers SDFT and SDPO (TRL's experimental API, each in a module of its own)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from ilf.files import atomic_directory, atomic_write_json
 
 if TYPE_CHECKING:
     import torch
+
+    from ilf.config import ModelConfig
 
 # TRL's configs default the deprecated `gradient_checkpointing` name, so every config would warn.
 warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
@@ -53,6 +56,21 @@ def common_trainer_args(
     result.update(args)
     result.update(overrides or {})
     return result
+
+
+def policy_with_path(policy: ModelConfig, work_dir: Path) -> ModelConfig:
+    """The policy, saved to ``work_dir/initial-policy`` first when it is a tiny model built from
+    config: trainers that rebuild a frozen copy (a reference, a teacher) from the model's
+    ``name_or_path`` need a folder to rebuild it from."""
+    import dataclasses
+
+    from ilf.models import TINY_PREFIX, load_model, save_model
+
+    if not policy.name_or_path.startswith(TINY_PREFIX):
+        return policy
+    initial = load_model(policy)
+    save_model(initial.model, initial.tokenizer, work_dir / "initial-policy")
+    return dataclasses.replace(policy, name_or_path=str(work_dir / "initial-policy"))
 
 
 def save_trained(

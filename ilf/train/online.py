@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ilf.config import ModelConfig
-from ilf.models import TINY_PREFIX, load_model, save_model
-from ilf.train import common_trainer_args, save_trained
+from ilf.models import load_model
+from ilf.train import common_trainer_args, policy_with_path, save_trained
 
 
 @dataclass
@@ -34,12 +33,7 @@ def train_rloo(
 
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.trainer"
-    if policy.name_or_path.startswith(TINY_PREFIX):
-        # RLOOTrainer rebuilds its frozen reference from the policy's path, which a model built
-        # from config lacks: give it one.
-        initial = load_model(policy)
-        save_model(initial.model, initial.tokenizer, work / "initial-policy")
-        policy = dataclasses.replace(policy, name_or_path=str(work / "initial-policy"))
+    policy = policy_with_path(policy, work)  # RLOOTrainer rebuilds its frozen reference from the path
     lm = load_model(policy, for_training=True)
     reward = AutoModelForSequenceClassification.from_pretrained(str(reward_model))
     reward_tokenizer = AutoTokenizer.from_pretrained(str(reward_model))

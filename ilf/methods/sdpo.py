@@ -1,0 +1,116 @@
+"""SDPO: online self-distillation from the environment's feedback (TRL's experimental SDPOTrainer).
+
+The policy samples a group of outputs per training prompt; the feedback source scores each (the
+facts world's annotator, a code task's unit tests); the model re-prompted with a successful output
+of the group, or else with the critique of the earlier output (the feedback record ILF uses), is
+the teacher the group is distilled towards. TRL's SDPO takes feedback per prompt from the dataset,
+not per rollout, which is why the critique is of the earlier output. Its cost is the critiques
+plus every rollout the source scored, and the report says both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ilf.config import RunConfig, option
+from ilf.methods import Method
+from ilf.methods._privileged import TEACHERS, critiqued_samples, privileged_rows, solution_context
+from ilf.methods.sdft import CONTEXT_TEXT
+from ilf.methods.supervised import keep_policy
+from ilf.registry import METHODS
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+
+@dataclass
+class SDPOOptions:
+    learning_rate: float = option(1e-5, "Peak learning rate.")
+    max_steps: int = option(50, "Optimizer steps (each scores per_device_train_batch_size rollouts).")
+    num_generations: int = option(4, "Rollouts per prompt: a group, whose successful members teach the others.")
+    per_device_train_batch_size: int = option(16, "Rollouts per batch (a multiple of num_generations).")
+    success_reward_threshold: float = option(1.0, "A rollout scoring at least this is a success the group distils from.")
+    teacher: str = option("auto", "How the critique reaches the teacher: refine, context or auto (see method_options.sdft.teacher).")
+    context_text: str = option(CONTEXT_TEXT, "The privileged context of the context teacher ({output}, {feedback}).")
+    trainer_args: dict[str, Any] = option(help="Any further trl.experimental.sdpo.SDPOConfig argument, passed through.", factory=dict)
+
+    def __post_init__(self) -> None:
+        from ilf.schema import SchemaError
+
+        if self.teacher not in TEACHERS:
+            raise SchemaError(None, None, "teacher", f"must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
+        if self.num_generations < 2:
+            raise SchemaError(None, None, "num_generations", f"must be at least 2 (a group), got {self.num_generations}")
+        if self.per_device_train_batch_size % self.num_generations:
+            raise SchemaError(
+                None,
+                None,
+                "per_device_train_batch_size",
+                f"must be a multiple of num_generations ({self.num_generations}), got {self.per_device_train_batch_size}",
+            )
+
+
+@METHODS.register(
+    "sdpo",
+    help="Online self-distillation (TRL SDPO): rollouts scored by the feedback source, the model re-prompted with a "
+    "success or the critique teaches itself (method_options.sdpo).",
+)
+class SDPO(Method):
+    Options = SDPOOptions
+
+    def stages(self, config: RunConfig) -> tuple[str, ...]:
+        return ("outputs", "feedback")
+
+    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
+        return ["sdpo", self.options(config), config.outputs.sampling, config.feedback.source, config.world]
+
+    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+        cost = super().feedback_cost(run)
+        path = run.paths.model / "sdpo_metrics.json"
+        if path.exists():
+            trained = json.loads(path.read_text())
+            unit = trained.get("reward_unit") or "judgements"
+            cost[unit] = cost.get(unit, 0) + int(trained.get("rewards_scored", 0))
+        return cost
+
+    def train(self, run: Pipeline) -> dict[str, Any]:
+        from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo
+
+        options: SDPOOptions = self.options(run.config)
+        critiqued = [c for source in [*run.earlier, run] for c in critiqued_samples(source)]
+        if not critiqued:
+            return keep_policy(run)
+        prepared = privileged_rows(run.task, critiqued, options.teacher, options.context_text)
+
+        def reward(sample_ids: list[str], completions: list[str]) -> tuple[list[float], str]:
+            pairs = [(prepared.samples[i], run.task.postprocess(text)) for i, text in zip(sample_ids, completions)]
+            return run.feedback_source.reward(run, pairs)
+
+        if prepared.form == "refine":
+            reprompt = "{prompt}{solution}{feedback}" if prepared.prompt_first else "{solution}{feedback}{prompt}"
+            solution = solution_context(run.task, list(prepared.samples.values()), prepared.prompt_first)
+        else:
+            reprompt, solution = "{solution}{feedback}\n\n{prompt}", None
+        sampling = run.config.outputs.sampling
+        metrics = train_sdpo(
+            run.policy,
+            prepared.rows,
+            reward,
+            SDPOTrainingConfig(
+                learning_rate=options.learning_rate,
+                max_steps=options.max_steps,
+                num_generations=options.num_generations,
+                per_device_train_batch_size=options.per_device_train_batch_size,
+                max_completion_length=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                success_reward_threshold=options.success_reward_threshold,
+                reprompt_template=reprompt,
+                solution_template=solution,
+                seed=run.config.seed,
+                trainer_args=options.trainer_args,
+            ),
+            run.paths.model,
+        )
+        return {**metrics, "teacher": prepared.form}
