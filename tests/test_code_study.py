@@ -24,7 +24,7 @@ SMALL = [
 def test_the_code_study_runs_every_method_and_reports_pass_at_1(tmp_path: Path) -> None:
     result = run_study(CONFIG, tmp_path, SMALL)
     rows = {row["method"]: row["metrics"] for row in json.loads((tmp_path / "cells.json").read_text())}
-    methods = ["before", "ilf", "sft_initial", "sft_reference", "ilf_execution"]
+    methods = ["before", "ilf", "sft_initial", "sft_reference", "ilf_execution", "sdft", "sdpo"]
     assert sorted(rows) == sorted(methods)
     for method in methods:
         assert 0.0 <= rows[method]["pass@1"] <= 1.0 and rows[method]["problems"] == 4, method
@@ -40,6 +40,12 @@ def test_the_code_study_runs_every_method_and_reports_pass_at_1(tmp_path: Path) 
     # A random tiny model writes no passing refinement: ILF has nothing to train on and keeps the policy, saying so.
     assert rows["ilf"]["code.targets"] == rows["ilf"]["code.selected"] == 0
     assert json.loads((ilf / "model" / "train_metrics.json").read_text()) == {"pairs": 0, "steps": 0, "train_loss": None}
+    # The self-distillation peers read the same critiques; sdpo's every rollout ran against its problem's tests.
+    assert rows["sdft"]["cost.critiques"] == rows["sdpo"]["cost.critiques"] == rows["ilf"]["cost.critiques"] == 3
+    sdpo = json.loads((tmp_path / "cells" / "seed0-sdpo" / "model" / "sdpo_metrics.json").read_text())
+    assert rows["sdpo"]["cost.executions"] == sdpo["rewards_scored"] == 4 * 8 and sdpo["reward_unit"] == "executions"
+    finetune = json.loads((tmp_path / "cells" / "seed0-sdft" / ".ilf" / "stages" / "finetune.json").read_text())
+    assert finetune["summary"]["teacher"] == "refine"  # the teacher read the refiner's prompt: the problem after the critique
     # Each held-out program's verdict is kept beside it; the training problems are not among the held-out ones.
     evaluated = read_records(ilf / "eval_outputs.jsonl", Output)
     assert len(evaluated) == 4 * 3 and all(o.extra["execution"]["status"] for o in evaluated)

@@ -45,6 +45,8 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
     work = out_dir.parent / f".{out_dir.name}.trainer"
     policy = policy_with_path(policy, work)  # the base teacher is rebuilt from the student's path
     lm = load_model(policy, for_training=True)
+    # TRL's sampler only yields full batches: with fewer rows than a batch an epoch would be empty
+    batch = min(config.per_device_train_batch_size, len(rows))
     args = SDFTConfig(
         **common_trainer_args(
             lm.device,
@@ -55,7 +57,7 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
             learning_rate=config.learning_rate,
             num_train_epochs=config.num_train_epochs,
             max_steps=config.max_steps,
-            per_device_train_batch_size=config.per_device_train_batch_size,
+            per_device_train_batch_size=batch,
             max_completion_length=config.max_completion_length,
             temperature=config.temperature,
             num_generations=1,  # SDFT distils each rollout on its own: no group is needed
@@ -74,7 +76,7 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
         "train_loss": result.training_loss,
         "first_logged_loss": losses[0] if losses else None,
         "last_logged_loss": losses[-1] if losses else None,
-        "rollouts": trainer.state.global_step * config.per_device_train_batch_size * trainer.args.gradient_accumulation_steps,
+        "rollouts": trainer.state.global_step * batch * trainer.args.gradient_accumulation_steps,
         "runtime_seconds": result.metrics.get("train_runtime"),
     }
     save_trained(trainer, trainer.model, lm.tokenizer, out_dir, "sdft_metrics.json", metrics, work)

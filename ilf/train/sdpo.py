@@ -53,6 +53,12 @@ def train_sdpo(
     work = out_dir.parent / f".{out_dir.name}.trainer"
     policy = policy_with_path(policy, work)  # the EMA teacher is rebuilt from the student's path
     lm = load_model(policy, for_training=True)
+    prompts_per_batch = config.per_device_train_batch_size // config.num_generations
+    if prompts_per_batch > len(rows):  # TRL's sampler only yields full batches: none would come
+        raise ValueError(
+            f"sdpo: a batch of {config.per_device_train_batch_size} rollouts is {prompts_per_batch} prompts of "
+            f"{config.num_generations}, more than the {len(rows)} critiqued samples; lower per_device_train_batch_size"
+        )
     scored: list[float] = []
     units: set[str] = set()
 

@@ -1,0 +1,215 @@
+"""The self-distillation peers of ILF: sdft and sdpo over TRL's experimental trainers, what their
+teachers read, what their rewards are, and what they cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO
+
+from ilf.config import ConfigError, ModelConfig, load_config
+from ilf.demo import world
+from ilf.feedback.simulated import SimulatedAnnotator
+from ilf.methods import get_method
+from ilf.methods._privileged import privileged_rows, solution_context
+from ilf.models import load_model
+from ilf.records import Sample
+from ilf.study import run_study
+from ilf.tasks.code import CodeTask
+from ilf.tasks.facts import FactsTask
+from ilf.tasks.summarization import SummarizationTask
+from ilf.train.sdft import SDFTTrainingConfig, train_sdft
+from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo
+
+POSTS = world.generate_posts(4, seed=3)
+FACTS = [Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()], extra=world.post_record(p)) for p in POSTS]
+
+
+def test_the_facts_teacher_reads_ilfs_refinement_prompt_around_the_students() -> None:
+    task = FactsTask()
+    critiqued = [(s, "ann buys boat", "please add that ben sells cars") for s in FACTS[:2]]
+    prepared = privileged_rows(task, critiqued, "auto", "unused {output} {feedback}")
+    assert prepared.form == "refine" and prepared.template == "{prompt}{privileged_context}"
+    for (sample, output, critique), row in zip(critiqued, prepared.rows):
+        assert row["prompt"] == task.initial_prompt(sample)
+        # TRL's template over the row gives exactly the prompt ILF's refiner reads
+        teacher = prepared.template.format(prompt=row["prompt"], privileged_context=row["privileged_context"])
+        assert teacher == task.refine_prompt(sample, output, critique)
+        assert row["privileged_context"] == " ann buys boat feedback : please add that ben sells cars improved :"
+    # a successful attempt reaches SDPO's teacher as the refinement prompt without feedback
+    assert solution_context(task, FACTS, True) == " {successful_previous_attempt} improved :"
+
+
+def test_the_code_teacher_ends_with_the_students_prompt_and_summaries_fall_back_to_the_context_form() -> None:
+    code = Sample(id="c", inputs={"prompt": "def f(x):\n"}, extra={"test": "def check(c): pass", "entry_point": "f"})
+    prepared = privileged_rows(CodeTask(), [(code, "    return 1\n", "wrong for x=2")], "auto", "")
+    assert prepared.form == "refine" and prepared.template == "{privileged_context}{prompt}" and not prepared.prompt_first
+    assert prepared.rows[0]["privileged_context"] == "OLD CODE:\ndef f(x):\n    return 1\n\nFEEDBACK:\nwrong for x=2\n\nREFINEMENT:\n"
+    # the old code holds the sample's own prompt: no one solution template fits every sample, so TRL's is used
+    other = Sample(id="d", inputs={"prompt": "def g(y):\n"}, extra={"test": "def check(c): pass", "entry_point": "g"})
+    assert solution_context(CodeTask(), [code, other], False) is None
+
+    post = Sample(id="s", inputs={"title": "t", "post": "p"})
+    summary = privileged_rows(SummarizationTask(), [(post, "short", "too short")], "auto", "Earlier: {output} / {feedback}")
+    assert summary.form == "context" and summary.template == "{privileged_context}\n\n{prompt}"
+    assert summary.rows[0]["privileged_context"] == "Earlier: short / too short"
+    with pytest.raises(ValueError, match="teacher: refine needs"):
+        privileged_rows(SummarizationTask(), [(post, "short", "too short")], "refine", "")
+
+
+def test_the_annotators_reward_is_one_exactly_for_a_summary_with_nothing_to_fix() -> None:
+    post = POSTS[0]
+    perfect = " ".join(f.text() for f in post.salient_facts)
+    extra = [f for f, s in zip(post.facts, post.salient) if not s][0]
+    pairs = [(FACTS[0], perfect), (FACTS[0], perfect + " " + extra.text()), (FACTS[0], "")]
+    scores, unit = SimulatedAnnotator().reward(None, pairs)  # type: ignore[arg-type]
+    assert unit == "judgements"
+    assert scores[0] == 1.0 and 0.0 < scores[1] < 1.0 and scores[2] == 0.0
+
+
+def test_the_code_tasks_reward_runs_the_unit_tests() -> None:
+    sample = Sample(
+        id="c", inputs={"prompt": "def double(x):\n"}, extra={"test": "def check(c):\n    assert c(2) == 4\n", "entry_point": "double"}
+    )
+    scores, unit = CodeTask(timeout=5).reward([(sample, "    return 2 * x\n"), (sample, "    return x\n")])
+    assert (scores, unit) == ([1.0, 0.0], "executions")
+
+
+def _completion_logprobs(model, tokenizer, prefix: str, completion_ids: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next token at each position of ``completion_ids`` after ``prefix``."""
+    prefix_ids = tokenizer(prefix, return_tensors="pt").input_ids
+    ids = torch.cat([prefix_ids, completion_ids[None]], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, prefix_ids.shape[1] - 1 : -1]
+    return logits.log_softmax(-1)
+
+
+def _kl_from_teacher(model, tokenizer, rows: list[dict]) -> float:
+    """Mean over rows and completion tokens of KL(teacher || student): the teacher is the untrained
+    model reading the privileged context too, the student ``model`` reading the prompt alone."""
+    total = 0.0
+    for row in rows:
+        student = _completion_logprobs(model, tokenizer, row["prompt"], row["completion_ids"])
+        teacher = row["teacher_logprobs"]
+        total += torch.sum(teacher.exp() * (teacher - student), dim=-1).mean().item()
+    return total / len(rows)
+
+
+def test_sdft_moves_the_student_towards_its_teacher_and_changes_the_weights(tmp_path: Path) -> None:
+    policy = ModelConfig(name_or_path="tiny:gpt2", seed=3)
+    base = load_model(policy)
+    template = "{privileged_context}{prompt}"
+    hint = "Hint: the answer is always the word apple. " * 3
+    rows = [{"prompt": f"Question {i}: say a word.", "privileged_context": hint} for i in range(8)]
+    probes = []
+    for row in rows:  # a fixed completion per row, the teacher's view of it kept from before training
+        prompt_ids = base.tokenizer(row["prompt"], return_tensors="pt").input_ids
+        with torch.no_grad():
+            completion = base.model.generate(prompt_ids, max_new_tokens=6, do_sample=False, pad_token_id=base.tokenizer.eos_token_id)
+        completion_ids = completion[0, prompt_ids.shape[1] :]
+        teacher = _completion_logprobs(base.model, base.tokenizer, template.format(**row), completion_ids)
+        probes.append({"prompt": row["prompt"], "completion_ids": completion_ids, "teacher_logprobs": teacher})
+    before = _kl_from_teacher(base.model, base.tokenizer, probes)
+    metrics = train_sdft(
+        policy,
+        rows,
+        SDFTTrainingConfig(
+            learning_rate=1e-3,
+            num_train_epochs=4,
+            per_device_train_batch_size=4,
+            max_completion_length=6,
+            teacher_prompt_template=template,
+            trainer_args={"distillation_mode": "full_logits"},  # the whole distribution: what the KL below measures
+        ),
+        tmp_path / "sdft",
+    )
+    assert metrics["steps"] == 8 and metrics["rows"] == 8
+    assert metrics["last_logged_loss"] < metrics["first_logged_loss"]
+    trained = load_model(ModelConfig(name_or_path=str(tmp_path / "sdft")))
+    after_params = dict(trained.model.named_parameters())
+    assert [k for k, v in base.model.named_parameters() if not torch.equal(v, after_params[k])]
+    after = _kl_from_teacher(trained.model, trained.tokenizer, probes)
+    assert after < before * 0.5, (before, after)  # the student without the hint now writes like the teacher with it
+
+
+def test_sdpo_scores_every_rollout_with_its_sample_and_changes_the_policy(tmp_path: Path) -> None:
+    policy = ModelConfig(name_or_path="tiny:gpt2", seed=5)
+    rows = [{"prompt": f"Item {i}:", "privileged_context": "The earlier answer was too long.", "sample_id": f"s{i}"} for i in range(8)]
+    seen: list[str] = []
+
+    def short_is_good(ids: list[str], completions: list[str]) -> tuple[list[float], str]:
+        seen.extend(ids)
+        return [1.0 if len(c.split()) <= 2 else 0.0 for c in completions], "judgements"
+
+    config = SDPOTrainingConfig(
+        learning_rate=3e-3,
+        max_steps=3,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=6,
+        feedback_template="{feedback_raw}",
+    )
+    metrics = train_sdpo(policy, rows, short_is_good, config, tmp_path / "sdpo")
+    assert metrics["steps"] == 3
+    assert metrics["rewards_scored"] == len(seen) == 3 * 8 and metrics["reward_unit"] == "judgements"
+    assert set(seen) <= {r["sample_id"] for r in rows}  # the reward saw which sample each rollout answers
+    base = dict(load_model(policy).model.named_parameters())
+    trained = dict(load_model(ModelConfig(name_or_path=str(tmp_path / "sdpo"))).model.named_parameters())
+    assert [k for k, v in base.items() if not torch.equal(v, trained[k])]
+
+
+def test_method_options_are_checked_against_the_methods_own_settings(tmp_path: Path) -> None:
+    config = load_config(None, ["method=sdft", "method_options.sdft.max_step=3"])
+    with pytest.raises(ConfigError, match=r"method_options\.sdft\.max_step.*did you mean 'max_steps'"):
+        get_method("sdft").options(config)
+    config = load_config(None, ["method_options.sdpo.per_device_train_batch_size=6"])
+    with pytest.raises(ConfigError, match=r"method_options\.sdpo\.per_device_train_batch_size.*multiple of num_generations"):
+        get_method("sdpo").options(config)
+    assert get_method("sdft").options(load_config(None, ["method_options.sdft.teacher=context"])).teacher == "context"
+
+
+SMALL_WORLD = [
+    "data.limit=16",
+    "data.eval_limit=24",
+    "pretraining.steps=120",
+    "pretraining.examples=4000",
+    "refine.num_candidates=2",
+    "selection.also_score=[]",
+    "finetune.num_train_epochs=1",
+    "feedback.comparisons_per_sample=3",
+    "reward.num_train_epochs=1",
+    "method_options.sdft.per_device_train_batch_size=8",
+    "method_options.sdpo.max_steps=2",
+    "method_options.sdpo.per_device_train_batch_size=8",
+    "study.seeds=[0]",
+    "study.methods=[before,ilf,sft_reference,dpo,sdft,sdpo]",
+    "study.sizes=[16]",
+    "study.gates=[]",
+    "study.contrasts=[]",
+]
+
+
+@pytest.mark.slow
+def test_the_peers_study_sets_sdft_and_sdpo_beside_ilf_and_the_ranking_methods_with_their_cost(tmp_path: Path) -> None:
+    result = run_study(REPO / "ilf" / "studies" / "peers.yaml", tmp_path, [*SMALL_WORLD, f"pretraining.cache_dir={tmp_path / 'cache'}"])
+    rows = {(r["method"], r["axis:world.preference"]): r for r in json.loads((tmp_path / "cells.json").read_text())}
+    for world_name in ("cued", "hidden"):
+        cost = {m: rows[(m, world_name)]["metrics"] for m in ("before", "ilf", "sft_reference", "dpo", "sdft", "sdpo")}
+        assert cost["before"]["feedback_cost"] == 0
+        assert cost["ilf"]["cost.critiques"] == cost["sdft"]["cost.critiques"] == 16  # the same critiques
+        assert cost["sft_reference"]["cost.references"] == 16
+        assert cost["dpo"]["cost.comparisons"] == cost["dpo"]["feedback_cost"] > 0
+        # sdpo read the critiques and had every rollout of its 2 steps x 8 judged by the annotator
+        assert cost["sdpo"]["cost.critiques"] == 16 and cost["sdpo"]["cost.judgements"] == 2 * 8
+        assert cost["sdpo"]["feedback_cost"] == 16 + 16
+        for method in ("sdft", "sdpo"):
+            assert 0.0 <= cost[method]["recall"] <= 1.0
+            trained = json.loads((Path(rows[(method, world_name)]["dir"]) / "model" / f"{method}_metrics.json").read_text())
+            assert trained["steps"] > 0 and trained["rows"] == 16
+    for method in ("sdft", "sdpo", "ilf", "dpo"):
+        assert f"| {method} |" in result["report"]
+    assert "feedback_cost" in result["report"].split("\n## ")[1]  # a column of the main table
+    assert (tmp_path / "report_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
