@@ -144,6 +144,15 @@ def test_answer_logprobs_do_not_depend_on_the_left_padding_of_a_batch(tmp_path: 
     assert all(a != b for a, b in batched)  # the two answers do get different log-probs
 
 
+def test_the_judge_models_files_count_in_the_evaluate_fingerprint(tmp_path: Path) -> None:
+    folder = first_loving_model(tmp_path / "judge-model")
+    run = run_with(tmp_path, kind="model", model={"name_or_path": str(folder)})
+    before = run.fingerprints()
+    (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")  # the judge retrained in place, say
+    after = run.fingerprints()
+    assert after["evaluate"] != before["evaluate"] and after["data"] == before["data"]
+
+
 def test_served_judge_asks_both_orders_and_agrees_with_the_same_model_run_locally(server, tmp_path: Path) -> None:
     samples = facts_samples(3)
     texts = [half(s) for s in samples]
