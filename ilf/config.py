@@ -30,6 +30,10 @@ PATH_KEYS = (
     "refiner.name_or_path",
     "reward.model.name_or_path",
     "selection.judge.name_or_path",
+    "evaluation.judge.model.name_or_path",
+    "evaluation.judge.prompt",
+    "evaluation.judge.against",
+    "evaluation.judge.human",
 )
 
 
@@ -190,6 +194,95 @@ class FinetuneConfig:
     trainer_args: dict[str, Any] = option(help="Any further trl.SFTConfig argument, passed through.", factory=dict)
 
 
+JUDGE_PROMPTS = Path(__file__).parent / "metrics" / "judge_prompts"  # packaged prompts, named without .txt
+
+
+def judge_prompt_path(prompt: str) -> Path:
+    """The file a judge prompt names: a packaged one (``pairwise``) or a path."""
+    packaged = JUDGE_PROMPTS / f"{prompt}.txt"
+    return packaged if "/" not in prompt and packaged.is_file() else Path(prompt).expanduser()
+
+
+def judge_opponent_is_file(against: str) -> bool:
+    """Whether ``evaluation.judge.against`` names an outputs file (not references or a system)."""
+    return against.endswith(".jsonl") or "/" in against
+
+
+@dataclass
+class JudgeConfig:
+    """The LM judge of the judge_win_rate metric: which of two texts for one input is better."""
+
+    kind: str = option(
+        "model",
+        "model: an LM (judge.model) asked which text is better; annotator: the facts world's simulated annotator, "
+        "a judge whose answers are known (facts world only).",
+    )
+    model: ModelConfig | None = option(
+        None, "The judge model when kind is model: hub id or local folder, or backend: openai with remote: for a server."
+    )
+    prompt: str = option(
+        "pairwise",
+        "The judge prompt: a packaged one (pairwise, facts) or the path of a text file with {inputs} (or the input fields "
+        "by name), {first} and {second}; it must end where the answer starts.",
+    )
+    answers: list[str] = option(
+        help="What the judge answers to pick the first-shown text and the second (the packaged prompts name them A and B).",
+        factory=lambda: [" A", " B"],
+    )
+    mode: str = option(
+        "auto",
+        "logprobs: compare the log-probs of the two answers after the prompt (local models); generate: decode max_answer_tokens "
+        "greedily and parse the answer (an unparseable one is a tie, counted); auto: logprobs locally, generate on a server.",
+    )
+    tie_margin: float = option(0.0, "logprobs: a log-prob difference at or below this is a tie.")
+    max_answer_tokens: int = option(3, "generate: tokens decoded for the answer.")
+    batch_size: int = option(8, "Prompts per forward pass or generate call.")
+    against: str = option(
+        "references",
+        "What each system's output is compared with: references (the sample's first one), another system of the run "
+        "evaluated earlier (base), or the path of an outputs JSONL.",
+    )
+    human: str | None = option(
+        None,
+        "Comparisons JSONL by people whose pairs the judge also judges (agreement, Cohen's kappa); default the run's "
+        "comparisons by anyone but the simulated annotator, if it has any.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("model", "annotator"):
+            raise SchemaError(None, None, "kind", f"must be model or annotator, got {self.kind!r}")
+        if self.mode not in ("auto", "logprobs", "generate"):
+            raise SchemaError(None, None, "mode", f"must be auto, logprobs or generate, got {self.mode!r}")
+        if self.kind == "model" and self.model is not None and self.model.backend == "openai" and self.mode == "logprobs":
+            raise SchemaError(None, None, "mode", "logprobs needs a local model; a server's judge answers by generating (mode: generate)")
+        if not judge_prompt_path(self.prompt).is_file():
+            raise SchemaError(
+                None,
+                None,
+                "prompt",
+                f"no such file {self.prompt!r} (packaged prompts: {', '.join(sorted(p.stem for p in JUDGE_PROMPTS.glob('*.txt')))})",
+            )
+        if len(self.answers) != 2 or not all(a.strip() for a in self.answers) or self.answers[0].strip() == self.answers[1].strip():
+            raise SchemaError(None, None, "answers", f"must be two different non-empty answers, got {self.answers!r}")
+        if self.tie_margin < 0:
+            raise SchemaError(None, None, "tie_margin", f"must be >= 0, got {self.tie_margin}")
+        for name in ("max_answer_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SchemaError(None, None, name, f"must be at least 1, got {getattr(self, name)}")
+        if judge_opponent_is_file(self.against):
+            if not Path(self.against).expanduser().is_file():
+                raise SchemaError(None, None, "against", f"no such outputs file {self.against!r}")
+        elif not self.against.replace("_", "").replace("-", "").isalnum():
+            raise SchemaError(
+                None,
+                None,
+                "against",
+                f"must be references, the name of a system of the run (base), or an outputs .jsonl, got {self.against!r}",
+            )
+        if self.human is not None and not Path(self.human).expanduser().is_file():
+            raise SchemaError(None, None, "human", f"no such comparisons file {self.human!r}")
+
+
 @dataclass
 class EvaluationConfig:
     sampling: SamplingConfig = option(
@@ -205,6 +298,11 @@ class EvaluationConfig:
     metrics: list[str] = option(
         help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
     )
+    judge: JudgeConfig = option(help="The judge of the judge_win_rate metric (pairwise, both orders).", factory=JudgeConfig)
+
+    def __post_init__(self) -> None:
+        if "judge_win_rate" in self.metrics and self.judge.kind == "model" and self.judge.model is None:
+            raise SchemaError(None, None, "judge.model", "the judge_win_rate metric needs a judge model (or judge.kind: annotator)")
 
 
 @dataclass

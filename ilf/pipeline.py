@@ -371,6 +371,8 @@ STAGE_TABLE: tuple[Stage, ...] = (
             r.config.task,
             r.config.reward.best_of_n,
             r.config.seed,
+            # Only metrics that read files add inputs, so the fingerprints of runs without them stay as they were.
+            *[inputs for m in r.metrics if (inputs := m.fingerprint_inputs(r))],
         ],
         _evaluate,
     ),

@@ -188,3 +188,77 @@ def project_title(request) -> str:
     import uuid
 
     return f"{request.node.name[5:30]}-{uuid.uuid4().hex[:6]}"  # titles are capped at 50 characters
+
+
+# ----- a real `transformers serve` on loopback, serving a tiny saved model ---------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """``transformers serve`` pinned to a tiny gpt2 on a free port; skips loudly only if its packages are missing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import torch
+    from transformers.utils.import_utils import is_serve_available
+
+    from ilf.labelstudio.server import free_port
+    from ilf.models import save_model, tiny_model
+
+    if not is_serve_available():
+        message = "TRANSFORMERS SERVE IS NOT INSTALLED (pip install -e '.[test]'); every openai-backend test is SKIPPED"
+        _loud(message)
+        pytest.skip(message)
+    folder = tmp_path_factory.mktemp("served")
+    model, tokenizer = tiny_model("gpt2", seed=3)
+    # Freshly initialised weights give near-uniform logits and one greedy text for every prompt;
+    # larger weights make outputs depend on the prompt (and some stop early), so equality means something.
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3, generator=generator)
+    # transformers serve samples only if the model's generation config says so; a temperature alone does not.
+    model.generation_config.do_sample = True
+    save_model(model, tokenizer, folder / "tiny")
+    port = free_port()
+    log_path = folder / "server.log"
+    # One thread: the tiny model needs no more, and two busy threads on a shared 2-core machine make
+    # every request 30 times slower.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        str(folder / "tiny"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"transformers serve exited:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"transformers serve did not answer:\n{log_path.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        yield {"url": url, "model": str(folder / "tiny"), "log": log_path}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import REPO, _loud, slf5k_row, small_run_overrides
+from conftest import REPO, slf5k_row, small_run_overrides
 from flaky_proxy import FlakyProxy
 
 from ilf.config import ModelConfig, RemoteConfig, SamplingConfig, TaskConfig
 from ilf.data.slf5k import convert_row
 from ilf.generate import generate_outputs
 from ilf.labelstudio.server import free_port
-from ilf.models import load_model, save_model, tiny_model
+from ilf.models import load_model
 from ilf.records import Refinements, read_records
 from ilf.remote import RemoteError, RemoteSampler
 from ilf.tasks import get_task
@@ -30,67 +23,6 @@ from ilf.tasks import get_task
 KEY_ENV = "ILF_TEST_REMOTE_KEY"
 SECRET = "sk-test-4f9d1c2b7a"
 GREEDY = SamplingConfig(do_sample=False, max_new_tokens=16, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    """``transformers serve`` pinned to a tiny gpt2 on a free port; skips loudly only if its packages are missing."""
-    from transformers.utils.import_utils import is_serve_available
-
-    if not is_serve_available():
-        message = "TRANSFORMERS SERVE IS NOT INSTALLED (pip install -e '.[test]'); every openai-backend test is SKIPPED"
-        _loud(message)
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("served")
-    model, tokenizer = tiny_model("gpt2", seed=3)
-    # Freshly initialised weights give near-uniform logits and one greedy text for every prompt;
-    # larger weights make outputs depend on the prompt (and some stop early), so equality means something.
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for weight in model.parameters():
-            if weight.dim() > 1:
-                weight.normal_(0.0, 0.3, generator=generator)
-    # transformers serve samples only if the model's generation config says so; a temperature alone does not.
-    model.generation_config.do_sample = True
-    save_model(model, tokenizer, folder / "tiny")
-    port = free_port()
-    log_path = folder / "server.log"
-    # One thread: the tiny model needs no more, and two busy threads on a shared 2-core machine make
-    # every request 30 times slower.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "transformers.cli.transformers",
-        "serve",
-        str(folder / "tiny"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"transformers serve exited:\n{log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"transformers serve did not answer:\n{log_path.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        yield {"url": url, "model": str(folder / "tiny"), "log": log_path}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def remote(server: dict, url: str | None = None, model: str | None = None, **options) -> ModelConfig:

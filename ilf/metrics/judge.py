@@ -1,0 +1,289 @@
+"""Win rate against the references (or another system) as an LM judge sees it, both orders asked.
+
+Why: the paper's headline number is a pairwise win rate against human-written summaries, judged
+by people; without a panel, an LM judge estimates it. LM judges tend to prefer whichever text is
+shown in one position, so every pair is judged twice, once in each order, a pair scoring the mean
+of its two verdicts (win 1, tie 1/2, loss 0), and the metric reports how often the verdict
+followed the position instead of the text, rather than hiding it. Where people compared pairs
+(the run's comparisons, or ``evaluation.judge.human``), the judge judges the same pairs and its
+agreement with them is reported, so a reader can see how far to trust it.
+
+Judges (``evaluation.judge``): a local LM, which answers by the log-probs of the two answers
+after the prompt; an LM behind an OpenAI-compatible server, which answers with a few greedily decoded
+tokens that are parsed (an unparseable answer is a tie, and counted); and the facts world's
+simulated annotator, whose preferences are known exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from ilf.config import JudgeConfig, ModelConfig, SamplingConfig, judge_opponent_is_file, judge_prompt_path
+from ilf.evaluation import mean_and_sem
+from ilf.files import files_digest
+from ilf.labelstudio.summary import cohens_kappa
+from ilf.metrics import Metric
+from ilf.records import Comparison, Output, Sample, format_inputs, read_records
+from ilf.registry import METRICS
+
+if TYPE_CHECKING:
+    from ilf.generate import Sampler
+    from ilf.models import LoadedModel
+    from ilf.pipeline import Pipeline
+
+FIRST, SECOND, TIE = "first", "second", "tie"
+UNPARSED = "unparsed"  # a model's answer that names neither text: scored as a tie, and counted
+_PICKED_FIRST = {FIRST: 1.0, TIE: 0.5, UNPARSED: 0.5, SECOND: 0.0}
+
+
+@dataclass(frozen=True)
+class Pair:
+    sample: Sample
+    first: str
+    second: str
+
+
+class Judge(Protocol):
+    def verdicts(self, pairs: list[Pair]) -> list[str]:
+        """FIRST, SECOND, TIE or UNPARSED for each pair, in order."""
+        ...
+
+
+class AnnotatorJudge:
+    """The facts world's simulated annotator: deterministic, so every verdict is known in advance."""
+
+    def verdicts(self, pairs: list[Pair]) -> list[str]:
+        from ilf.demo import world
+
+        annotator = world.Annotator()  # ``prefers`` reads only the post's facts, not the noise or seed
+        picks = {"a": FIRST, "b": SECOND, "tie": TIE}
+        return [picks[annotator.prefers(world.post_from_sample(p.sample), p.first, p.second)] for p in pairs]
+
+
+def read_prompt(prompt: str) -> str:
+    # An editor's final newline would put the answer on a line of its own.
+    return judge_prompt_path(prompt).read_text(encoding="utf-8").rstrip("\n")
+
+
+def parse_answer(reply: str, answers: list[str]) -> str:
+    """FIRST or SECOND if the reply starts with that answer (as a whole word), else UNPARSED."""
+    text = reply.lstrip(" \t\n\"'*([")
+    for verdict, answer in zip((FIRST, SECOND), answers):
+        label = answer.strip()
+        if text.startswith(label) and not text[len(label) : len(label) + 1].isalnum():
+            return verdict
+    return UNPARSED
+
+
+class ModelJudge:
+    """An LM asked the prompt; answers by log-probs (local) or by decoding a few tokens (any backend)."""
+
+    def __init__(self, config: JudgeConfig, model: ModelConfig) -> None:
+        from ilf.models import load_model
+
+        self.config = config
+        self.template = read_prompt(config.prompt)
+        self.mode = config.mode if config.mode != "auto" else ("generate" if model.backend == "openai" else "logprobs")
+        field = "evaluation.judge.model.name_or_path"
+        self.lm: LoadedModel | None = None
+        self.sampler: Sampler | None = None
+        if self.mode == "logprobs":
+            if model.backend != "local":
+                raise ValueError("evaluation.judge.mode: logprobs needs a local model; a server's judge answers by generating")
+            self.lm = load_model(model, field=field)
+            if self.lm.is_seq2seq:
+                raise ValueError(f"{field}: mode logprobs needs a decoder-only judge; use mode: generate for {model.name_or_path!r}")
+            # Whole answers, not first tokens: a small vocabulary splits " A" into a space and "A".
+            self.answer_ids = [self.lm.tokenizer(a, add_special_tokens=False)["input_ids"] for a in config.answers]
+            if not all(self.answer_ids):
+                raise ValueError(f"evaluation.judge.answers: the judge's tokenizer encodes one of {config.answers!r} to nothing")
+        else:
+            from ilf.generate import as_sampler
+
+            self.sampler = as_sampler(load_model(model, field=field) if model.backend == "local" else model)
+
+    def prompt(self, pair: Pair) -> str:
+        try:
+            fields = {**pair.sample.inputs, "inputs": format_inputs(pair.sample.inputs), "first": pair.first, "second": pair.second}
+            return self.template.format_map(fields)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"evaluation.judge.prompt: {judge_prompt_path(self.config.prompt)}: cannot fill the template ({type(err).__name__}: {err}); "
+                f"it may use {{inputs}}, {{first}}, {{second}} and the input fields {', '.join(pair.sample.inputs)}"
+            ) from None
+
+    def verdicts(self, pairs: list[Pair]) -> list[str]:
+        prompts = [self.prompt(p) for p in pairs]
+        if self.mode == "logprobs":
+            margins = [first - second for first, second in self._answer_logprobs(prompts)]
+            margin = self.config.tie_margin
+            return [FIRST if m > margin else SECOND if m < -margin else TIE for m in margins]
+        assert self.sampler is not None
+        greedy = SamplingConfig(do_sample=False, max_new_tokens=self.config.max_answer_tokens, batch_size=self.config.batch_size)
+        size = self.sampler.batch_size or self.config.batch_size
+        replies: list[str] = []
+        for start in range(0, len(prompts), size):
+            texts, _ = self.sampler.sample(prompts[start : start + size], 1, greedy, seed=0)
+            replies.extend(t[0] for t in texts)
+        return [parse_answer(r, self.config.answers) for r in replies]
+
+    @torch.inference_mode()
+    def _answer_logprobs(self, prompts: list[str]) -> list[tuple[float, float]]:
+        """log p(answer | prompt) of each of the two answers, for each prompt."""
+        assert self.lm is not None
+        tokenizer, model = self.lm.tokenizer, self.lm.model
+        # Prompt and answer are encoded apart and joined, so the answer's tokens are the same after every prompt.
+        rows = [p + a for p in tokenizer(prompts, add_special_tokens=False)["input_ids"] for a in self.answer_ids]
+        lengths = [len(a) for _ in prompts for a in self.answer_ids]
+        totals: list[float] = []
+        size = 2 * self.config.batch_size
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            width = max(len(r) for r in batch)
+            ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in batch], device=self.lm.device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=self.lm.device)
+            # Positions count from each row's first real token, as if it were not padded on the left.
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
+            token_logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for row, length in enumerate(lengths[start : start + size]):
+                totals.append(float(token_logprobs[row, -length:].sum()))
+        return [(totals[i], totals[i + 1]) for i in range(0, len(totals), 2)]
+
+
+def build_judge(config: JudgeConfig, model: ModelConfig | None = None) -> Judge:
+    """The judge a config describes; ``model`` is ``config.model`` resolved (``pretrained``, say)."""
+    if config.kind == "annotator":
+        return AnnotatorJudge()
+    model = model or config.model
+    if model is None:
+        raise ValueError("evaluation.judge.model: the judge_win_rate metric needs a judge model (or evaluation.judge.kind: annotator)")
+    return ModelJudge(config, model)
+
+
+def judge_both_orders(judge: Judge, samples: list[Sample], texts: list[str], opponents: list[str]) -> tuple[list[str], list[str]]:
+    """Verdicts with each text shown first, then with its opponent shown first (one call to the judge)."""
+    pairs = [Pair(s, t, o) for s, t, o in zip(samples, texts, opponents)]
+    verdicts = judge.verdicts(pairs + [Pair(p.sample, p.second, p.first) for p in pairs])
+    return verdicts[: len(pairs)], verdicts[len(pairs) :]
+
+
+def summarize_verdicts(forward: list[str], backward: list[str]) -> dict[str, Any]:
+    """The metric's figures from the verdicts with the system's text first (forward) and second."""
+    scores = [(_PICKED_FIRST[f] + 1.0 - _PICKED_FIRST[b]) / 2 for f, b in zip(forward, backward)]
+    # The same position picked in both orders: the verdict followed the order, not the texts.
+    followed_position = sum(f == b and f in (FIRST, SECOND) for f, b in zip(forward, backward))
+    verdicts = forward + backward
+    decisive = [v for v in verdicts if v in (FIRST, SECOND)]
+    rate, sem = mean_and_sem(scores)
+    return {
+        "judge_win_rate": rate,
+        "judge_win_rate_sem": sem,
+        "judge_ties": sum(v in (TIE, UNPARSED) for v in verdicts) / len(verdicts) if verdicts else None,
+        "judge_unparsed": sum(v == UNPARSED for v in verdicts) / len(verdicts) if verdicts else None,
+        "judge_position_bias": followed_position / len(scores) if scores else None,
+        "judge_first_preferred": sum(v == FIRST for v in decisive) / len(decisive) if decisive else None,
+        "judge_pairs": len(scores),
+    }
+
+
+def judge_agreement(judge: Judge, comparisons: list[Comparison], samples: dict[str, Sample]) -> dict[str, Any]:
+    """How often the judge (both orders, averaged) picks what people picked; ties on either side are left out and counted."""
+    pairs = [c for c in comparisons if c.sample_id in samples]
+    forward, backward = judge_both_orders(judge, [samples[c.sample_id] for c in pairs], [c.a for c in pairs], [c.b for c in pairs])
+    decided: list[tuple[str, str]] = []
+    for comparison, f, b in zip(pairs, forward, backward):
+        for_a = (_PICKED_FIRST[f] + 1.0 - _PICKED_FIRST[b]) / 2
+        pick = "a" if for_a > 0.5 else "b" if for_a < 0.5 else "tie"
+        if comparison.preferred != "tie" and pick != "tie":
+            decided.append((comparison.preferred, pick))
+    return {
+        "judge_human_pairs": len(pairs),
+        "judge_human_ties": len(pairs) - len(decided),
+        "judge_human_agreement": sum(h == j for h, j in decided) / len(decided) if decided else None,
+        "judge_human_kappa": cohens_kappa(decided),
+    }
+
+
+@METRICS.register(
+    "judge_win_rate",
+    help="Win rate against the first reference (or evaluation.judge.against) as an LM judge or the facts world's annotator "
+    "sees it, both orders asked ± SEM; also ties, position bias and agreement with people's comparisons (evaluation.judge).",
+)
+class JudgeWinRate(Metric):
+    columns = ("judge_win_rate",)
+
+    def __init__(self) -> None:
+        self._judge: Judge | None = None
+        self._seen: dict[str, dict[str, str]] = {}  # system -> sample id -> output, for against: <system>
+
+    def judge(self, run: Pipeline) -> Judge:
+        if self._judge is None:
+            config = run.config.evaluation.judge
+            self._judge = build_judge(config, run.resolve(config.model) if config.model is not None else None)
+        return self._judge
+
+    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
+        c = run.config.evaluation.judge
+        return [
+            "judge",
+            files_digest(judge_prompt_path(c.prompt)),
+            run.model_inputs(c.model) if c.kind == "model" and c.model is not None else [],
+            files_digest(c.against) if judge_opponent_is_file(c.against) else [],
+            files_digest(c.human),
+        ]
+
+    def _opponents(self, run: Pipeline, system: str, samples: list[Sample]) -> dict[str, str] | None:
+        against = run.config.evaluation.judge.against
+        if against == "references":
+            return {s.id: s.references[0] for s in samples if s.references}
+        if judge_opponent_is_file(against):
+            opponents: dict[str, str] = {}
+            for output in read_records(against, Output):
+                opponents.setdefault(output.sample_id, output.text)
+            return opponents
+        if against == system:
+            return None  # the system the others are judged against
+        if against not in self._seen:
+            order = ", ".join(run.method.systems(run))
+            raise ValueError(
+                f"evaluation.judge.against: system {against!r} is not evaluated before {system!r} (this run evaluates {order}, "
+                "in that order; base needs evaluation.include_base: true)"
+            )
+        return self._seen[against]
+
+    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+        if run is None:
+            raise ValueError("evaluation.metrics: judge_win_rate reads evaluation.judge of a run; use it in `ilf run` or `ilf study`")
+        system = outputs[0].system if outputs else "policy"
+        mine = {o.sample_id: o.text for o in outputs}
+        self._seen[system] = mine
+        opponents = self._opponents(run, system, samples)
+        if opponents is None:
+            return {}
+        judged = [s for s in samples if s.id in mine and s.id in opponents]
+        if not judged:
+            against = run.config.evaluation.judge.against
+            raise ValueError(f"evaluation.judge.against: {against!r} gives no text to compare with for any of the {len(samples)} samples")
+        forward, backward = judge_both_orders(self.judge(run), judged, [mine[s.id] for s in judged], [opponents[s.id] for s in judged])
+        return summarize_verdicts(forward, backward)
+
+    def score_round(self, run: Pipeline) -> dict[str, Any]:
+        human = run.config.evaluation.judge.human
+        if human is not None:
+            comparisons = read_records(human, Comparison)
+        elif "comparisons" in run.stages and run.paths.comparisons.exists():
+            comparisons = [c for c in run.comparisons() if c.annotator != "simulated"]  # the annotator is no person
+        else:
+            comparisons = []
+        if not comparisons:
+            return {}
+        samples = {s.id: s for s in [*run.samples(), *read_records(run.paths.eval_samples, Sample)]}
+        unknown = sorted({c.sample_id for c in comparisons} - set(samples))
+        if unknown:
+            where = human or run.paths.comparisons
+            raise ValueError(f"evaluation.judge.human: {where}: sample ids {', '.join(unknown[:3])} are not samples of this run")
+        return judge_agreement(self.judge(run), comparisons, samples)
