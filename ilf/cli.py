@@ -277,6 +277,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{registry.kind}s ({registry.config_key}):")
         for entry in registry.entries():
             print(f"  {entry.name:20s} {entry.help}")
+            options = getattr(entry.obj, "Options", None)  # a method's own settings, under method_options.<name>
+            if options is not None:
+                for key, default, help_text in field_help(options, f"method_options.{entry.name}."):
+                    print(f"      {key} ({default}): {help_text}")
         print()
     return 0
 

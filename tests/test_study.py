@@ -36,6 +36,8 @@ def _small(data: Path) -> list[str]:
         "finetune.learning_rate=1.0e-3",
         "finetune.per_device_train_batch_size=4",
         "finetune.gradient_accumulation_steps=1",
+        "evaluation.judge.model.name_or_path=tiny:gpt2",  # the study's judge is a 7B model: a tiny one here
+        "method_options.sdft.learning_rate=1.0e-3",
     ]
     return [arg for s in sets for arg in ("--set", s)]
 
@@ -50,8 +52,12 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
     assert main(["study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir)]) == 0
     printed = capsys.readouterr().out
     cells = sorted(p.name for p in (run_dir / "cells").iterdir())
-    assert len(cells) == 2 * 3 * 2  # seeds x methods x sizes
-    assert "seed1-sft_reference-n8" in cells and "[12/12]" in printed
+    assert len(cells) == 2 * 4 * 2  # seeds x methods x sizes
+    assert "seed1-sft_reference-n8" in cells and "seed0-sdft-n4" in cells and "[16/16]" in printed
+    assert "| method | judge_win_rate | rouge1 |" in printed  # the LM judge's win rate against the human summaries leads
+    for row in json.loads((run_dir / "cells.json").read_text()):
+        judged = row["metrics"]
+        assert 0.0 <= judged["judge_win_rate"] <= 1.0 and 0.0 <= judged["judge_position_bias"] <= 1.0, row["cell"]
 
     # One seed's feedback round is computed in one cell and linked into the others.
     markers = _stage_markers(run_dir / "cells")
@@ -60,7 +66,7 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
         assert len(refine) == 2  # ilf at both sizes; the SFT baselines do not refine
         assert sum("shared_from" not in m for m in refine) == 1
     data = [m for name, m in markers.items() if name.endswith("/data.json")]  # the same rows for every seed
-    assert sum("shared_from" not in m for m in data) == 1 and len(data) == 12
+    assert sum("shared_from" not in m for m in data) == 1 and len(data) == 16
 
     # Nested sizes: the n4 cell trained on the first 4 of the round's 8 samples.
     small = json.loads((run_dir / "cells" / "seed0-ilf-n4" / "model" / "train_metrics.json").read_text())
@@ -78,8 +84,8 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
     report = (run_dir / "report.md").read_text()
     assert "## 8 training samples" in report and "| sft_reference |" in report
     assert (run_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run_dir / "cells.csv").read_text().count("\n") == 13
-    assert len(json.loads((run_dir / "cells.json").read_text())) == 12
+    assert (run_dir / "cells.csv").read_text().count("\n") == 17
+    assert len(json.loads((run_dir / "cells.json").read_text())) == 16
 
     # Every cell is an ordinary run directory that `ilf run` finds up to date.
     cell = run_dir / "cells" / "seed1-ilf-n4"
@@ -88,7 +94,7 @@ def test_study_runs_every_cell_shares_the_round_and_reports_the_cells_metrics(sl
     before = _stage_markers(run_dir / "cells")
     assert main(["run", str(cell / "config.yaml"), "--run-dir", str(cell)]) == 0
     assert main(["study", STUDY, "--run-dir", str(run_dir), *_small(slf5k_dir)]) == 0
-    assert capsys.readouterr().out.count("up to date") >= 12
+    assert capsys.readouterr().out.count("up to date") >= 16
     assert _stage_markers(run_dir / "cells") == before  # nothing was recomputed
 
 

@@ -83,6 +83,7 @@ class SDFT(Method):
                 per_device_train_batch_size=options.per_device_train_batch_size,
                 max_completion_length=sampling.max_new_tokens,
                 temperature=sampling.temperature,
+                max_prompt_length=sampling.max_prompt_tokens,
                 teacher_prompt_template=prepared.template,
                 teacher_model_kind=options.teacher_model_kind,
                 seed=run.config.seed,

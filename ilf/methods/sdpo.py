@@ -105,6 +105,7 @@ class SDPO(Method):
                 per_device_train_batch_size=options.per_device_train_batch_size,
                 max_completion_length=sampling.max_new_tokens,
                 temperature=sampling.temperature,
+                max_prompt_length=sampling.max_prompt_tokens,
                 success_reward_threshold=options.success_reward_threshold,
                 reprompt_template=reprompt,
                 solution_template=solution,

@@ -58,6 +58,36 @@ def common_trainer_args(
     return result
 
 
+def warn_if_untested(package: str, tested: str) -> None:
+    """Log a warning when ``package``'s installed version is outside the range ``tested`` (a PEP 440
+    specifier): wrappers of experimental APIs name what they were tested with."""
+    import logging
+    from importlib.metadata import version
+
+    from packaging.specifiers import SpecifierSet
+
+    installed = version(package)
+    if installed not in SpecifierSet(tested):
+        logging.getLogger(__name__).warning(
+            "%s %s is installed; this wrapper was tested with %s %s, and the experimental API it uses may have changed "
+            "(pip install 'ilf[self-distillation]' pins it)",
+            package,
+            installed,
+            package,
+            tested,
+        )
+
+
+def prompt_room(model: Any, completion_tokens: int, wanted: int | None = None) -> int | None:
+    """How many prompt tokens fit before ``completion_tokens`` in the model's context (and at most
+    ``wanted``); None when neither limits it. Trainers that keep the prompt's last tokens need it:
+    a teacher's prompt (the input, an earlier output and its critique) outgrows a small context."""
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    room = context - completion_tokens if context else None
+    limits = [x for x in (room, wanted) if x]
+    return min(limits) if limits else None
+
+
 def policy_with_path(policy: ModelConfig, work_dir: Path) -> ModelConfig:
     """The policy, saved to ``work_dir/initial-policy`` first when it is a tiny model built from
     config: trainers that rebuild a frozen copy (a reference, a teacher) from the model's

@@ -15,11 +15,12 @@ from typing import Any
 
 from ilf.config import ModelConfig
 from ilf.models import load_model
-from ilf.train import common_trainer_args, policy_with_path, save_trained
+from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, warn_if_untested
 
 # Importing trl.experimental warns that its API may change: the pinned TRL range and this module's
 # docstring say so once, instead of every run's log.
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+TESTED_TRL = ">=1.16,<1.17"
 
 
 @dataclass
@@ -30,6 +31,7 @@ class SDFTTrainingConfig:
     per_device_train_batch_size: int = 8
     max_completion_length: int = 64
     temperature: float = 1.0
+    max_prompt_length: int | None = None  # the student's prompt: its last tokens are kept (None: what fits)
     teacher_prompt_template: str = "{prompt}\n\n{privileged_context}"
     teacher_model_kind: str = "base"
     seed: int = 0
@@ -41,12 +43,16 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
     from datasets import Dataset
     from trl.experimental.sdft import SDFTConfig, SDFTTrainer
 
+    warn_if_untested("trl", TESTED_TRL)
+
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.trainer"
     policy = policy_with_path(policy, work)  # the base teacher is rebuilt from the student's path
     lm = load_model(policy, for_training=True)
     # TRL's sampler only yields full batches: with fewer rows than a batch an epoch would be empty
     batch = min(config.per_device_train_batch_size, len(rows))
+    room = prompt_room(lm.model, config.max_completion_length)  # the teacher's prompt is the longer one
+    lengths = {"max_prompt_length": min(x for x in (room, config.max_prompt_length) if x)} if room or config.max_prompt_length else {}
     args = SDFTConfig(
         **common_trainer_args(
             lm.device,
@@ -65,6 +71,7 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
             teacher_model_kind=config.teacher_model_kind,
             remove_unused_columns=False,
             logging_steps=1,
+            **lengths,
         )
     )
     trainer = SDFTTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=lm.tokenizer)

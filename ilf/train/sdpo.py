@@ -16,11 +16,12 @@ from typing import Any, Callable
 
 from ilf.config import ModelConfig
 from ilf.models import load_model
-from ilf.train import common_trainer_args, policy_with_path, save_trained
+from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, warn_if_untested
 
 # Importing trl.experimental warns that its API may change: the pinned TRL range and this module's
 # docstring say so once, instead of every run's log.
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+TESTED_TRL = ">=1.16,<1.17"
 
 # (sample ids, completions) -> (one reward per completion, the unit a reward costs: judgements, executions)
 RewardFunction = Callable[[list[str], list[str]], tuple[list[float], str]]
@@ -34,6 +35,7 @@ class SDPOTrainingConfig:
     per_device_train_batch_size: int = 16
     max_completion_length: int = 64
     temperature: float = 1.0
+    max_prompt_length: int | None = None  # the student's prompt: its last tokens are kept (None: what fits)
     success_reward_threshold: float = 1.0
     reprompt_template: str = "{prompt}{solution}{feedback}\n\nCorrectly solve the original question.\n"
     solution_template: str | None = None  # None: TRL's
@@ -49,6 +51,8 @@ def train_sdpo(
     from datasets import Dataset
     from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 
+    warn_if_untested("trl", TESTED_TRL)
+
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.trainer"
     policy = policy_with_path(policy, work)  # the EMA teacher is rebuilt from the student's path
@@ -59,6 +63,10 @@ def train_sdpo(
             f"sdpo: a batch of {config.per_device_train_batch_size} rollouts is {prompts_per_batch} prompts of "
             f"{config.num_generations}, more than the {len(rows)} critiqued samples; lower per_device_train_batch_size"
         )
+    room = prompt_room(lm.model, config.max_completion_length)
+    lengths: dict[str, int] = {"max_reprompt_len": room} if room else {}  # the teacher's prompt: input, attempt or critique
+    if room or config.max_prompt_length:
+        lengths["max_prompt_length"] = min(x for x in (room, config.max_prompt_length) if x)
     scored: list[float] = []
     units: set[str] = set()
 
@@ -93,6 +101,7 @@ def train_sdpo(
             remove_unused_columns=False,
             logging_steps=1,
             **templates,
+            **lengths,
         )
     )
     trainer = SDPOTrainer(
