@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         nargs="?",
         default="demo",
-        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, demo_quick.",
+        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, peers, demo_quick.",
     )
     p.add_argument(
         "--run-dir",

@@ -115,9 +115,9 @@ def test_killed_study_resumes_at_the_cell_where_it_stopped(slf5k_dir: Path, tmp_
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "[1/6] seed0-ilf-n4: up to date" in again.stdout
+    assert "[1/8] seed0-ilf-n4: up to date" in again.stdout
     assert json.loads((run_dir / "cells" / "seed0-ilf-n4" / ".ilf" / "stages" / "evaluate.json").read_text())["finished"] == finished
-    assert (run_dir / "report.md").exists() and len(json.loads((run_dir / "cells.json").read_text())) == 6
+    assert (run_dir / "report.md").exists() and len(json.loads((run_dir / "cells.json").read_text())) == 8
 
 
 def test_study_config_errors_name_the_key(tmp_path: Path, capsys) -> None:

@@ -214,7 +214,7 @@ def judge_agreement(judge: Judge, comparisons: list[Comparison], samples: dict[s
     "sees it, both orders asked ± SEM; also ties, position bias and agreement with people's comparisons (evaluation.judge).",
 )
 class JudgeWinRate(Metric):
-    columns = ("judge_win_rate",)
+    columns = ("judge_win_rate", "judge_position_bias")  # the bias beside the rate it may distort
 
     def __init__(self) -> None:
         self._judge: Judge | None = None
