@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ilf.config import RunConfig
+from ilf.methods import Method
 from ilf.records import Feedback, Output, Sample, read_records
 
 if TYPE_CHECKING:
@@ -104,3 +106,18 @@ def solution_context(task: Any, samples: list[Sample], prompt_first: bool) -> st
         return None
     text = found.pop().replace("{", "{{").replace("}", "}}")
     return text.replace(_SENTINEL, "{successful_previous_attempt}")
+
+
+class SelfDistillationMethod(Method):
+    """What sdft and sdpo share: they read the outputs and their critiques, and train on rows whose
+    privileged context the teacher reads (``Options`` must have ``teacher`` and ``context_text``)."""
+
+    def stages(self, config: RunConfig) -> tuple[str, ...]:
+        return ("outputs", "feedback")
+
+    def rows(self, run: Pipeline) -> PrivilegedRows | None:
+        """The training rows of this round (and of earlier ones, when a round retrains from the
+        base), or None when no training sample has a critique."""
+        options = self.options(run.config)
+        critiqued = [c for source in [*run.earlier, run] for c in critiqued_samples(source)]
+        return privileged_rows(run.task, critiqued, options.teacher, options.context_text) if critiqued else None

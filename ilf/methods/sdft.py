@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ilf.config import RunConfig, option
-from ilf.methods import Method
-from ilf.methods._privileged import TEACHERS, critiqued_samples, privileged_rows
+from ilf.methods._privileged import TEACHERS, SelfDistillationMethod
 from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
 
@@ -55,11 +54,8 @@ class SDFTOptions:
     help="Self-distillation (TRL SDFT): the policy reading the critique of its earlier output teaches itself without it "
     "(method_options.sdft).",
 )
-class SDFT(Method):
+class SDFT(SelfDistillationMethod):
     Options = SDFTOptions
-
-    def stages(self, config: RunConfig) -> tuple[str, ...]:
-        return ("outputs", "feedback")
 
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
         return ["sdft", self.options(config), config.outputs.sampling]
@@ -68,10 +64,9 @@ class SDFT(Method):
         from ilf.train.sdft import SDFTTrainingConfig, train_sdft
 
         options: SDFTOptions = self.options(run.config)
-        critiqued = [c for source in [*run.earlier, run] for c in critiqued_samples(source)]
-        if not critiqued:
+        prepared = self.rows(run)
+        if prepared is None:
             return keep_policy(run)
-        prepared = privileged_rows(run.task, critiqued, options.teacher, options.context_text)
         sampling = run.config.outputs.sampling
         metrics = train_sdft(
             run.policy,

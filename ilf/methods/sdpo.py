@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ilf.config import RunConfig, option
-from ilf.methods import Method
-from ilf.methods._privileged import TEACHERS, critiqued_samples, privileged_rows, solution_context
+from ilf.methods._privileged import TEACHERS, SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
 from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
@@ -57,11 +56,8 @@ class SDPOOptions:
     help="Online self-distillation (TRL SDPO): rollouts scored by the feedback source, the model re-prompted with a "
     "success or the critique teaches itself (method_options.sdpo).",
 )
-class SDPO(Method):
+class SDPO(SelfDistillationMethod):
     Options = SDPOOptions
-
-    def stages(self, config: RunConfig) -> tuple[str, ...]:
-        return ("outputs", "feedback")
 
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
         return ["sdpo", self.options(config), config.outputs.sampling, config.feedback.source, config.world]
@@ -79,10 +75,9 @@ class SDPO(Method):
         from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo
 
         options: SDPOOptions = self.options(run.config)
-        critiqued = [c for source in [*run.earlier, run] for c in critiqued_samples(source)]
-        if not critiqued:
+        prepared = self.rows(run)
+        if prepared is None:
             return keep_policy(run)
-        prepared = privileged_rows(run.task, critiqued, options.teacher, options.context_text)
 
         def reward(sample_ids: list[str], completions: list[str]) -> tuple[list[float], str]:
             pairs = [(prepared.samples[i], run.task.postprocess(text)) for i, text in zip(sample_ids, completions)]

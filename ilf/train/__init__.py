@@ -58,6 +58,18 @@ def common_trainer_args(
     return result
 
 
+def training_summary(trainer: Any, result: Any) -> dict[str, Any]:
+    """Steps, mean loss, the first and last logged loss and the runtime of a finished ``trainer.train()``."""
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    return {
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "first_logged_loss": losses[0] if losses else None,
+        "last_logged_loss": losses[-1] if losses else None,
+        "runtime_seconds": result.metrics.get("train_runtime"),
+    }
+
+
 def warn_if_untested(package: str, tested: str) -> None:
     """Log a warning when ``package``'s installed version is outside the range ``tested`` (a PEP 440
     specifier): wrappers of experimental APIs name what they were tested with."""

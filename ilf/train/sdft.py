@@ -15,7 +15,7 @@ from typing import Any
 
 from ilf.config import ModelConfig
 from ilf.models import load_model
-from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, warn_if_untested
+from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, training_summary, warn_if_untested
 
 # Importing trl.experimental warns that its API may change: the pinned TRL range and this module's
 # docstring say so once, instead of every run's log.
@@ -76,15 +76,10 @@ def train_sdft(policy: ModelConfig, rows: list[dict[str, str]], config: SDFTTrai
     )
     trainer = SDFTTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=lm.tokenizer)
     result = trainer.train()
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     metrics: dict[str, Any] = {
         "rows": len(rows),
-        "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "first_logged_loss": losses[0] if losses else None,
-        "last_logged_loss": losses[-1] if losses else None,
+        **training_summary(trainer, result),
         "rollouts": trainer.state.global_step * batch * trainer.args.gradient_accumulation_steps,
-        "runtime_seconds": result.metrics.get("train_runtime"),
     }
     save_trained(trainer, trainer.model, lm.tokenizer, out_dir, "sdft_metrics.json", metrics, work)
     return metrics

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ilf.config import ModelConfig
 from ilf.models import load_model
-from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, warn_if_untested
+from ilf.train import common_trainer_args, policy_with_path, prompt_room, save_trained, training_summary, warn_if_untested
 
 # Importing trl.experimental warns that its API may change: the pinned TRL range and this module's
 # docstring say so once, instead of every run's log.
@@ -108,14 +108,10 @@ def train_sdpo(
         model=lm.model, reward_funcs=[reward_func], args=args, train_dataset=Dataset.from_list(rows), processing_class=lm.tokenizer
     )
     result = trainer.train()
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     batch = trainer.args.generation_batch_size
     metrics: dict[str, Any] = {
         "rows": len(rows),
-        "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "first_logged_loss": losses[0] if losses else None,
-        "last_logged_loss": losses[-1] if losses else None,
+        **training_summary(trainer, result),
         "rewards_scored": len(scored),
         "reward_unit": ",".join(sorted(units)) or None,
         "mean_reward": _mean(scored),
@@ -123,7 +119,6 @@ def train_sdpo(
         "first_batch_reward": _mean(scored[:batch]),
         "last_batch_reward": _mean(scored[-batch:]),
         "success_share": sum(1 for r in scored if r >= config.success_reward_threshold) / len(scored) if scored else None,
-        "runtime_seconds": result.metrics.get("train_runtime"),
     }
     save_trained(trainer, trainer.model, lm.tokenizer, out_dir, "sdpo_metrics.json", metrics, work)
     return metrics

@@ -16,7 +16,7 @@ from ilf.config import FinetuneConfig, ModelConfig
 from ilf.models import LoadedModel, load_model
 from ilf.records import Sample, Selection
 from ilf.tasks import Task
-from ilf.train import common_trainer_args, save_trained
+from ilf.train import common_trainer_args, save_trained, training_summary
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +135,10 @@ def finetune(
     work_dir = out_dir.parent / f".{out_dir.name}.trainer"
     trainer = build_trainer(model_config, pairs, config, work_dir, seed)
     result = trainer.train()
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     metrics: dict[str, Any] = {
         "pairs": len(pairs),
-        "steps": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "first_logged_loss": losses[0] if losses else None,
-        "last_logged_loss": losses[-1] if losses else None,
+        **training_summary(trainer, result),
         "loss_history": [{"step": r["step"], "loss": r["loss"]} for r in trainer.state.log_history if "loss" in r],
-        "runtime_seconds": result.metrics.get("train_runtime"),
     }
     save_trained(
         trainer,
