@@ -10,10 +10,10 @@ token the student writes, with no selection step. The same feedback records, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import RunConfig, option
-from ilf.methods._privileged import TEACHERS, SelfDistillationMethod
+from ilf.methods._privileged import SelfDistillationMethod
 from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
 
@@ -29,24 +29,16 @@ class SDFTOptions:
     num_train_epochs: float = option(1.0, "Passes over the critiqued samples (one on-policy rollout per sample and pass).")
     max_steps: int = option(-1, "Optimizer steps; above 0 it replaces num_train_epochs.")
     per_device_train_batch_size: int = option(8, "Prompts per batch.")
-    teacher: str = option(
+    teacher: Literal["auto", "refine", "context"] = option(
         "auto",
         "refine: the teacher reads the task's refinement prompt (it must begin or end with the initial prompt); "
         "context: context_text before the student's prompt; auto: refine where it fits, else context.",
     )
     context_text: str = option(CONTEXT_TEXT, "The privileged context of the context teacher ({output}, {feedback}).")
-    teacher_model_kind: str = option(
+    teacher_model_kind: Literal["base", "ema", "live"] = option(
         "base", "base: the policy as it was (frozen); ema: a moving average of the student; live: the student."
     )
     trainer_args: dict[str, Any] = option(help="Any further trl.experimental.sdft.SDFTConfig argument, passed through.", factory=dict)
-
-    def __post_init__(self) -> None:
-        from ilf.schema import SchemaError
-
-        if self.teacher not in TEACHERS:
-            raise SchemaError(None, None, "teacher", f"must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
-        if self.teacher_model_kind not in ("base", "ema", "live"):
-            raise SchemaError(None, None, "teacher_model_kind", f"must be base, ema or live, got {self.teacher_model_kind!r}")
 
 
 @METHODS.register(

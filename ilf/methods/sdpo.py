@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import RunConfig, option
-from ilf.methods._privileged import TEACHERS, SelfDistillationMethod, solution_context
+from ilf.methods._privileged import SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
 from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
@@ -31,15 +31,15 @@ class SDPOOptions:
     num_generations: int = option(4, "Rollouts per prompt: a group, whose successful members teach the others.")
     per_device_train_batch_size: int = option(16, "Rollouts per batch (a multiple of num_generations).")
     success_reward_threshold: float = option(1.0, "A rollout scoring at least this is a success the group distils from.")
-    teacher: str = option("auto", "How the critique reaches the teacher: refine, context or auto (see method_options.sdft.teacher).")
+    teacher: Literal["auto", "refine", "context"] = option(
+        "auto", "How the critique reaches the teacher: refine, context or auto (see method_options.sdft.teacher)."
+    )
     context_text: str = option(CONTEXT_TEXT, "The privileged context of the context teacher ({output}, {feedback}).")
     trainer_args: dict[str, Any] = option(help="Any further trl.experimental.sdpo.SDPOConfig argument, passed through.", factory=dict)
 
     def __post_init__(self) -> None:
         from ilf.schema import SchemaError
 
-        if self.teacher not in TEACHERS:
-            raise SchemaError(None, None, "teacher", f"must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
         if self.num_generations < 2:
             raise SchemaError(None, None, "num_generations", f"must be at least 2 (a group), got {self.num_generations}")
         if self.per_device_train_batch_size % self.num_generations:
