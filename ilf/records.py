@@ -150,8 +150,11 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` of a UTF-8 file, each line with its own ending; name the line of bad bytes.
 
     Lines end at LF, CRLF or CR, as in a text file opened with ``newline=""``, so they suit
-    ``csv.reader`` and their numbers match the ones an editor shows.
+    ``csv.reader`` and their numbers match the ones an editor shows. A ``.gz`` file is read
+    through gzip (HumanEval ships as ``HumanEval.jsonl.gz``).
     """
+    import gzip
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -159,7 +162,8 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     # Decoding line by line, not through a text-mode file, is what lets a decode error carry the
     # line it happened on: a text-mode file decodes in chunks and reports only a chunk offset.
     # Newline bytes never occur inside a multi-byte UTF-8 sequence, so splitting first is safe.
-    with open(path, "rb") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
         for chunk in handle:
             for raw in chunk.splitlines(keepends=True):
                 number += 1

@@ -25,7 +25,7 @@ class SplitData:
     comparisons: list[Comparison] = field(default_factory=list)
 
 
-def text_field(row: dict[str, Any], key: str, path: Path | str, line: int, required: bool = False, strip: bool = True) -> str | None:
+def text_field(row: dict[str, Any], key: str, path: Path | str, line: int | None, required: bool = False, strip: bool = True) -> str | None:
     """A row's string field: None when missing or blank (an error naming file, line and field when
     ``required``), stripped, or with only its line endings normalised (``strip=False``: code keeps
     its indentation)."""

@@ -11,13 +11,11 @@ same layout (``.jsonl`` or ``.jsonl.gz``).
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from ilf.data import SplitData, samples_from_rows
-from ilf.records import RecordError, Sample
+from ilf.data import SplitData, samples_from_rows, text_field
+from ilf.records import RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
@@ -49,32 +47,17 @@ def resolve_file(path: str | None) -> Path:
     raise FileNotFoundError(f"{path}: no such file (leave data.path unset, or set it to 'humaneval', to read the packaged problems)")
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(path, number, None, f"not valid JSON ({err.msg} at column {err.colno})") from None
-
-
 def convert_row(row: Any, path: Path, line: int) -> Sample:
     if not isinstance(row, dict):
         raise RecordError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
     for key in FIELDS:
-        value = row.get(key)
-        if not isinstance(value, str) or not value.strip():
-            problem = "is missing" if key not in row else "expected a non-empty string"
-            raise RecordError(path, line, key, problem)
+        text_field(row, key, path, line, required=True, strip=False)
     extra = {k: v for k, v in row.items() if k not in ("task_id", "prompt", "canonical_solution")}
     return Sample(id=row["task_id"], inputs={"prompt": row["prompt"]}, references=[row["canonical_solution"]], extra=extra)
 
 
 def load(path: Path, limit: int | None = None) -> SplitData:
-    return samples_from_rows(_rows(path), lambda row, line: convert_row(row, path, line), path, limit, "task_id")
+    return samples_from_rows(iter_jsonl(path), lambda row, line: convert_row(row, path, line), path, limit, "task_id")
 
 
 @LOADERS.register(

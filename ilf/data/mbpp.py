@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ilf.data import SplitData, samples_from_rows
+from ilf.data import SplitData, samples_from_rows, text_field
 from ilf.records import RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -29,13 +29,6 @@ if TYPE_CHECKING:
 HUB_ID = "google-research-datasets/mbpp"
 CONFIGS = ("full", "sanitized")
 MAPPED = {"task_id", "text", "prompt", "code", "test_list", "test_setup_code", "test_imports"}
-
-
-def _string(row: dict[str, Any], key: str, origin: str, line: int | None) -> str:
-    value = row.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise RecordError(origin, line, key, "is missing" if key not in row else "expected a non-empty string")
-    return value.replace("\r\n", "\n")
 
 
 def _strings(row: dict[str, Any], key: str, origin: str, line: int | None, required: bool = False) -> list[str]:
@@ -87,8 +80,8 @@ def sample_from_row(row: Any, origin: str = "mbpp", line: int | None = None) -> 
     if isinstance(task_id, bool) or not isinstance(task_id, (int, str)) or not str(task_id).strip():
         raise RecordError(origin, line, "task_id", "is missing" if "task_id" not in row else "expected an integer or a string")
     sanitized = "text" not in row and "prompt" in row
-    text = _string(row, "prompt" if sanitized else "text", origin, line).strip()
-    code = _string(row, "code", origin, line)
+    text = text_field(row, "prompt" if sanitized else "text", origin, line, required=True) or ""
+    code = text_field(row, "code", origin, line, required=True, strip=False) or ""
     tests = _strings(row, "test_list", origin, line, required=True)
     setup = "\n".join(_strings(row, "test_imports", origin, line)) if sanitized else row.get("test_setup_code") or ""
     if not isinstance(setup, str):
