@@ -282,3 +282,47 @@ def test_facts_run_reports_judge_win_rate_in_metrics_and_table_and_reruns_when_t
     prompt.write_text("{inputs}\nFirst: {first}\nSecond: {second}\nAnswer:")  # the judge's prompt file is an input
     assert main(["run", str(config_file), "--run-dir", str(run_dir)]) == 0
     assert (run_dir / ".ilf/stages/evaluate.json").read_text() != marker
+
+
+def test_agreement_with_pairwise_judgements_made_in_a_real_label_studio(ls_client, project_title, tmp_path: Path) -> None:
+    """People compare pairs in a Label Studio pairwise project; the pulled comparisons are the ones
+    the judge is checked against. The person here prefers the reference on three posts and the
+    shorter summary on the fourth; the annotator judge always prefers the reference."""
+    from test_labelstudio import annotate, tasks_by_key
+
+    from ilf.labelstudio.summary import cohens_kappa
+    from ilf.labelstudio.sync import build_tasks, pull, push
+
+    samples = facts_samples()
+    outputs = [Output(sample_id=s.id, text=s.references[0], system="reference") for s in samples]
+    outputs += [Output(sample_id=s.id, text=half(s), system="half") for s in samples]
+    push(ls_client, project_title, "pairwise", build_tasks("pairwise", samples, outputs, ["reference", "half"]))
+    expected = []
+    for index, task in enumerate(sorted(tasks_by_key(ls_client, project_title).values(), key=lambda t: t["data"]["ilf_key"])):
+        data = task["data"]
+        reference_is_a = data["system_a"] == "reference"  # the sides are shuffled per sample
+        person_picks_reference = index != 3
+        picks_a = reference_is_a == person_picks_reference
+        annotate(
+            ls_client,
+            task["id"],
+            [
+                {
+                    "from_name": "comparison",
+                    "to_name": "output_a,output_b",
+                    "type": "pairwise",
+                    "value": {"selected": "left" if picks_a else "right"},
+                }
+            ],
+        )
+        expected.append(("a" if picks_a else "b", "a" if reference_is_a else "b"))  # (the person, the judge)
+    pull(ls_client, project_title, tmp_path / "pairs.jsonl")
+    pulled = read_records(tmp_path / "pairs.jsonl", Comparison)
+    assert len(pulled) == 4 and all(c.annotator != "simulated" for c in pulled)
+
+    run = run_with(tmp_path, human=str(tmp_path / "pairs.jsonl"))
+    write_records(run.paths.samples, samples)
+    write_records(run.paths.eval_samples, [])
+    scores = JudgeWinRate().score_round(run)
+    assert (scores["judge_human_pairs"], scores["judge_human_ties"], scores["judge_human_agreement"]) == (4, 0, 0.75)
+    assert scores["judge_human_kappa"] == pytest.approx(cohens_kappa(sorted(expected)))
