@@ -94,6 +94,25 @@ class Method:
         )
 
 
+def keep_policy(run: Pipeline, why: str) -> dict[str, Any]:
+    """Nothing to train on (a code round whose refinements all fail their tests, say; ``why`` says
+    what was missing): the "fine-tuned" model is the policy as it was, saved where training would
+    have put it, so the run and its study still evaluate it; the metrics say that nothing was trained."""
+    import logging
+
+    from ilf.files import atomic_directory, atomic_write_json
+    from ilf.models import load_model, save_model
+
+    logging.getLogger(__name__).warning("finetune: %s; the policy is kept unchanged as the fine-tuned model", why)
+    loaded = load_model(run.policy)
+    model = loaded.model.merge_and_unload() if hasattr(loaded.model, "merge_and_unload") else loaded.model
+    metrics = {"pairs": 0, "steps": 0, "train_loss": None}
+    with atomic_directory(run.paths.model) as tmp:
+        save_model(model, loaded.tokenizer, tmp)
+        atomic_write_json(tmp / "train_metrics.json", metrics)
+    return metrics
+
+
 def _option_error(prefix: str) -> Any:
     """A ConfigError maker that names the key under ``prefix`` (``method_options.sdft.max_steps``)."""
 
@@ -109,4 +128,4 @@ def get_method(name: str) -> Method:
     return method
 
 
-__all__ = ["Method", "get_method"]
+__all__ = ["Method", "get_method", "keep_policy"]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import RunConfig, option
+from ilf.methods import keep_policy
 from ilf.methods._privileged import SelfDistillationMethod
-from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class SDFT(SelfDistillationMethod):
         options: SDFTOptions = self.options(run.config)
         prepared = self.rows(run)
         if prepared is None:
-            return keep_policy(run)
+            return keep_policy(run, "no training sample has a critique")
         sampling = run.config.outputs.sampling
         metrics = train_sdft(
             run.policy,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import RunConfig, option
+from ilf.methods import keep_policy
 from ilf.methods._privileged import SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
-from ilf.methods.supervised import keep_policy
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class SDPO(SelfDistillationMethod):
     Options = SDPOOptions
 
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["sdpo", self.options(config), config.outputs.sampling, config.feedback.source, config.world]
+        # the reward's source and the world are in the feedback stage's fingerprint, which training chains on
+        return ["sdpo", self.options(config), config.outputs.sampling]
 
     def feedback_cost(self, run: Pipeline) -> dict[str, int]:
         cost = super().feedback_cost(run)
@@ -77,7 +78,7 @@ class SDPO(SelfDistillationMethod):
         options: SDPOOptions = self.options(run.config)
         prepared = self.rows(run)
         if prepared is None:
-            return keep_policy(run)
+            return keep_policy(run, "no training sample has a critique")
 
         def reward(sample_ids: list[str], completions: list[str]) -> tuple[list[float], str]:
             pairs = [(prepared.samples[i], run.task.postprocess(text)) for i, text in zip(sample_ids, completions)]

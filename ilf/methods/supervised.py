@@ -12,11 +12,10 @@ so a study's cells share whatever stages their targets have in common.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ilf.config import RunConfig
-from ilf.methods import Method
+from ilf.methods import Method, keep_policy
 from ilf.records import Output, read_records
 from ilf.registry import METHODS
 from ilf.train.sft import finetune, training_pairs
@@ -24,7 +23,6 @@ from ilf.train.sft import finetune, training_pairs
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
-log = logging.getLogger(__name__)
 
 READS = {"selected": ("outputs", "feedback", "refine", "select"), "initial": ("outputs",), "reference": ()}
 
@@ -53,7 +51,7 @@ class SupervisedMethod(Method):
             pairs += more
             counts = {k: counts.get(k, 0) + v for k, v in more_counts.items()}
         if not pairs:
-            return {**counts, **keep_policy(run)}
+            return {**counts, **keep_policy(run, f"no sample has a {run.config.finetune.target!r} target")}
         metrics = finetune(run.policy, pairs, run.config.finetune, run.paths.model, run.config.seed)
         return {**counts, **metrics}
 
@@ -79,23 +77,6 @@ class SupervisedMethod(Method):
         if target == "initial":
             return {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         return {s.id: s.references[0] for s in run.training_samples() if s.references}
-
-
-def keep_policy(run: Pipeline) -> dict[str, Any]:
-    """No sample has a target (a code round whose refinements all fail their tests, say): the
-    "fine-tuned" model is the policy as it was, saved where training would have put it, so the
-    run and its study still evaluate it; the metrics say that nothing was trained."""
-    from ilf.files import atomic_directory, atomic_write_json
-    from ilf.models import load_model, save_model
-
-    log.warning("finetune: no sample has a %r target; the policy is kept unchanged as the fine-tuned model", run.config.finetune.target)
-    loaded = load_model(run.policy)
-    model = loaded.model.merge_and_unload() if hasattr(loaded.model, "merge_and_unload") else loaded.model
-    metrics = {"pairs": 0, "steps": 0, "train_loss": None}
-    with atomic_directory(run.paths.model) as tmp:
-        save_model(model, loaded.tokenizer, tmp)
-        atomic_write_json(tmp / "train_metrics.json", metrics)
-    return metrics
 
 
 @METHODS.register("ilf", help="ILF: fine-tune on the refinement the selector picked (finetune.target selected, or as configured).")
