@@ -213,3 +213,28 @@ def test_the_peers_study_sets_sdft_and_sdpo_beside_ilf_and_the_ranking_methods_w
         assert f"| {method} |" in result["report"]
     assert "feedback_cost" in result["report"].split("\n## ")[1]  # a column of the main table
     assert (tmp_path / "report_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_feedback_cost_counts_critiques_only_where_the_refiner_or_the_selector_reads_them(tmp_path: Path) -> None:
+    from ilf.config import build_config
+    from ilf.pipeline import Pipeline
+    from ilf.records import Feedback, write_records
+
+    def cost(method: str, selector: str) -> dict[str, int]:
+        raw = {
+            "method": method,
+            "data": {"loader": "facts_world", "limit": 4},
+            "task": {"name": "facts"},
+            "feedback": {"source": "simulated"},
+        }
+        raw["selection"] = {"method": selector, "also_score": []}
+        run = Pipeline(build_config(raw, "test"), tmp_path / f"{method}-{selector}")
+        write_records(run.paths.samples, FACTS)
+        write_records(run.paths.feedback, [Feedback(sample_id=s.id, text="please add that ann buys boat") for s in FACTS[:3]])
+        return run.method.feedback_cost(run)
+
+    assert cost("ilf", "random") == {"critiques": 3}  # the refiner read them
+    assert cost("refine_no_feedback", "embedding") == {"critiques": 3}  # the selector compares refinements with them
+    assert cost("refine_no_feedback", "random") == {}  # nobody read them
+    assert cost("sft_reference", "embedding") == {"references": 4}
+    assert cost("sdft", "random") == {"critiques": 3}

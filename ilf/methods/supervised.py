@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ilf.config import RunConfig
 from ilf.methods import Method, keep_policy
 from ilf.records import Output, read_records
-from ilf.registry import METHODS
+from ilf.registry import METHODS, SELECTORS
 from ilf.train.sft import finetune, training_pairs
 
 if TYPE_CHECKING:
@@ -66,8 +66,11 @@ class SupervisedMethod(Method):
         return training_pairs(run.task, samples, c.finetune.target, selections)
 
     def feedback_cost(self, run: Pipeline) -> dict[str, int]:
-        if run.config.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
+        c = run.config
+        if c.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
             return {"references": sum(1 for s in run.training_samples() if s.references)}
+        if c.finetune.target == "selected" and not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback:
+            return {}  # neither the refiner nor the selector read a critique
         return super().feedback_cost(run)
 
     def targets(self, run: Pipeline) -> dict[str, str] | None:

@@ -25,6 +25,9 @@ class Selector:
     # Candidates scoring below this are unacceptable (a refinement that fails its tests): a sample
     # whose best candidate is one gets no selection and is left out of fine-tuning. None: any pick.
     min_score: float | None = None
+    # Whether scoring reads the feedback: a method whose refinements ignore it and whose selector
+    # does too (refine_no_feedback with a random pick) has consumed no critique.
+    reads_feedback: bool = True
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError

@@ -16,6 +16,7 @@ from ilf.selection.base import SelectionItem, Selector
 @SELECTORS.register("oracle_rouge", help="ROUGE-L against the sample's references: an oracle upper bound, not for real use.")
 class OracleRougeSelector(Selector):
     name = "oracle_rouge"
+    reads_feedback = False  # it reads the references instead
 
     @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> OracleRougeSelector:

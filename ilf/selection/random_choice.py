@@ -18,6 +18,7 @@ from ilf.selection.base import SelectionItem, Selector
 @SELECTORS.register("random", help="A seeded random pick (selection.seed): the baseline every selector must beat.")
 class RandomSelector(Selector):
     name = "random"
+    reads_feedback = False
 
     @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RandomSelector:

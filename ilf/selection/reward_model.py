@@ -14,6 +14,7 @@ from ilf.train.reward import RewardModel
 @SELECTORS.register("reward_model", help="The score of a trained reward model (selection.reward_model: its path).")
 class RewardModelSelector(Selector):
     name = "reward_model"
+    reads_feedback = False
 
     @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RewardModelSelector:

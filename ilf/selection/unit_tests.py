@@ -31,6 +31,7 @@ PASSED = 1.0
 )
 class UnitTestsSelector(Selector):
     name = "unit_tests"
+    reads_feedback = False
     min_score = PASSED
 
     @classmethod
