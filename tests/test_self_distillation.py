@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import REPO
 
-from ilf.config import ConfigError, ModelConfig, load_config
+from ilf.config import ConfigError, ModelConfig, RunConfig, load_config
 from ilf.demo import world
 from ilf.feedback.simulated import SimulatedAnnotator
 from ilf.methods import get_method
@@ -60,14 +61,45 @@ def test_the_code_teacher_ends_with_the_students_prompt_and_summaries_fall_back_
         privileged_rows(SummarizationTask(), [(post, "short", "too short")], "refine", "")
 
 
-def test_the_annotators_reward_is_one_exactly_for_a_summary_with_nothing_to_fix() -> None:
-    post = POSTS[0]
-    perfect = " ".join(f.text() for f in post.salient_facts)
-    extra = [f for f, s in zip(post.facts, post.salient) if not s][0]
-    pairs = [(FACTS[0], perfect), (FACTS[0], perfect + " " + extra.text()), (FACTS[0], "")]
-    scores, unit = SimulatedAnnotator().reward(None, pairs)  # type: ignore[arg-type]
-    assert unit == "judgements"
-    assert scores[0] == 1.0 and 0.0 < scores[1] < 1.0 and scores[2] == 0.0
+def _annotator_run(noise: float) -> SimpleNamespace:
+    """The little of a run the simulated source reads: its config (world settings and seed)."""
+    config = RunConfig()
+    config.world.annotator_noise = noise
+    return SimpleNamespace(config=config)
+
+
+def test_the_annotators_judgement_of_a_rollout_is_yes_or_no_with_the_noise_of_its_critiques() -> None:
+    """sdpo's rollouts are scored as a person would score them: the annotator's noisy yes/no, not the
+    world's exact F1 (the reported metric itself)."""
+    posts = world.generate_posts(400, seed=5)
+    samples = [Sample(id=p.id, inputs={"post": p.text()}, extra=world.post_record(p)) for p in posts]
+    perfect = [(s, " ".join(f.text() for f in p.salient_facts)) for s, p in zip(samples, posts)]
+    flawed = [(s, text + " " + next(f for f, k in zip(p.facts, p.salient) if not k).text()) for (s, text), p in zip(perfect, posts)]
+    source = SimulatedAnnotator()
+
+    clean, unit = source.reward(_annotator_run(0.0), perfect + flawed)  # type: ignore[arg-type]
+    assert unit == "judgements" and clean == [1.0] * 400 + [0.0] * 400
+
+    noisy, _ = source.reward(_annotator_run(0.1), perfect + flawed)  # type: ignore[arg-type]
+    assert set(noisy) == {0.0, 1.0}  # a judgement, never a graded score
+    rejected_perfect = noisy[:400].count(0.0) / 400  # misleading (flipped) or vague ("needs work"): noise in all
+    accepted_flawed = noisy[400:].count(1.0) / 400  # misleading only: half the noise
+    assert 0.05 <= rejected_perfect <= 0.16 and 0.015 <= accepted_flawed <= 0.09
+    # the same rollout asked again gets the same answer, in any order
+    again, _ = source.reward(_annotator_run(0.1), list(reversed(perfect + flawed)))  # type: ignore[arg-type]
+    assert list(reversed(again)) == noisy
+
+    # the noise-free score of the reported metric stays available for ablations, under its own unit
+    oracle, unit = source.oracle_reward(_annotator_run(0.1), [perfect[0], flawed[0], (samples[0], "")])  # type: ignore[arg-type]
+    assert unit == "oracle_scores" and oracle[0] == 1.0 and 0.0 < oracle[1] < 1.0 and oracle[2] == 0.0
+
+
+def test_an_oracle_reward_is_refused_where_no_world_knows_the_answer() -> None:
+    from ilf.feedback import FeedbackSource
+
+    run = SimpleNamespace(config=RunConfig())
+    with pytest.raises(ValueError, match="has no oracle score"):
+        FeedbackSource().oracle_reward(run, [])  # type: ignore[arg-type]
 
 
 def test_the_code_tasks_reward_runs_the_unit_tests() -> None:

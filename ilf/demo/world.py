@@ -335,6 +335,19 @@ class Annotator:
             return SimulatedFeedback(rng.choice(EXTRA).format(fact=fact.prose()), "extra", target=fact)
         return SimulatedFeedback(rng.choice(GOOD), "good")
 
+    def judges_fine(self, post: Post, summary: str, key: str) -> bool:
+        """The annotator's yes/no judgement "is this summary fine as it is?", as it gives its critiques:
+        honestly, a summary is fine when it states every salient fact and nothing else; with
+        probability ``noise`` the judgement is noise, half of it wrong (as a misleading critique is)
+        and half of it "needs work" whatever the summary (as a vague critique is). The same ``key``
+        (a rollout's sample and text) gets the same answer, however often or in whatever order it is asked."""
+        scores = score_summary(post, summary)
+        fine = scores.recall == 1.0 and scores.precision == 1.0
+        rng = random.Random(f"judgement:{self.seed}:{key}")
+        if rng.random() < self.noise:
+            return not fine if rng.random() < 0.5 else False
+        return fine
+
     def prefers(self, post: Post, a: str, b: str) -> str:
         """A pairwise judgement: more salient facts, then fewer others, then fewer untrue ones, then
         closer to the salient facts slot by slot (a garbled fact with the right person and object

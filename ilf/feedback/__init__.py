@@ -3,7 +3,8 @@
 A source is a plug-in: a module in this package registers a ``FeedbackSource`` subclass with
 ``@FEEDBACK_SOURCES.register(name, help=...)``; ``feedback.source: mypkg.sources:MySource`` loads
 one from outside the package. The feedback stage calls ``collect``; the comparisons stage (the
-ranking methods' data) calls ``compare``; online methods (sdpo) call ``reward`` on their rollouts.
+ranking methods' data) calls ``compare``; online methods (sdpo) call ``reward`` on their rollouts (``oracle_reward`` for
+ablations that bypass the annotator).
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class FeedbackSource:
                 "online methods (sdpo) need one that can (simulated in the facts world, a code task's unit tests)"
             )
         return task_reward(pairs)
+
+    def oracle_reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+        """A noise-free score of each (sample, output) from the world's ground truth, for ablations
+        (an online method's ``reward: oracle``); only a simulated world can give one."""
+        raise ValueError(
+            f"feedback.source {run.config.feedback.source!r} has no oracle score: reward: oracle needs a simulated world "
+            "whose ground truth is known (feedback.source: simulated); reward: feedback asks the source itself"
+        )
 
 
 def get_source(name: str) -> FeedbackSource:

@@ -60,11 +60,19 @@ class SimulatedAnnotator(FeedbackSource):
         return records, "the simulated annotator"
 
     def reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
-        """The annotator's score of each summary by its preference: the F1 of salient facts stated
-        (recall) and stated facts salient (precision), 1.0 exactly when there is nothing to fix."""
+        """The annotator's judgement of each summary, asked "is it fine as it is?": 1.0 yes, 0.0 no,
+        with the same noise as its critiques (``world.annotator_noise``; see ``Annotator.judges_fine``)."""
+        annotator = world_annotator(run.config, offset=2)
+        answers = [annotator.judges_fine(world.post_from_sample(sample), text, key=f"{sample.id}\n{text}") for sample, text in pairs]
+        return [1.0 if fine else 0.0 for fine in answers], "judgements"
+
+    def oracle_reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+        """The world's exact score of each summary, noise-free: the F1 of salient facts stated (recall)
+        and stated facts salient (precision), the very measures a study reports. For ablations only:
+        no person gives it."""
         scores = [world.score_summary(world.post_from_sample(sample), text) for sample, text in pairs]
         f1 = [2 * s.recall * s.precision / (s.recall + s.precision) if s.recall + s.precision else 0.0 for s in scores]
-        return f1, "judgements"
+        return f1, "oracle_scores"
 
     def comparison_inputs(self, run: Pipeline) -> list[Any]:
         return [

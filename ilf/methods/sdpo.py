@@ -1,7 +1,8 @@
 """SDPO: online self-distillation from the environment's feedback (TRL's experimental SDPOTrainer).
 
 The policy samples a group of outputs per training prompt; the feedback source scores each (the
-facts world's annotator, a code task's unit tests); the model re-prompted with a successful output
+facts world's annotator's noisy yes/no judgement, a code task's unit tests; ``reward: oracle`` swaps in
+the world's noise-free score for ablations); the model re-prompted with a successful output
 of the group, or else with the critique of the earlier output (the feedback record ILF uses), is
 the teacher the group is distilled towards. TRL's SDPO takes feedback per prompt from the dataset,
 not per rollout, which is why the critique is of the earlier output. Its cost is the critiques
@@ -31,6 +32,12 @@ class SDPOOptions:
     num_generations: int = option(4, "Rollouts per prompt: a group, whose successful members teach the others.")
     per_device_train_batch_size: int = option(16, "Rollouts per batch (a multiple of num_generations).")
     success_reward_threshold: float = option(1.0, "A rollout scoring at least this is a success the group distils from.")
+    reward: Literal["feedback", "oracle"] = option(
+        "feedback",
+        "What scores a rollout: feedback, the feedback source's judgement as its annotator gives it, noise included (the "
+        "facts world's yes/no 'is it fine?', a code task's unit tests); oracle, the simulated world's noise-free score of "
+        "the reported metric (an ablation: no person gives it).",
+    )
     teacher: Literal["auto", "refine", "context"] = option(
         "auto", "How the critique reaches the teacher: refine, context or auto (see method_options.sdft.teacher)."
     )
@@ -82,7 +89,8 @@ class SDPO(SelfDistillationMethod):
 
         def reward(sample_ids: list[str], completions: list[str]) -> tuple[list[float], str]:
             pairs = [(prepared.samples[i], run.task.postprocess(text)) for i, text in zip(sample_ids, completions)]
-            return run.feedback_source.reward(run, pairs)
+            score = run.feedback_source.oracle_reward if options.reward == "oracle" else run.feedback_source.reward
+            return score(run, pairs)
 
         if prepared.form == "refine":
             reprompt = "{prompt}{solution}{feedback}" if prepared.prompt_first else "{solution}{feedback}{prompt}"
