@@ -201,6 +201,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     systems: dict[str, dict] = {}
     for system, (outputs, info) in by_system.items():
         systems[system] = {**info, **score_system(scorers, None, samples, outputs)}
+        missing = systems[system].get("samples_without_output", 0)
+        if missing:
+            what = "reference" if args.outputs == "references" else "output"
+            print(f"{system}: {missing} of {len(samples)} samples have no {what}; every metric scores the other {len(samples) - missing}")
     columns = tuple(dict.fromkeys(k for m in scorers for k in m.columns)) or ("mean_words",)
     table = format_table(systems, columns=columns)
     atomic_write_json(args.out, {"systems": systems, "table": table})

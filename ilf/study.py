@@ -367,7 +367,9 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
     sizes = sorted({r["size"] for r in rows if r["size"] is not None}) or [None]
     axis_combos = list(dict.fromkeys(json.dumps(g["axes"], sort_keys=True) for g in summary))
     output_keys = [k for r in rows for k in r["metrics"] if not k.endswith("_sem") and "." not in k]
-    columns = study.report_metrics or [k for k in dict.fromkeys(output_keys) if k not in ("n", "n_with_references", "empty", "best_of_n")]
+    columns = study.report_metrics or [
+        k for k in dict.fromkeys(output_keys) if k not in ("n", "n_with_references", "empty", "best_of_n", "samples_without_output")
+    ]
     seeds = sorted({r["seed"] for r in rows})
 
     def group(axes: str, size: int | None, method: str) -> dict[str, Any] | None:

@@ -27,7 +27,9 @@ class Metric:
     every_output: bool = False
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
-        """Scores of one system's outputs for ``samples`` (same order); ``<key>_sem`` for errors."""
+        """Scores of one system's outputs; ``<key>_sem`` for errors. ``samples`` are the samples that
+        have an output, and ``outputs[i]`` is the output of ``samples[i]`` (every output of them, in
+        any order, when ``every_output``)."""
         return {}
 
     def score_round(self, run: Pipeline) -> dict[str, Any]:
@@ -41,14 +43,23 @@ class Metric:
 
 
 def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
-    """Every metric's scores of one system's outputs."""
+    """Every metric's scores of one system's outputs, over the samples that have an output.
+
+    Each metric gets exactly those samples, in order, beside their first output each (or all of
+    their outputs, ``every_output``), so a sample without an output can never shift which sample
+    another output is scored against. ``samples_without_output`` counts the samples left out."""
     first: dict[str, Output] = {}
     for output in outputs:
         first.setdefault(output.sample_id, output)
-    one_each = [first[s.id] for s in samples if s.id in first]
+    scored = [s for s in samples if s.id in first]
+    one_each = [first[s.id] for s in scored]
+    known = {s.id for s in scored}
+    every = [o for o in outputs if o.sample_id in known]
     scores: dict[str, Any] = {}
+    if len(scored) < len(samples):
+        scores["samples_without_output"] = len(samples) - len(scored)
     for metric in metrics:
-        scores.update(metric.score_outputs(run, samples, outputs if metric.every_output else one_each))
+        scores.update(metric.score_outputs(run, scored, every if metric.every_output else one_each))
     return scores
 
 
