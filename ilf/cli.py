@@ -240,6 +240,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     result = run_study(args.config, run_dir, args.overrides)
     print(result["report"])
     print(f"report: {run_dir / 'report.md'} (plot: report.png, every cell: cells.csv, cells.json; runs under {run_dir / 'cells'})")
+    if result["failed"]:
+        print(
+            f"ilf: {len(result['failed'])} runs of the study failed (listed in the report); rerun the same command to retry them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

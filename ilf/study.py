@@ -24,6 +24,7 @@ import logging
 import math
 import statistics
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from ilf.config import ConfigError, RunConfig, apply_overrides, build_config, option, parse_override, read_config_file, to_plain
+from ilf.errors import IlfError
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.labelstudio.sync import build_tasks
 from ilf.methods import get_method
@@ -175,7 +177,8 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         yaml.safe_dump({"source": source, "study": to_plain(study), "base": base}, sort_keys=False, allow_unicode=True),
     )
     started = time.perf_counter()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
     for number, cell in enumerate(todo, start=1):
         cell_dir = run_dir / "cells" / cell.name
         pipeline = open_run(cell.config, cell_dir, shared=run_dir / ".shared")
@@ -186,17 +189,33 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         else:
             print(f"{prefix} running {', '.join(pending)}", flush=True)
         clock = time.perf_counter()
-        summaries = pipeline.run()
+        try:
+            summaries = pipeline.run()
+        except Exception as err:  # noqa: BLE001 - one cell's failure is reported with the study; the other cells still run
+            failed.append(_record_failure(cell, cell_dir, err))
+            print(f"{prefix} FAILED: {failed[-1]['error']} (traceback: {failed[-1]['traceback']})", flush=True)
+            continue
         if pending:
             shared = [s for s, v in summaries.items() if v == "shared"]
             print(
                 f"{prefix} done in {time.perf_counter() - clock:.0f} s" + (f" ({', '.join(shared)} shared)" if shared else ""), flush=True
             )
         rows.append(_cell_row(cell, cell_dir))
-    result = write_report(study, rows, run_dir, base.get("name", "study"))
+    if not rows:
+        raise IlfError(f"every one of the {len(todo)} cells failed; the first: {failed[0]['cell']}: {failed[0]['error']}")
+    result = write_report(study, rows, run_dir, base.get("name", "study"), failed=failed)
     write_ranking_tasks(rows, run_dir / "labelstudio_ranking.json")
     result["seconds"] = time.perf_counter() - started
+    result["failed"] = failed
     return result
+
+
+def _record_failure(cell: Cell, cell_dir: Path, err: Exception) -> dict[str, str]:
+    """What a failed cell reports: its error's last line, with the whole traceback kept in the cell's folder."""
+    path = cell_dir / "error.txt"
+    atomic_write_text(path, "".join(traceback.format_exception(err)))
+    last = (str(err).strip().splitlines() or [""])[-1]
+    return {"cell": cell.name, "error": f"{type(err).__name__}: {last}" if last else type(err).__name__, "traceback": str(path)}
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -235,7 +254,10 @@ def _stats(values: list[float]) -> dict[str, float]:
         return {"mean": float("nan"), "sd": float("nan"), "sem": float("nan"), "n": 0}
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     counts = all(isinstance(v, int) and not isinstance(v, bool) for v in values)  # feedback consumed, say: shown as a count
-    return {"mean": statistics.fmean(values), "sd": sd, "sem": sd / math.sqrt(len(values)), "n": len(values), "count": counts}
+    stats = {"mean": statistics.fmean(values), "sd": sd, "sem": sd / math.sqrt(len(values)), "n": len(values), "count": counts}
+    if counts:
+        stats["values"] = values  # a count that differs between seeds is shown seed by seed, not as a mean
+    return stats
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -352,18 +374,27 @@ def gates(study: StudyConfig, summary: list[dict[str, Any]]) -> list[dict[str, A
     return result
 
 
-def _cell(stats: dict[str, float] | None) -> str:
+def _cell(stats: dict[str, Any] | None, seeds: int = 1) -> str:
+    """A report cell: mean ± sd (sem) over seeds, a count as it is (seed by seed where seeds
+    differ), and ``n=`` wherever fewer than the study's ``seeds`` hold a value."""
     if not stats or stats["n"] == 0:
         return "-"
-    if stats.get("count") and stats["sd"] == 0:  # a count that is the same for every seed
-        return str(int(stats["mean"]))
+    fewer = f"n={stats['n']}" if stats["n"] < seeds else ""
+    if stats.get("count"):
+        values = stats.get("values") or [stats["mean"]]
+        text = str(int(values[0])) if len(set(values)) == 1 else " / ".join(str(int(v)) for v in values)
+        return f"{text} ({fewer})" if fewer else text
     if stats["n"] == 1:
-        return f"{stats['mean']:.3f}"
-    return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['sem']:.3f})"
+        return f"{stats['mean']:.3f}" + (f" ({fewer})" if fewer else "")
+    return f"{stats['mean']:.3f} ± {stats['sd']:.3f} ({stats['sem']:.3f}" + (f"; {fewer})" if fewer else ")")
 
 
-def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, name: str) -> dict[str, Any]:
+def write_report(
+    study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, name: str, failed: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    failed = failed or []
     summary = aggregate(rows)
+    expected = len(study.seeds)
     sizes = sorted({r["size"] for r in rows if r["size"] is not None}) or [None]
     axis_combos = list(dict.fromkeys(json.dumps(g["axes"], sort_keys=True) for g in summary))
     output_keys = [k for r in rows for k in r["metrics"] if not k.endswith("_sem") and "." not in k]
@@ -384,9 +415,20 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
         f"{len(rows)} runs: methods {', '.join(study.methods)}"
         + (f"; sizes {', '.join(map(str, sizes))}" if sizes != [None] else "")
         + f"; seeds {', '.join(map(str, seeds))}.",
-        "Cells: mean ± standard deviation over seeds (standard error of the mean in brackets); a single seed shows its value.",
+        "Cells: mean ± standard deviation over seeds (standard error of the mean in brackets); a single seed shows its value; "
+        f"n= where fewer than the study's {expected} seeds hold one; a count that differs between seeds is shown seed by seed.",
         "",
     ]
+    if failed:
+        lines += [
+            f"**{len(failed)} of {len(rows) + len(failed)} runs failed**: their cells are missing below, and the means "
+            "around them rest on the seeds that ran (n=).",
+            "",
+            "| failed run | error | traceback |",
+            "|---|---|---|",
+            *(f"| {f['cell']} | {f['error'].replace('|', '/')} | {f['traceback']} |" for f in failed),
+            "",
+        ]
     for axes in axis_combos:
         label = ", ".join(f"{k}={v}" for k, v in json.loads(axes).items())
         for size in sizes:
@@ -395,7 +437,7 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
             for method in study.methods:
                 g = group(axes, size, method)
                 if g is not None:
-                    lines.append(f"| {method} | " + " | ".join(_cell(g["metrics"].get(c)) for c in columns) + " |")
+                    lines.append(f"| {method} | " + " | ".join(_cell(g["metrics"].get(c), expected) for c in columns) + " |")
             lines.append("")
         round_keys = sorted({k for g in summary for k in g["metrics"] if "." in k and json.dumps(g["axes"], sort_keys=True) == axes})
         if round_keys:
@@ -408,7 +450,7 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
                 "|---|" + "---|" * len(methods),
             ]
             for key in round_keys:
-                lines.append(f"| {key} | " + " | ".join(_cell(group(axes, size, m)["metrics"].get(key)) for m in methods) + " |")
+                lines.append(f"| {key} | " + " | ".join(_cell(group(axes, size, m)["metrics"].get(key), expected) for m in methods) + " |")
             lines.append("")
     gate_rows = gates(study, summary)
     if gate_rows:
@@ -434,7 +476,7 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
             interval = "-" if c["n"] < 2 else f"[{c['low']:+.3f}, {c['high']:+.3f}]"
             lines.append(f"| {c['contrast']} | {c['metric']} | {where or 'all'} | {c['mean']:+.3f} | {interval} | {c['n']} |")
         lines.append("")
-    lines += _round_section(study, summary, columns, run_dir)
+    lines += _round_section(study, summary, columns, run_dir, expected)
     lines += ["![metrics against training size](report.png)", ""]
     if any("feedback_cost" in g["metrics"] for g in summary):
         lines += [
@@ -452,13 +494,14 @@ def write_report(study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, 
     atomic_write_json(run_dir / "cells.json", rows)
     atomic_write_json(run_dir / "summary.json", summary)
     atomic_write_json(run_dir / "contrasts.json", {"contrasts": contrast_rows, "gates": gate_rows})
+    atomic_write_json(run_dir / "failed.json", failed)
     atomic_write_text(run_dir / "cells.csv", _csv(rows))
     atomic_write_text(run_dir / "report.md", report)
     _plot(summary, study, columns, sizes, run_dir / "report.png")
-    return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows}
+    return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
 
 
-def _round_section(study: StudyConfig, summary: list[dict[str, Any]], columns: list[str], run_dir: Path) -> list[str]:
+def _round_section(study: StudyConfig, summary: list[dict[str, Any]], columns: list[str], run_dir: Path, seeds: int) -> list[str]:
     """Metrics by feedback round, for studies whose cells ran several rounds (``rounds``)."""
     count = max((len(g["rounds"]) for g in summary), default=0)
     if count < 2:
@@ -469,7 +512,7 @@ def _round_section(study: StudyConfig, summary: list[dict[str, Any]], columns: l
     for g in summary:
         where = " · ".join(x for x in (f"{g['size']} per round" if g["size"] else "", *(f"{k}={v}" for k, v in g["axes"].items())) if x)
         rounds = g["rounds"] or [g["metrics"]]
-        cells_ = [_cell(rounds[min(r, len(rounds) - 1)].get(m)) for m in shown for r in range(count)]
+        cells_ = [_cell(rounds[min(r, len(rounds) - 1)].get(m), seeds) for m in shown for r in range(count)]
         lines.append(f"| {g['method']} | {where or 'all'} | " + " | ".join(cells_) + " |")
     lines += ["", "![metrics by round](report_rounds.png)", ""]
     _plot_rounds(summary, shown, count, run_dir / "report_rounds.png")

@@ -166,3 +166,51 @@ def test_contrasts_pair_seeds_and_gates_say_whether_they_hold(tmp_path: Path) ->
     assert "| base recall >= 0.5 | 100 samples | 0.610 | yes |" in report
     study.gates = ["base recall >= 0.7"]
     assert "**NO**" in write_report(study, rows, tmp_path, "s")["report"]
+
+
+def test_cells_say_how_many_seeds_they_average_and_counts_show_each_seed(tmp_path: Path) -> None:
+    from ilf.study import StudyConfig, write_report
+
+    def row(method: str, seed: int, recall: float, cost: int) -> dict:
+        metrics = {"recall": recall, "feedback_cost": cost}
+        return {
+            "cell": f"{method}{seed}",
+            "method": method,
+            "seed": seed,
+            "size": None,
+            "dir": "",
+            "system": "finetuned",
+            "metrics": metrics,
+        }
+
+    rows = [row("ilf", 0, 0.5, 100), row("ilf", 1, 0.6, 100), row("ilf", 2, 0.7, 100)]
+    rows += [row("dpo", 0, 0.4, 195), row("dpo", 1, 0.5, 341)]  # seed 2's run is missing
+    study = StudyConfig(methods=["ilf", "dpo"], seeds=[0, 1, 2], report_metrics=["recall", "feedback_cost"])
+    failed = [{"cell": "seed2-dpo", "error": "ValueError: out of patience", "traceback": "cells/seed2-dpo/error.txt"}]
+    report = write_report(study, rows, tmp_path, "s", failed=failed)["report"]
+    assert "| ilf | 0.600 ± 0.100 (0.058) | 100 |" in report  # every seed: no n, one count
+    assert "| dpo | 0.450 ± 0.071 (0.050; n=2) | 195 / 341 (n=2) |" in report
+    assert "**1 of 6 runs failed**" in report and "| seed2-dpo | ValueError: out of patience | cells/seed2-dpo/error.txt |" in report
+    assert json.loads((tmp_path / "failed.json").read_text()) == failed
+
+
+def test_a_failed_cell_is_reported_and_the_others_still_run(slf5k_dir: Path, tmp_path: Path, capsys) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"base: {STUDY}\n"
+        "study:\n"
+        "  methods: [before, broken]\n"
+        "  sizes: [4]\n"
+        "  contrasts: []\n"
+        "  gates: []\n"
+        "  variants:\n"
+        f"    broken: {{method: before, set: [data.eval_path={tmp_path / 'missing.jsonl'}]}}\n"
+        "evaluation: {metrics: [rouge]}\n"
+    )
+    run_dir = tmp_path / "run"
+    assert main(["study", str(study), "--run-dir", str(run_dir), *_small(slf5k_dir)]) == 1
+    captured = capsys.readouterr()
+    assert "seed1-broken: FAILED: FileNotFoundError" in captured.out and "2 runs of the study failed" in captured.err
+    report = (run_dir / "report.md").read_text()
+    assert "**2 of 4 runs failed**" in report and "| before |" in report and "| broken |" not in report
+    assert "missing.jsonl" in (run_dir / "cells" / "seed0-broken" / "error.txt").read_text()
