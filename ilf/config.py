@@ -41,11 +41,15 @@ class ConfigError(SchemaError):
     """A config that does not fit the schema; names the file and the dotted key."""
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING) -> Any:
-    """A config field with its help text (a default, or a factory for mutable defaults)."""
+def option(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING, added: bool = False) -> Any:
+    """A config field with its help text (a default, or a factory for mutable defaults).
+
+    ``added``: a field that changes nothing at its default, added after run directories existed;
+    at its default it is left out of fingerprints, so those runs stay up to date."""
+    metadata = {"help": help, "added": added}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -242,6 +246,12 @@ class JudgeConfig:
         "What each system's output is compared with: references (the sample's first one), another system of the run "
         "evaluated earlier (base), or the path of an outputs JSONL.",
     )
+    against_system: str | None = option(
+        None,
+        "When evaluation.judge.against is an outputs file holding several systems (base and finetuned, say): the system "
+        "whose outputs are compared with; required then.",
+        added=True,
+    )
     human: str | None = option(
         None,
         "Comparisons JSONL by people whose pairs the judge also judges (agreement, Cohen's kappa); default the run's "
@@ -272,6 +282,9 @@ class JudgeConfig:
         if judge_opponent_is_file(self.against):
             if not Path(self.against).expanduser().is_file():
                 raise SchemaError(None, None, "against", f"no such outputs file {self.against!r}")
+            self._check_against_system()
+        elif self.against_system is not None:
+            raise SchemaError(None, None, "against_system", f"names a system of an outputs file, but against is {self.against!r}")
         elif not self.against.replace("_", "").replace("-", "").isalnum():
             raise SchemaError(
                 None,
@@ -281,6 +294,25 @@ class JudgeConfig:
             )
         if self.human is not None and not Path(self.human).expanduser().is_file():
             raise SchemaError(None, None, "human", f"no such comparisons file {self.human!r}")
+
+    def _check_against_system(self) -> None:
+        from ilf.records import Output, read_records  # records is light, but config is read before anything else
+
+        systems = list(dict.fromkeys(o.system for o in read_records(Path(self.against).expanduser(), Output)))
+        if self.against_system is None and len(systems) > 1:
+            raise SchemaError(
+                None,
+                None,
+                "against_system",
+                f"{self.against} holds the outputs of {len(systems)} systems ({', '.join(systems)}): name the one to compare with",
+            )
+        if self.against_system is not None and self.against_system not in systems:
+            raise SchemaError(
+                None,
+                None,
+                "against_system",
+                f"{self.against} holds no outputs of system {self.against_system!r} (it has {', '.join(systems)})",
+            )
 
 
 @dataclass
@@ -499,9 +531,24 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def _fingerprinted(obj: Any) -> Any:
+    """``to_plain`` less the fields ``option(added=True)`` marks, where they hold their default."""
+    if dataclasses.is_dataclass(obj):
+        return {
+            f.name: _fingerprinted(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (f.metadata.get("added") and getattr(obj, f.name) == f.default)
+        }
+    if isinstance(obj, dict):
+        return {k: _fingerprinted(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_fingerprinted(v) for v in obj]
+    return obj
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of config sections; equal inputs give equal fingerprints."""
-    text = json.dumps([to_plain(p) for p in parts], sort_keys=True, default=str)
+    text = json.dumps([_fingerprinted(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -86,6 +86,26 @@ def test_annotator_judge_gives_exact_win_rate_sem_ties_and_no_position_bias(tmp_
     assert (scores["judge_ties"], scores["judge_position_bias"], scores["judge_first_preferred"]) == (0.25, 0.0, 0.5)
 
 
+def test_an_outputs_file_of_several_systems_needs_the_one_to_compare_with(tmp_path: Path) -> None:
+    samples = facts_samples(2)
+    both = tmp_path / "both.jsonl"
+    # base's outputs come first in the file: without a choice they would silently be the opponents
+    write_records(
+        both, [*(Output(s.id, other(s), "base") for s in samples), *(Output(s.id, s.references[0], "finetuned") for s in samples)]
+    )
+    with pytest.raises(
+        ConfigError, match=r"field 'evaluation.judge.against_system': .*both.jsonl holds the outputs of 2 systems \(base, finetuned\)"
+    ):
+        load_config(None, [f"evaluation.judge.against={both}"])
+    with pytest.raises(ConfigError, match=r"against_system': .*no outputs of system 'policy' \(it has base, finetuned\)"):
+        load_config(None, [f"evaluation.judge.against={both}", "evaluation.judge.against_system=policy"])
+    with pytest.raises(ConfigError, match=r"against_system': names a system of an outputs file, but against is 'references'"):
+        load_config(None, ["evaluation.judge.against_system=base"])
+    run = run_with(tmp_path, against=str(both), against_system="finetuned")
+    scores = JudgeWinRate().score_outputs(run, samples, [Output(s.id, half(s), "policy") for s in samples])
+    assert scores["judge_win_rate"] == 0.0  # half a summary against the references finetuned wrote: lost every time
+
+
 def test_against_another_system_needs_it_evaluated_first(tmp_path: Path) -> None:
     samples = facts_samples(2)
     run = run_with(tmp_path, against="base")

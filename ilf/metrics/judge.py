@@ -241,9 +241,11 @@ class JudgeWinRate(Metric):
         if against == "references":
             return {s.id: s.references[0] for s in samples if s.references}
         if judge_opponent_is_file(against):
+            wanted = run.config.evaluation.judge.against_system  # required when the file holds several systems (checked at load)
             opponents: dict[str, str] = {}
             for output in read_records(against, Output):
-                opponents.setdefault(output.sample_id, output.text)
+                if wanted is None or output.system == wanted:
+                    opponents.setdefault(output.sample_id, output.text)
             return opponents
         if against == system:
             return None  # the system the others are judged against
