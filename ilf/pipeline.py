@@ -116,11 +116,16 @@ def _data(run: Pipeline, fp: str) -> dict[str, Any]:
     write_records(run.paths.eval_samples, held_out.samples)
     write_records(run.paths.dataset_feedback, train.feedback)
     write_records(run.paths.dataset_comparisons, train.comparisons)
+    for split, data in (("train", train), ("held-out", held_out)):
+        for reason, count in data.dropped.items():
+            log.warning("data: %d rows of the %s split had %s: left out", count, split, reason)
     return {
         "samples": len(train.samples),
         "eval_samples": len(held_out.samples),
         "dataset_feedback": len(train.feedback),
         "dataset_comparisons": len(train.comparisons),
+        "dropped": train.dropped,
+        "eval_dropped": held_out.dropped,
     }
 
 
@@ -139,6 +144,8 @@ def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
     ids = {s.id for s in samples}
     feedback, origin = run.feedback_source.collect(run)
     unknown = [f for f in feedback if f.sample_id not in ids]
+    if unknown:
+        log.warning("feedback: %d of %d records are for samples not in this run and were skipped (%s)", len(unknown), len(feedback), origin)
     empty = [f for f in feedback if f.sample_id in ids and not (f.text or "").strip()]
     kept = [f for f in feedback if f.sample_id in ids and (f.text or "").strip()]
     if not kept:

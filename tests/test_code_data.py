@@ -105,6 +105,15 @@ def test_ilf_code_rows_become_samples_with_feedback_and_refinements(tmp_path: Pa
     assert results[2].error == "AssertionError: candidate([1, 2]) ==approx( 5)"
 
 
+def test_ilf_code_critiques_of_no_program_are_counted_not_lost(tmp_path: Path) -> None:
+    rows = ilf_code_rows()
+    rows[1]["original_model_completion"] = None  # the critique is kept in the row, the program it critiques is not
+    config = load_config(None, ["data.loader=ilf_code", f"data.path={write_jsonl(tmp_path / 'a.jsonl', rows)}"])
+    data = load_split(config, "train")
+    assert [s.id for s in data.samples] == ["7001", "7002"] and [f.sample_id for f in data.feedback] == ["7001"]
+    assert data.dropped == {"Feedback without original_model_completion": 1}
+
+
 @pytest.mark.parametrize(
     "change, field, problem",
     [

@@ -26,6 +26,29 @@ def test_slf5k_fields_map_to_records(slf5k_dir: Path) -> None:
     assert data.comparisons[2].preferred == "a"
 
 
+def test_slf5k_rows_whose_critique_or_comparison_cannot_be_used_are_counted(tmp_path: Path, caplog) -> None:
+    from ilf.config import load_config
+    from ilf.pipeline import Pipeline
+
+    rows = [slf5k_row(i) for i in range(4)]
+    rows[1]["generated_summary_for_feedback"] = ""  # a critique of no summary
+    rows[2]["comparison_preference"] = None  # two summaries, nobody's preference
+    rows[3]["generated_summary_for_comparison_B"] = None
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    data = load_train(RunConfig(data=DataConfig(path=str(path))))
+    assert len(data.samples) == 4 and len(data.feedback) == 3 and len(data.comparisons) == 2
+    assert data.dropped == {
+        "feedback without generated_summary_for_feedback": 1,
+        "comparison without both summaries and a comparison_preference": 2,
+    }
+    # the data stage reports the counts (and says so in the log), with the held-out split's own
+    run = Pipeline(load_config(None, [f"data.path={path}", f"data.eval_path={path}"]), tmp_path / "run")
+    run.run(until="data")
+    summary = json.loads(run.paths.marker("data").read_text())["summary"]
+    assert summary["dropped"] == data.dropped and summary["eval_dropped"] == data.dropped
+    assert "data: 2 rows of the train split had comparison without both summaries" in caplog.text
+
+
 def test_subsets_are_nested_prefixes(slf5k_dir: Path) -> None:
     small = load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=5))).samples
     large = load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=20))).samples

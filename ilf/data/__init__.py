@@ -23,6 +23,19 @@ class SplitData:
     samples: list[Sample]
     feedback: list[Feedback] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    # what rows carried but the loader could not use, by reason: the data stage reports every count
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Part of a row a loader cannot use (a critique with no output it critiques, say): a converter
+    returns it beside the sample so that it is counted by ``reason``, never lost in silence."""
+
+    reason: str
 
 
 def text_field(row: dict[str, Any], key: str, path: Path | str, line: int | None, required: bool = False, strip: bool = True) -> str | None:
@@ -39,7 +52,7 @@ def text_field(row: dict[str, Any], key: str, path: Path | str, line: int | None
     return value.strip() if strip else value.replace("\r\n", "\n")
 
 
-Row = Sample | tuple[Sample, Feedback | None] | tuple[Sample, Feedback | None, Comparison | None]
+Row = Sample | tuple[Sample, Feedback | Dropped | None] | tuple[Sample, Feedback | Dropped | None, Comparison | Dropped | None]
 
 
 def samples_from_rows(
@@ -63,6 +76,8 @@ def samples_from_rows(
                 data.feedback.append(extra)
             elif isinstance(extra, Comparison):
                 data.comparisons.append(extra)
+            elif isinstance(extra, Dropped):
+                data.drop(extra.reason)
     return data
 
 
@@ -113,6 +128,7 @@ def load_train(config: RunConfig) -> SplitData:
         samples=samples,
         feedback=[f for f in loaded.feedback if f.sample_id in keep],
         comparisons=[c for c in loaded.comparisons if c.sample_id in keep],
+        dropped=loaded.dropped,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.data import SplitData, resolve_split_file, samples_from_rows, text_field
+from ilf.data import Dropped, SplitData, resolve_split_file, samples_from_rows, text_field
 from ilf.execution.programs import last_top_level_def
 from ilf.records import Feedback, RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
@@ -33,7 +33,7 @@ def _text(row: dict[str, Any], key: str, path: Path, line: int, required: bool =
     return text_field(row, key, path, line, required, strip=False)
 
 
-def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | None]:
+def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Dropped | None]:
     if not isinstance(row, dict):
         raise RecordError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
     task_id = row.get("task_id")
@@ -59,8 +59,10 @@ def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Non
     extra.update(test=test, entry_point=entry_point)
     sample = Sample(id=task_id, inputs={"prompt": prompt}, initial_output=initial, references=[reference] if reference else [], extra=extra)
     text = _text(row, "Feedback", path, line)
-    feedback = None
-    if text and initial:
+    feedback: Feedback | Dropped | None = None
+    if text and not initial:  # a critique of a program the row does not hold cannot be refined
+        feedback = Dropped("Feedback without original_model_completion")
+    elif text and initial:
         worker = row.get("worker_id")
         feedback = Feedback(
             sample_id=task_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ilf.data import SplitData, resolve_split_file, samples_from_rows, text_field
+from ilf.data import Dropped, SplitData, resolve_split_file, samples_from_rows, text_field
 from ilf.records import Comparison, Feedback, RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -39,7 +39,7 @@ def _text(row: dict[str, Any], key: str, path: Path, line: int, required: bool =
     return text_field(row, key, path, line, required)
 
 
-def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | None, Comparison | None]:
+def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Dropped | None, Comparison | Dropped | None]:
     if not isinstance(row, dict):
         raise RecordError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
     sample_id = row.get("id")
@@ -58,9 +58,11 @@ def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Non
     extra = {k: v for k, v in row.items() if k not in MAPPED}
     sample = Sample(id=sample_id, inputs=inputs, initial_output=initial, references=references, extra=extra)
 
-    feedback = None
+    feedback: Feedback | Dropped | None = None
     text = _text(row, "feedback", path, line)
-    if text and initial:
+    if text and not initial:  # a critique of a summary the row does not hold cannot be refined
+        feedback = Dropped("feedback without generated_summary_for_feedback")
+    elif text and initial:
         lead = row.get("time_spent_in_seconds_feedback")
         feedback = Feedback(
             sample_id=sample_id,
@@ -72,11 +74,13 @@ def convert_row(row: Any, path: Path, line: int) -> tuple[Sample, Feedback | Non
             lead_time=float(lead) if isinstance(lead, (int, float)) and not isinstance(lead, bool) else None,
         )
 
-    comparison = None
+    comparison: Comparison | Dropped | None = None
     a = _text(row, "generated_summary_for_comparison_A", path, line)
     b = _text(row, "generated_summary_for_comparison_B", path, line)
     preference = _text(row, "comparison_preference", path, line)
-    if a and b and preference:
+    if (a or b or preference) and not (a and b and preference):
+        comparison = Dropped("comparison without both summaries and a comparison_preference")
+    elif a and b and preference:
         choice = {"summary a": "a", "summary b": "b"}.get(preference.lower())
         if choice is None:
             raise RecordError(path, line, "comparison_preference", f"expected 'Summary A' or 'Summary B', got {preference!r}")
