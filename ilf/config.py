@@ -160,7 +160,11 @@ class RefineConfig:
 @dataclass
 class SelectionConfig:
     method: str = option("embedding", "The selector that picks the candidate: a registered one (`ilf plugins`) or module.path:Class.")
-    also_score: list[str] = option(help="Further selectors whose scores are recorded for analysis.", factory=list)
+    also_score: list[str] = option(
+        help="Further selectors whose scores are recorded for analysis; the first also breaks the picking selector's ties "
+        "(without one, the first tied candidate is taken).",
+        factory=list,
+    )
     embedder: str | None = option(None, "Sentence-transformers model; default the offline MiniLM when installed.")
     judge: ModelConfig | None = option(None, "Causal LM for instruct_rm; default the refiner.")
     reward_model: str | None = option(None, "Path of a trained reward model, for the reward_model selector.")
@@ -169,7 +173,7 @@ class SelectionConfig:
     labelstudio_project: str | None = option(
         None,
         "For method labelstudio: title of the Label Studio project of `select` tasks whose picks are used (server from "
-        "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the local one); samples nobody picked go to also_score[0] (else random).",
+        "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the local one); samples nobody picked are ties that also_score[0] breaks (else the first candidate).",
     )
 
 

@@ -285,7 +285,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "data",
         (),
-        "data.* (a registered loader: SLF5K, JSONL/CSV with a field mapping, the facts world)",
+        "`data.*`: the data loader `data.loader` names reads the training and held-out splits",
         ("samples", "eval_samples", "dataset_feedback", "dataset_comparisons"),
         _data_inputs,
         _data,
@@ -293,7 +293,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "outputs",
         ("data",),
-        "policy, outputs.sampling: the policy writes outputs for samples that lack one",
+        "samples; the policy (`outputs.sampling`) writes an output for each sample that lacks one",
         ("outputs",),
         lambda r: [
             r.model_inputs(r.config.outputs.model or r.config.policy),
@@ -307,7 +307,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "feedback",
         ("outputs",),
-        "feedback.source: dataset, file, labelstudio, simulated, or your own",
+        "`feedback.source`: a feedback source critiques each output",
         ("feedback",),
         lambda r: [r.config.feedback.source, r.feedback_source.fingerprint_inputs(r)],
         _feedback,
@@ -315,7 +315,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "refine",
         ("feedback",),
-        "refiner, refine.*: N candidates with (or without) the feedback",
+        "the refiner, `refine.*`: N candidate refinements of each output, with (or without) its feedback",
         ("refinements",),
         lambda r: [r.model_inputs(r.config.refiner_model), r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
         _refine,
@@ -323,7 +323,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "select",
         ("refine",),
-        "selection.*: a registered selector picks one candidate, the others score",
+        "`selection.*`: a selector picks one candidate, the `also_score` selectors score them too",
         ("selected",),
         lambda r: [
             r.config.selection,
@@ -336,7 +336,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "comparisons",
         ("data",),
-        "feedback.source: the dataset's comparisons, or the simulated annotator's",
+        "`feedback.source`: its comparisons of two outputs (the ranking methods)",
         ("comparisons",),
         lambda r: [r.config.feedback.source, r.feedback_source.comparison_inputs(r)],
         _comparisons,
@@ -344,7 +344,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "reward",
         ("comparisons",),
-        "reward.*: a reward model trained on the comparisons",
+        "`reward.*`: TRL `RewardTrainer` on the comparisons",
         ("reward_model",),
         lambda r: [
             r.config.reward,
@@ -360,7 +360,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "finetune",
         (),
-        "method, finetune.* (and dpo.*, rloo.*): the policy trained on the method's targets",
+        "`method`, `finetune.*` (and `dpo.*`, `rloo.*`, `method_options.*`): the policy trained on the method's targets",
         ("model",),
         _finetune_inputs,
         _finetune,
@@ -368,7 +368,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "evaluate",
         (),
-        "evaluation.*: the method's systems on the held-out split, scored by every metric",
+        "`evaluation.*`: the method's systems on the held-out split, scored by every metric of `evaluation.metrics`",
         ("eval_outputs", "metrics"),
         lambda r: [
             r.config.method,

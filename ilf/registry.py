@@ -34,10 +34,11 @@ class UnknownPlugin(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, config_key: str) -> None:
+    def __init__(self, kind: str, package: str, config_key: str, interface: str) -> None:
         self.kind = kind
         self.package = package
         self.config_key = config_key
+        self.interface = interface  # what a plug-in of the kind is, for the docs' generated table
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
 
@@ -107,12 +108,14 @@ def _import_object(spec: str, registry: Registry[Any]) -> Any:
 
 
 # The six kinds. Each package imports nothing of the others at module level, so lookups stay cheap.
-LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader")
-TASKS: Registry[Any] = Registry("task", "ilf.tasks", "task.name")
-FEEDBACK_SOURCES: Registry[Any] = Registry("feedback source", "ilf.feedback", "feedback.source")
-SELECTORS: Registry[Any] = Registry("selector", "ilf.selection", "selection.method")
-METRICS: Registry[Any] = Registry("metric", "ilf.metrics", "evaluation.metrics")
-METHODS: Registry[Any] = Registry("method", "ilf.methods", "method")
+LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`")
+TASKS: Registry[Any] = Registry("task", "ilf.tasks", "task.name", "a `Task` (prompts, post-processing)")
+FEEDBACK_SOURCES: Registry[Any] = Registry(
+    "feedback source", "ilf.feedback", "feedback.source", "a `FeedbackSource` (`collect`; optionally `compare`, `reward`)"
+)
+SELECTORS: Registry[Any] = Registry("selector", "ilf.selection", "selection.method", "a `Selector` (`score(items) -> scores`)")
+METRICS: Registry[Any] = Registry("metric", "ilf.metrics", "evaluation.metrics", "a `Metric` (`score_outputs`, `score_round`)")
+METHODS: Registry[Any] = Registry("method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)")
 
 ALL: tuple[Registry[Any], ...] = (LOADERS, TASKS, FEEDBACK_SOURCES, SELECTORS, METRICS, METHODS)
 

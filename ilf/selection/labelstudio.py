@@ -90,7 +90,7 @@ def snapshot_picks(project: str, path: Path) -> bool:
 @SELECTORS.register(
     "labelstudio",
     help="People's picks from the Label Studio project selection.labelstudio_project (select template); samples nobody "
-    "picked go to selection.also_score[0] (else random); 'none of them' leaves a sample out.",
+    "picked are ties that selection.also_score[0] breaks (else the first candidate); 'none of them' leaves a sample out.",
 )
 class LabelStudioSelector(Selector):
     name = "labelstudio"
