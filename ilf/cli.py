@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -280,19 +281,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-
-    for registry in ALL:
-        if args.kind and registry.kind.replace(" ", "_") != args.kind:
+    kinds = {registry.kind.replace(" ", "_"): registry for registry in ALL}
+    wanted = args.kind
+    if wanted and wanted not in kinds:  # a plug-in's name: its help and its options
+        found = [registry for registry in ALL if wanted in registry.names()]
+        if not found:
+            names = sorted({name for registry in ALL for name in registry.names()})
+            close = difflib.get_close_matches(wanted, [*kinds, *names], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise IlfError(f"no kind or plug-in named {wanted!r}{hint}; kinds: {', '.join(kinds)}")
+        for registry in found:
+            print(f"{wanted} ({registry.kind}, {registry.config_key}): {registry.help(wanted)}")
+            _print_options(registry, wanted, indent="  ")
+        return 0
+    for key, registry in kinds.items():
+        if wanted and key != wanted:
             continue
         print(f"{registry.kind}s ({registry.config_key}):")
-        for entry in registry.entries():
-            print(f"  {entry.name:20s} {entry.help}")
-            options = getattr(entry.obj, "Options", None)  # a method's own settings, under method_options.<name>
-            if options is not None:
-                for key, default, help_text in field_help(options, f"method_options.{entry.name}."):
-                    print(f"      {key} ({default}): {help_text}")
+        for name in registry.names():
+            print(f"  {name:20s} {registry.help(name)}")
+            if wanted:  # one kind: each plug-in's options too (this imports the kind's modules)
+                _print_options(registry, name, indent="      ")
         print()
+    if not wanted:
+        print("ilf plugins KIND (or NAME) also lists options.")
     return 0
+
+
+def _print_options(registry: object, name: str, indent: str) -> None:
+    options = getattr(registry.get(name), "Options", None)  # a method's own settings, under method_options.<name>
+    if options is not None:
+        for key, default, help_text in field_help(options, f"method_options.{name}."):
+            print(f"{indent}{key} ({default}): {help_text}")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -395,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="List the registered plug-ins of every kind with their help.")
     p.add_argument(
-        "kind", nargs="?", choices=("data_loader", "task", "feedback_source", "selector", "metric", "method"), help="Only this kind."
+        "kind",
+        nargs="?",
+        help="Only this kind (data_loader, task, feedback_source, selector, metric, method), with each plug-in's options; "
+        "or one plug-in's name.",
     )
     p.set_defaults(func=cmd_plugins)
 
@@ -470,18 +493,28 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
-    if not args.verbose:
+def _quiet_hugging_face() -> None:
+    """No info logs or progress bars from transformers and datasets: through the variables they
+    read when imported, so a command that needs neither does not import them (seconds) to say so."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # imported already (a test, a notebook): the variables come too late
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "datasets" in sys.modules:
         import datasets
 
         datasets.disable_progress_bars()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    if not args.verbose:
+        _quiet_hugging_face()
     try:
         return args.func(args)
     except (SchemaError, ValueError, FileNotFoundError, IlfError) as err:

@@ -6,17 +6,29 @@ A plug-in is one module in its kind's package that registers itself by name with
     @SELECTORS.register("embedding", help="Cosine similarity of feedback and refinement (MiniLM).")
     class EmbeddingSelector(Selector): ...
 
-Every module of the package is imported when a name is first looked up, so adding a plug-in adds
-one file and touches no other. A config may also name an object outside the package as
-``module.path:Name`` (``selection.method: mypkg.selectors:EditDistance``); it is imported then.
+Names and help are read from the package's source without importing it (the ``register`` calls
+are found in each module's syntax tree), so listing plug-ins imports no model library, and a
+lookup imports only the module that holds the name: one plug-in whose optional dependency is
+missing breaks only itself. Adding a plug-in adds one file and touches no other.
+
+From elsewhere: a config may name an object as ``module.path:Name`` (imported then), and an
+installed package may declare an entry point in the group ``ilf.plugins`` whose value is a module
+that registers plug-ins (``[project.entry-points."ilf.plugins"] mine = "mypkg.plugins"``): its
+plug-ins are listed and found by name like the built-in ones.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
+import importlib.metadata
+import importlib.util
+import logging
 import pkgutil
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,12 +46,14 @@ class UnknownPlugin(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, config_key: str, interface: str) -> None:
+    def __init__(self, kind: str, package: str, config_key: str, interface: str, variable: str) -> None:
         self.kind = kind
         self.package = package
         self.config_key = config_key
         self.interface = interface  # what a plug-in of the kind is, for the docs' generated table
+        self.variable = variable  # the name modules register through (``SELECTORS.register``), found in their source
         self._entries: dict[str, Entry[T]] = {}
+        self._index: dict[str, tuple[str, str | None]] | None = None  # name -> (module, help if literal)
         self._loaded = False
 
     def register(self, name: str, help: str) -> Callable[[T], T]:
@@ -51,8 +65,24 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def index(self) -> dict[str, tuple[str, str | None]]:
+        """Every registered name of the kind with its module and help, read without importing the
+        package's modules (installed packages' ``ilf.plugins`` entry points are imported)."""
+        if self._index is None:
+            index: dict[str, tuple[str, str | None]] = {}
+            folder = _package_folder(self.package)
+            for module in pkgutil.iter_modules([str(folder)]):
+                if not module.name.startswith("_"):
+                    for name, help_text in _registrations(folder / f"{module.name}.py", self.variable):
+                        index.setdefault(name, (f"{self.package}.{module.name}", help_text))
+            load_entry_points()
+            for name, entry in self._entries.items():  # registered on import: entry points, and anything imported already
+                index.setdefault(name, (getattr(entry.obj, "__module__", self.package), entry.help))
+            self._index = index
+        return self._index
+
     def _load_package(self) -> None:
-        """Import every module of the kind's package, each of which registers its plug-ins."""
+        """Import every module of the kind's package: what the index could not read registers itself."""
         if self._loaded:
             return
         self._loaded = True
@@ -60,39 +90,101 @@ class Registry(Generic[T]):
         for module in pkgutil.iter_modules(package.__path__):
             if not module.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{module.name}")
+        load_entry_points()
 
     def entries(self) -> list[Entry[T]]:
+        """Every plug-in of the kind, imported (``names`` and ``help`` import nothing)."""
         self._load_package()
         return [self._entries[name] for name in sorted(self._entries)]
 
     def names(self) -> list[str]:
-        return [entry.name for entry in self.entries()]
+        return sorted(self.index())
 
     def __contains__(self, name: str) -> bool:
-        self._load_package()
-        return name in self._entries or ":" in name
+        return name in self.index() or name in self._entries or ":" in name
 
     def get(self, name: str) -> T:
-        """The plug-in registered as ``name``, or the object ``module.path:Name`` names."""
-        self._load_package()
+        """The plug-in registered as ``name`` (its module alone imported), or the object
+        ``module.path:Name`` names."""
         if name in self._entries:
             return self._entries[name].obj
         if ":" in name:
             return _import_object(name, self)
-        close = difflib.get_close_matches(name, list(self._entries), n=1)
+        found = self.index().get(name)
+        if found is not None:
+            importlib.import_module(found[0])
+        if name not in self._entries:
+            self._load_package()  # a registration the source did not show plainly
+        if name in self._entries:
+            return self._entries[name].obj
+        known = sorted(set(self.index()) | set(self._entries))
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownPlugin(
-            f"{self.config_key}: unknown {self.kind} {name!r}{hint}; registered: {', '.join(sorted(self._entries))}, "
-            "or module.path:Name for one of your own"
+            f"{self.config_key}: unknown {self.kind} {name!r}{hint}; registered: {', '.join(known)}, or module.path:Name for one of your own"
         )
 
     def help(self, name: str) -> str:
-        self._load_package()
-        entry = self._entries.get(name)
-        if entry is not None:
-            return entry.help
+        found = self.index().get(name)
+        if found is not None and found[1] is not None:
+            return found[1]
+        if name in self._entries or found is not None:
+            self.get(name)
+            return self._entries[name].help
         obj = self.get(name)
         return (getattr(obj, "__doc__", None) or "").strip().split("\n", 1)[0]
+
+
+def _package_folder(package: str) -> Path:
+    """A package's folder, found without running its ``__init__`` (only the top package's)."""
+    top, *rest = package.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"no package {top!r}")
+    return Path(list(spec.submodule_search_locations)[0], *rest)
+
+
+def _registrations(path: Path, variable: str) -> list[tuple[str, str | None]]:
+    """The ``variable.register(name, help=...)`` calls in a module's source whose name is a literal,
+    with the help where it is one too."""
+    if not path.is_file():
+        return []  # a sub-package or a compiled module: it registers itself when imported
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "register"):
+            continue
+        if not (isinstance(node.func.value, ast.Name) and node.func.value.id == variable) or not node.args:
+            continue
+        name = _literal(node.args[0])
+        if not isinstance(name, str):
+            continue
+        help_node = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "help"), None)
+        help_text = _literal(help_node) if help_node is not None else ""
+        found.append((name, help_text if isinstance(help_text, str) else None))
+    return found
+
+
+def _literal(node: ast.AST) -> object:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def load_entry_points() -> tuple[str, ...]:
+    """Import the modules installed packages declare under the ``ilf.plugins`` entry point (once);
+    one that fails to import is reported and skipped, so it cannot break every other plug-in."""
+    loaded = []
+    for point in importlib.metadata.entry_points(group="ilf.plugins"):
+        try:
+            point.load()
+        except Exception as err:  # noqa: BLE001 - someone else's package: say what broke, keep going
+            logging.getLogger(__name__).warning("plug-ins of %s (entry point %r) could not be loaded: %s", point.value, point.name, err)
+            continue
+        loaded.append(point.value)
+    return tuple(loaded)
 
 
 def _import_object(spec: str, registry: Registry[Any]) -> Any:
@@ -108,14 +200,18 @@ def _import_object(spec: str, registry: Registry[Any]) -> Any:
 
 
 # The six kinds. Each package imports nothing of the others at module level, so lookups stay cheap.
-LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`")
-TASKS: Registry[Any] = Registry("task", "ilf.tasks", "task.name", "a `Task` (prompts, post-processing)")
+LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`", "LOADERS")
+TASKS: Registry[Any] = Registry("task", "ilf.tasks", "task.name", "a `Task` (prompts, post-processing)", "TASKS")
 FEEDBACK_SOURCES: Registry[Any] = Registry(
-    "feedback source", "ilf.feedback", "feedback.source", "a `FeedbackSource` (`collect`; optionally `compare`, `reward`)"
+    "feedback source",
+    "ilf.feedback",
+    "feedback.source",
+    "a `FeedbackSource` (`collect`; optionally `compare`, `reward`)",
+    "FEEDBACK_SOURCES",
 )
-SELECTORS: Registry[Any] = Registry("selector", "ilf.selection", "selection.method", "a `Selector` (`score(items) -> scores`)")
-METRICS: Registry[Any] = Registry("metric", "ilf.metrics", "evaluation.metrics", "a `Metric` (`score_outputs`, `score_round`)")
-METHODS: Registry[Any] = Registry("method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)")
+SELECTORS: Registry[Any] = Registry("selector", "ilf.selection", "selection.method", "a `Selector` (`score(items) -> scores`)", "SELECTORS")
+METRICS: Registry[Any] = Registry("metric", "ilf.metrics", "evaluation.metrics", "a `Metric` (`score_outputs`, `score_round`)", "METRICS")
+METHODS: Registry[Any] = Registry("method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)", "METHODS")
 
 ALL: tuple[Registry[Any], ...] = (LOADERS, TASKS, FEEDBACK_SOURCES, SELECTORS, METRICS, METHODS)
 

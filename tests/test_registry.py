@@ -1,0 +1,125 @@
+"""The registries: names and help read without importing plug-ins, lookups that import one module,
+and plug-ins of separately installed packages found through the ``ilf.plugins`` entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import REPO
+
+from ilf.records import Sample, write_records
+
+HEAVY = ("torch", "transformers", "datasets", "sentence_transformers", "trl")
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter, so that what it imports is all that is imported."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+
+
+def test_listing_plug_ins_imports_no_model_library_and_a_lookup_imports_one_module() -> None:
+    result = _python(
+        textwrap.dedent(f"""
+        import contextlib, io, sys
+        from ilf.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert main(["plugins"]) == 0
+        assert "sdpo" in out.getvalue() and "judge_win_rate" in out.getvalue()
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+        from ilf.registry import METHODS, SELECTORS
+        assert SELECTORS.help("unit_tests").startswith("Refinements that pass")
+        METHODS.get("sft_initial")
+        print(sorted(m for m in sys.modules if m.startswith("ilf.methods.")))
+        """)
+    )
+    assert result.returncode == 0, result.stderr
+    heavy, imported = result.stdout.strip().splitlines()
+    assert heavy == "[]"
+    # the module that holds the name, not its neighbours (ranking.py imports the trainers)
+    assert imported == "['ilf.methods.supervised']"
+
+
+def _install_plugin_package(tmp_path: Path) -> Path:
+    """A package of its own that declares one metric through the ``ilf.plugins`` entry point,
+    installed with pip into a folder of its own (with its metadata, where entry points live)."""
+    source = tmp_path / "ilf-wordcount"
+    (source / "ilf_wordcount").mkdir(parents=True)
+    (source / "pyproject.toml").write_text(
+        textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "ilf-wordcount"
+        version = "0.1"
+
+        [project.entry-points."ilf.plugins"]
+        wordcount = "ilf_wordcount.metrics"
+        """)
+    )
+    (source / "ilf_wordcount" / "__init__.py").write_text("")
+    (source / "ilf_wordcount" / "metrics.py").write_text(
+        textwrap.dedent("""
+        from ilf.metrics import Metric
+        from ilf.registry import METRICS
+
+
+        @METRICS.register("longest_words", help="The longest output in words, from a package of its own.")
+        class LongestWords(Metric):
+            columns = ("longest_words",)
+
+            def score_outputs(self, run, samples, outputs):
+                return {"longest_words": max(len(o.text.split()) for o in outputs)}
+        """)
+    )
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target)]
+    installed = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    return target
+
+
+def test_a_plug_in_of_a_separately_installed_package_is_listed_and_runs_by_name(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(_install_plugin_package(tmp_path)), "HF_HUB_OFFLINE": "1"}
+    listed = subprocess.run([sys.executable, "-m", "ilf", "plugins", "metric"], capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "longest_words        The longest output in words, from a package of its own." in listed.stdout
+
+    samples = tmp_path / "samples.jsonl"
+    write_records(
+        samples,
+        [Sample(id="a", inputs={"post": "p"}, references=["one two three"]), Sample(id="b", inputs={"post": "q"}, references=["four"])],
+    )
+    out = tmp_path / "metrics.json"
+    argv = [
+        "evaluate",
+        "--samples",
+        str(samples),
+        "--outputs",
+        "references",
+        "--out",
+        str(out),
+        "--set",
+        "evaluation.metrics=[longest_words]",
+    ]
+    scored = subprocess.run([sys.executable, "-m", "ilf", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(out.read_text())["systems"]["references"]["longest_words"] == 3
+
+
+def test_a_package_whose_plug_ins_cannot_be_imported_breaks_only_itself(tmp_path: Path) -> None:
+    target = _install_plugin_package(tmp_path)
+    (target / "ilf_wordcount" / "metrics.py").write_text("import a_module_nobody_installed\n")
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
+    listed = subprocess.run([sys.executable, "-m", "ilf", "plugins", "metric"], capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "rouge" in listed.stdout and "longest_words" not in listed.stdout
+    assert (
+        "ilf_wordcount.metrics (entry point 'wordcount') could not be loaded: No module named 'a_module_nobody_installed'" in listed.stderr
+    )
