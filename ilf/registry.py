@@ -61,9 +61,17 @@ class Registry(Generic[T]):
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._entries[name] = Entry(name, help, obj)
+            if self._index is not None:
+                self._index.setdefault(name, (getattr(obj, "__module__", self.package), help))
             return obj
 
         return decorate
+
+    def unregister(self, name: str) -> None:
+        """Forget a plug-in registered at run time (a test's, a notebook's)."""
+        self._entries.pop(name, None)
+        if self._index is not None:
+            self._index.pop(name, None)
 
     def index(self) -> dict[str, tuple[str, str | None]]:
         """Every registered name of the kind with its module and help, read without importing the

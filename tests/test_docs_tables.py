@@ -24,5 +24,5 @@ def test_a_plug_in_registered_without_its_docs_makes_them_stale() -> None:
         assert "`longest_candidate`" in regenerate(text, "doc") and regenerate(text, "doc") != text
         assert DOCUMENTS[1] in stale_documents()
     finally:
-        del SELECTORS._entries["longest_candidate"]
+        SELECTORS.unregister("longest_candidate")
     assert stale_documents() == []
