@@ -518,6 +518,26 @@ class RunConfig:
             raise SchemaError(None, None, "round_training", f"must be continue or restart, got {self.round_training!r}")
         if self.rounds > 1 and self.data.limit is None:
             raise SchemaError(None, None, "data.limit", "must be set when rounds > 1 (each round takes data.limit fresh samples)")
+        self._check_plugin_names()
+
+    def _check_plugin_names(self) -> None:
+        """Every plug-in the config names exists, before any stage runs (names are read from the
+        registries' source: nothing is imported)."""
+        from ilf.registry import FEEDBACK_SOURCES, LOADERS, METHODS, METRICS, SELECTORS, TASKS
+
+        named = [
+            ("method", METHODS, self.method),
+            ("task.name", TASKS, self.task.name),
+            ("data.loader", LOADERS, self.data.loader),
+            ("feedback.source", FEEDBACK_SOURCES, self.feedback.source),
+            ("selection.method", SELECTORS, self.selection.method),
+            *((f"selection.also_score[{i}]", SELECTORS, name) for i, name in enumerate(self.selection.also_score)),
+            *((f"evaluation.metrics[{i}]", METRICS, name) for i, name in enumerate(self.evaluation.metrics)),
+        ]
+        for key, registry, name in named:
+            problem = registry.unknown(name)
+            if problem is not None:
+                raise SchemaError(None, None, key, problem)
 
     @property
     def refiner_model(self) -> ModelConfig:

@@ -125,12 +125,17 @@ class Registry(Generic[T]):
             self._load_package()  # a registration the source did not show plainly
         if name in self._entries:
             return self._entries[name].obj
+        raise UnknownPlugin(f"{self.config_key}: {self.unknown(name)}")
+
+    def unknown(self, name: str) -> str | None:
+        """Why ``name`` names no plug-in of the kind (the closest name, the registered ones), or None
+        if it does; ``module.path:Name`` passes here and is checked when imported."""
+        if name in self:
+            return None
         known = sorted(set(self.index()) | set(self._entries))
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownPlugin(
-            f"{self.config_key}: unknown {self.kind} {name!r}{hint}; registered: {', '.join(known)}, or module.path:Name for one of your own"
-        )
+        return f"unknown {self.kind} {name!r}{hint}; registered: {', '.join(known)}, or module.path:Name for one of your own"
 
     def help(self, name: str) -> str:
         found = self.index().get(name)

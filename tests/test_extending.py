@@ -98,6 +98,9 @@ def test_a_config_naming_a_missing_plugin_fails_with_one_line(tmp_path: Path, ca
     offline = str(REPO / "experiments" / "offline.yaml")
     assert main(["run", offline, "--run-dir", str(tmp_path / "r"), "--set", "selection.method=embeding"]) == 2
     err = capsys.readouterr().err
-    assert "selection.method: unknown selector 'embeding' (did you mean 'embedding'?)" in err and err.count("\n") == 1
+    assert "field 'selection.method': unknown selector 'embeding' (did you mean 'embedding'?)" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()  # caught when the config loads, before any stage
+    assert main(["config", offline, "--set", "selection.also_score=[random, embeding]"]) == 2  # `ilf config` checks names too
+    assert "field 'selection.also_score[1]': unknown selector 'embeding'" in capsys.readouterr().err
     assert main(["run", offline, "--run-dir", str(tmp_path / "r"), "--set", "task.name=nowhere.tasks:Nothing"]) == 2
     assert "cannot import 'nowhere.tasks'" in capsys.readouterr().err
