@@ -40,7 +40,9 @@ class SelectionHits(Metric):
                 continue
             asked = world.SimulatedFeedback.from_record(record.text, record.extra)
             texts = [c.text for c in selection.candidates]
+            # what each selector alone would pick; the picking selector's is what was trained on, its ties broken as select() broke them
             picks = {name: texts[argmax([c.scores[name] for c in selection.candidates])] for name in selection.candidates[0].scores}
+            picks[selection.selector] = selection.text
             rows.append((asked, texts, picks))
         if not rows:
             return {}
