@@ -62,7 +62,7 @@ class PassAtK(Metric):
         scored = [o for o in outputs if o.sample_id in by_id and has_tests(by_id[o.sample_id])]
         if not scored:
             return {}
-        results = run_completions(sandbox_for(run.task if run is not None else None), [(by_id[o.sample_id], o.text) for o in scored])
+        results = run_completions(sandbox_for(run.task if run is not None else self.task), [(by_id[o.sample_id], o.text) for o in scored])
         per_sample: dict[str, list[bool]] = defaultdict(list)
         for output, result in zip(scored, results):
             output.extra["execution"] = result_record(result)
