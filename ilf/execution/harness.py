@@ -2,11 +2,10 @@
 
 The parent passes this file's source with ``python -I -c`` and one JSON argument (one process
 per program), or hands it to the pre-warmed worker (``worker.py``), whose forked children call
-``limit`` and ``execute``; it never imports ilf, so it runs wherever the interpreter runs (inside
-bubblewrap too). It reads the
-program from the first file descriptor it is given, applies the resource limits, drops to the
-unprivileged uid it is given, executes the program in a fresh namespace and writes a JSON
-verdict to the second descriptor. A program that ends any other way (killed, ``os._exit``,
+``limit``, ``drop_to`` and ``execute``; it never imports ilf, so it runs wherever the interpreter
+runs (inside bubblewrap too). It reads the program from the first file descriptor it is given,
+applies the resource limits, drops to the unprivileged uid it is given, executes the program in a
+fresh namespace and writes a JSON verdict to the second descriptor. A program that ends any other way (killed, ``os._exit``,
 crashed) leaves no verdict, and the parent reports it as not passed: only a program that ran to
 its last line passes. ``faulthandler`` writes the running frames to the third descriptor shortly
 before the wall-clock limit, so a timeout can name the test that was running.

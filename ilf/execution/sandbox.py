@@ -1,34 +1,41 @@
 """Run generated programs against their unit tests, each in its own limited process.
 
-Every program runs in a fresh subprocess of this interpreter (``sys.executable``, so the
-packages installed here, ``pytest`` for ``pytest.approx`` among them, are importable) under:
+By default (executor ``warm``) a few pre-warmed workers run the programs, one per core
+(``ilf.execution.pool`` and ``worker.py``): each is an interpreter (``sys.executable``, so the
+packages installed here, ``pytest`` for ``pytest.approx`` among them, are importable) started once
+inside bubblewrap, which forks a fresh child per program. Executor ``spawn`` starts a sandbox and
+an interpreter per program instead (slower, the same limits). Every program runs under:
 
 - a wall-clock limit: the process group is killed when it runs out, and ``RLIMIT_CPU`` backs it up;
-- ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE`` (file size)
-  and no core files;
-- a new session (``start_new_session``), so the whole process group can be killed at once;
-- a fresh working directory and ``$TMPDIR``, and an environment of a few fixed variables (the
-  parent's API keys and tokens are not passed on);
+- ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE`` (file size,
+  its captured output included) and no core files;
+- a session of its own, so the whole process group can be killed at once, and whatever it left
+  running in another session is killed after it;
+- a fresh working directory and ``$TMPDIR``, removed after it, and an environment of a few fixed
+  variables (the parent's API keys and tokens are not passed on);
 - as root: an unprivileged uid of its own (``uid_base`` + a slot claimed with a lock file), since
-  the kernel never applies ``RLIMIT_NPROC`` to root and root may write any file;
-- with bubblewrap (``bwrap``) installed: a read-only view of the file system with a private
-  ``/tmp``, no network (a loopback of its own with nothing listening), its own pid and IPC
-  namespaces, no capabilities beyond the two needed to drop to the uid, and death with the parent.
-  Directories on the way to the interpreter that other users may not enter (``/root`` holding a
-  pyenv, say) are replaced by an empty directory holding only the interpreter, so the
+  the kernel never applies ``RLIMIT_NPROC`` to root and root may read and write any file;
+- bubblewrap (``bwrap``): a read-only view of the file system with a private ``/tmp``, no network
+  (a loopback of its own with nothing listening), its own pid and IPC namespaces, no capabilities
+  beyond the three the worker needs to drop to the uid and end its programs, and death with the
+  parent. Directories on the way to the interpreter that other users may not enter (``/root``
+  holding a pyenv, say) are replaced by an empty directory holding only the interpreter, so the
   unprivileged uid can start Python and sees nothing else there.
 
-Without bubblewrap, or where it cannot create namespaces (some containers), programs run as plain
-limited subprocesses; a loud warning says so once, and every result records which isolation ran.
+Without bubblewrap, or as root where the unprivileged uid cannot read the interpreter, the sandbox
+refuses (:class:`SandboxUnavailable`, one line saying how to fix it) before any program runs. Only
+``isolation="unsafe_process"``, asked for by name, runs programs as plain limited subprocesses;
+every result records which isolation ran.
 
 Threat model. This stops the accidents generated code makes: infinite loops, memory blow-ups,
-fork bombs, huge outputs, writes outside its temporary directory and, with bubblewrap, network
-access and signals to other processes. It does not stop a determined attacker: a kernel exploit,
-a bubblewrap bug, or a program that forges its own verdict (the harness runs in the program's
-process, so code written to fool it can; do not use pass/fail from here as a reward against an
-adversarial optimiser without a separate checker). Without bubblewrap a program can read every
-file its uid can read and can reach the network. For untrusted code from the internet use a
-VM-level sandbox (gVisor, Firecracker, a throwaway VM) around the whole job.
+fork bombs, huge outputs, writes outside its temporary directory, network access, signals to
+other processes and reading the files of other users. It does not stop a determined attacker: a
+kernel exploit, a bubblewrap bug, or a program that forges its own verdict (the harness runs in
+the program's process, so code written to fool it can; do not use pass/fail from here as a reward
+against an adversarial optimiser without a separate checker). Under ``unsafe_process`` a program
+can read every file its uid can read, reach the network and, without a uid of its own, write where
+ilf may write and signal ilf's processes. For untrusted code from the internet use a VM-level
+sandbox (gVisor, Firecracker, a throwaway VM) around the whole job.
 """
 
 from __future__ import annotations

@@ -40,9 +40,16 @@ def _tail(fd: int, size: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _removed_if_empty(path: str) -> bool:
+def _removed(path: str) -> bool:
+    """Remove a file or a directory tree; False where this process may not."""
     try:
-        os.rmdir(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            try:
+                os.rmdir(path)  # an empty directory needs no listing, which a directory of mode 700 refuses
+            except OSError:
+                shutil.rmtree(path)
+        else:
+            os.unlink(path)
         return True
     except OSError:
         return False
@@ -69,6 +76,7 @@ class Worker:
         self.env = dict(config.get("env") or {})
         self.baseline = set(os.listdir(self.workroot))
         self.pid = os.getpid()
+        self.retire = ""  # why this worker must end after its answer; the parent starts a fresh one
 
     def run(self, request: dict) -> dict:
         source = request["source"]
@@ -107,6 +115,8 @@ class Worker:
         for fd in (verdict_r, stdout_fd, stderr_fd, trace_fd):
             os.close(fd)
         response["left_behind"] = self._clean()
+        if self.retire:
+            response["retire"] = self.retire
         return response
 
     def _wait(self, pid: int, timeout: float) -> bool:
@@ -168,30 +178,39 @@ class Worker:
         entries = [os.path.join(self.workroot, n) for n in set(os.listdir(self.workroot)) - self.baseline]
         if not pids and not entries:
             return 0
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-        # Most programs leave only their empty directory, which the owner of workroot may remove.
-        entries = [e for e in entries if not _removed_if_empty(e)]
+        killed = len(pids)
+        for _ in range(50):  # a leftover that forks while it is being killed leaves a child: look again
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+            if not pids:
+                break
+            time.sleep(0.002)  # a killed process is gone once it was scheduled to die
+            pids = self._leftover_pids()
+            killed += len(pids)
+        # Most programs leave only their empty directory, and files at the top of workroot, which
+        # its owner may remove.
+        entries = [e for e in entries if not _removed(e)]
         if entries and self.uid is not None:
-            # The worker may not delete what belongs to the uid (it keeps no such capability): a
-            # short-lived child that becomes the uid does.
+            # The worker may not look into what belongs to the uid (it keeps no such capability):
+            # a short-lived child that becomes the uid removes it.
             cleaner = os.fork()
             if cleaner == 0:
                 try:
                     self.harness.drop_to(self.uid)
                     for entry in entries:
-                        shutil.rmtree(entry, ignore_errors=True)
+                        _removed(entry)
                 finally:
                     os._exit(0)
             os.waitpid(cleaner, 0)
-        else:
-            for entry in entries:
-                shutil.rmtree(entry, ignore_errors=True)
+        left = [e for e in entries if os.path.lexists(e)]
+        if left:
+            # What nobody could remove would reach the next program: this worker must not run one.
+            self.retire = f"could not remove what a program left in {self.workroot}: {left[:3]}"
         self._reap()
-        return len(pids) + len(entries)
+        return killed + len(entries)
 
     def _reap(self) -> None:
         """Collect the exit of killed leftovers that were reparented here (none, usually)."""
@@ -228,6 +247,9 @@ def main() -> None:
         response = worker.run(json.loads(line))
         answers.write(json.dumps(response).encode() + b"\n")
         answers.flush()
+        if worker.retire:
+            sys.stderr.write(f"sandbox worker: {worker.retire}\n")
+            return
 
 
 if __name__ == "__main__":
