@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 WORKER = Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
 START_SECONDS = 60.0  # a cold start under load (bubblewrap, the interpreter, the preloads)
 ANSWER_GRACE = 30.0  # beyond a program's own limit: forking, cleaning up, a loaded machine
+RETRY_START_AFTER = 5.0  # seconds during which a slot whose worker failed to start fails its programs at once
 PROGRAM_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -158,6 +159,7 @@ class _Slot(threading.Thread):
         self.pool = pool
         self.process: _Process | None = None
         self.restarts = 0
+        self.start_failed: tuple[float, str] | None = None  # when a worker last failed to start, and why
 
     def run(self) -> None:
         while True:
@@ -174,13 +176,20 @@ class _Slot(threading.Thread):
     def _run(self, program: str, limits: Limits) -> ExecutionResult:
         plan = self.pool.plan
         for attempt in range(2):
+            if self.start_failed is not None and time.monotonic() - self.start_failed[0] < RETRY_START_AFTER:
+                # A worker that cannot start now will not start for the next program either: fail fast.
+                return ExecutionResult(status="sandbox_error", error=self.start_failed[1], isolation=plan.isolation)
             try:
                 if self.process is None or not self.process.alive():
                     if self.process is not None:
                         self._restart_after("it ended between programs")
                     self.process = _Process(plan, self.pool.uid_base)
+                    self.start_failed = None
             except OSError as err:
-                return ExecutionResult(status="sandbox_error", error=f"could not start a sandbox worker: {err}", isolation=plan.isolation)
+                why = f"could not start a sandbox worker: {err}"
+                log.warning("sandbox: %s", why)
+                self.start_failed = (time.monotonic(), why)
+                return ExecutionResult(status="sandbox_error", error=why, isolation=plan.isolation)
             processes = limits.processes
             if self.process.uid is None and os.geteuid() != 0:
                 processes += _tasks_of(os.getuid())  # the kernel counts the user's every process

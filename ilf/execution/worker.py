@@ -17,6 +17,7 @@ in ``workroot``) is killed and removed before the next one starts, so programs n
 Like the harness it imports nothing of ilf: it runs wherever the interpreter runs.
 """
 
+import contextlib
 import json
 import os
 import select
@@ -92,10 +93,9 @@ class Worker:
             self._child(source, request, verdict_w, stdout_fd, stderr_fd, trace_fd)
         os.close(verdict_w)
         timed_out = not self._wait(pid, request["timeout"])
-        try:
-            os.killpg(pid, signal.SIGKILL)  # always: a program's background children must not outlive it
-        except (ProcessLookupError, PermissionError):
-            pass  # the group is empty already
+        # Always: a program's background children must not outlive it. An empty group is fine.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         seconds = time.monotonic() - started
         os.set_blocking(verdict_r, False)
