@@ -3,10 +3,12 @@ changes, nothing one program does reaches the next, and a worker that dies is re
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -187,3 +189,46 @@ def test_an_unknown_isolation_and_a_missing_bwrap_name_the_fix(monkeypatch) -> N
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python, no bubblewrap
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
         Sandbox(LIMITS, workers=1).run("pass\n")
+
+
+KILL_PARENT_CHECK = """
+import json, os
+from ilf.execution.sandbox import Limits, Sandbox
+sandbox = Sandbox(Limits(timeout=5.0, processes=8), workers=1)
+first = sandbox.run("import os\\nprint(os.getuid())\\n")
+killer = sandbox.run("import os, signal\\nos.kill(os.getppid(), signal.SIGKILL)\\nimport time\\ntime.sleep(3)\\n")
+after = sandbox.run("assert 2 + 2 == 4\\n")
+print(json.dumps({"drop": sandbox.plan.drop, "uid": first.stdout.strip(), "killer": [killer.status, killer.error], "after": after.status}))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists() or shutil.which("setpriv") is None,
+    reason="needs root (to become another user), setpriv and a system Python",
+)
+def test_as_an_ordinary_user_a_program_that_kills_its_parent_ends_only_its_worker() -> None:
+    # An ordinary user's programs share its uid inside a user namespace, so they may signal the
+    # worker that forked them; the run must lose that program's verdict only, never ilf.
+    folder = Path(tempfile.mkdtemp(prefix="ilf-kill-parent-", dir="/tmp"))  # pytest's own folders are private to root
+    folder.chmod(0o755)
+    script = folder / "kill_parent.py"
+    script.write_text(KILL_PARENT_CHECK)
+    script.chmod(0o644)
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", str(script)],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    shutil.rmtree(folder)
+    if done.returncode != 0 and "SandboxUnavailable" in done.stderr:
+        pytest.skip(f"bubblewrap cannot run as an ordinary user here: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["drop"] is False and report["uid"] == "65534"
+    assert (
+        report["killer"][0] == "sandbox_error"
+        and "the sandbox worker ended while this program ran (killed by SIGKILL)" in report["killer"][1]
+    )
+    assert report["after"] == "passed"

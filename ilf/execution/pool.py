@@ -51,7 +51,11 @@ PROGRAM_ENV = {
 
 
 class WorkerDied(Exception):
-    """The worker process ended, or stopped answering, while it held a program."""
+    """The worker process ended, or stopped answering; ``sent``: it had been handed the program."""
+
+    def __init__(self, why: str, sent: bool = True) -> None:
+        super().__init__(why)
+        self.sent = sent
 
 
 class _Process:
@@ -102,9 +106,17 @@ class _Process:
         return self.proc.poll() is None
 
     def diagnostics(self) -> str:
+        """How the worker ended: the last line it wrote, else the signal or status."""
         self.stderr.seek(0)
         lines = self.stderr.read().decode("utf-8", errors="replace").strip().splitlines()
-        return lines[-1][:300] if lines else f"exit status {self.proc.poll()}"
+        if lines:
+            return lines[-1][:300]
+        code = self.proc.poll()
+        if code is None:
+            return "still running"
+        # bubblewrap reports a signal that ended its command as 128 + the signal's number
+        signum = -code if code < 0 else code - 128 if self.plan.isolation == "bwrap" and code > 128 else 0
+        return f"killed by {signal.Signals(signum).name}" if signum in signal.Signals._value2member_map_ else f"exit status {code}"
 
     def _read_line(self, deadline: float) -> bytes:
         assert self.proc.stdout is not None
@@ -112,14 +124,14 @@ class _Process:
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WorkerDied("it did not answer in time")
+                raise WorkerDied("it stopped answering")
             readable, _, _ = select.select([fd], [], [], remaining)
             if not readable:
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 self.proc.wait()
-                raise WorkerDied(f"it ended ({self.diagnostics()})")
+                raise WorkerDied(self.diagnostics())
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line
@@ -130,7 +142,7 @@ class _Process:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError) as err:
-            raise WorkerDied(f"it ended before the program was sent ({err})") from err
+            raise WorkerDied(f"it ended before the program was sent ({err})", sent=False) from err
         return json.loads(self._read_line(deadline))
 
     def stop(self) -> None:
@@ -204,9 +216,8 @@ class _Slot(threading.Thread):
             try:
                 answer = self.process.ask(request, time.monotonic() + limits.timeout + ANSWER_GRACE)
             except WorkerDied as err:
-                sent = "before the program was sent" not in str(err)
                 self._restart_after(str(err))
-                if not sent and attempt == 0:
+                if not err.sent and attempt == 0:
                     continue  # the program never reached it: a fresh worker runs it
                 return ExecutionResult(
                     status="sandbox_error",
