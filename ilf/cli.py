@@ -188,6 +188,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         samples = load_eval(config).samples
     if args.outputs and args.model:
         raise ValueError("--outputs scores outputs that exist; --model generates new ones: pass one of them")
+    from ilf.execution.programs import check_sandbox
+
+    check_sandbox(task)  # before a model is loaded or any program runs
+    scorers = get_metrics(config.evaluation.metrics, task)  # pass_at_k runs programs in the task's sandbox
     if args.outputs:
         by_system = _outputs_to_score(args.outputs, samples, task)
     else:
@@ -195,10 +199,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
         outputs, info = steps.evaluation_outputs(
-            model, samples, task, config.evaluation.sampling, config.seed, args.system, num_samples=config.evaluation.num_samples
+            model,
+            samples,
+            task,
+            config.evaluation.sampling,
+            config.seed,
+            args.system,
+            num_samples=config.evaluation.num_samples,
+            independent=any(m.independent_samples for m in scorers),
         )
         by_system = {args.system: (outputs, info)}
-    scorers = get_metrics(config.evaluation.metrics)
     systems: dict[str, dict] = {}
     for system, (outputs, info) in by_system.items():
         systems[system] = {**info, **score_system(scorers, None, samples, outputs)}

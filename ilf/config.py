@@ -328,8 +328,9 @@ class EvaluationConfig:
     include_base: bool = option(True, "Also evaluate the policy before fine-tuning, for the delta.")
     num_samples: int = option(
         1,
-        "Outputs per held-out sample (pass@k needs at least k; sample with max_resamples 0 so duplicates stay, "
-        "or the estimate is biased). Metrics that read one output per sample read the first.",
+        "Outputs per held-out sample (pass@k needs at least k, drawn with sampling.do_sample: true; with pass_at_k "
+        "duplicate and empty draws are kept, never drawn again, so the estimate is unbiased). Metrics that read one "
+        "output per sample read the first.",
     )
     metrics: list[str] = option(
         help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
@@ -337,6 +338,17 @@ class EvaluationConfig:
     judge: JudgeConfig = option(help="The judge of the judge_win_rate metric (pairwise, both orders).", factory=JudgeConfig)
 
     def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise SchemaError(None, None, "num_samples", f"must be at least 1, got {self.num_samples}")
+        if self.num_samples > 1 and not self.sampling.do_sample:
+            raise SchemaError(
+                None,
+                None,
+                "num_samples",
+                f"{self.num_samples} outputs per sample with greedy decoding (evaluation.sampling.do_sample: false) are "
+                f"{self.num_samples} copies of one output, so pass@k would equal pass@1: set evaluation.sampling.do_sample: "
+                "true (with a temperature), or num_samples: 1",
+            )
         if "judge_win_rate" in self.metrics and self.judge.kind == "model" and self.judge.model is None:
             raise SchemaError(None, None, "judge.model", "the judge_win_rate metric needs a judge model (or judge.kind: annotator)")
 

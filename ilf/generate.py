@@ -175,8 +175,13 @@ def generate_outputs(
     skip: set[int] | None = None,
     on_batch: Callable[[dict[int, list[str]]], None] | None = None,
     desc: str = "generate",
+    resample: bool = True,
 ) -> tuple[dict[int, list[str]], GenerationStats]:
     """Generate ``num_outputs`` cleaned outputs for each prompt not in ``skip``.
+
+    ``resample=False`` keeps every draw as it came (an empty one gets the task's fallback):
+    outputs that a metric treats as independent samples (pass@k) must not be drawn again for
+    repeating another, or the estimate is biased.
 
     Returns ``{prompt_index: outputs}``. Duplicates are only resampled when sampling: a greedy
     decoder would give the same text again.
@@ -198,7 +203,7 @@ def generate_outputs(
         stats.new_tokens += tokens
         clean = {i: [task.postprocess(t) for t in texts] for i, texts in zip(batch, raw)}
         last_raw = {i: list(texts) for i, texts in zip(batch, raw)}
-        rounds = sampling.max_resamples if sampling.do_sample else 0
+        rounds = sampling.max_resamples if sampling.do_sample and resample else 0
         for round_number in range(rounds):
             bad = {i: _bad_slots(clean[i]) for i in batch}
             bad = {i: slots for i, slots in bad.items() if slots}

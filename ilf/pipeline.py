@@ -37,6 +37,7 @@ from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
 from ilf.data import load_eval, load_train, loader_fingerprint_inputs
 from ilf.demo.models import pretrained_model
 from ilf.evaluation import format_table
+from ilf.execution.programs import check_sandbox
 from ilf.feedback import get_source
 from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text, files_digest
 from ilf.methods import Method, get_method
@@ -399,7 +400,7 @@ class Pipeline:
         self.shared = Path(shared) if shared is not None else None
         self.task = get_task(self.config.task)
         self.feedback_source = get_source(self.config.feedback.source)
-        self.metrics = get_metrics(self.config.evaluation.metrics)
+        self.metrics = get_metrics(self.config.evaluation.metrics, self.task)
         self.stages = self._needed_stages()
         self._policy: ModelConfig | None = None
 
@@ -569,6 +570,7 @@ class Pipeline:
                 raise ValueError(f"{name}: stage {value!r} is not one of method {self.config.method!r}'s stages ({', '.join(self.stages)})")
         forced = self.stages.index(from_stage) if from_stage else len(self.stages)
         last = self.stages.index(until) if until else len(self.stages) - 1
+        check_sandbox(self.task)  # a code run without isolation is refused before any stage runs a program
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
             if "feedback" in self.stages[: last + 1]:

@@ -36,6 +36,7 @@ def generate_resumable(
     seed: int,
     journal: Journal | None = None,
     desc: str = "generate",
+    resample: bool = True,
 ) -> Generated:
     """``num_outputs`` outputs per prompt; prompts already in the journal are not generated again."""
     done: dict[int, list[str]] = {}
@@ -52,7 +53,9 @@ def generate_resumable(
             if journal is not None:
                 journal.append([{"i": i, "texts": texts} for i, texts in sorted(batch.items())])
 
-        results, stats = generate_outputs(lm_config, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc)
+        results, stats = generate_outputs(
+            lm_config, task, prompts, num_outputs, sampling, seed, skip=set(done), on_batch=record, desc=desc, resample=resample
+        )
         done.update(results)
     summary = stats.as_dict()
     summary["resumed_prompts"] = len(prompts) - stats.prompts
@@ -172,10 +175,14 @@ def evaluation_outputs(
     system: str,
     journal: Journal | None = None,
     num_samples: int = 1,
+    independent: bool = False,
 ) -> tuple[list[Output], dict[str, Any]]:
-    """``num_samples`` outputs per held-out sample; the metrics (``evaluation.metrics``) score them after."""
+    """``num_samples`` outputs per held-out sample; the metrics (``evaluation.metrics``) score them after.
+    ``independent``: a metric reads the outputs as independent draws (pass@k), so duplicates and
+    empty outputs are kept, never drawn again."""
+    prompts = [task.initial_prompt(s) for s in samples]
     result = generate_resumable(
-        model, task, [task.initial_prompt(s) for s in samples], num_samples, sampling, seed, journal, desc=f"evaluate {system}"
+        model, task, prompts, num_samples, sampling, seed, journal, desc=f"evaluate {system}", resample=not independent
     )
     outputs = [Output(sample_id=s.id, text=text, system=system) for s, texts in zip(samples, result.texts) for text in texts]
     return outputs, {"n": len(outputs), "generation": result.stats}

@@ -26,3 +26,17 @@ target=.
 [[ -n $extras ]] && target=".[$extras]"
 "${pip[@]}" "${constraint_args[@]}" -e "$target"
 echo "ilf installed in $venv ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
+
+# Generated programs (the code task) run inside bubblewrap, and ilf refuses to run them without
+# it unless a config opts out by name (task.options.isolation: unsafe_process). Install it where
+# this script may; ILF_NO_BWRAP=1 skips that.
+if [[ -z ${ILF_NO_BWRAP:-} ]] && ! command -v bwrap >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap, the sandbox of generated programs (apt-get install bubblewrap)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "bubblewrap could not be installed: code tasks will refuse to run programs until it is (apt-get install bubblewrap)" >&2
+  else
+    echo "bubblewrap is missing: code tasks will refuse to run programs until it is installed" \
+      "(as root: apt-get install bubblewrap, or dnf/pacman install bubblewrap)" >&2
+  fi
+fi

@@ -7,7 +7,8 @@
 #   - Debian's Chromium, driven by Playwright for the browser test;
 #   - bubblewrap, the sandbox generated programs run in (read-only file system, no network).
 # If one cannot be installed the dependent tests skip with a loud banner; everything else runs
-# (without bubblewrap the sandbox falls back to plain limited subprocesses, and says so).
+# (without bubblewrap the sandbox refuses to run programs, so the code tests fail with its one-line
+# refusal, which says how to install it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-env.sh test

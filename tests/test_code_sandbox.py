@@ -56,13 +56,13 @@ def sandbox() -> Sandbox:
 
 @pytest.fixture(scope="module")
 def plain() -> Sandbox:
-    return Sandbox(Limits(timeout=2.0, memory_mb=512, processes=8), isolation="process")
+    return Sandbox(Limits(timeout=2.0, memory_mb=512, processes=8), isolation="unsafe_process")
 
 
 def test_a_passing_program_passes_and_records_its_isolation(sandbox: Sandbox) -> None:
     result = sandbox.run(program("    return x * 2\n"))
     assert result.passed and result.status == "passed" and result.summary() == "passed"
-    assert result.isolation == ("bwrap" if HAVE_BWRAP else "process")
+    assert result.isolation == "bwrap"
     assert result.seconds < 2.0
 
 
@@ -106,11 +106,12 @@ def test_the_parents_environment_does_not_reach_the_program(sandbox: Sandbox, mo
     assert result.passed, result
 
 
-@pytest.mark.parametrize("isolation", ["bwrap", "process"])
-def test_an_infinite_loop_is_killed_within_the_limit_with_its_process_group(isolation: str) -> None:
+@pytest.mark.parametrize("executor", ["warm", "spawn"])
+@pytest.mark.parametrize("isolation", ["bwrap", "unsafe_process"])
+def test_an_infinite_loop_is_killed_within_the_limit_with_its_process_group(isolation: str, executor: str) -> None:
     if isolation == "bwrap" and not HAVE_BWRAP:
         pytest.skip("BUBBLEWRAP IS MISSING")
-    marker = f"{4000 + os.getpid() % 1000}.{len(isolation)}25"  # a sleep nobody else runs
+    marker = f"{4000 + os.getpid() % 1000}.{len(isolation)}{len(executor)}5"  # a sleep nobody else runs
     source = (
         f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'])\n\n"
         "def spin(x):\n    while True:\n        pass\n\n"
@@ -118,7 +119,7 @@ def test_an_infinite_loop_is_killed_within_the_limit_with_its_process_group(isol
         "check(spin)\n"
     )
     started = time.monotonic()
-    result = Sandbox(Limits(timeout=1.5), isolation=isolation).run(source)
+    result = Sandbox(Limits(timeout=1.5), isolation=isolation, executor=executor).run(source)
     assert result.status == "timeout"
     assert result.error == "timed out after 1.5 s"
     assert 1.5 <= result.seconds < 2.5 and time.monotonic() - started < 3.0
@@ -134,7 +135,9 @@ def test_a_child_that_leaves_the_process_group_dies_with_the_sandbox(sandbox: Sa
     assert wait_until_gone(marker) == [], "a child in a session of its own outlived the sandbox"
 
 
-def test_a_memory_hog_is_stopped(sandbox: Sandbox) -> None:
+def test_a_memory_hog_is_stopped() -> None:
+    # A wall-clock limit well above what touching 512 MB takes on a loaded machine: the memory limit must be what stops it.
+    sandbox = Sandbox(Limits(timeout=20.0, memory_mb=512, processes=8))
     at_once = sandbox.run("block = bytearray(8 * 1024 ** 3)\n")
     assert at_once.status == "memory_error" and at_once.summary() == "MemoryError at `block = bytearray(8 * 1024 ** 3)`"
     growing = sandbox.run("chunks = []\nwhile True:\n    chunks.append(b'x' * 10 ** 7)\n")
@@ -148,7 +151,7 @@ def test_output_beyond_the_file_size_limit_fails_the_program() -> None:
 
 
 def test_a_fork_bomb_is_limited(sandbox: Sandbox) -> None:
-    if sandbox.plan.isolation == "process" and os.geteuid() == 0 and not sandbox.plan.drop:
+    if sandbox.plan.isolation == "unsafe_process" and os.geteuid() == 0 and not sandbox.plan.drop:
         pytest.skip("programs run as root here, and the kernel never limits root's processes")
     marker = f"{5000 + os.getpid() % 1000}.75"
     source = (
@@ -171,7 +174,7 @@ def test_a_fork_bomb_is_limited(sandbox: Sandbox) -> None:
 
 
 def test_a_true_fork_bomb_ends_and_leaves_nothing_behind(sandbox: Sandbox) -> None:
-    if sandbox.plan.isolation == "process" and os.geteuid() == 0 and not sandbox.plan.drop:
+    if sandbox.plan.isolation == "unsafe_process" and os.geteuid() == 0 and not sandbox.plan.drop:
         pytest.skip("programs run as root here, and the kernel never limits root's processes")
     marker = f"{6000 + os.getpid() % 1000}.5"
     source = (
@@ -242,18 +245,23 @@ def test_timeouts_are_not_written_to_the_cache(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*.json")) == []
 
 
-def test_without_bwrap_it_falls_back_loudly_or_fails_when_bwrap_is_required(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(sandbox_module, "_plans", {})
+def test_without_bwrap_programs_are_refused_unless_unsafe_process_is_asked_for_by_name(monkeypatch, caplog, tmp_path) -> None:
     monkeypatch.setattr(sandbox_module, "_warned", set())
-    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("PATH", "/nonexistent")  # bubblewrap is installed, but this process cannot find it
+    witness = tmp_path / "ran"
+    with pytest.raises(SandboxUnavailable) as refused:
+        Sandbox(Limits(timeout=5.0)).run(f"open({str(witness)!r}, 'w').write('ran')\n")
+    message = str(refused.value)
+    assert "\n" not in message and "apt-get install bubblewrap" in message and "task.options.isolation: unsafe_process" in message
+    assert not witness.exists(), "a program ran although the sandbox was refused"
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        Sandbox(isolation="auto").run("pass\n")  # the old default's name means the sandbox, never a fallback
+    with pytest.raises(ValueError, match="'process' was renamed 'unsafe_process'"):
+        Sandbox(isolation="process")
     with caplog.at_level(logging.WARNING, logger="ilf.execution.sandbox"):
-        result = Sandbox(Limits(timeout=5.0)).run(program("    return x * 2\n"))
-        Sandbox(Limits(timeout=5.0), uid_base=61000).run(program("    return x * 2\n"))
-    assert result.passed and result.isolation == "process"
-    warnings = [r.getMessage() for r in caplog.records if "SANDBOX WITHOUT BUBBLEWRAP" in r.getMessage()]
-    assert len(warnings) == 1 and "bubblewrap (bwrap) is not installed" in warnings[0]
-    with pytest.raises(SandboxUnavailable, match="bwrap"):
-        Sandbox(isolation="bwrap").run("pass\n")
+        result = Sandbox(Limits(timeout=5.0), isolation="unsafe_process").run(program("    return x * 2\n"))
+    assert result.passed and result.isolation == "unsafe_process"
+    assert any("SANDBOX ISOLATION IS OFF" in r.getMessage() for r in caplog.records)
 
 
 def test_the_pool_runs_programs_in_parallel() -> None:
@@ -274,7 +282,7 @@ def test_results_round_trip_through_their_dict() -> None:
 UNPRIVILEGED_CHECK = """
 import json, os, sys
 from ilf.execution.sandbox import Limits, Sandbox, _uid_pids
-sandbox = Sandbox(Limits(timeout=3.0, processes=8), isolation="process")
+sandbox = Sandbox(Limits(timeout=3.0, processes=8), isolation="unsafe_process")
 if not sandbox.plan.drop:
     print(json.dumps({"skip": "this interpreter is not reachable by other users"}))
     sys.exit(0)

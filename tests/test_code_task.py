@@ -72,10 +72,17 @@ def test_judge_prompts_fill_with_a_sample() -> None:
 
 
 def test_options_set_the_sandbox_and_bad_ones_are_named() -> None:
-    task = get_task(TaskConfig(name="code", options={"timeout": 3, "memory_mb": 256, "isolation": "process", "workers": 2}))
+    options = {"timeout": 3, "memory_mb": 256, "isolation": "unsafe_process", "workers": 2, "executor": "spawn", "max_sandbox_errors": 0.1}
+    task = get_task(TaskConfig(name="code", options=options))
     assert isinstance(task, CodeTask)
     sandbox = task.sandbox
-    assert (sandbox.limits.timeout, sandbox.limits.memory_mb, sandbox.isolation, sandbox.workers) == (3, 256, "process", 2)
+    assert (sandbox.limits.timeout, sandbox.limits.memory_mb, sandbox.isolation, sandbox.workers) == (3, 256, "unsafe_process", 2)
+    assert (sandbox.executor, sandbox.max_error_share) == ("spawn", 0.1)
+    assert get_task(TaskConfig(name="code")).sandbox.isolation == "bwrap"  # isolation is the default, not an option
+    with pytest.raises(ValueError, match="task.options.isolation: 'process' was renamed 'unsafe_process'"):
+        get_task(TaskConfig(name="code", options={"isolation": "process"}))
+    with pytest.raises(ValueError, match="task.options.max_sandbox_errors"):
+        get_task(TaskConfig(name="code", options={"max_sandbox_errors": 5}))
     with pytest.raises(ValueError, match="unknown option"):
         get_task(TaskConfig(name="code", options={"time_limit": 3}))
     with pytest.raises(ValueError, match="isolation"):

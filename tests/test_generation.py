@@ -73,3 +73,30 @@ def test_greedy_with_several_outputs_decodes_once_and_repeats(gpt2) -> None:
     outputs, stats = generate_outputs(gpt2, RAW, ["a b:", "c:"], 3, greedy, seed=0)
     alone, _ = generate_outputs(gpt2, RAW, ["a b:", "c:"], 1, greedy, seed=0)
     assert outputs[0] == alone[0] * 3 and outputs[1] == alone[1] * 3
+
+
+def test_outputs_a_metric_reads_as_independent_draws_are_never_drawn_again(gpt2) -> None:
+    # pass@k assumes independent samples: drawing a duplicate again would raise the share of distinct (and passing) programs.
+    from ilf.records import Sample
+    from ilf.steps import evaluation_outputs
+
+    sampling = SamplingConfig(max_new_tokens=6, batch_size=4, max_resamples=2)
+    samples = [Sample(id="a", inputs={"input": "a"}), Sample(id="b", inputs={"input": "b"})]
+    kept, info = evaluation_outputs(gpt2, samples, _Constant(), sampling, 0, "policy", num_samples=3, independent=True)
+    assert [o.text for o in kept] == ["same."] * 6 and info["generation"]["resampled"] == 0
+    _, drawn_again = evaluation_outputs(gpt2, samples, _Constant(), sampling, 0, "policy", num_samples=3)
+    assert drawn_again["generation"]["resampled"] == 2 * 2 * 2
+
+
+def test_pass_at_k_makes_the_evaluate_stage_keep_duplicates() -> None:
+    from ilf.metrics import get_metrics
+
+    assert [m.independent_samples for m in get_metrics(["pass_at_k", "rouge"])] == [True, False]
+
+
+def test_several_greedy_outputs_per_sample_are_a_config_error_naming_the_key() -> None:
+    from ilf.config import load_config
+
+    with pytest.raises(ValueError, match="field 'evaluation.num_samples': 10 outputs per sample with greedy decoding"):
+        load_config(None, ["evaluation.num_samples=10"])
+    assert load_config(None, ["evaluation.num_samples=10", "evaluation.sampling.do_sample=true"]).evaluation.num_samples == 10

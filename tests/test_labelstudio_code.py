@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -126,3 +127,21 @@ def test_annotator_critiques_a_highlighted_program_in_the_browser(browser, label
         WRONG,
         label_studio["creds"].username,
     )
+
+
+def test_a_code_feedback_push_runs_programs_in_the_configs_sandbox(
+    ls_client, project_title, tmp_path: Path, label_studio, monkeypatch, capsys
+) -> None:
+    samples, outputs = tmp_path / "samples.jsonl", tmp_path / "outputs.jsonl"
+    write_records(samples, [DOUBLE])
+    write_records(outputs, [Output(DOUBLE.id, "    while True:\n        pass\n", system="policy")])
+    url = ["--url", label_studio["url"], "--data-dir", str(label_studio["data_dir"])]
+    push_cli = ["labelstudio", "push", str(samples), "--outputs", str(outputs), "--template", "code_feedback", "--project", project_title]
+    with monkeypatch.context() as without_bwrap:
+        without_bwrap.setenv("PATH", str(Path(sys.executable).parent))
+        assert main([*push_cli, *url, "--set", "task.name=code"]) == 2
+    assert "apt-get install bubblewrap" in capsys.readouterr().err
+    assert ls_client.find_project(project_title) is None  # refused before anything was pushed
+    assert main([*push_cli, *url, "--set", "task.name=code", "--set", "task.options={timeout: 1}"]) == 0
+    (task,) = ls_client.export_tasks(ls_client.find_project(project_title).id)
+    assert (task["data"]["test_status"], task["data"]["test_error"]) == ("timeout", "timed out after 1 s")  # the config's limit, not 10 s

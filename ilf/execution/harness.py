@@ -1,10 +1,11 @@
 """The child side of the sandbox: runs one program and reports how it ended.
 
-The parent passes this file's source with ``python -I -c`` and one JSON argument; it never
-imports ilf, so it runs wherever the interpreter runs (inside bubblewrap too). It reads the
-program from the first file descriptor it is given, applies the resource limits, drops to the
-unprivileged uid it is given, executes the program in a fresh namespace and writes a JSON
-verdict to the second descriptor. A program that ends any other way (killed, ``os._exit``,
+The parent passes this file's source with ``python -I -c`` and one JSON argument (one process
+per program), or hands it to the pre-warmed worker (``worker.py``), whose forked children call
+``limit``, ``drop_to`` and ``execute``; it never imports ilf, so it runs wherever the interpreter
+runs (inside bubblewrap too). It reads the program from the first file descriptor it is given,
+applies the resource limits, drops to the unprivileged uid it is given, executes the program in a
+fresh namespace and writes a JSON verdict to the second descriptor. A program that ends any other way (killed, ``os._exit``,
 crashed) leaves no verdict, and the parent reports it as not passed: only a program that ran to
 its last line passes. ``faulthandler`` writes the running frames to the third descriptor shortly
 before the wall-clock limit, so a timeout can name the test that was running.
@@ -50,17 +51,8 @@ def describe(exc: BaseException, lines: list[str]) -> dict:
     return report
 
 
-def main() -> None:
-    settings = json.loads(sys.argv[1])
-    # Bound before the program runs: it may replace os, json or sys.stdout.
-    exit_now, write, getpid, dumps = os._exit, os.write, os.getpid, json.dumps
-    harness_pid = getpid()
-    source_fd, verdict_fd, trace_fd = settings["fds"]
-    with os.fdopen(source_fd, "rb") as handle:
-        source = handle.read().decode("utf-8", errors="replace")
-    lines = source.splitlines()
-    linecache.cache[FILENAME] = (len(source), None, [line + "\n" for line in lines], FILENAME)
-
+def limit(settings: dict) -> None:
+    """Resource limits of the program's process; its children inherit them."""
     megabyte = 1024 * 1024
     cpu = int(settings["timeout"]) + 2
     resource.setrlimit(resource.RLIMIT_AS, (settings["memory_mb"] * megabyte,) * 2)
@@ -69,14 +61,28 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NPROC, (settings["processes"],) * 2)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file size limit fails with an error instead
+
+
+def drop_to(uid: int) -> None:
+    """Root is exempt from RLIMIT_NPROC and may write anywhere: run as an unprivileged uid."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def execute(source: str, verdict_fd: int, trace_fd: int, trace_after: float, uid: int | None = None) -> None:
+    """Run ``source`` as ``__main__`` in this process and write its verdict to ``verdict_fd``;
+    never returns. Drops to ``uid`` after starting the trace, so the trace thread exists before
+    the process limit applies to the program."""
+    # Bound before the program runs: it may replace os, json or sys.stdout.
+    exit_now, write, getpid, dumps = os._exit, os.write, os.getpid, json.dumps
+    harness_pid = getpid()
+    lines = source.splitlines()
+    linecache.cache[FILENAME] = (len(source), None, [line + "\n" for line in lines], FILENAME)
     trace = os.fdopen(trace_fd, "w")
-    faulthandler.dump_traceback_later(settings["trace_after"], file=trace)
-    uid = settings.get("uid")
+    faulthandler.dump_traceback_later(trace_after, file=trace)
     if uid is not None:
-        # Root is exempt from RLIMIT_NPROC and may write anywhere: run as an unprivileged uid.
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+        drop_to(uid)
 
     streams = (sys.__stdout__, sys.__stderr__)
 
@@ -102,6 +108,15 @@ def main() -> None:
         namespace.clear()
         report(verdict)
     report({"status": "passed"})
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    source_fd, verdict_fd, trace_fd = settings["fds"]
+    with os.fdopen(source_fd, "rb") as handle:
+        source = handle.read().decode("utf-8", errors="replace")
+    limit(settings)
+    execute(source, verdict_fd, trace_fd, settings["trace_after"], settings.get("uid"))
 
 
 if __name__ == "__main__":

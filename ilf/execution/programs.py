@@ -48,7 +48,8 @@ def program_for(sample: Sample, completion: str) -> str:
 
 
 def default_sandbox() -> Sandbox:
-    """The sandbox of a task that does not configure one: default limits, bubblewrap when present."""
+    """The sandbox of a task that does not configure one (not a code task): default limits,
+    bubblewrap, refused without it. A code task's options are its own sandbox's, see ``sandbox_for``."""
     global _default
     with _default_lock:
         if _default is None:
@@ -63,8 +64,12 @@ def sandbox_for(task: Any) -> Sandbox:
 
 
 def run_completions(sandbox: Sandbox, pairs: Sequence[tuple[Sample, str]]) -> list[ExecutionResult]:
-    """Run each (sample, completion) against the sample's tests, in parallel; results in order."""
-    return sandbox.run_many([program_for(sample, completion) for sample, completion in pairs])
+    """Run each (sample, completion) against the sample's tests, in parallel; results in order.
+    Raises :class:`SandboxErrors` once more than the sandbox's share of its programs ended in a
+    sandbox error, so that a broken sandbox stops a run instead of reading as failing programs."""
+    results = sandbox.run_many([program_for(sample, completion) for sample, completion in pairs])
+    sandbox.check_errors()
+    return results
 
 
 def execution_feedback(result: ExecutionResult) -> str:
@@ -75,6 +80,14 @@ def execution_feedback(result: ExecutionResult) -> str:
 def result_record(result: ExecutionResult) -> dict[str, Any]:
     """The part of a result worth keeping beside an output or a feedback record."""
     return {"status": result.status, "error": result.error, "line": result.line, "test": result.test, "isolation": result.isolation}
+
+
+def check_sandbox(task: Any) -> None:
+    """Refuse, before any program runs, where the task's sandbox cannot isolate programs (a code
+    task, or any task with a ``sandbox``); other tasks run no programs and pass."""
+    sandbox = getattr(task, "sandbox", None)
+    if isinstance(sandbox, Sandbox):
+        _ = sandbox.plan  # settling the plan is the check
 
 
 __all__ = [
@@ -89,4 +102,5 @@ __all__ = [
     "run_completions",
     "execution_feedback",
     "result_record",
+    "check_sandbox",
 ]

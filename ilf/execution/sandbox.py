@@ -1,34 +1,41 @@
 """Run generated programs against their unit tests, each in its own limited process.
 
-Every program runs in a fresh subprocess of this interpreter (``sys.executable``, so the
-packages installed here, ``pytest`` for ``pytest.approx`` among them, are importable) under:
+By default (executor ``warm``) a few pre-warmed workers run the programs, one per core
+(``ilf.execution.pool`` and ``worker.py``): each is an interpreter (``sys.executable``, so the
+packages installed here, ``pytest`` for ``pytest.approx`` among them, are importable) started once
+inside bubblewrap, which forks a fresh child per program. Executor ``spawn`` starts a sandbox and
+an interpreter per program instead (slower, the same limits). Every program runs under:
 
 - a wall-clock limit: the process group is killed when it runs out, and ``RLIMIT_CPU`` backs it up;
-- ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE`` (file size)
-  and no core files;
-- a new session (``start_new_session``), so the whole process group can be killed at once;
-- a fresh working directory and ``$TMPDIR``, and an environment of a few fixed variables (the
-  parent's API keys and tokens are not passed on);
+- ``RLIMIT_AS`` (memory), ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_FSIZE`` (file size,
+  its captured output included) and no core files;
+- a session of its own, so the whole process group can be killed at once, and whatever it left
+  running in another session is killed after it;
+- a fresh working directory and ``$TMPDIR``, removed after it, and an environment of a few fixed
+  variables (the parent's API keys and tokens are not passed on);
 - as root: an unprivileged uid of its own (``uid_base`` + a slot claimed with a lock file), since
-  the kernel never applies ``RLIMIT_NPROC`` to root and root may write any file;
-- with bubblewrap (``bwrap``) installed: a read-only view of the file system with a private
-  ``/tmp``, no network (a loopback of its own with nothing listening), its own pid and IPC
-  namespaces, no capabilities beyond the two needed to drop to the uid, and death with the parent.
-  Directories on the way to the interpreter that other users may not enter (``/root`` holding a
-  pyenv, say) are replaced by an empty directory holding only the interpreter, so the
+  the kernel never applies ``RLIMIT_NPROC`` to root and root may read and write any file;
+- bubblewrap (``bwrap``): a read-only view of the file system with a private ``/tmp``, no network
+  (a loopback of its own with nothing listening), its own pid and IPC namespaces, no capabilities
+  beyond the three the worker needs to drop to the uid and end its programs, and death with the
+  parent. Directories on the way to the interpreter that other users may not enter (``/root``
+  holding a pyenv, say) are replaced by an empty directory holding only the interpreter, so the
   unprivileged uid can start Python and sees nothing else there.
 
-Without bubblewrap, or where it cannot create namespaces (some containers), programs run as plain
-limited subprocesses; a loud warning says so once, and every result records which isolation ran.
+Without bubblewrap, or as root where the unprivileged uid cannot read the interpreter, the sandbox
+refuses (:class:`SandboxUnavailable`, one line saying how to fix it) before any program runs. Only
+``isolation="unsafe_process"``, asked for by name, runs programs as plain limited subprocesses;
+every result records which isolation ran.
 
 Threat model. This stops the accidents generated code makes: infinite loops, memory blow-ups,
-fork bombs, huge outputs, writes outside its temporary directory and, with bubblewrap, network
-access and signals to other processes. It does not stop a determined attacker: a kernel exploit,
-a bubblewrap bug, or a program that forges its own verdict (the harness runs in the program's
-process, so code written to fool it can; do not use pass/fail from here as a reward against an
-adversarial optimiser without a separate checker). Without bubblewrap a program can read every
-file its uid can read and can reach the network. For untrusted code from the internet use a
-VM-level sandbox (gVisor, Firecracker, a throwaway VM) around the whole job.
+fork bombs, huge outputs, writes outside its temporary directory, network access, signals to
+other processes and reading the files of other users. It does not stop a determined attacker: a
+kernel exploit, a bubblewrap bug, or a program that forges its own verdict (the harness runs in
+the program's process, so code written to fool it can; do not use pass/fail from here as a reward
+against an adversarial optimiser without a separate checker). Under ``unsafe_process`` a program
+can read every file its uid can read, reach the network and, without a uid of its own, write where
+ilf may write and signal ilf's processes. For untrusted code from the internet use a VM-level
+sandbox (gVisor, Firecracker, a throwaway VM) around the whole job.
 """
 
 from __future__ import annotations
@@ -61,7 +68,14 @@ from ilf.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-ISOLATIONS = ("auto", "bwrap", "process")
+ISOLATIONS = ("bwrap", "unsafe_process")
+# Names a config may still hold: "auto" was the default and now means what the default means (a
+# sandbox, or a refusal); "process" ran programs without isolation and must be asked for by its
+# new name, so nobody gets it without reading what it means.
+ALIASES = {"auto": "bwrap"}
+RENAMED = {"process": "unsafe_process"}
+EXECUTORS = ("warm", "spawn")
+DEFAULT_MAX_ERROR_SHARE = 0.05
 STATUSES = ("passed", "failed", "timeout", "memory_error", "sandbox_error")
 DEFAULT_UID_BASE = 60100  # below systemd's dynamic users (61184-65519) and above Debian's ordinary ones
 UID_SLOTS = 1024
@@ -73,6 +87,29 @@ HARNESS_VERSION = hashlib.sha256(HARNESS.encode()).hexdigest()[:16]
 
 class SandboxUnavailable(IlfError):
     """The isolation the config asks for cannot run on this machine."""
+
+
+class SandboxErrors(IlfError):
+    """Too many programs ended in a sandbox error for their verdicts to mean anything."""
+
+
+HOW_TO_OPT_OUT = (
+    "or, to run generated programs without isolation (they can then read every file you can, write where you can "
+    "and reach the network), set task.options.isolation: unsafe_process"
+)
+
+
+def check_isolation(isolation: str, key: str = "task.options.isolation") -> str:
+    """The isolation a name stands for; a one-line error names the key and, for an old name, the new one."""
+    if isolation in RENAMED:
+        raise ValueError(
+            f"{key}: {isolation!r} was renamed {RENAMED[isolation]!r}, which runs programs without isolation; "
+            f"write {RENAMED[isolation]!r} to mean that (or leave it out for the sandbox)"
+        )
+    resolved = ALIASES.get(isolation, isolation)
+    if resolved not in ISOLATIONS:
+        raise ValueError(f"{key}: expected one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -138,14 +175,14 @@ class ExecutionResult:
 class _Plan:
     """How programs are started on this machine, settled once by a probe."""
 
-    isolation: str  # "bwrap" or "process"
+    isolation: str  # "bwrap" or "unsafe_process"
     drop: bool  # run as an unprivileged uid (we are root)
     bwrap_args: tuple[str, ...] = ()
 
 
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
-_plans: dict[tuple[str, int], _Plan] = {}
+_plans: dict[tuple[str, int, str | None], _Plan] = {}
 _plan_lock = threading.Lock()
 
 
@@ -161,8 +198,19 @@ def _warn_once(key: str, message: str) -> None:
 class Sandbox:
     """Runs programs (source text that raises on failure) with limits, a worker pool and a cache.
 
-    ``isolation``: ``auto`` (bubblewrap when it works, else plain processes with a warning),
-    ``bwrap`` (fail if it cannot run) or ``process``. Verdicts are kept in memory for the life of
+    ``isolation``: ``bwrap`` (the default; ``auto`` means the same): every program inside
+    bubblewrap as an unprivileged uid, and :class:`SandboxUnavailable`, before any program runs,
+    where that cannot be had; or ``unsafe_process``, asked for by name: plain limited processes
+    that can read what the user can and reach the network.
+
+    ``executor``: ``warm`` (the default) keeps ``workers`` sandboxed interpreters running, each
+    forking a child per program (``ilf.execution.pool``); ``spawn`` starts a sandbox and an
+    interpreter per program, as before the pool existed (slower; kept for comparison).
+
+    ``max_error_share``: ``run_completions`` stops a run whose programs end in ``sandbox_error``
+    more often than this (a broken sandbox must not read as failing programs).
+
+    Verdicts are kept in memory for the life of
     the sandbox and, with ``cache_dir``, on disk by the sha256 of (program, limits, isolation,
     harness), so a program runs once; timeouts depend on the machine's load and are not written
     to disk, sandbox errors are kept nowhere.
@@ -171,15 +219,23 @@ class Sandbox:
     def __init__(
         self,
         limits: Limits | None = None,
-        isolation: str = "auto",
+        isolation: str = "bwrap",
         workers: int | None = None,
         cache_dir: str | Path | None = None,
         uid_base: int = DEFAULT_UID_BASE,
+        executor: str = "warm",
+        max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
     ) -> None:
-        if isolation not in ISOLATIONS:
-            raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        if executor not in EXECUTORS:
+            raise ValueError(f"sandbox executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        if not 0 <= max_error_share <= 1:
+            raise ValueError(f"sandbox max_error_share must be in [0, 1], got {max_error_share}")
         self.limits = limits or Limits()
-        self.isolation = isolation
+        self.isolation = check_isolation(isolation, "sandbox isolation")
+        self.executor = executor
+        self.max_error_share = max_error_share
+        self.programs_run = 0  # programs that got a verdict from running (cache hits excluded)
+        self.sandbox_errors = 0  # of those, how many the sandbox failed
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.uid_base = uid_base
@@ -191,7 +247,8 @@ class Sandbox:
 
     @property
     def plan(self) -> _Plan:
-        key = (self.isolation, self.uid_base)
+        """How programs run here; settled on first use, or :class:`SandboxUnavailable`."""
+        key = (self.isolation, self.uid_base, shutil.which("bwrap"))
         with _plan_lock:
             if key not in _plans:
                 _plans[key] = self._settle_plan()
@@ -213,14 +270,36 @@ class Sandbox:
             else:
                 pending.setdefault(key, []).append(index)
         if pending:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(pending)), thread_name_prefix="sandbox") as pool:
-                futures = {key: pool.submit(self._run_one, programs[indices[0]], plan) for key, indices in pending.items()}
-                for key, future in futures.items():
-                    result = future.result()
-                    self._write_cache(key, result)
-                    for index in pending[key]:
-                        results[index] = result
+            for key, result in zip(pending, self._execute([programs[indices[0]] for indices in pending.values()], plan)):
+                self._write_cache(key, result)
+                for index in pending[key]:
+                    results[index] = result
         return [r for r in results if r is not None]
+
+    def _execute(self, programs: list[str], plan: _Plan) -> list[ExecutionResult]:
+        with self._count_lock:
+            self.launched += len(programs)
+        if self.executor == "warm":
+            from ilf.execution.pool import shared_pool  # the pool builds on this module
+
+            results = shared_pool(plan, self.workers, self.uid_base).run_many(programs, self.limits)
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(programs)), thread_name_prefix="sandbox") as pool:
+                results = list(pool.map(lambda program: self._run_one(program, plan), programs))
+        with self._count_lock:
+            self.programs_run += len(results)
+            self.sandbox_errors += sum(r.status == "sandbox_error" for r in results)
+        return results
+
+    def check_errors(self) -> None:
+        """Stop with one line when more than ``max_error_share`` of the programs this sandbox ran
+        ended in a sandbox error: their verdicts would count as failures that the programs did not earn."""
+        if self.sandbox_errors and self.sandbox_errors > self.max_error_share * self.programs_run:
+            raise SandboxErrors(
+                f"sandbox: {self.sandbox_errors} of {self.programs_run} programs ended in a sandbox error, more than "
+                f"task.options.max_sandbox_errors ({self.max_error_share:.0%}); pass@k and every verdict would be too low. "
+                "See the warnings above for why, or raise the share if a few programs break the sandbox on purpose"
+            )
 
     def cache_key(self, program: str, plan: _Plan | None = None) -> str:
         plan = plan or self.plan
@@ -260,46 +339,57 @@ class Sandbox:
     # ----- settling how to run -----------------------------------------------------------------
 
     def _settle_plan(self) -> _Plan:
+        if self.isolation == "unsafe_process":
+            return self._unsafe_plan()
         root = os.geteuid() == 0
-        options: list[_Plan] = []
-        reasons: list[str] = []
-        if self.isolation in ("auto", "bwrap"):
-            bwrap = shutil.which("bwrap")
-            if bwrap is None:
-                reasons.append("bubblewrap (bwrap) is not installed")
-            else:
-                if root:
-                    hidden = _hidden_directories()
-                    if hidden is not None:
-                        options.append(_Plan("bwrap", True, tuple(_bwrap_args(bwrap, hidden, root=True, drop=True))))
-                options.append(_Plan("bwrap", False, tuple(_bwrap_args(bwrap, [], root=root, drop=False))))
-        if self.isolation in ("auto", "process"):
-            if root and _hidden_directories() == []:
-                options.append(_Plan("process", True))
-            options.append(_Plan("process", False))
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxUnavailable(
+                "sandbox: refusing to run generated programs without isolation: bubblewrap (bwrap) is not installed "
+                f"or not on PATH. Install it (as root: apt-get install bubblewrap), {HOW_TO_OPT_OUT}"
+            )
+        if root:
+            closed = _closed_interpreter_path()
+            if closed is not None:
+                raise SandboxUnavailable(
+                    f"sandbox: refusing to run generated programs as root: they must run as an unprivileged uid, which "
+                    f"cannot read this interpreter's {closed}. Use a venv other users can read (chmod o+rX {closed}, or "
+                    f"create it outside a private home directory), {HOW_TO_OPT_OUT}"
+                )
+            plan = _Plan("bwrap", True, tuple(_bwrap_args(bwrap, _hidden_directories() or [], root=True, drop=True)))
+        else:
+            plan = _Plan("bwrap", False, tuple(_bwrap_args(bwrap, [], root=False, drop=False)))
+        problem = self._probe(plan)
+        if problem is not None:
+            raise SandboxUnavailable(
+                f"sandbox: refusing to run generated programs: bubblewrap is installed but cannot run here ({problem}); "
+                f"it needs user namespaces, or root. Run ilf where bubblewrap works, {HOW_TO_OPT_OUT}"
+            )
+        self._warn_about(plan)
+        return plan
+
+    def _unsafe_plan(self) -> _Plan:
+        root = os.geteuid() == 0
+        options = [_Plan("unsafe_process", True)] if root and _hidden_directories() == [] else []
+        options.append(_Plan("unsafe_process", False))
+        reasons = []
         for plan in options:
             problem = self._probe(plan)
             if problem is None:
-                self._warn_about(plan, root, reasons)
+                _warn_once(
+                    "unsafe",
+                    "SANDBOX ISOLATION IS OFF (task.options.isolation: unsafe_process): generated programs run as plain "
+                    + ("processes of an unprivileged uid" if plan.drop else "processes AS ROOT" if root else "processes of your user")
+                    + " with rlimits only: they can read every file that uid can read, reach the network"
+                    + ("" if plan.drop else ", write wherever it may write, and signal its other processes (ilf too)")
+                    + ". Remove the option, with bubblewrap installed, for the sandbox.",
+                )
+                self._warn_about(plan)
                 return plan
-            reasons.append(f"{plan.isolation}{' as an unprivileged uid' if plan.drop else ''} failed its probe: {problem}")
-        raise SandboxUnavailable(f"sandbox isolation {self.isolation!r} cannot run here: " + "; ".join(reasons))
+            reasons.append(f"{'as an unprivileged uid: ' if plan.drop else ''}{problem}")
+        raise SandboxUnavailable("sandbox: unsafe_process cannot run programs here: " + "; ".join(reasons))
 
-    def _warn_about(self, plan: _Plan, root: bool, reasons: list[str]) -> None:
-        if plan.isolation == "process" and self.isolation == "auto":
-            _warn_once(
-                "no-bwrap",
-                "SANDBOX WITHOUT BUBBLEWRAP: "
-                + "; ".join(reasons)
-                + ". Generated programs run as plain subprocesses with rlimits only: they can read files and reach "
-                "the network. Install bubblewrap (apt-get install bubblewrap) for a read-only, offline sandbox.",
-            )
-        if root and not plan.drop:
-            _warn_once(
-                "root",
-                "SANDBOX RUNS PROGRAMS AS ROOT: the interpreter is not reachable by an unprivileged uid, so the "
-                "process limit (RLIMIT_NPROC) does not apply and, without bubblewrap, programs may write any file.",
-            )
+    def _warn_about(self, plan: _Plan) -> None:
         if importlib.util.find_spec("pytest") is None:
             _warn_once("pytest", "pytest is not installed: programs whose tests use `from pytest import approx` will fail.")
 
@@ -317,8 +407,6 @@ class Sandbox:
     # ----- running one program -----------------------------------------------------------------
 
     def _run_one(self, program: str, plan: _Plan) -> ExecutionResult:
-        with self._count_lock:
-            self.launched += 1
         try:
             return self._launch(program, plan, self.limits)
         except OSError as err:
@@ -380,7 +468,7 @@ class Sandbox:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             seconds = time.monotonic() - started
-            if uid is not None and plan.isolation == "process":
+            if uid is not None and plan.isolation != "bwrap":
                 _kill_uid(uid)  # children that left the process group (setsid) are still this uid's
             return _classify(
                 program,
@@ -415,7 +503,10 @@ def _classify(
     stderr: str,
     seconds: float,
     plan: _Plan,
+    signal_in_status: bool = True,
 ) -> ExecutionResult:
+    """The result of a program from how its process ended. ``signal_in_status``: the status is
+    bubblewrap's, which reports a signal that killed the program as 128 + its number."""
     common = {
         "stdout": stdout[-OUTPUT_TAIL:],
         "stderr": stderr[-OUTPUT_TAIL:],
@@ -431,7 +522,9 @@ def _classify(
         fields = {k: str(report.get(k) or "") for k in ("error", "line", "test")}
         return ExecutionResult(status=report["status"], **fields, **common)
 
-    signum = -returncode if returncode < 0 else returncode - 128 if plan.isolation == "bwrap" and returncode > 128 else 0
+    signum = (
+        -returncode if returncode < 0 else returncode - 128 if signal_in_status and plan.isolation == "bwrap" and returncode > 128 else 0
+    )
     if timed_out or signum == signal.SIGXCPU:
         lines = program.splitlines()
         frames = [(int(n), name) for n, name in _TRACE_FRAME.findall(trace)]  # most recent call first
@@ -467,6 +560,17 @@ def _interpreter_paths() -> list[Path]:
 
 def _enterable_by_others(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IXOTH)
+
+
+def _closed_interpreter_path() -> Path | None:
+    """The first directory the interpreter needs that other users may not read, or None."""
+    for path in _interpreter_paths():
+        if not (_enterable_by_others(path) and path.stat().st_mode & stat.S_IROTH):
+            return path
+        for parent in path.parents:
+            if parent == Path("/") and not _enterable_by_others(parent):
+                return parent
+    return None
 
 
 def _hidden_directories() -> list[tuple[Path, list[Path]]] | None:
@@ -507,7 +611,9 @@ def _bwrap_args(bwrap: str, hidden: list[tuple[Path, list[Path]]], root: bool, d
     args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", "/tmp"]
     if root:
         # bwrap started by root keeps every capability unless told otherwise.
-        args += ["--cap-drop", "ALL"] + (["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if drop else [])
+        # CAP_KILL lets a pre-warmed worker end its programs after they became the uid; in the
+        # sandbox's pid namespace it reaches nothing else, and the drop to the uid clears it.
+        args += ["--cap-drop", "ALL"] + (["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"] if drop else [])
     return args
 
 
@@ -591,4 +697,14 @@ def build_program(prompt: str, completion: str, test: str, entry_point: str) -> 
     return f"{prompt}{completion}\n\n\n{test}\n\n\ncheck({entry_point})\n"
 
 
-__all__ = ["Sandbox", "Limits", "ExecutionResult", "SandboxUnavailable", "build_program", "ISOLATIONS", "STATUSES"]
+__all__ = [
+    "Sandbox",
+    "Limits",
+    "ExecutionResult",
+    "SandboxUnavailable",
+    "SandboxErrors",
+    "build_program",
+    "check_isolation",
+    "ISOLATIONS",
+    "STATUSES",
+]

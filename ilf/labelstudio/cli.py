@@ -56,7 +56,19 @@ def cmd_push(args: argparse.Namespace) -> int:
     refinements = read_records(args.refinements, Refinements) if args.refinements else None
     if args.template == "select" and not refinements:
         raise ValueError("--template select needs --refinements (a run's refinements.jsonl)")
-    tasks = build_tasks(args.template, samples, outputs, systems, seed=args.seed, model_version=args.model_version, refinements=refinements)
+    sandbox = None
+    if args.template == "code_feedback":
+        # the programs run in the sandbox the run config sets (task.options), refused without isolation
+        from ilf.config import load_config
+        from ilf.execution.programs import check_sandbox, sandbox_for
+        from ilf.tasks import get_task
+
+        task = get_task(load_config(args.config, args.overrides).task)
+        check_sandbox(task)
+        sandbox = sandbox_for(task)
+    tasks = build_tasks(
+        args.template, samples, outputs, systems, seed=args.seed, model_version=args.model_version, refinements=refinements, sandbox=sandbox
+    )
     if not tasks:
         raise ValueError(f"{args.samples}: nothing to push for template {args.template!r} (are the outputs there?)")
     client = _client(args)
@@ -191,6 +203,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model-version",
         help="Attach the outputs as predictions of this model (ideal: the editor starts from the output; feedback: recorded per task).",
+    )
+    p.add_argument("--config", help="Run config whose task.options set the sandbox that code_feedback runs programs in.")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a config value (repeatable)."
     )
     connection_args(p)
     p.set_defaults(func=cmd_push)

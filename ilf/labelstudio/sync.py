@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.evaluation import mean_and_sem
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, batched
@@ -33,6 +33,9 @@ from ilf.records import (
     read_records,
     write_records,
 )
+
+if TYPE_CHECKING:
+    from ilf.execution.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ def build_tasks(
     model_version: str | None = None,
     feedback: list[Feedback] | None = None,
     refinements: list[Refinements] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> list[dict[str, Any]]:
     """Label Studio tasks for ``template``; systems and sample ids ride along in the task data.
 
@@ -81,13 +85,16 @@ def build_tasks(
     the annotator reads (a column and filter in the Data Manager).
 
     ``select`` takes ``refinements`` (and ``feedback`` for records that lack their feedback text):
-    one task per refinements record, its candidates side by side."""
+    one task per refinements record, its candidates side by side.
+
+    ``code_feedback`` runs each program without a recorded verdict in ``sandbox`` (the config's
+    task's; the default sandbox when None)."""
     if template == "select":
         return select_tasks(samples, refinements or [], feedback)
     if template == "code_feedback":  # a program highlighted, with its test results from the sandbox
         from ilf.labelstudio.code import code_feedback_tasks
 
-        return code_feedback_tasks(samples, outputs, systems, model_version)
+        return code_feedback_tasks(samples, outputs, systems, model_version, sandbox)
     by_sample = _outputs_by_sample(samples, outputs)
     tasks = []
     for sample in samples:

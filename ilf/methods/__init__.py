@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ilf.config import ConfigError, ModelConfig, RunConfig
 from ilf.files import Journal
-from ilf.records import Feedback, Output, Sample, read_records
-from ilf.registry import METHODS
+from ilf.records import Feedback, Output, Refinements, Sample, read_records
+from ilf.registry import METHODS, SELECTORS
 from ilf.steps import evaluation_outputs
 
 if TYPE_CHECKING:
@@ -67,7 +67,20 @@ class Method:
             cost[run.feedback_source.critique_unit] = count
         if "comparisons" in stages:
             cost["comparisons"] = len(run.comparisons())
+        for kind, count in self.selection_cost(run).items():
+            cost[kind] = cost.get(kind, 0) + count
         return cost
+
+    def selection_cost(self, run: Pipeline) -> dict[str, int]:
+        """What the select stage's selector consumed where it is feedback of its own (``cost_unit``):
+        the unit_tests selector runs every candidate of the training samples against their tests."""
+        if "select" not in self.stages(run.config) or not run.paths.refinements.exists():
+            return {}
+        unit = getattr(SELECTORS.get(run.config.selection.method), "cost_unit", None)
+        if unit is None:
+            return {}
+        ids = {s.id for s in run.training_samples()}
+        return {unit: sum(len(r.candidates) for r in read_records(run.paths.refinements, Refinements) if r.sample_id in ids)}
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         raise NotImplementedError(f"method {run.config.method!r} trains nothing")
@@ -90,7 +103,15 @@ class Method:
         self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
         return evaluation_outputs(
-            model, samples, run.task, run.config.evaluation.sampling, run.config.seed, system, journal, run.config.evaluation.num_samples
+            model,
+            samples,
+            run.task,
+            run.config.evaluation.sampling,
+            run.config.seed,
+            system,
+            journal,
+            run.config.evaluation.num_samples,
+            independent=any(m.independent_samples for m in run.metrics),
         )
 
 

@@ -70,7 +70,7 @@ class SupervisedMethod(Method):
         if c.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
             return {"references": sum(1 for s in run.training_samples() if s.references)}
         if c.finetune.target == "selected" and not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback:
-            return {}  # neither the refiner nor the selector read a critique
+            return self.selection_cost(run)  # neither the refiner nor the selector read a critique; executions still count
         return super().feedback_cost(run)
 
     def targets(self, run: Pipeline) -> dict[str, str] | None:

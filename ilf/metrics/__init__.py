@@ -25,6 +25,12 @@ class Metric:
     # False: ``score_outputs`` gets one output per sample, in the samples' order (the first, when
     # evaluation.num_samples > 1); True: every output, so it can estimate pass@k, say.
     every_output: bool = False
+    # True: the metric treats a sample's outputs as independent draws (pass@k), so the evaluate
+    # stage keeps duplicate and empty draws as they came instead of drawing again.
+    independent_samples: bool = False
+    # The run's task when there is no run (``ilf evaluate --outputs``): a code task carries the
+    # sandbox settings of the config.
+    task: Any = None
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         """Scores of one system's outputs; ``<key>_sem`` for errors. ``samples`` are the samples that
@@ -63,8 +69,12 @@ def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Samp
     return scores
 
 
-def get_metrics(names: list[str]) -> list[Metric]:
-    return [METRICS.get(name)() for name in dict.fromkeys(names)]
+def get_metrics(names: list[str], task: Any = None) -> list[Metric]:
+    """The metrics named, each told the run's ``task`` (the sandbox of a code task, say)."""
+    metrics = [METRICS.get(name)() for name in dict.fromkeys(names)]
+    for metric in metrics:
+        metric.task = task
+    return metrics
 
 
 __all__ = ["Metric", "get_metrics", "score_system"]

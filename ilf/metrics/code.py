@@ -9,6 +9,13 @@ verdict is written beside it in the evaluation outputs (``extra.execution``: sta
 failing line and test). ``score_round`` reports what the round's programs did: initial outputs,
 refinements, and the selected refinements that passed, and how many of the method's training
 targets pass (``code.targets_pass_rate``: 1.0 for the references of a sound dataset).
+
+A program the sandbox failed to run (``sandbox_error``: a worker that could not start, or ended
+while it ran the program) counts as not passing and is reported as ``code.sandbox_errors``;
+``run_completions`` stops the run when they exceed ``task.options.max_sandbox_errors`` of the
+programs (5% by default), so that a broken sandbox cannot pass for bad programs. With more than
+one output per problem the evaluate stage keeps duplicate draws, as the estimator assumes
+independent samples, and ``evaluation.num_samples > 1`` needs sampling, not greedy decoding.
 """
 
 from __future__ import annotations
@@ -56,13 +63,14 @@ def pass_at_ks(counts: list[tuple[int, int]], ks: tuple[int, ...] = KS) -> dict[
 class PassAtK(Metric):
     columns = ("pass@1", "pass@10")
     every_output = True
+    independent_samples = True
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         by_id = {s.id: s for s in samples}
         scored = [o for o in outputs if o.sample_id in by_id and has_tests(by_id[o.sample_id])]
         if not scored:
             return {}
-        results = run_completions(sandbox_for(run.task if run is not None else None), [(by_id[o.sample_id], o.text) for o in scored])
+        results = run_completions(sandbox_for(run.task if run is not None else self.task), [(by_id[o.sample_id], o.text) for o in scored])
         per_sample: dict[str, list[bool]] = defaultdict(list)
         for output, result in zip(scored, results):
             output.extra["execution"] = result_record(result)
@@ -88,6 +96,7 @@ class PassAtK(Metric):
             any_passing.append(any(x.passed for x in candidates[start : start + len(r.candidates)]))
             start += len(r.candidates)
         result |= {
+            "code.sandbox_errors": _sandbox_errors(initial) + _sandbox_errors(candidates),
             "code.initial_pass_rate": _rate(initial),
             "code.refinement_pass_rate": _rate(candidates),
             "code.samples_with_a_passing_refinement": sum(any_passing) / len(records),
@@ -98,6 +107,7 @@ class PassAtK(Metric):
             result["code.selected"] = len(chosen)
             if picked:
                 result["code.selected_pass_rate"] = _rate(picked)
+                result["code.sandbox_errors"] += _sandbox_errors(picked)
         return result
 
     def _targets(self, run: Pipeline) -> dict[str, Any]:
@@ -120,9 +130,15 @@ def _rate(results: list[ExecutionResult]) -> float:
     return sum(r.passed for r in results) / len(results) if results else float("nan")
 
 
+def _sandbox_errors(results: list[ExecutionResult]) -> int:
+    return sum(r.status == "sandbox_error" for r in results)
+
+
 def _counts(results: list[ExecutionResult]) -> dict[str, int]:
     return {
         "programs": len(results),
         "timeouts": sum(r.status == "timeout" for r in results),
         "memory_errors": sum(r.status == "memory_error" for r in results),
+        # programs the sandbox failed, counted as not passing; too many stop the run (task.options.max_sandbox_errors)
+        "code.sandbox_errors": _sandbox_errors(results),
     }

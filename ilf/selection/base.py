@@ -28,6 +28,9 @@ class Selector:
     # Whether scoring reads the feedback: a method whose refinements ignore it and whose selector
     # does too (refine_no_feedback with a random pick) has consumed no critique.
     reads_feedback: bool = True
+    # The kind of feedback scoring consumes of its own, counted per candidate in a method's
+    # feedback cost (``cost.<kind>``): "executions" for a selector that runs every candidate.
+    cost_unit: str | None = None
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError

@@ -32,6 +32,7 @@ PASSED = 1.0
 class UnitTestsSelector(Selector):
     name = "unit_tests"
     reads_feedback = False
+    cost_unit = "executions"  # every candidate runs against its sample's tests
     min_score = PASSED
 
     @classmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ilf.execution.programs import PROMPT_KEY, run_completions
-from ilf.execution.sandbox import ISOLATIONS, ExecutionResult, Limits, Sandbox
+from ilf.execution.sandbox import DEFAULT_MAX_ERROR_SHARE, ExecutionResult, Limits, Sandbox, check_isolation
 from ilf.records import Sample
 from ilf.registry import TASKS
 from ilf.tasks.base import TemplateTask
@@ -59,22 +59,32 @@ class CodeTask(TemplateTask):
     timeout: float = 10.0
     memory_mb: int = 1024
     processes: int = 16
-    isolation: str = "auto"
+    isolation: str = "bwrap"
     workers: int | None = None
     cache_dir: str | None = None
+    executor: str = "warm"
+    max_sandbox_errors: float = DEFAULT_MAX_ERROR_SHARE
     stop_at_newline: bool = False
     drop_unfinished_sentence: bool = False
 
     def __post_init__(self) -> None:
-        if self.isolation not in ISOLATIONS:
-            raise ValueError(f"task.options.isolation: expected one of {', '.join(ISOLATIONS)}, got {self.isolation!r}")
+        self.isolation = check_isolation(self.isolation)
+        if not 0 <= self.max_sandbox_errors <= 1:
+            raise ValueError(f"task.options.max_sandbox_errors: a share of the programs in [0, 1], got {self.max_sandbox_errors}")
         self.limits = Limits(timeout=self.timeout, memory_mb=self.memory_mb, processes=self.processes)
         self._sandbox: Sandbox | None = None
 
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            self._sandbox = Sandbox(self.limits, isolation=self.isolation, workers=self.workers, cache_dir=self.cache_dir)
+            self._sandbox = Sandbox(
+                self.limits,
+                isolation=self.isolation,
+                workers=self.workers,
+                cache_dir=self.cache_dir,
+                executor=self.executor,
+                max_error_share=self.max_sandbox_errors,
+            )
         return self._sandbox
 
     def run_tests(self, pairs: list[tuple[Sample, str]]) -> list[ExecutionResult]:
