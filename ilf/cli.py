@@ -327,7 +327,7 @@ def _print_options(registry: object, name: str, indent: str) -> None:
 
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
-        from ilf.study import StudyConfig  # heavy, see above
+        from ilf.study.config import StudyConfig  # light: the study section alone
 
         for key, default, help_text in [*field_help(), *field_help(StudyConfig, "study.")]:
             print(f"{key:42s} {default:24s} {help_text}")

@@ -25,6 +25,7 @@ from ilf.evaluation import format_table, primary_numbers
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.methods import get_method
 from ilf.pipeline import Pipeline, RunPaths
+from ilf.plots import plot_run_rounds
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +92,12 @@ class Rounds:
         result = {**last, "rounds": per_round, "rounds_table": table, "round_training": self.config.round_training}
         atomic_write_json(RunPaths(self.root).metrics, result)
         atomic_write_text(self.root / "rounds.md", f"# {self.config.name}: {self.count} rounds ({self.config.round_training})\n\n{table}\n")
-        _plot(per_round, _columns(last), self.root / "rounds.png")
+        plot_run_rounds(per_round, _columns(last), self.root / "rounds.png")
         return result
 
 
 def _columns(metrics: dict[str, Any]) -> tuple[str, ...]:
     return tuple(primary_numbers(metrics))
-
-
-def _plot(per_round: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ilf.study import save_figure
-
-    shown = [c for c in columns if c not in ("n", "empty", "mean_words")][:4] or list(columns[:1])
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.8 * len(shown), 3.2), squeeze=False)
-    xs = [r["number"] for r in per_round]
-    for ax, metric in zip(axes[0], shown):
-        ax.plot(xs, [r["systems"][r["primary"]].get(metric, float("nan")) for r in per_round], marker="o")
-        ax.set_xticks(xs)
-        ax.set_xlabel("round")
-        ax.set_title(metric)
-    save_figure(fig, axes[0][0], path)
 
 
 def open_run(config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> Pipeline | Rounds:

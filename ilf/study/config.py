@@ -1,0 +1,117 @@
+"""A study's own settings (the ``study`` section of a study config) and how one is read.
+
+Light on purpose: ``ilf config --fields`` lists these keys without importing a model library.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ilf.config import ConfigError, apply_overrides, build_config, option, parse_override, read_config_file
+from ilf.registry import METHODS
+from ilf.schema import build
+
+
+@dataclass
+class Variant:
+    method: str = option("ilf", "The registered method this variant runs.")
+    set: list[str] = option(help="--set style overrides for this variant's cells only.", factory=list)
+
+
+@dataclass
+class StudyConfig:
+    methods: list[str] = option(
+        help="Methods (registered names, or names of variants) compared in every seed and size.", factory=lambda: ["ilf"]
+    )
+    sizes: list[int] = option(
+        help="Training-set sizes, nested: each seed's round runs on the largest, each cell trains on "
+        "the first N. Empty: data.limit as configured.",
+        factory=list,
+    )
+    seeds: list[int] = option(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.", factory=lambda: [0])
+    axes: dict[str, list[Any]] = option(
+        help="Any other config key swept as an axis, e.g. {selection.method: [embedding, random]}.", factory=dict
+    )
+    variants: dict[str, Variant] = option(
+        help="Named methods with their own overrides, e.g. {ilf_random: {method: ilf, set: [selection.method=random]}}.", factory=dict
+    )
+    report_metrics: list[str] = option(help="Columns of the report (default: every metric's columns).", factory=list)
+    contrasts: list[str] = option(
+        help="Paired differences over seeds, with a 95% t-interval: 'ilf - sft_initial' (two methods, on contrast_metrics) "
+        "or 'ilf: hit.embedding - hit.random' (two metrics of one method's cells).",
+        factory=list,
+    )
+    contrast_metrics: list[str] = option(help="Metrics of the method contrasts (default: the first two report metrics).", factory=list)
+    gates: list[str] = option(
+        help="Checks a comparison rests on, e.g. 'sft_reference recall >= 0.9': the report says at every size whether they hold.",
+        factory=list,
+    )
+    title: str = option("", "Heading of the report (default: the run name).")
+    notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[StudyConfig, dict[str, Any], str]:
+    """The study section and the base run config (raw, validated once) of a study config file."""
+    raw = read_config_file(path)
+    study_raw = raw.pop("study", None) or {}
+    if not isinstance(study_raw, dict):
+        raise ConfigError(path, None, "study", "must be a mapping")
+    run_overrides = []
+    for text in overrides or []:
+        keys, _ = parse_override(text)
+        if keys[0] == "study":
+            apply_overrides(study_raw, [text.partition(".")[2]])
+        else:
+            run_overrides.append(text)
+    source = str(path) + (" (with --set)" if overrides else "")
+    try:
+        study = build(StudyConfig, study_raw, ConfigError, source)
+    except ConfigError as err:
+        raise ConfigError(source, err.line, f"study.{err.field}" if err.field else "study", err.problem) from None
+    for index, text in enumerate(study.contrasts):
+        try:
+            parse_contrast(text)
+        except ValueError as err:
+            raise ConfigError(source, None, f"study.contrasts[{index}]", str(err)) from None
+    for index, text in enumerate(study.gates):
+        try:
+            parse_gate(text)
+        except ValueError as err:
+            raise ConfigError(source, None, f"study.gates[{index}]", str(err)) from None
+    for field_name, values in (("methods", study.methods), ("seeds", study.seeds)):
+        if not values:
+            raise ConfigError(source, None, f"study.{field_name}", "must list at least one")
+    for label in study.methods:
+        method = study.variants[label].method if label in study.variants else label
+        if method not in METHODS:
+            METHODS.get(method)  # raises with the registered names and the closest one
+    if any(size < 1 for size in study.sizes):
+        raise ConfigError(source, None, "study.sizes", f"sizes must be positive, got {study.sizes}")
+    base = apply_overrides(raw, run_overrides)
+    build_config(copy.deepcopy(base), source)  # a bad base config fails before any cell runs
+    return study, base, source
+
+
+def parse_contrast(text: str) -> tuple[str | None, str, str]:
+    """'a - b' (methods) or 'method: m1 - m2' (metrics of one method): (method or None, a, b)."""
+    method, _, rest = text.rpartition(":") if ":" in text else (None, "", text)
+    left, sep, right = rest.partition(" - ")
+    if not sep or not left.strip() or not right.strip():
+        raise ValueError(f"expected 'a - b' or 'method: metric_a - metric_b', got {text!r}")
+    return (method.strip() if method else None), left.strip(), right.strip()
+
+
+def parse_gate(text: str) -> tuple[str, str, str, float]:
+    parts = text.split()
+    if len(parts) != 4 or parts[2] not in (">=", "<="):
+        raise ValueError(f"expected 'method metric >= value' (or <=), got {text!r}")
+    try:
+        return parts[0], parts[1], parts[2], float(parts[3])
+    except ValueError:
+        raise ValueError(f"the threshold of {text!r} is not a number") from None
+
+
+__all__ = ["Variant", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]
