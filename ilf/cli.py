@@ -402,7 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Where the cells and report are written (default runs/<study>); the world model is cached beside it in world-cache/.",
     )
     p.add_argument("--seeds", type=int, help="Number of seeds (default 3).")
-    p.add_argument("--quick", action="store_true", help="A reduced study (one seed, 100 samples, short pretraining) for CI.")
+    p.add_argument(
+        "--smoke",
+        "--quick",
+        dest="quick",
+        action="store_true",
+        help="A smoke test, not a demo: every stage of both worlds runs on one seed and 100 samples with a 120-step world "
+        "model, which states no fact, so its tables are zeros (--quick is its old name).",
+    )
     p.add_argument(
         "--set",
         dest="overrides",

@@ -14,7 +14,7 @@ METHODS = ("before", "ilf", "ilf_random", "refine_no_feedback", "sft_initial", "
 @pytest.mark.slow
 def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_to_date(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "demo"
-    assert main(["demo", "--quick", "--run-dir", str(run_dir)]) == 0
+    assert main(["demo", "--smoke", "--run-dir", str(run_dir)]) == 0
     printed = capsys.readouterr().out
     cells = json.loads((run_dir / "cells.json").read_text())
     rows = {(row["method"], row["axis:world.preference"]): row for row in cells}
@@ -50,7 +50,7 @@ def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_
         cell = Path(row["dir"])
         assert set(Pipeline(load_config(cell / "config.yaml"), cell).status().values()) == {"done"}
     markers = {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))}
-    assert main(["demo", "--quick", "--run-dir", str(run_dir)]) == 0
+    assert main(["demo", "--smoke", "--run-dir", str(run_dir)]) == 0
     assert capsys.readouterr().out.count(": up to date") == len(cells)
     assert {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))} == markers
 
