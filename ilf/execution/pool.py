@@ -15,6 +15,7 @@ task per cell does not start workers per cell.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -298,9 +299,12 @@ def shared_pool(plan: _Plan, size: int, uid_base: int) -> WarmPool:
 
 
 def close_pools() -> None:
-    """Stop every worker of this process (tests and benchmarks; the process's exit does it too)."""
+    """Stop every worker of this process and give back their uids and folders (also at exit)."""
     with _pools_lock:
         pools = list(_pools.values())
         _pools.clear()
     for pool in pools:
         pool.close()
+
+
+atexit.register(close_pools)
