@@ -227,6 +227,9 @@ class _Slot(threading.Thread):
                     isolation=plan.isolation,
                     unprivileged=plan.drop,
                 )
+            if answer.get("retire"):
+                # The worker could not clean up after this program and ends: start a fresh one next.
+                self._restart_after(answer["retire"])
             return _classify(
                 program,
                 returncode=answer["returncode"],
