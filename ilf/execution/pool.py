@@ -15,6 +15,7 @@ task per cell does not start workers per cell.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -226,6 +227,9 @@ class _Slot(threading.Thread):
                     isolation=plan.isolation,
                     unprivileged=plan.drop,
                 )
+            if answer.get("retire"):
+                # The worker could not clean up after this program and ends: start a fresh one next.
+                self._restart_after(answer["retire"])
             return _classify(
                 program,
                 returncode=answer["returncode"],
@@ -298,9 +302,12 @@ def shared_pool(plan: _Plan, size: int, uid_base: int) -> WarmPool:
 
 
 def close_pools() -> None:
-    """Stop every worker of this process (tests and benchmarks; the process's exit does it too)."""
+    """Stop every worker of this process and give back their uids and folders (also at exit)."""
     with _pools_lock:
         pools = list(_pools.values())
         _pools.clear()
     for pool in pools:
         pool.close()
+
+
+atexit.register(close_pools)
