@@ -478,7 +478,7 @@ def task_record(task: Task) -> dict[str, object]:
     """What a sample keeps of a task besides its prompt: the steps, the test inputs, the tests."""
     return {
         "steps": [[s.op, s.constant] for s in task.steps],
-        "inputs": list(task.inputs),
+        "test_inputs": list(task.inputs),  # not "inputs": a sample's own field of that name holds its prompt
         "test": task.test(),
         "entry_point": ENTRY_POINT,
     }
@@ -487,9 +487,9 @@ def task_record(task: Task) -> dict[str, object]:
 def task_from_sample(sample: object) -> Task:
     """The task a program-world sample was made from (its ``extra`` holds the steps)."""
     extra = getattr(sample, "extra", {}) or {}
-    if "steps" not in extra or "inputs" not in extra:
+    if "steps" not in extra or "test_inputs" not in extra:
         raise ValueError(f"sample {getattr(sample, 'id', '?')!r} is not a program-world sample (no steps in its extra fields)")
-    return Task(tuple(Step(op, constant) for op, constant in extra["steps"]), tuple(extra["inputs"]))
+    return Task(tuple(Step(op, constant) for op, constant in extra["steps"]), tuple(extra["test_inputs"]))
 
 
 def read_flaws(task: Task, program: str) -> frozenset[Flaw] | None:
