@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ilf import __version__  # noqa: E402
-from ilf.config import RunConfig, dump_config, field_help, load_config  # noqa: E402
+from ilf.config import RunConfig, dump_config, field_help, load_config, read_config_file  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
 from ilf.evaluation import format_table, primary_numbers  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
@@ -282,7 +282,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or Path("runs") / name)
     config = files("ilf.studies") / f"{name}.yaml"
     # one cache beside the run directories, so every packaged study reuses the world model it shares
-    overrides = [f"pretraining.cache_dir={run_dir.resolve().parent / 'world-cache'}", *args.overrides]
+    cache = run_dir.resolve().parent / "world-cache"
+    overrides = [f"pretraining.cache_dir={cache}"]
+    if "cache_dir" in ((read_config_file(str(config)).get("task") or {}).get("options") or {}):
+        overrides.append(f"task.options.cache_dir={cache / 'executions'}")  # the code study's verdicts, kept beside it
+    overrides += args.overrides
     args.run_dir = str(run_dir)
     if args.seeds is not None:
         overrides.append(f"study.seeds={list(range(args.seeds))}")
@@ -389,13 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="A packaged study of the facts world's plug-ins: train a tiny policy, refiner and judge from scratch "
         "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds in the cued and the "
         "hidden-preference world, print the report. Other packaged studies: rounds (ILF over three rounds), candidates "
-        "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps).",
+        "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps), code (ILF for "
+        "code in the program world: programs run in the sandbox, a simulated reviewer, pass@1 and pass@10).",
     )
     p.add_argument(
         "study",
         nargs="?",
         default="demo",
-        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, peers, demo_quick.",
+        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, peers, code (the program "
+        "world), demo_quick.",
     )
     p.add_argument(
         "--run-dir",

@@ -507,7 +507,9 @@ class RunConfig:
         help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig
     )
     pretraining: PretrainConfig | None = option(
-        None, "Train the facts world's policy+refiner from scratch first; a model named 'pretrained' is that model."
+        None,
+        "Train the world's policy+refiner from scratch first (the facts world's, or the program world's when data.loader is "
+        "program_world); a model named 'pretrained' is that model.",
     )
     labelstudio: LabelStudioConfig = option(
         help="Rounds with people: where each round's tasks go and when a round closes.", factory=LabelStudioConfig

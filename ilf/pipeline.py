@@ -34,8 +34,7 @@ from typing import Any, Callable
 
 from ilf import steps
 from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
-from ilf.data import load_eval, load_train, loader_fingerprint_inputs
-from ilf.demo.models import pretrained_model
+from ilf.data import load_eval, load_train, loader_fingerprint_inputs, pretrained_world_model
 from ilf.evaluation import format_table
 from ilf.execution.programs import check_sandbox
 from ilf.feedback import get_source
@@ -429,8 +428,9 @@ class Pipeline:
         return [model, files_digest(model.name_or_path) if Path(model.name_or_path).expanduser().is_dir() else []]
 
     def resolve(self, model: ModelConfig) -> ModelConfig:
-        """``pretrained`` is the pretraining section's model; ``pretrained@STEPS`` the same trained
-        for STEPS steps only (a weaker refiner, say)."""
+        """``pretrained`` is the pretraining section's model (the data loader's world's: the facts
+        world's, or the program world's); ``pretrained@STEPS`` the same trained for STEPS steps
+        only (a weaker refiner, say)."""
         name, _, steps = model.name_or_path.partition("@")
         if name != "pretrained":
             return model
@@ -441,7 +441,7 @@ class Pipeline:
             if not steps.isdigit() or int(steps) < 1:
                 raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
             settings = dataclasses.replace(settings, steps=int(steps))
-        return dataclasses.replace(model, name_or_path=str(pretrained_model(settings)))
+        return dataclasses.replace(model, name_or_path=str(pretrained_world_model(self.config)(settings)))
 
     def trained(self, path: Path) -> ModelConfig:
         """A model this run trained: the policy's settings, loaded from ``path`` in this process."""

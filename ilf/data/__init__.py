@@ -115,6 +115,18 @@ def loader_fingerprint_inputs(config: RunConfig) -> list[Any]:
     return list(extra(config)) if extra is not None else []
 
 
+def pretrained_world_model(config: RunConfig) -> Callable[[Any], Any]:
+    """What trains (or finds cached) the model a config names ``pretrained``: the loader's own
+    world model where the loader has one (``pretrained_model``, the program world's), else the
+    facts world's."""
+    own = getattr(LOADERS.get(config.data.loader), "pretrained_model", None)
+    if own is not None:
+        return own
+    from ilf.demo.models import pretrained_model
+
+    return pretrained_model
+
+
 def load_train(config: RunConfig) -> SplitData:
     offset, limit = config.data.offset, config.data.limit
     if not offset:

@@ -156,8 +156,15 @@ def _batches(examples: list[dict[str, str]], tokenizer: Any, batch_size: int, rn
     return batches
 
 
-def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
+def pretrain(
+    config: PretrainConfig,
+    out_dir: Path,
+    examples: list[dict[str, str]] | None = None,
+    tokenizer: Any = None,
+    label: str = "pretrain policy+refiner",
+) -> dict[str, Any]:
     """Train the world model from scratch and save it with its tokenizer to ``out_dir`` (atomically).
+    ``examples`` and ``tokenizer`` default to the facts world's; another world passes its own.
 
     A plain loop rather than a Trainer: at this model size (under a million parameters) the
     Trainer's per-step bookkeeping cost about 45% on top of the forward and backward pass on 2
@@ -170,10 +177,10 @@ def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
     import torch
 
     rng = random.Random(config.seed)
-    tokenizer = word_tokenizer()
+    tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
     model = new_model(config, tokenizer)
     model.train()
-    examples = training_examples(config)
+    examples = examples if examples is not None else training_examples(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, fused=True)
     warmup = max(1, config.steps // 20)
 
@@ -186,7 +193,7 @@ def pretrain(config: PretrainConfig, out_dir: Path) -> dict[str, Any]:
     batches: list[tuple[Any, Any, Any]] = []
     losses: list[float] = []
     started = time.perf_counter()
-    with progress(config.steps, "pretrain policy+refiner", unit="step") as bar:
+    with progress(config.steps, label, unit="step") as bar:
         for step in range(config.steps):
             if not batches:
                 batches = _batches(examples, tokenizer, config.batch_size, rng)

@@ -1,0 +1,48 @@
+"""The program world's tasks as code samples: seeded, so every run of a seed sees the same tasks.
+
+Each sample is what the ``code`` task, the sandbox and pass@k read (``inputs.prompt`` ending in
+the signature, ``extra.test`` defining ``check``, ``extra.entry_point``), with the task's steps
+beside them for the reviewer. Training tasks are drawn per run seed (``data.limit`` of them) from
+the tasks whose correct program hashes outside the held-out fifth; held-out tasks come from
+``world.test_seed`` inside it, the same for every run, so runs are compared on one set. A model
+named ``pretrained`` in a run that loads this world is the program world's model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ilf.data import SplitData
+from ilf.demo import program_models, programs
+from ilf.records import Sample
+from ilf.registry import LOADERS
+
+if TYPE_CHECKING:
+    from ilf.config import RunConfig
+
+
+@LOADERS.register(
+    "program_world",
+    help="Tasks of the controlled program world (ilf demo code): one-line functions with unit tests; "
+    "data.split train or test, no files; held-out tasks split off by a hash of the program.",
+)
+def load_program_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
+    if split == config.data.eval_split:
+        tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="test")
+        prefix = "test"
+    else:
+        tasks = programs.generate_tasks(limit or 100, seed=1000 + config.seed, held_out=False, prefix=split)
+        prefix = split
+    samples = [
+        Sample(id=f"{prefix}-{t.key()[:12]}", inputs={"prompt": t.prompt()}, references=[t.program()], extra=programs.task_record(t))
+        for t in tasks
+    ]
+    return SplitData(samples=samples)
+
+
+def _fingerprint_inputs(config: RunConfig) -> list[Any]:
+    return [config.seed, config.world.test_seed, programs.VERSION]
+
+
+load_program_world.fingerprint_inputs = _fingerprint_inputs  # type: ignore[attr-defined]
+load_program_world.pretrained_model = program_models.pretrained_model  # type: ignore[attr-defined]

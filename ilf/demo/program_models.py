@@ -1,0 +1,97 @@
+"""The program world's tiny policy-and-refiner, trained from scratch and cached like the facts world's.
+
+One decoder learns three jobs from a mixture of examples, all in the code task's own prompts:
+writing a task's program (the policy; its targets carry the weak programmer's misconceptions, so
+it passes about half of the tasks), refining a program given a reviewer's critique or the
+interpreter's feedback (its targets fix what the feedback names or shows, and keep every other
+mistake), and refining without feedback (its targets keep the program as it was: the task's text
+alone does not tell the refiner which of its habits are mistakes).
+
+The tokenizer is word-level over the world's closed vocabulary, with a space marker on each word
+(``▁return``) so that decoding keeps the space a one-line body starts with: the code task keeps a
+body only when its first line is indented (`` return ...`` after ``def f ( x ) :``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ilf.config import PretrainConfig, fingerprint
+from ilf.demo import programs
+from ilf.demo.models import pretrain
+from ilf.files import DirectoryLock
+
+log = logging.getLogger(__name__)
+
+EXECUTION_SHARE = 1 / 3  # of the refinement examples with feedback, those whose feedback is the interpreter's
+
+
+def pretrained_model(config: PretrainConfig) -> Path:
+    """The program world's pretrained policy/refiner for these settings: trained on first use,
+    then read from the cache (``pretraining.seed`` is part of the settings, so each pre-training
+    seed of a study is its own model)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
+    settings["program_world_version"] = programs.VERSION
+    cache = Path(config.cache_dir).expanduser()
+    path = cache / f"program-world-model-{fingerprint(settings)}"
+    if (path / "config.json").exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    with DirectoryLock(cache / f".{path.name}.lock"):
+        if not (path / "config.json").exists():
+            log.info("training the program world's policy and refiner from scratch (%d steps; cached in %s)", config.steps, cache)
+            pretrain(config, path, training_examples(config), word_tokenizer(), label="pretrain program world")
+    return path
+
+
+def word_tokenizer() -> Any:
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = programs.vocabulary()
+    tokens = ["[PAD]", "[EOS]", "[UNK]", *words, *(f"▁{w}" for w in words)]
+    tokenizer = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+    # Newlines and runs of spaces carry nothing in one-line programs: one space each, none at the end.
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(left=False, right=True)])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]", bos_token="[EOS]", model_max_length=256
+    )
+
+
+def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
+    """Prompt/completion pairs of the three jobs, on training-side tasks only (never a held-out one).
+
+    ``policy_share`` of them write a program; ``no_feedback_share`` refine without feedback; the
+    rest refine with feedback, EXECUTION_SHARE of those with the interpreter's (as the execution
+    feedback source words it) and the others with the reviewer's, ``annotator_noise`` of whose
+    critiques are unhelpful or misleading."""
+    rng = random.Random(config.seed)
+    tasks = programs.iter_tasks(config.seed)
+    programmer = programs.Programmer()
+    reviewer = programs.Reviewer(noise=config.annotator_noise, seed=config.seed)
+    examples = []
+    for _ in range(config.examples):
+        task = next(tasks)
+        flaws = programmer.flaws(task, rng)
+        program = task.program(flaws)
+        draw = rng.random()
+        if draw < config.policy_share:
+            examples.append({"prompt": task.prompt(), "completion": program})
+            continue
+        if draw < config.policy_share + config.no_feedback_share:
+            examples.append({"prompt": programs.refine_prompt(task, program, None), "completion": program})
+            continue
+        if rng.random() < EXECUTION_SHARE:
+            feedback = programs.simulated_execution_feedback(task, flaws)
+            left = flaws - programs.fixed_by_execution(task, flaws)
+        else:
+            critique = reviewer.critique(task, flaws)
+            feedback, left = critique.text, programs.apply_critique(flaws, critique)
+        examples.append({"prompt": programs.refine_prompt(task, program, feedback), "completion": task.program(left)})
+    return examples

@@ -1,0 +1,43 @@
+"""SFT on the policy's own initial programs that pass their unit tests: what the tests alone give,
+with no critique and no refiner (rejection sampling of one sample per task). Each training
+sample's initial output runs in the task's sandbox; those that pass are the targets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ilf.execution.programs import has_tests, run_completions, sandbox_for
+from ilf.methods.supervised import SupervisedMethod
+from ilf.registry import METHODS
+
+if TYPE_CHECKING:
+    from ilf.pipeline import Pipeline
+
+
+@METHODS.register(
+    "sft_passing",
+    help="Baseline for code: fine-tune on the policy's initial outputs that pass their unit tests (sandboxed); no feedback read.",
+)
+class SFTPassing(SupervisedMethod):
+    target = "initial"
+
+    def fingerprint_inputs(self, config: Any) -> list[Any]:
+        return ["sft", "passing"]  # not sft_initial's training: fewer targets
+
+    def targets(self, run: Pipeline) -> dict[str, str] | None:
+        initial = super().targets(run) or {}
+        samples = [s for s in run.training_samples() if has_tests(s) and initial.get(s.id, "").strip()]
+        results = run_completions(sandbox_for(run.task), [(s, initial[s.id]) for s in samples])
+        return {s.id: initial[s.id] for s, r in zip(samples, results) if r.passed}
+
+    def _pairs(self, run: Pipeline) -> tuple[list[dict[str, str]], dict[str, int]]:
+        from ilf.train.sft import training_pairs
+
+        passing = self.targets(run) or {}
+        samples = [dataclasses.replace(s, initial_output=passing[s.id]) for s in run.training_samples() if s.id in passing]
+        pairs, counts = training_pairs(run.task, samples, "initial")
+        return pairs, {**counts, "failing_left_out": len(run.training_samples()) - len(samples)}
+
+    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+        return {"executions": len(run.training_samples())}

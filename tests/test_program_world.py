@@ -1,0 +1,158 @@
+"""The program world's plug-ins: its tasks and held-out split, the weak programmer's
+misconceptions, the reviewer, the loader, the feedback sources and the sft_passing method, with
+programs run in the real sandbox."""
+
+from __future__ import annotations
+
+import collections
+import random
+
+import pytest
+
+from ilf.config import load_config
+from ilf.data import load_eval, load_train, pretrained_world_model
+from ilf.demo import program_models, programs
+from ilf.execution.programs import run_completions
+from ilf.execution.sandbox import Limits, Sandbox
+from ilf.feedback.execution_other import derangement
+
+
+def world_config(*more: str):
+    return load_config(None, ["data.loader=program_world", "task.name=code", "feedback.source=reviewer", "data.limit=30", *more])
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    return Sandbox(Limits(timeout=10))
+
+
+def test_held_out_tasks_are_split_off_by_the_hash_of_their_program() -> None:
+    train = programs.generate_tasks(300, seed=1, held_out=False)
+    test = programs.generate_tasks(200, seed=99, held_out=True, prefix="test")
+    assert all(t.held_out() for t in test) and not any(t.held_out() for t in train)
+    assert len({t.key() for t in test}) == 200  # distinct programs
+    assert not {t.program() for t in train} & {t.program() for t in test}
+    # pre-training's stream never yields a held-out task
+    stream = programs.iter_tasks(seed=3)
+    assert not any(next(stream).held_out() for _ in range(500))
+    # about a fifth of all tasks is held out
+    tasks = [programs.Task(programs._draw_steps(random.Random(i))) for i in range(2000)]
+    assert 0.12 < sum(t.held_out() for t in tasks) / len(tasks) < 0.28
+
+
+def test_each_misconception_is_written_into_the_program_and_fails_its_tests(sandbox: Sandbox) -> None:
+    tasks = programs.generate_tasks(400, seed=5, held_out=False)
+    seen = collections.Counter()
+    pairs, expected = [], []
+    for task in tasks:
+        for flaw in task.applicable():
+            if seen[flaw.kind] >= 3:
+                continue
+            seen[flaw.kind] += 1
+            wrong = task.program(frozenset({flaw}))
+            assert wrong != task.program()
+            assert programs.read_flaws(task, wrong) == frozenset({flaw})  # the reviewer reads it back
+            sample = _sample(task)
+            pairs += [(sample, wrong), (sample, task.program())]
+            expected += [False, True]
+    assert set(seen) == set(programs.MISCONCEPTIONS)  # all eight kinds occur, more than the prototype's three
+    results = run_completions(sandbox, pairs)
+    assert [r.passed for r in results] == expected, [r.summary() for r in results]
+    # the sandbox's message is the one pre-training's examples were written with
+    failed = next(r for r, ok in zip(results, expected) if not ok)
+    task, flaws = _task_and_flaws(pairs[0])
+    assert programs.simulated_execution_feedback(task, flaws) == f"The program fails: {results[0].summary()}"
+    assert failed.error.startswith("AssertionError: f ( ")
+
+
+def _sample(task: programs.Task):
+    from ilf.records import Sample
+
+    return Sample(id=task.key()[:8], inputs={"prompt": task.prompt()}, references=[task.program()], extra=programs.task_record(task))
+
+
+def _task_and_flaws(pair):
+    sample, program = pair
+    task = programs.task_from_sample(sample)
+    return task, programs.read_flaws(task, program)
+
+
+def test_the_weak_programmer_passes_about_half_and_its_mistakes_are_systematic() -> None:
+    rng = random.Random(0)
+    tasks = programs.generate_tasks(400, seed=7, held_out=True, prefix="test")
+    programmer = programs.Programmer()
+    flaws = [programmer.flaws(t, rng) for t in tasks]
+    passing = sum(programs.first_failure(t, f) is None for t, f in zip(tasks, flaws)) / len(tasks)
+    assert 0.4 < passing < 0.65
+    # systematic: the same mistake on about a third of the tasks with its feature, whichever task it is
+    for kind in ("min_max", "sub_order", "mod_div", "seven_one"):
+        triggered = [fs for t, fs in zip(tasks, flaws) if any(f.kind == kind for f in t.applicable())]
+        rate = sum(any(f.kind == kind for f in fs) for fs in triggered) / len(triggered)
+        assert 0.2 < rate < 0.5, (kind, rate)
+    # a slip is one wrong constant among seven wrong values: no slip repeats like a misconception does
+    slips = collections.Counter((f.step, f.constant) for fs in flaws for f in fs if f.kind == programs.SLIP)
+    assert sum(slips.values()) < 0.15 * len(tasks)
+
+
+def test_reviewer_names_one_flaw_in_several_phrasings_with_unhelpful_and_misleading_critiques() -> None:
+    tasks = programs.generate_tasks(300, seed=2, held_out=False)
+    reviewer = programs.Reviewer(noise=0.2, seed=1)
+    rng = random.Random(1)
+    programmer = programs.Programmer(misconception=0.9)
+    kinds, texts = collections.Counter(), collections.defaultdict(set)
+    for task in tasks:
+        flaws = programmer.flaws(task, rng)
+        critique = reviewer.critique(task, flaws)
+        kinds[critique.kind] += 1
+        texts[critique.kind].add(critique.text.split()[0])
+        if critique.kind in programs.KINDS:
+            assert critique.flaw in flaws
+            left = programs.apply_critique(flaws, critique)
+            assert left == flaws - {critique.flaw}  # only the named flaw is fixed
+        elif critique.kind == "misleading":
+            assert critique.flaw not in flaws and programs.apply_critique(flaws, critique) == flaws
+        elif critique.kind == "good":
+            assert not flaws
+    noisy = (kinds["unhelpful"] + kinds["misleading"]) / len(tasks)
+    assert 0.12 < noisy < 0.28 and kinds["unhelpful"] > 10 and kinds["misleading"] > 10
+    assert len(texts["min_max"]) >= 2 and len(texts["sub_order"]) >= 2  # several phrasings of a kind
+    assert programs.Reviewer(noise=0.0).critique(tasks[0], None).kind == "other"  # unreadable text: no fix named
+
+
+def test_refiner_targets_keep_the_mistakes_the_feedback_does_not_name() -> None:
+    config = program_models.PretrainConfig(examples=3000, seed=4)
+    examples = program_models.training_examples(config)
+    policy = [e for e in examples if e["prompt"].startswith("# task")]
+    without = [e for e in examples if e["prompt"].startswith("OLD CODE") and "FEEDBACK:" not in e["prompt"]]
+    execution = [e for e in examples if "The program fails:" in e["prompt"]]
+    assert 0.35 < len(policy) / len(examples) < 0.45 and without and execution
+    # without feedback the refiner's target is the program it was given: the mistakes stay
+    for example in without:
+        old = example["prompt"].split("OLD CODE:\n", 1)[1].split("\n\nREFINEMENT:", 1)[0]
+        assert old.endswith(example["completion"].strip())
+    tokenizer = program_models.word_tokenizer()
+    encoded = tokenizer(policy[0]["completion"])["input_ids"]
+    assert tokenizer.decode(encoded) == policy[0]["completion"]  # the body's leading space survives decoding
+    assert tokenizer.unk_token_id not in tokenizer(execution[0]["prompt"])["input_ids"]
+
+
+def test_loader_gives_code_samples_with_a_held_out_set_shared_by_every_seed() -> None:
+    config = world_config("data.eval_limit=50")
+    train, test = load_train(config).samples, load_eval(config).samples
+    assert len(train) == 30 and len(test) == 50
+    assert {"test", "entry_point", "steps", "test_inputs"} <= set(train[0].extra)
+    assert train[0].inputs["prompt"].endswith("def f ( x ) :") and train[0].references[0].startswith(" return ")
+    other = world_config("data.eval_limit=50", "seed=1")
+    assert [s.id for s in load_eval(other).samples] == [s.id for s in test]
+    assert not {s.id for s in load_train(other).samples} & {s.id for s in test}
+    assert {s.id for s in load_train(other).samples} != {s.id for s in train}
+    assert pretrained_world_model(config) is program_models.pretrained_model
+    assert pretrained_world_model(load_config(None, ["data.loader=facts_world"])).__module__ == "ilf.demo.models"
+
+
+def test_derangement_gives_every_program_the_message_of_another() -> None:
+    rng = random.Random(0)
+    for count in (2, 3, 10):
+        order = derangement(count, rng)
+        assert sorted(order) == list(range(count)) and all(i != j for i, j in enumerate(order))
+    assert derangement(1, rng) == [0]
