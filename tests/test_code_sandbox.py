@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, processes_with
 
 from ilf.execution import sandbox as sandbox_module
 from ilf.execution.sandbox import ExecutionResult, Limits, Sandbox, SandboxUnavailable, build_program
@@ -27,19 +27,6 @@ TEST = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidat
 
 def program(body: str, test: str = TEST) -> str:
     return build_program("def double(x):\n", body, test, "double")
-
-
-def processes_with(marker: str) -> list[int]:
-    """Live processes whose command line holds ``marker`` (zombies have an empty one)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(entry.path, "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue  # it ended while we looked
-    return found
 
 
 def wait_until_gone(marker: str, seconds: float = 3.0) -> list[int]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, processes_with
 
 from ilf.execution import pool as pool_module
 from ilf.execution.sandbox import Limits, Sandbox, SandboxUnavailable, _uid_pids
@@ -22,18 +22,6 @@ from ilf.execution.sandbox import Limits, Sandbox, SandboxUnavailable, _uid_pids
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="BUBBLEWRAP IS MISSING (apt-get install bubblewrap)")
 
 LIMITS = Limits(timeout=3.0, memory_mb=512, processes=8)
-
-
-def live_processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in Path(entry.path, "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue  # it ended while we looked
-    return found
 
 
 def test_every_hostile_program_gets_a_result_and_nothing_outside_changes(tmp_path: Path, monkeypatch) -> None:
@@ -84,7 +72,7 @@ def test_every_hostile_program_gets_a_result_and_nothing_outside_changes(tmp_pat
 
     assert not host_tmp.exists() and not var_tmp.exists()
     assert secret.read_text() == "the key"
-    assert live_processes_with(sleeper) == [], "a program's daemon outlived it"
+    assert processes_with(sleeper) == [], "a program's daemon outlived it"
     secret.unlink()
     # The workers survived all of it: a program after them runs in the same workers.
     assert Sandbox(LIMITS, workers=2).run("assert 1 + 1 == 2\n").passed

@@ -14,7 +14,7 @@ import logging
 import random
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ilf.config import PretrainConfig, fingerprint
 from ilf.demo import world
@@ -27,17 +27,29 @@ log = logging.getLogger(__name__)
 def pretrained_model(config: PretrainConfig) -> Path:
     """The pretrained policy/refiner for these settings: trained on first use, then read from the
     cache (one folder per settings, so every run and study that asks for them shares it)."""
+    # a change to the world's examples (world.VERSION) trains a new model
+    return cached_world_model(
+        config, "world-model", {"world_version": world.VERSION}, "the facts world's", lambda path: pretrain(config, path)
+    )
+
+
+def cached_world_model(
+    config: PretrainConfig, prefix: str, versions: dict[str, Any], world_name: str, train: Callable[[Path], None]
+) -> Path:
+    """A world's pretrained model, in ``pretraining.cache_dir`` under ``prefix`` and a fingerprint
+    of the settings and the world's ``versions``: ``train(path)`` writes it on first use, under a
+    lock, so runs and studies that ask at once train it once."""
     settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
-    settings["world_version"] = world.VERSION  # a change to the world's examples trains a new model
+    settings.update(versions)
     cache = Path(config.cache_dir).expanduser()
-    path = cache / f"world-model-{fingerprint(settings)}"
+    path = cache / f"{prefix}-{fingerprint(settings)}"
     if (path / "config.json").exists():
         return path
     cache.mkdir(parents=True, exist_ok=True)
     with DirectoryLock(cache / f".{path.name}.lock"):
         if not (path / "config.json").exists():
-            log.info("training the facts world's policy and refiner from scratch (%d steps; cached in %s)", config.steps, cache)
-            pretrain(config, path)
+            log.info("training %s policy and refiner from scratch (%d steps; cached in %s)", world_name, config.steps, cache)
+            train(path)
     return path
 
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ilf.config import PretrainConfig, fingerprint
+from ilf.config import PretrainConfig
 from ilf.demo import programs
-from ilf.demo.models import pretrain
-from ilf.files import DirectoryLock
+from ilf.demo.models import cached_world_model, pretrain
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +32,13 @@ def pretrained_model(config: PretrainConfig) -> Path:
     """The program world's pretrained policy/refiner for these settings: trained on first use,
     then read from the cache (``pretraining.seed`` is part of the settings, so each pre-training
     seed of a study is its own model)."""
-    settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
-    settings["program_world_version"] = programs.VERSION
-    cache = Path(config.cache_dir).expanduser()
-    path = cache / f"program-world-model-{fingerprint(settings)}"
-    if (path / "config.json").exists():
-        return path
-    cache.mkdir(parents=True, exist_ok=True)
-    with DirectoryLock(cache / f".{path.name}.lock"):
-        if not (path / "config.json").exists():
-            log.info("training the program world's policy and refiner from scratch (%d steps; cached in %s)", config.steps, cache)
-            pretrain(config, path, training_examples(config), word_tokenizer(), label="pretrain program world")
-    return path
+    return cached_world_model(
+        config,
+        "program-world-model",
+        {"program_world_version": programs.VERSION},
+        "the program world's",
+        lambda path: pretrain(config, path, training_examples(config), word_tokenizer(), label="pretrain program world"),
+    )
 
 
 def word_tokenizer() -> Any:
