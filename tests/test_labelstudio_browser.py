@@ -130,7 +130,8 @@ def test_annotator_picks_a_refinement_in_the_browser(browser, label_studio, ls_c
     choice = page.locator('input[name="Candidate 2"]')
     choice.wait_for(timeout=60_000)
     for text in ("Someone lost something.", "Say where the keys turned up.", *candidates):
-        assert page.get_by_text(text, exact=True).count() >= 1  # output, feedback and every candidate on one page
+        # output, feedback and every candidate on one page; on a loaded machine the texts render after the choices
+        page.get_by_text(text, exact=True).first.wait_for(timeout=30_000)
     choice.check()
     page.locator("[data-testid=bottombar-submit-button]").click()
     wait_for_annotation(ls_client, result.project_id)
