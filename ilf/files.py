@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -134,20 +135,32 @@ class Journal:
 
 
 class DirectoryLock:
-    """One writer per run directory: a second ``ilf run`` on it fails instead of interleaving."""
+    """One writer per run directory: a second ``ilf run`` on it fails instead of interleaving.
 
-    def __init__(self, path: Path) -> None:
+    With ``wait``, a second process waits for the holder instead (a shared cache that the first
+    one is filling: the world model, a study's shared stage); a lock left by a dead process is
+    taken over either way."""
+
+    def __init__(self, path: Path, wait: bool = False) -> None:
         self.path = path
+        self.wait = wait
 
     def __enter__(self) -> DirectoryLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        stale = 0
+        while stale < 2:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 if self._holder_alive():
-                    raise DirectoryBusy(f"{self.path}: another ilf process (pid {self.path.read_text().strip()}) holds this lock") from None
+                    if not self.wait:
+                        raise DirectoryBusy(
+                            f"{self.path}: another ilf process (pid {self.path.read_text().strip()}) holds this lock"
+                        ) from None
+                    time.sleep(0.2)
+                    continue
                 self.path.unlink(missing_ok=True)  # left by a process that died
+                stale += 1
                 continue
             with os.fdopen(fd, "w") as handle:
                 handle.write(str(os.getpid()))
@@ -166,14 +179,19 @@ class DirectoryLock:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one of another user's counts)."""
+    """Whether a process with this pid is running (one of another user's counts; a zombie, which
+    has exited but not been reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal's answer stands
+    return state != "Z"
 
 
 def files_digest(path: str | Path | None) -> list[Any]:

@@ -550,10 +550,14 @@ class Pipeline:
         target = self._shared_dir(stage, fp)
         if target is None or (target / "marker.json").exists():
             return
-        with atomic_directory(target) as tmp:
-            for key in _BY_NAME[stage].writes:
-                _link(getattr(self.paths, key), tmp / FILES[key])
-            shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
+        # cells of a study running in parallel may finish the same stage at once: the first publishes
+        with DirectoryLock(target.with_name(f".{target.name}.lock"), wait=True):
+            if (target / "marker.json").exists():
+                return
+            with atomic_directory(target) as tmp:
+                for key in _BY_NAME[stage].writes:
+                    _link(getattr(self.paths, key), tmp / FILES[key])
+                shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
 
     def _name_model_key(self, message: str) -> str:
         """Name the config key of a model that failed to load (the loader knows only the name)."""

@@ -39,6 +39,8 @@ def test_code_demo_reports_pass_at_k_the_contrasts_and_the_gate(tmp_path: Path, 
         'study.axes={"pretraining.seed": [7]}',
         "--set",
         f"study.methods={json.dumps(list(METHODS))}",
+        "--set",
+        'study.gates=["sft_reference pass@1 >= 0.9 at 6"]',
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -61,7 +63,7 @@ def test_code_demo_reports_pass_at_k_the_contrasts_and_the_gate(tmp_path: Path, 
         assert contrasts[name]["n"] == 2 and contrasts[name]["low"] <= contrasts[name]["mean"] <= contrasts[name]["high"]
         assert f"| {name} | pass@1 |" in printed
     gate = json.loads((run_dir / "contrasts.json").read_text())["gates"]
-    assert [g["gate"] for g in gate] == ["sft_reference pass@1 >= 0.9"]
-    assert "| sft_reference pass@1 >= 0.9 |" in printed
+    assert [g["gate"] for g in gate] == ["sft_reference pass@1 >= 0.9 at 6"]
+    assert "| sft_reference pass@1 >= 0.9 at 6 |" in printed
     assert len(list((tmp_path / "world-cache").glob("program-world-model-*/config.json"))) == 1
     assert list((tmp_path / "world-cache" / "executions").glob("*/*.json"))  # verdicts cached beside the world model

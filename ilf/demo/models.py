@@ -46,7 +46,7 @@ def cached_world_model(
     if (path / "config.json").exists():
         return path
     cache.mkdir(parents=True, exist_ok=True)
-    with DirectoryLock(cache / f".{path.name}.lock"):
+    with DirectoryLock(cache / f".{path.name}.lock", wait=True):  # another run may be training it now
         if not (path / "config.json").exists():
             log.info("training %s policy and refiner from scratch (%d steps; cached in %s)", world_name, config.steps, cache)
             train(path)

@@ -46,8 +46,14 @@ class StudyConfig:
     )
     contrast_metrics: list[str] = option(help="Metrics of the method contrasts (default: the first two report metrics).", factory=list)
     gates: list[str] = option(
-        help="Checks a comparison rests on, e.g. 'sft_reference recall >= 0.9': the report says at every size whether they hold.",
+        help="Checks a comparison rests on, e.g. 'sft_reference recall >= 0.9': the report says at every size whether they hold; "
+        "'... at 100' checks one size (where enough training data should reach the threshold).",
         factory=list,
+    )
+    workers: int = option(
+        1,
+        "Processes that run cells at once on this machine, each with its share of the CPU threads. Cells that share a "
+        "seed and axis values (and so their feedback round) run in the same process, one after another.",
     )
     title: str = option("", "Heading of the report (default: the run name).")
     notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
@@ -78,9 +84,11 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
             raise ConfigError(source, None, f"study.contrasts[{index}]", str(err)) from None
     for index, text in enumerate(study.gates):
         try:
-            parse_gate(text)
+            size = parse_gate(text)[4]
         except ValueError as err:
             raise ConfigError(source, None, f"study.gates[{index}]", str(err)) from None
+        if size is not None and size not in study.sizes:
+            raise ConfigError(source, None, f"study.gates[{index}]", f"size {size} is not one of study.sizes {study.sizes}")
     for field_name, values in (("methods", study.methods), ("seeds", study.seeds)):
         if not values:
             raise ConfigError(source, None, f"study.{field_name}", "must list at least one")
@@ -88,6 +96,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         method = study.variants[label].method if label in study.variants else label
         if method not in METHODS:
             METHODS.get(method)  # raises with the registered names and the closest one
+    if study.workers < 1:
+        raise ConfigError(source, None, "study.workers", f"must be at least 1, got {study.workers}")
     if any(size < 1 for size in study.sizes):
         raise ConfigError(source, None, "study.sizes", f"sizes must be positive, got {study.sizes}")
     base = apply_overrides(raw, run_overrides)
@@ -104,14 +114,20 @@ def parse_contrast(text: str) -> tuple[str | None, str, str]:
     return (method.strip() if method else None), left.strip(), right.strip()
 
 
-def parse_gate(text: str) -> tuple[str, str, str, float]:
+def parse_gate(text: str) -> tuple[str, str, str, float, int | None]:
+    """(method, metric, '>=' or '<=', threshold, size or None for every size) of a gate's text."""
     parts = text.split()
-    if len(parts) != 4 or parts[2] not in (">=", "<="):
-        raise ValueError(f"expected 'method metric >= value' (or <=), got {text!r}")
+    if len(parts) not in (4, 6) or parts[2] not in (">=", "<=") or (len(parts) == 6 and parts[4] != "at"):
+        raise ValueError(f"expected 'method metric >= value' (or <=), optionally followed by 'at SIZE', got {text!r}")
     try:
-        return parts[0], parts[1], parts[2], float(parts[3])
+        threshold = float(parts[3])
     except ValueError:
         raise ValueError(f"the threshold of {text!r} is not a number") from None
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2], threshold, None
+    if not parts[5].isdigit():
+        raise ValueError(f"the size of {text!r} ('at {parts[5]}') is not a whole number")
+    return parts[0], parts[1], parts[2], threshold, int(parts[5])
 
 
 __all__ = ["Variant", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]

@@ -110,9 +110,9 @@ def contrasts(study: StudyConfig, rows: list[dict[str, Any]], columns: list[str]
 def gates(study: StudyConfig, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result = []
     for text in study.gates:
-        method, metric, op, threshold = parse_gate(text)
+        method, metric, op, threshold, size = parse_gate(text)
         for g in summary:
-            if g["method"] == method and metric in g["metrics"]:
+            if g["method"] == method and metric in g["metrics"] and (size is None or g["size"] == size):
                 value = g["metrics"][metric]["mean"]
                 held = value >= threshold if op == ">=" else value <= threshold
                 result.append({"gate": text, "size": g["size"], "axes": g["axes"], "value": value, "holds": held})

@@ -1,0 +1,101 @@
+"""`study.workers`: a study's cells spread over processes give the numbers one process gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ilf.cli import main
+
+TINY = [
+    "pretraining.steps=6",
+    "pretraining.examples=200",
+    "data.limit=4",
+    "data.eval_limit=4",
+    "evaluation.num_samples=2",
+    "finetune.num_train_epochs=1",
+    "study.sizes=[4]",
+    "study.seeds=[0,1]",
+    'study.axes={"pretraining.seed": [7]}',
+    "study.methods=[before,sft_reference]",
+    'study.gates=["sft_reference pass@1 >= 0.9 at 4"]',
+]
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k != "seconds"}
+    return value
+
+
+def _metrics(run_dir: Path) -> dict[str, dict]:
+    """Every cell's metrics, less how long generation took (the one thing that differs between runs)."""
+    return {p.parent.name: _without_timings(json.loads(p.read_text())) for p in sorted((run_dir / "cells").glob("*/metrics.json"))}
+
+
+@pytest.mark.slow
+def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each of two workers on this 2-core machine gets one thread: the same arithmetic
+    try:
+        sets = [arg for s in TINY for arg in ("--set", s)]
+        assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
+        assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    assert "running 2 groups of cells in 2 processes" in printed
+    one, two = _metrics(tmp_path / "one" / "code"), _metrics(tmp_path / "two" / "code")
+    assert sorted(one) == [
+        "seed0-before-pretraining.seed=7",
+        "seed0-sft_reference-n4-pretraining.seed=7",
+        "seed1-before-pretraining.seed=7",
+        "seed1-sft_reference-n4-pretraining.seed=7",
+    ]
+    assert one == two
+    assert all(cell["systems"][cell["primary"]]["programs"] == 8 for cell in one.values())  # 4 tasks x 2 samples each, all run
+    gate = json.loads((tmp_path / "two" / "code" / "contrasts.json").read_text())["gates"]
+    assert [(g["gate"], g["size"]) for g in gate] == [("sft_reference pass@1 >= 0.9 at 4", 4)]
+
+
+def test_gate_sizes_are_checked_when_the_study_loads(tmp_path: Path, capsys) -> None:
+    from ilf.study.config import parse_gate
+
+    assert parse_gate("sft_reference pass@1 >= 0.9 at 100") == ("sft_reference", "pass@1", ">=", 0.9, 100)
+    assert parse_gate("sft_reference pass@1 >= 0.9") == ("sft_reference", "pass@1", ">=", 0.9, None)
+    for bad, problem in (("a m >= 0.9 on 100", "optionally followed by 'at SIZE'"), ("a m >= 0.9 at ten", "is not a whole number")):
+        with pytest.raises(ValueError, match=problem):
+            parse_gate(bad)
+    run = ["demo", "code", "--run-dir", str(tmp_path / "code"), "--set", 'study.gates=["sft_reference pass@1 >= 0.9 at 10"]']
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert "study.gates[0]" in err and "size 10 is not one of study.sizes [30, 100]" in err
+    assert main([*run[:4], "--set", "study.workers=0"]) == 2
+    assert "study.workers" in capsys.readouterr().err and not (tmp_path / "code").exists()
+
+
+def test_a_waiting_lock_waits_for_a_live_holder_and_a_plain_one_refuses(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from ilf.files import DirectoryBusy, DirectoryLock
+
+    lock = tmp_path / ".model.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    try:
+        lock.write_text(str(holder.pid))  # another process, alive, holds it
+        with pytest.raises(DirectoryBusy, match="holds this lock"):
+            DirectoryLock(lock).__enter__()
+        started = time.monotonic()
+        with DirectoryLock(lock, wait=True):  # taken once the holder has gone
+            assert lock.read_text() == str(__import__("os").getpid())
+            assert holder.poll() is not None
+        assert time.monotonic() - started > 0.5 and not lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
