@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config, read_config_file  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
-from ilf.evaluation import format_table, primary_numbers  # noqa: E402
+from ilf.evaluation import format_table  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
 from ilf.metrics import get_metrics, score_system  # noqa: E402
 from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
@@ -69,44 +69,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from ilf.feedback.labelstudio_round import write_round_summary
-    from ilf.labelstudio.summary import SUMMARY_MD
-    from ilf.pipeline import Pipeline, RunPaths
-    from ilf.rounds import Rounds, open_run
+    from ilf.commands.loop import run_loop
 
     config = _config(args)
-    if config.feedback.source != "labelstudio_round":
-        log.info("ilf loop: feedback.source %r -> labelstudio_round (the loop's feedback comes from Label Studio)", config.feedback.source)
-        config = dataclasses.replace(config, feedback=dataclasses.replace(config.feedback, source="labelstudio_round"))
     run_dir = Path(args.run_dir or Path("runs") / config.name)
-    driver = open_run(config, run_dir)
-
-    def summarize(k: int, run: Pipeline) -> None:
-        page = write_round_summary(run.paths.root, k)
-        if page is not None:
-            log.info("round %d: what the annotators did is in %s", k, page)
-
-    if isinstance(driver, Rounds):
-        driver.run(after_round=summarize)
-    else:
-        driver.run()
-        summarize(1, driver)
-    metrics = json.loads(RunPaths(run_dir).metrics.read_text())
-    rows = {}
-    for k, entry in enumerate(metrics.get("rounds") or [{"systems": metrics["systems"], "primary": metrics["primary"]}], start=1):
-        round_dir = run_dir / f"round-{k}" if config.rounds > 1 else run_dir
-        waited = json.loads(RunPaths(round_dir).labelstudio_round.read_text())
-        rows[str(k)] = {
-            "tasks": waited["tasks"],
-            "annotated": waited["annotated"],
-            "skipped": waited["skipped"],
-            **primary_numbers(entry),
-            "summary": str(round_dir / SUMMARY_MD) if (round_dir / SUMMARY_MD).exists() else None,
-        }
+    table = run_loop(config, run_dir)
     print(f"run directory: {run_dir}\n")
-    print(format_table(rows, columns=tuple(next(iter(rows.values()))), first="round"))
+    print(table)
     return 0
 
 
@@ -249,6 +218,9 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     result = run_study(args.config, run_dir, args.overrides)
+    from ilf.commands import ranking_tasks
+
+    ranking_tasks.write_ranking_tasks(result["cells"], run_dir / ranking_tasks.FILE)  # for a human evaluation of the same systems
     print(result["report"])
     print(f"report: {run_dir / 'report.md'} (plot: report.png, every cell: cells.csv, cells.json; runs under {run_dir / 'cells'})")
     if result["failed"]:
@@ -497,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_evaluate)
 
-    from ilf.labelstudio.cli import add_parser as add_labelstudio_parser
+    from ilf.commands.labelstudio import add_parser as add_labelstudio_parser
 
     add_labelstudio_parser(sub)
 

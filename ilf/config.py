@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -349,19 +349,19 @@ class EvaluationConfig:
                 f"{self.num_samples} copies of one output, so pass@k would equal pass@1: set evaluation.sampling.do_sample: "
                 "true (with a temperature), or num_samples: 1",
             )
-        if "judge_win_rate" in self.metrics and self.judge.kind == "model" and self.judge.model is None:
-            raise SchemaError(None, None, "judge.model", "the judge_win_rate metric needs a judge model (or judge.kind: annotator)")
 
 
 @dataclass
 class WorldConfig:
-    preference: str = option(
+    preference: Literal["cued", "hidden"] = option(
         "cued",
         "cued: the salient facts are marked in the post; hidden: the post marks three facts, and which of them matter is "
         "a rule of the annotator's (world.rule: the people it cares about), drawn per run seed, that only feedback, "
         "references and comparisons reveal.",
     )
-    rule: str = option("name", "hidden: what the annotator's rule is about: the people of the facts, or their verbs or objects.")
+    rule: Literal["name", "verb", "object"] = option(
+        "name", "hidden: what the annotator's rule is about: the people of the facts, or their verbs or objects."
+    )
     rule_size: int = option(5, "hidden: how many of the people (or verbs, objects) the annotator cares about.")
     state_preference: float = option(
         0.25, "hidden: share of actionable feedback that also says in words what the annotator cares about ('i care about ben :')."
@@ -371,12 +371,6 @@ class WorldConfig:
     test_seed: int = option(99, "Seed of the held-out posts: the same for every run, so runs are compared on one set.")
 
     def __post_init__(self) -> None:
-        from ilf.demo.world import PREFERENCES, RULE_SLOTS  # the world defines what it supports
-
-        if self.preference not in PREFERENCES:
-            raise SchemaError(None, None, "preference", f"must be one of {', '.join(PREFERENCES)}, got {self.preference!r}")
-        if self.rule not in RULE_SLOTS:
-            raise SchemaError(None, None, "rule", f"must be one of {', '.join(RULE_SLOTS)}, got {self.rule!r}")
         for name in ("state_preference", "annotator_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SchemaError(None, None, name, f"must be between 0 and 1, got {getattr(self, name)}")
@@ -453,7 +447,7 @@ class LabelStudioConfig:
     )
     start_server: bool = option(True, "Start a local server (`ilf labelstudio serve`) when no URL is configured or set.")
     port: int = option(8080, "Port of the local server the loop starts.")
-    annotator: str = option(
+    annotator: Literal["none", "simulated"] = option(
         "none",
         "none: people annotate; simulated: the facts world's annotator works through the HTTP API as a user of its own.",
     )
@@ -464,8 +458,6 @@ class LabelStudioConfig:
         m = self.min_annotations
         if not (0 < m <= 1 or (m > 1 and float(m).is_integer())):
             raise SchemaError(None, None, "min_annotations", f"must be a share in (0, 1] or a whole count above 1, got {m}")
-        if self.annotator not in ("none", "simulated"):
-            raise SchemaError(None, None, "annotator", f"must be none or simulated, got {self.annotator!r}")
         if self.poll_seconds <= 0:
             raise SchemaError(None, None, "poll_seconds", f"must be positive, got {self.poll_seconds}")
         if not 0 <= self.skip_share < 1:
@@ -536,7 +528,7 @@ class RunConfig:
 
     def _check_plugin_names(self) -> None:
         """Every plug-in the config names exists, before any stage runs (names are read from the
-        registries' source: nothing is imported)."""
+        registries' source), and the metrics' settings hold (each named metric's module is imported)."""
         from ilf.registry import FEEDBACK_SOURCES, LOADERS, METHODS, METRICS, SELECTORS, TASKS
 
         named = [
@@ -552,6 +544,10 @@ class RunConfig:
             problem = registry.unknown(name)
             if problem is not None:
                 raise SchemaError(None, None, key, problem)
+        for name in self.evaluation.metrics:  # a metric's own settings (its modules are light: no model library at import)
+            check = getattr(METRICS.get(name), "check_config", None)
+            if check is not None:
+                check(self)
 
     @property
     def refiner_model(self) -> ModelConfig:

@@ -43,6 +43,7 @@ from ilf.methods import Method, get_method
 from ilf.metrics import get_metrics, score_system
 from ilf.models import ModelLoadError
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
+from ilf.registry import SELECTORS
 from ilf.tasks import get_task
 from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model
 
@@ -76,8 +77,6 @@ FILES = {
     "eval_samples": "eval_samples.jsonl",
     "dataset_feedback": "dataset_feedback.jsonl",
     "dataset_comparisons": "dataset_comparisons.jsonl",
-    "labelstudio_feedback": "labelstudio_feedback.jsonl",
-    "labelstudio_round": "labelstudio_round.json",
     "outputs": "outputs.jsonl",
     "feedback": "feedback.jsonl",
     "refinements": "refinements.jsonl",
@@ -328,8 +327,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
         lambda r: [
             r.config.selection,
             r.refiner if r.uses_judge() else None,
-            # people's picks (selection.method labelstudio): new ones rerun the stage
-            *([files_digest(r.paths.root / "labelstudio_picks.json")] if r.config.selection.method == "labelstudio" else []),
+            *[item for cls in r.selector_classes() for item in getattr(cls, "fingerprint_inputs", lambda _: [])(r)],
         ],
         _select,
     ),
@@ -467,8 +465,12 @@ class Pipeline:
     def selections(self) -> list[Selection]:
         return read_records(self.paths.selected, Selection)
 
+    def selector_classes(self) -> list[Any]:
+        """The selectors of ``selection.method`` and ``also_score`` (their modules alone imported)."""
+        return [SELECTORS.get(name) for name in dict.fromkeys([self.config.selection.method, *self.config.selection.also_score])]
+
     def uses_judge(self) -> bool:
-        return "instruct_rm" in (self.config.selection.method, *self.config.selection.also_score)
+        return any(getattr(cls, "uses_judge", False) for cls in self.selector_classes())
 
     # ----- bookkeeping -------------------------------------------------------------------------
 
@@ -579,10 +581,9 @@ class Pipeline:
         with DirectoryLock(self.paths.state / "lock"):
             if "feedback" in self.stages[: last + 1]:
                 self.feedback_source.prepare(self)
-            if "select" in self.stages[: last + 1] and self.config.selection.method == "labelstudio":
-                from ilf.selection.labelstudio import snapshot_picks
-
-                snapshot_picks(self.config.selection.labelstudio_project or "", self.paths.root / "labelstudio_picks.json")
+            if "select" in self.stages[: last + 1]:
+                for cls in self.selector_classes():
+                    getattr(cls, "prepare", lambda _: None)(self)
             fps = self.fingerprints()
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(self.stages[: last + 1]):

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ilf.config import RunConfig
 from ilf.evaluation import format_table, primary_numbers
+from ilf.feedback import get_source
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.methods import get_method
 from ilf.pipeline import Pipeline, RunPaths
@@ -44,9 +45,8 @@ class Rounds:
 
     def round_config(self, k: int) -> RunConfig:
         c = self.config
-        labelstudio = dataclasses.replace(c.labelstudio, project=c.labelstudio.project.replace("{round}", str(k)))
         # the refiner stays the configured model
-        base = dataclasses.replace(c, rounds=1, refiner=c.refiner_model, labelstudio=labelstudio)
+        base = get_source(c.feedback.source).round_config(dataclasses.replace(c, rounds=1, refiner=c.refiner_model), k)
         if k == 1:
             return base
         previous = dataclasses.replace(c.policy, name_or_path=str(RunPaths(self.round_dir(k - 1)).model), adapter=None, backend="local")

@@ -15,6 +15,7 @@ from ilf.files import Journal
 from ilf.generate import GenerationStats, generate_outputs
 from ilf.models import LoadedModel
 from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection
+from ilf.registry import SELECTORS
 from ilf.selection import SelectionItem, select
 from ilf.tasks import Task
 
@@ -152,17 +153,8 @@ def select_refinements(
         "picked_first_candidate": picked_first,
         "no_acceptable_candidate": dropped,
     }
-    picked_by = [s.extra["picked_by"] for s in selections if "picked_by" in s.extra]
-    if picked_by:  # a selector that mixes people's picks with automatic ones says which is which
-        stats["picked_by_human"] = picked_by.count("human")
-        stats["picked_automatically"] = picked_by.count("automatic")
-        stats["human_edited"] = sum(1 for s in selections if s.extra.get("edited"))
-        log.info(
-            "select: %d picks by people (%d edited), %d automatic",
-            stats["picked_by_human"],
-            stats["human_edited"],
-            stats["picked_automatically"],
-        )
+    for name in dict.fromkeys([config.method, *config.also_score]):
+        stats.update(getattr(SELECTORS.get(name), "summary", lambda _: {})(selections))
     return selections, stats
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the environment, check lint and format (ruff), and run the test suite (what CI runs).
+# Create the environment, check lint and format (ruff) and the import contracts (import-linter), and
+# run the test suite (what CI runs).
 # Extra arguments go to pytest.
 #
 # Besides the Python environment, the tests use three real components, installed here:
@@ -40,6 +41,9 @@ fi
 # Style holds without anyone policing it: lint and format are checked before the tests run.
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
+# The architecture holds the same way: core names no plug-in, and no package imports in a circle
+# (the contracts are in pyproject.toml, [tool.importlinter]).
+"$venv/bin/lint-imports"
 
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -121,7 +121,7 @@ def test_a_config_extends_its_base_key_by_key(tmp_path: Path) -> None:
 
 
 def test_hidden_world_and_rounds_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match="must be one of cued, hidden"):
+    with pytest.raises(ConfigError, match="world.preference.*expected one of 'cued', 'hidden', got \"secret\""):
         load_config(OFFLINE, ["world.preference=secret"])
     with pytest.raises(ConfigError, match="rounds"):
         load_config(OFFLINE, ["rounds=0"])

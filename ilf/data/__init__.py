@@ -116,15 +116,15 @@ def loader_fingerprint_inputs(config: RunConfig) -> list[Any]:
 
 
 def pretrained_world_model(config: RunConfig) -> Callable[[Any], Any]:
-    """What trains (or finds cached) the model a config names ``pretrained``: the loader's own
-    world model where the loader has one (``pretrained_model``, the program world's), else the
-    facts world's."""
+    """What trains (or finds cached) the model a config names ``pretrained``: the data loader's
+    world model (its ``pretrained_model``: the facts world's, the program world's)."""
     own = getattr(LOADERS.get(config.data.loader), "pretrained_model", None)
-    if own is not None:
-        return own
-    from ilf.demo.models import pretrained_model
-
-    return pretrained_model
+    if own is None:
+        raise ValueError(
+            f"name_or_path 'pretrained' names the world model of the data loader, and data.loader {config.data.loader!r} "
+            "has none (the facts_world and program_world loaders do)"
+        )
+    return own
 
 
 def load_train(config: RunConfig) -> SplitData:

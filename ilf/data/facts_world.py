@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ilf.data import SplitData
-from ilf.demo import world
+from ilf.demo import models, world
 from ilf.records import Sample
 from ilf.registry import LOADERS
 
@@ -41,3 +41,4 @@ def _fingerprint_inputs(config: RunConfig) -> list[Any]:
 
 
 load_facts_world.fingerprint_inputs = _fingerprint_inputs  # type: ignore[attr-defined]
+load_facts_world.pretrained_model = models.pretrained_model  # type: ignore[attr-defined]  # what `pretrained` names

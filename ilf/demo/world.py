@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import typing
 from dataclasses import dataclass, field
+
+from ilf.config import WorldConfig
 
 NAMES = ("anna", "ben", "carla", "dan", "eva", "finn", "gina", "hugo", "iris", "jack")
 VERBS = ("buys", "sells", "paints", "fixes", "finds", "loses", "borrows", "builds", "cleans", "moves")
@@ -40,8 +43,8 @@ VERSION = 6  # bump when the pretraining examples change (their posts, the annot
 
 SALIENT_CUE, OTHER_CUE = "key", "note"
 FACTS_PER_POST, SALIENT_PER_POST = 4, 2
-PREFERENCES = ("cued", "hidden")
-RULE_SLOTS = ("name", "verb", "object")
+PREFERENCES = typing.get_args(typing.get_type_hints(WorldConfig)["preference"])  # the forms the config accepts
+RULE_SLOTS = typing.get_args(typing.get_type_hints(WorldConfig)["rule"])
 KEYS_PER_HIDDEN_POST = 3
 
 

@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, Sequence
 
-from ilf.execution.sandbox import HARNESS, ExecutionResult, Limits, _claim_uid, _classify, _kill_uid, _Plan, _tasks_of
+from ilf.execution.processes import HARNESS, ExecutionResult, Limits, _claim_uid, _classify, _kill_uid, _Plan, _tasks_of
 
 log = logging.getLogger(__name__)
 

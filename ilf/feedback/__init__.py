@@ -16,6 +16,7 @@ from ilf.records import Comparison, Feedback, Sample, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
+    from ilf.config import RunConfig
     from ilf.pipeline import Pipeline
 
 
@@ -30,6 +31,11 @@ class FeedbackSource:
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         """Config values and file digests the feedback depends on, besides the source's name."""
         return [run.config.feedback]
+
+    def round_config(self, config: RunConfig, k: int) -> RunConfig:
+        """Round ``k``'s config in a run of several rounds: by default ``config`` as it is (a source
+        that asks people names each round's project, say)."""
+        return config
 
     def status_note(self, run: Pipeline) -> str | None:
         """What an unfinished feedback stage is doing, for `ilf status` (waiting for people, say)."""

@@ -16,6 +16,8 @@ from ilf.labelstudio.sync import pull
 from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
+FEEDBACK_FILE = "labelstudio_feedback.jsonl"  # the critiques pulled, in the run directory
+
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
@@ -31,12 +33,12 @@ class LabelStudioFeedback(FeedbackSource):
         if not fb.project:
             raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
         client = LabelStudio(resolve_connection(fb.url, fb.data_dir))
-        result = pull(client, fb.project, run.paths.labelstudio_feedback, template="feedback")
+        result = pull(client, fb.project, run.paths.root / FEEDBACK_FILE, template="feedback")
         c = result.counts
         log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.feedback, files_digest(str(run.paths.labelstudio_feedback))]
+        return [run.config.feedback, files_digest(str(run.paths.root / FEEDBACK_FILE))]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
-        return read_records(run.paths.labelstudio_feedback, Feedback), run.paths.labelstudio_feedback
+        return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ilf.feedback import FeedbackSource
+from ilf.feedback.labelstudio import FEEDBACK_FILE
 from ilf.files import atomic_write_json
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import build_tasks, pull, push
@@ -34,11 +35,13 @@ from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
+    from ilf.config import RunConfig
     from ilf.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 EXPORT = "labelstudio_export.json"
+ROUND_FILE = "labelstudio_round.json"  # the round's state in its run directory: pushed, waited, pulled
 
 
 def project_title(run: Pipeline) -> str:
@@ -76,12 +79,18 @@ def connect(run: Pipeline) -> LabelStudio:
     "labelstudio.min_annotations (or labelstudio.deadline), pull the critiques.",
 )
 class LabelStudioRound(FeedbackSource):
+    def round_config(self, config: RunConfig, k: int) -> RunConfig:
+        import dataclasses
+
+        ls = config.labelstudio  # each round its own project: "{round}" in the title is the round's number
+        return dataclasses.replace(config, labelstudio=dataclasses.replace(ls, project=ls.project.replace("{round}", str(k))))
+
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         ls = run.config.labelstudio
         return [project_title(run), ls.min_annotations, ls.deadline, run.config.feedback.url]
 
     def status_note(self, run: Pipeline) -> str | None:
-        path = run.paths.labelstudio_round
+        path = run.paths.root / ROUND_FILE
         if not path.exists():
             return None
         state = json.loads(path.read_text())
@@ -104,20 +113,20 @@ class LabelStudioRound(FeedbackSource):
             if annotator is not None and annotator.poll() is None:
                 annotator.terminate()
                 annotator.wait(timeout=30)
-        result = pull(client, title, run.paths.labelstudio_feedback, template="feedback")
+        result = pull(client, title, run.paths.root / FEEDBACK_FILE, template="feedback")
         # what the round's summary page (`ilf loop`) is made of: the project as it was when the round closed
         emails = {str(k): v for k, v in result.emails.items()}
         atomic_write_json(run.paths.root / EXPORT, {"project": title, "template": "feedback", "tasks": result.tasks, "emails": emails})
         c = result.counts
         log.info("round closed: %d critiques pulled from %r (%d skipped, %d empty)", len(result.records), title, c.cancelled, c.empty)
-        return read_records(run.paths.labelstudio_feedback, Feedback), run.paths.labelstudio_feedback
+        return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE
 
     def _wait(self, run: Pipeline, client: LabelStudio, title: str, project_id: int, tasks: int) -> None:
         from ilf.labelstudio.webhooks import WebhookReceiver, register
 
         ls = run.config.labelstudio
         needed = ls.needed(tasks)
-        state_path = run.paths.labelstudio_round
+        state_path = run.paths.root / ROUND_FILE
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         pushed_at = state.get("pushed_at") or time.time()  # the deadline runs from the first push, across restarts
         tty = sys.stderr.isatty()

@@ -48,6 +48,11 @@ class Method:
         """The stages the method reads, besides data and evaluate (finetune is added when it trains)."""
         return ()
 
+    def learns_from_samples(self, config: RunConfig) -> bool:
+        """Whether what it evaluates depends on how many training samples it had: a study gives it a
+        cell per training size (a method that trains does; so does one whose reward model learned)."""
+        return self.trains
+
     def train_after(self, config: RunConfig) -> tuple[str, ...]:
         """The stages training reads: a change in any of them retrains."""
         return tuple(s for s in self.stages(config) if s != "finetune")

@@ -42,6 +42,9 @@ class RewardBestOfN(Method):
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons", "reward")
 
+    def learns_from_samples(self, config: RunConfig) -> bool:
+        return True  # its reward model learned from the training samples' comparisons
+
     def systems(self, run: Pipeline) -> dict[str, ModelConfig]:
         return {"best_of_n": run.policy}
 

@@ -16,6 +16,7 @@ from ilf.records import Output, Sample
 from ilf.registry import METRICS
 
 if TYPE_CHECKING:
+    from ilf.config import RunConfig
     from ilf.pipeline import Pipeline
 
 
@@ -31,6 +32,11 @@ class Metric:
     # The run's task when there is no run (``ilf evaluate --outputs``): a code task carries the
     # sandbox settings of the config.
     task: Any = None
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """Raise ``SchemaError`` naming the key when the run's config cannot work with this metric;
+        called when the config loads, before any stage runs (keep the module's imports light)."""
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         """Scores of one system's outputs; ``<key>_sem`` for errors. ``samples`` are the samples that

@@ -19,15 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-
-from ilf.config import JudgeConfig, ModelConfig, SamplingConfig, judge_opponent_is_file, judge_prompt_path
+from ilf.config import JudgeConfig, ModelConfig, RunConfig, SamplingConfig, judge_opponent_is_file, judge_prompt_path
 from ilf.evaluation import mean_and_sem
 from ilf.files import files_digest
 from ilf.labelstudio.summary import cohens_kappa
 from ilf.metrics import Metric
 from ilf.records import Comparison, Output, Sample, format_inputs, read_records
 from ilf.registry import METRICS
+from ilf.schema import SchemaError
 
 if TYPE_CHECKING:
     from ilf.generate import Sampler
@@ -130,9 +129,14 @@ class ModelJudge:
             replies.extend(t[0] for t in texts)
         return [parse_answer(r, self.config.answers) for r in replies]
 
-    @torch.inference_mode()
     def _answer_logprobs(self, prompts: list[str]) -> list[tuple[float, float]]:
         """log p(answer | prompt) of each of the two answers, for each prompt."""
+        import torch  # here, not at the top: the config check imports this module, and needs no torch
+
+        with torch.inference_mode():
+            return self._answer_logprobs_of(torch, prompts)
+
+    def _answer_logprobs_of(self, torch: Any, prompts: list[str]) -> list[tuple[float, float]]:
         assert self.lm is not None
         tokenizer, model = self.lm.tokenizer, self.lm.model
         # Prompt and answer are encoded apart and joined, so the answer's tokens are the same after every prompt.
@@ -219,6 +223,13 @@ class JudgeWinRate(Metric):
     def __init__(self) -> None:
         self._judge: Judge | None = None
         self._seen: dict[str, dict[str, str]] = {}  # system -> sample id -> output, for against: <system>
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        if config.evaluation.judge.kind == "model" and config.evaluation.judge.model is None:
+            raise SchemaError(
+                None, None, "evaluation.judge.model", "the judge_win_rate metric needs a judge model (or judge.kind: annotator)"
+            )
 
     def judge(self, run: Pipeline) -> Judge:
         if self._judge is None:

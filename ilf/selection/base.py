@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ilf.records import Sample, Selection
 
@@ -31,6 +32,25 @@ class Selector:
     # The kind of feedback scoring consumes of its own, counted per candidate in a method's
     # feedback cost (``cost.<kind>``): "executions" for a selector that runs every candidate.
     cost_unit: str | None = None
+    # Whether scoring asks the run's LM judge (selection.judge, else the refiner): the judge model
+    # is then part of the select stage's fingerprint.
+    uses_judge: bool = False
+
+    @classmethod
+    def prepare(cls, run: Any) -> None:
+        """Before any stage of ``run`` (a Pipeline) runs: fetch what scoring will read from outside
+        (people's picks, say) into the run directory, so the fingerprint can cover it."""
+
+    @classmethod
+    def fingerprint_inputs(cls, run: Any) -> list[Any]:
+        """What the select stage's result depends on besides the config and the refinements: a
+        change reruns the stage (a digest of the snapshot ``prepare`` wrote, say)."""
+        return []
+
+    @classmethod
+    def summary(cls, selections: list[Selection]) -> dict[str, Any]:
+        """Counts for the select stage's summary beyond the common ones (who picked, say)."""
+        return {}
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError

@@ -42,6 +42,7 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
 )
 class InstructRMSelector(Selector):
     name = "instruct_rm"
+    uses_judge = True
 
     @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> InstructRMSelector:

@@ -97,6 +97,32 @@ class LabelStudioSelector(Selector):
     min_score = 0.0
 
     @classmethod
+    def prepare(cls, run: Any) -> None:
+        snapshot_picks(run.config.selection.labelstudio_project or "", run.paths.root / PICKS_FILE)
+
+    @classmethod
+    def fingerprint_inputs(cls, run: Any) -> list[Any]:
+        from ilf.files import files_digest
+
+        return [files_digest(run.paths.root / PICKS_FILE)]  # people's new picks rerun the stage
+
+    @classmethod
+    def summary(cls, selections: list[Selection]) -> dict[str, Any]:
+        picked_by = [s.extra.get("picked_by") for s in selections]
+        stats = {
+            "picked_by_human": picked_by.count("human"),
+            "picked_automatically": picked_by.count("automatic"),
+            "human_edited": sum(1 for s in selections if s.extra.get("edited")),
+        }
+        log.info(
+            "select: %d picks by people (%d edited), %d automatic",
+            stats["picked_by_human"],
+            stats["human_edited"],
+            stats["picked_automatically"],
+        )
+        return stats
+
+    @classmethod
     def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> LabelStudioSelector:
         if not config.labelstudio_project:
             raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")

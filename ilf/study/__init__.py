@@ -33,7 +33,6 @@ _HOMES = {
     "contrasts": "statistics",
     "gates": "statistics",
     "write_report": "report",
-    "write_ranking_tasks": "report",
 }
 
 

@@ -21,7 +21,7 @@ from ilf.files import atomic_write_text
 from ilf.methods import get_method
 from ilf.rounds import open_run
 from ilf.study.config import StudyConfig, Variant, load_study
-from ilf.study.report import write_ranking_tasks, write_report
+from ilf.study.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def cells(study: StudyConfig, base: dict[str, Any], source: str) -> list[Cell]:
                 probe = cell_config(largest)
                 method = get_method(probe.method)
                 # a method that learns nothing from the training samples (``before``) has one cell per seed
-                sized = bool(study.sizes) and (method.trains or "reward" in method.stages(method.configure(probe)))
+                sized = bool(study.sizes) and method.learns_from_samples(method.configure(probe))
                 for size in study.sizes if sized else [None]:
                     config = probe if size == largest else cell_config(size)
                     name = "-".join(
@@ -104,7 +104,6 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     if not rows:
         raise IlfError(f"every one of the {len(todo)} cells failed; the first: {failed[0]['cell']}: {failed[0]['error']}")
     result = write_report(study, rows, run_dir, base.get("name", "study"), failed=failed)
-    write_ranking_tasks(rows, run_dir / "labelstudio_ranking.json")
     result["seconds"] = time.perf_counter() - started
     result["failed"] = failed
     return result
