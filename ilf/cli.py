@@ -32,6 +32,15 @@ log = logging.getLogger("ilf")
 # that need them import them, so `ilf --help`, `ilf config` and `ilf labelstudio ...` start at once.
 
 
+def _add_executor_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="Where cells run (study.executor): local processes (study.workers), or tasks of a Ray cluster "
+        "(study.ray.address or RAY_ADDRESS, else a local one).",
+    )
+
+
 def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
     if required:
         parser.add_argument("config", help="YAML run config (see experiments/).")
@@ -217,7 +226,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from ilf.study import run_study
 
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
-    result = run_study(args.config, run_dir, args.overrides)
+    overrides = [*args.overrides, *([f"study.executor={args.executor}"] if getattr(args, "executor", None) else [])]
+    result = run_study(args.config, run_dir, overrides)
     from ilf.commands import ranking_tasks
 
     ranking_tasks.write_ranking_tasks(result["cells"], run_dir / ranking_tasks.FILE)  # for a human evaluation of the same systems
@@ -357,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
+    _add_executor_arg(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
@@ -396,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="Override a value of the demo's study config (study.* or any run key).",
     )
+    _add_executor_arg(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -12,7 +12,8 @@ cell and stage where it stopped. The report (``report.md``, ``report.png``, ``ce
 ``cells.json``, ``summary.json``) is computed from the cells' ``metrics.json`` and nothing else.
 
 The parts: ``config`` (the ``study`` section; light, no model library), ``cells`` (the cells and
-running them), ``statistics`` (over seeds: means, contrasts, gates), ``report`` (the files a
+running one), ``executors`` (where cells run: here, local processes, a Ray cluster), ``run`` (a
+whole study), ``statistics`` (over seeds: means, contrasts, gates), ``report`` (the files a
 study writes). Names are imported from their module when first asked for, so reading a study's
 settings does not import what running one needs.
 """
@@ -28,7 +29,7 @@ _HOMES = {
     "load_study": "config",
     "Cell": "cells",
     "cells": "cells",
-    "run_study": "cells",
+    "run_study": "run",
     "aggregate": "statistics",
     "contrasts": "statistics",
     "gates": "statistics",

@@ -1,5 +1,5 @@
-"""A study's cells, and running them: each an ordinary run directory, one after another in this
-process or spread over ``study.workers`` processes; a failed run is recorded and the others still run."""
+"""A study's cells, and running one: each an ordinary run directory; a failed run is recorded and
+the others still run (``executors`` decides where each runs)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ilf.config import RunConfig, build_config, to_plain
-from ilf.errors import IlfError
+from ilf.config import RunConfig, build_config
 from ilf.files import atomic_write_text
 from ilf.methods import get_method
 from ilf.rounds import open_run
-from ilf.study.config import StudyConfig, Variant, load_study
-from ilf.study.report import write_report
+from ilf.study.config import StudyConfig, Variant
 
 log = logging.getLogger(__name__)
 
@@ -69,47 +65,7 @@ def _short(value: Any) -> str:
     return str(value).replace("/", "_").replace(" ", "")
 
 
-def _freeze_imported_modules() -> None:
-    """Import the training stack once and move its objects out of the garbage collector's sight.
-
-    Every Trainer.train() starts with a full collection (accelerate's free_memory); with torch,
-    transformers and TRL imported that walks ~440k long-lived objects, 0.2-0.3 s a cell, which
-    is a tenth of a tiny cell's time. Frozen objects stay alive for the process anyway."""
-    import gc
-
-    import transformers  # noqa: F401
-    import trl  # noqa: F401
-
-    gc.freeze()
-
-
-def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    study, base, source = load_study(path, overrides)
-    run_dir = Path(run_dir)
-    todo = cells(study, base, source)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        run_dir / "study.yaml",
-        yaml.safe_dump({"source": source, "study": to_plain(study), "base": base}, sort_keys=False, allow_unicode=True),
-    )
-    started = time.perf_counter()
-    numbered = list(enumerate(todo, start=1))
-    if study.workers == 1 or len(_groups(numbered)) == 1:
-        _freeze_imported_modules()
-        results = [_run_cell(number, len(todo), cell, run_dir) for number, cell in numbered]
-    else:
-        results = _run_parallel(_groups(numbered), len(todo), run_dir, study.workers)
-    rows = [row for row, _ in results if row is not None]
-    failed = [failure for _, failure in results if failure is not None]
-    if not rows:
-        raise IlfError(f"every one of the {len(todo)} cells failed; the first: {failed[0]['cell']}: {failed[0]['error']}")
-    result = write_report(study, rows, run_dir, base.get("name", "study"), failed=failed)
-    result["seconds"] = time.perf_counter() - started
-    result["failed"] = failed
-    return result
-
-
-def _run_cell(number: int, total: int, cell: Cell, run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+def run_cell(number: int, total: int, cell: Cell, run_dir: Path) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
     """Run (or resume) one cell: its report row, or what its failure reports."""
     cell_dir = run_dir / "cells" / cell.name
     pipeline = open_run(cell.config, cell_dir, shared=run_dir / ".shared")
@@ -126,54 +82,7 @@ def _run_cell(number: int, total: int, cell: Cell, run_dir: Path) -> tuple[dict[
     if pending:
         shared = [s for s, v in summaries.items() if v == "shared"]
         print(f"{prefix} done in {time.perf_counter() - clock:.0f} s" + (f" ({', '.join(shared)} shared)" if shared else ""), flush=True)
-    return _cell_row(cell, cell_dir), None
-
-
-def _groups(numbered: list[tuple[int, Cell]]) -> list[list[tuple[int, Cell]]]:
-    """Cells that share a seed and axis values, in the study's order: they share the seed's
-    feedback round, so they run one after another in one process (the first computes it)."""
-    groups: dict[str, list[tuple[int, Cell]]] = {}
-    for number, cell in numbered:
-        groups.setdefault(json.dumps([cell.seed, cell.axes], sort_keys=True, default=str), []).append((number, cell))
-    return list(groups.values())
-
-
-def _run_parallel(
-    groups: list[list[tuple[int, Cell]]], total: int, run_dir: Path, workers: int
-) -> list[tuple[dict[str, Any] | None, dict[str, str] | None]]:
-    import concurrent.futures
-    import multiprocessing
-    import os
-
-    workers = min(workers, len(groups))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    print(f"running {len(groups)} groups of cells in {workers} processes of {threads} CPU threads each", flush=True)
-    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
-    context = multiprocessing.get_context("spawn")
-    level = logging.getLogger("ilf").getEffectiveLevel()
-    by_number: dict[int, tuple[dict[str, Any] | None, dict[str, str] | None]] = {}
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads, level)) as pool:
-        futures = [pool.submit(_run_group, group, total, run_dir) for group in groups]
-        for future in concurrent.futures.as_completed(futures):
-            by_number.update(future.result())
-    return [by_number[number] for number in sorted(by_number)]
-
-
-def _start_worker(threads: int, level: int) -> None:
-    import os
-
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(threads)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
-    logging.getLogger("ilf").setLevel(level)
-    import torch
-
-    torch.set_num_threads(threads)
-    _freeze_imported_modules()
-
-
-def _run_group(group: list[tuple[int, Cell]], total: int, run_dir: Path) -> dict[int, tuple[dict[str, Any] | None, dict[str, str] | None]]:
-    return {number: _run_cell(number, total, cell, run_dir) for number, cell in group}
+    return cell_row(cell, cell_dir), None
 
 
 def _record_failure(cell: Cell, cell_dir: Path, err: Exception) -> dict[str, str]:
@@ -191,7 +100,7 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
+def cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
     metrics = json.loads((cell_dir / "metrics.json").read_text())
     values = _numbers(metrics)
     markers = [json.loads(p.read_text()) for p in sorted((cell_dir / ".ilf" / "stages").glob("*.json"))]
@@ -211,4 +120,4 @@ def _cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
     }
 
 
-__all__ = ["Cell", "cells", "run_study"]
+__all__ = ["Cell", "cells", "run_cell", "cell_row"]

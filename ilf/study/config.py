@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ilf.config import ConfigError, apply_overrides, build_config, option, parse_override, read_config_file
 from ilf.registry import METHODS
@@ -19,6 +19,13 @@ from ilf.schema import build
 class Variant:
     method: str = option("ilf", "The registered method this variant runs.")
     set: list[str] = option(help="--set style overrides for this variant's cells only.", factory=list)
+
+
+@dataclass
+class RayConfig:
+    address: str | None = option(None, "A running Ray cluster (ray://host:10001 or host:6379); default RAY_ADDRESS, else a local cluster.")
+    cpus_per_cell: int = option(1, "CPUs a group of cells reserves, and the CPU threads it uses.")
+    max_retries: int = option(3, "Times a group whose worker died is run again (it resumes at its finished cells and stages).")
 
 
 @dataclass
@@ -55,6 +62,10 @@ class StudyConfig:
         "Processes that run cells at once on this machine, each with its share of the CPU threads. Cells that share a "
         "seed and axis values (and so their feedback round) run in the same process, one after another.",
     )
+    executor: Literal["local", "ray"] = option(
+        "local", "Where cells run: local (this machine, study.workers processes) or ray (tasks of a Ray cluster, study.ray)."
+    )
+    ray: RayConfig = option(help="The Ray cluster of study.executor ray.", factory=RayConfig)
     title: str = option("", "Heading of the report (default: the run name).")
     notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
 
@@ -96,6 +107,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         method = study.variants[label].method if label in study.variants else label
         if method not in METHODS:
             METHODS.get(method)  # raises with the registered names and the closest one
+    if study.ray.cpus_per_cell < 1 or study.ray.max_retries < 0:
+        raise ConfigError(source, None, "study.ray", "cpus_per_cell must be at least 1 and max_retries at least 0")
     if study.workers < 1:
         raise ConfigError(source, None, "study.workers", f"must be at least 1, got {study.workers}")
     if any(size < 1 for size in study.sizes):
@@ -130,4 +143,4 @@ def parse_gate(text: str) -> tuple[str, str, str, float, int | None]:
     return parts[0], parts[1], parts[2], threshold, int(parts[5])
 
 
-__all__ = ["Variant", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]
+__all__ = ["Variant", "RayConfig", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]

@@ -1,0 +1,164 @@
+"""Where a study's cells run: one after another in this process, in several local processes
+(``study.workers``), or as tasks of a Ray cluster (``study.executor: ray``).
+
+Cells that share a seed and axis values share that seed's feedback round, so they form a group
+that runs in order in one place (the first cell computes the shared stages, the others link them);
+groups run side by side. Every executor returns each cell's report row or failure, in the study's
+order, and leaves the same run directories: a cell is an ordinary run, so a group that is run again
+(a retried task, a rerun study) finds its finished cells and stages up to date."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ilf.errors import IlfError
+from ilf.study.cells import Cell, run_cell
+from ilf.study.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+Result = tuple[dict[str, Any] | None, dict[str, str] | None]  # (report row, failure): one of them
+
+
+def groups(todo: list[Cell]) -> list[list[tuple[int, Cell]]]:
+    """The cells numbered in the study's order, grouped by seed and axis values."""
+    found: dict[str, list[tuple[int, Cell]]] = {}
+    for number, cell in enumerate(todo, start=1):
+        found.setdefault(json.dumps([cell.seed, cell.axes], sort_keys=True, default=str), []).append((number, cell))
+    return list(found.values())
+
+
+def freeze_imported_modules() -> None:
+    """Import the training stack once and move its objects out of the garbage collector's sight.
+
+    Every Trainer.train() starts with a full collection (accelerate's free_memory); with torch,
+    transformers and TRL imported that walks ~440k long-lived objects, 0.2-0.3 s a cell, which
+    is a tenth of a tiny cell's time. Frozen objects stay alive for the process anyway."""
+    import gc
+
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
+
+    gc.freeze()
+
+
+def run_here(todo: list[Cell], run_dir: Path) -> list[Result]:
+    freeze_imported_modules()
+    return [run_cell(number, len(todo), cell, run_dir) for group in groups(todo) for number, cell in group]
+
+
+def run_group(group: list[tuple[int, Cell]], total: int, run_dir: Path) -> dict[int, Result]:
+    return {number: run_cell(number, total, cell, run_dir) for number, cell in group}
+
+
+def _use_threads(threads: int) -> None:
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# ----- local processes ---------------------------------------------------------------------------
+
+
+def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Result]:
+    import concurrent.futures
+    import multiprocessing
+
+    found = groups(todo)
+    workers = min(workers, len(found))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    print(f"running {len(found)} groups of cells in {workers} processes of {threads} CPU threads each", flush=True)
+    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    level = logging.getLogger("ilf").getEffectiveLevel()
+    by_number: dict[int, Result] = {}
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_process, initargs=(threads, level)) as pool:
+        futures = [pool.submit(run_group, group, len(todo), run_dir) for group in found]
+        for future in concurrent.futures.as_completed(futures):
+            by_number.update(future.result())
+    return [by_number[number] for number in sorted(by_number)]
+
+
+def _start_process(threads: int, level: int) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
+    logging.getLogger("ilf").setLevel(level)
+    _use_threads(threads)
+    freeze_imported_modules()
+
+
+# ----- Ray ---------------------------------------------------------------------------------------
+
+
+def run_on_ray(todo: list[Cell], run_dir: Path, settings: RayConfig) -> list[Result]:
+    """Each group a Ray task with ``settings.cpus_per_cell`` CPUs, retried on another worker when
+    its worker dies (the retry resumes at the finished cells and stages). Connects to
+    ``settings.address`` or ``RAY_ADDRESS``, else starts a local cluster for the study's length."""
+    try:
+        import ray
+    except ImportError:
+        raise IlfError("study.executor ray needs Ray: pip install 'ray[default]' (or pip install 'ilf[cluster]')") from None
+    address = settings.address or os.environ.get("RAY_ADDRESS")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True, **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        _check_shared_storage(ray, run_dir)
+        found = groups(todo)
+        task = ray.remote(num_cpus=settings.cpus_per_cell, max_retries=settings.max_retries)(_ray_group)
+        level = logging.getLogger("ilf").getEffectiveLevel()
+        where = address or "a local Ray cluster"
+        print(f"running {len(found)} groups of cells as Ray tasks on {where}, {settings.cpus_per_cell} CPUs each", flush=True)
+        refs = [task.remote(group, len(todo), str(run_dir), settings.cpus_per_cell, level) for group in found]
+        by_number: dict[int, Result] = {}
+        for result in ray.get(refs):
+            by_number.update(result)
+        return [by_number[number] for number in sorted(by_number)]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_group(group: list[tuple[int, Cell]], total: int, run_dir: str, threads: int, level: int) -> dict[int, Result]:
+    import socket
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
+    logging.getLogger("ilf").setLevel(level)
+    _use_threads(threads)  # Ray sets one thread per task unless told
+    freeze_imported_modules()
+    print(f"cells {group[0][0]}-{group[-1][0]} on {socket.gethostname()} (pid {os.getpid()})", flush=True)
+    return run_group(group, total, Path(run_dir))
+
+
+def _read_probe(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _check_shared_storage(ray: Any, run_dir: Path) -> None:
+    """Cells write their run directories where the driver reads them: a task on the cluster must
+    see a file the driver just wrote under the run directory, else nothing it computed would reach
+    the report."""
+    probe = run_dir.resolve() / f".ray-probe-{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    probe.write_text(token)
+    try:
+        seen = ray.get(ray.remote(num_cpus=0)(_read_probe).remote(str(probe)))
+    finally:
+        probe.unlink(missing_ok=True)
+    if seen != token:
+        raise IlfError(
+            f"the study's run directory {run_dir.resolve()} is not visible from the Ray cluster's workers: "
+            "put it on storage every node mounts at the same path (NFS, a shared file system) and rerun"
+        )
+
+
+__all__ = ["groups", "run_here", "run_in_processes", "run_on_ray", "freeze_imported_modules"]
