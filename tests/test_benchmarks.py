@@ -81,3 +81,15 @@ def test_execution_benchmark_prints_every_variant_on_both_workloads_and_the_isol
     assert "HumanEval canonical solutions (4 programs" in report and "world programs (8 programs" in report
     for variant in ("one python -I per program", "sandbox, spawn executor (before)", "sandbox, warm executor (now)"):
         assert report.count(f"| {variant} |") == 2, variant
+
+
+def test_study_executor_benchmark_runs_every_executor_on_a_tiny_study(tmp_path) -> None:
+    out = tmp_path / "executors.md"
+    tiny = ["pretraining.steps=4", "pretraining.examples=100", "data.limit=2", "data.eval_limit=2", "evaluation.num_samples=2"]
+    tiny += ["study.sizes=[2]", "study.seeds=[0,1]", 'study.axes={"pretraining.seed": [7]}', "study.methods=[before]", "study.gates=[]"]
+    _run("benchmarks/study_executors.py", "--study", "code", *(a for s in tiny for a in ("--set", s)), "--out", str(out))
+    report = out.read_text()
+    rows = _rows(report)
+    assert set(rows) == {"one process", "2 local processes", "Ray, 2 tasks of 1 CPU"}
+    assert rows["one process"][2] == "1.00x"
+    assert re.search(r"Ray over 2 local processes: [+-]\d+\.\d\d s per cell", report)
