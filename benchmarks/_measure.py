@@ -85,9 +85,13 @@ class Table:
         ]
         for row in self.rows:
             lines.append(
-                f"| {row.variant} | {row.rate:,.0f} | {row.rate / base.rate:.2f}x | {row.seconds:.2f} | {row.peak_mib:,.0f} | {row.note} |"
+                f"| {row.variant} | {_rate(row.rate)} | {row.rate / base.rate:.2f}x | {row.seconds:.2f} | {row.peak_mib:,.0f} | {row.note} |"
             )
         return "\n".join(lines)
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"  # a few cells per second still shows its digits
 
 
 def emit(text: str, out: str | None) -> None:

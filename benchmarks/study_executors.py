@@ -64,7 +64,8 @@ def main() -> None:
     ray, local = rows["Ray, 2 tasks of 1 CPU"], rows["2 local processes"]
     overhead = (ray.seconds - local.seconds) / max(1, ray.units)
     report = table.render("one process")
-    report += f"\n\nRay over 2 local processes: {overhead:+.2f} s per cell (its cluster's start included). Measured {date.today()}."
+    report += f"\n\nRay over 2 local processes: {overhead:+.2f} s per cell (its cluster's start included). Peak RSS is this"
+    report += f" script's own: the studies run in subprocesses. Measured {date.today()}."
     emit(report, args.out)
 
 

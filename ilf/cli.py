@@ -89,6 +89,11 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from ilf.study.status import cell_states, format_states, is_study_dir
+
+    if args.config and is_study_dir(args.config):  # a study's folder: where each cell stands
+        print(format_states(cell_states(Path(args.config))))
+        return 0
     from ilf.rounds import open_run
 
     config = _config(args)
@@ -429,7 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("status", help="Show which stages of a run directory are up to date for a config.")
+    p = sub.add_parser(
+        "status",
+        help="Show which stages of a run directory are up to date for a config, or (given a study's folder) "
+        "which cells are done, running, failed or waiting.",
+    )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
     p.set_defaults(func=cmd_status)

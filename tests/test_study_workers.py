@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,30 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     gate = json.loads((tmp_path / "two" / "code" / "contrasts.json").read_text())["gates"]
     assert [(g["gate"], g["size"]) for g in gate] == [("sft_reference pass@1 >= 0.9 at 4", 4)]
 
+    # `ilf status STUDY_DIR`: where each cell stands, from the run directories alone
+    study = tmp_path / "two" / "code"
+    assert main(["status", str(study)]) == 0
+    assert capsys.readouterr().out.strip().endswith("4 done, 0 running, 0 failed, 0 waiting of 4 cells")
+    cells = study / "cells"
+    (cells / "seed1-sft_reference-n4-pretraining.seed=7" / "error.txt").write_text("Traceback ...\nValueError: out of patience\n")
+    shutil.rmtree(cells / "seed1-before-pretraining.seed=7")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (cells / "seed0-before-pretraining.seed=7" / ".ilf" / "lock").write_text(str(holder.pid))
+        assert main(["status", str(study)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+    finally:
+        holder.kill()
+        holder.wait()
+    states = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[:-1]}
+    assert states == {
+        "seed0-before-pretraining.seed=7": f"running (pid {holder.pid})",
+        "seed0-sft_reference-n4-pretraining.seed=7": "done",
+        "seed1-before-pretraining.seed=7": "waiting",
+        "seed1-sft_reference-n4-pretraining.seed=7": "failed (ValueError: out of patience)",
+    }
+    assert lines[-1] == "1 done, 1 running, 1 failed, 1 waiting of 4 cells"
+
 
 def test_gate_sizes_are_checked_when_the_study_loads(tmp_path: Path, capsys) -> None:
     from ilf.study.config import parse_gate
@@ -79,8 +106,6 @@ def test_gate_sizes_are_checked_when_the_study_loads(tmp_path: Path, capsys) -> 
 
 
 def test_a_waiting_lock_waits_for_a_live_holder_and_a_plain_one_refuses(tmp_path: Path) -> None:
-    import subprocess
-    import sys
     import time
 
     from ilf.files import DirectoryBusy, DirectoryLock
