@@ -35,9 +35,9 @@ log = logging.getLogger("ilf")
 def _add_executor_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor",
-        choices=("local", "ray"),
-        help="Where cells run (study.executor): local processes (study.workers), or tasks of a Ray cluster "
-        "(study.ray.address or RAY_ADDRESS, else a local one).",
+        choices=("local", "ray", "slurm"),
+        help="Where cells run (study.executor): local processes (study.workers), tasks of a Ray cluster "
+        "(study.ray.address or RAY_ADDRESS, else a local one), or SLURM jobs through submitit (study.slurm).",
     )
 
 

@@ -29,6 +29,19 @@ class RayConfig:
 
 
 @dataclass
+class SlurmConfig:
+    cluster: Literal["auto", "local"] = option(
+        "auto", "auto: SLURM where `sbatch` is on PATH, else local processes (submitit's choice); local: always local processes."
+    )
+    partition: str | None = option(None, "The SLURM partition of the cells' jobs.")
+    cpus_per_task: int = option(2, "CPUs per job (a group of cells), and the CPU threads it uses.")
+    gpus_per_node: int = option(0, "GPUs per job.")
+    mem_gb: int | None = option(None, "Memory per job in GB (default: the partition's).")
+    time_min: int = option(240, "Wall-clock limit per job, minutes.")
+    additional: dict[str, Any] = option(help="Other sbatch settings, e.g. {account: mylab, qos: high}.", factory=dict)
+
+
+@dataclass
 class StudyConfig:
     methods: list[str] = option(
         help="Methods (registered names, or names of variants) compared in every seed and size.", factory=lambda: ["ilf"]
@@ -62,10 +75,13 @@ class StudyConfig:
         "Processes that run cells at once on this machine, each with its share of the CPU threads. Cells that share a "
         "seed and axis values (and so their feedback round) run in the same process, one after another.",
     )
-    executor: Literal["local", "ray"] = option(
-        "local", "Where cells run: local (this machine, study.workers processes) or ray (tasks of a Ray cluster, study.ray)."
+    executor: Literal["local", "ray", "slurm"] = option(
+        "local",
+        "Where cells run: local (this machine, study.workers processes), ray (tasks of a Ray cluster, study.ray) or "
+        "slurm (a job per group of cells through submitit, study.slurm).",
     )
     ray: RayConfig = option(help="The Ray cluster of study.executor ray.", factory=RayConfig)
+    slurm: SlurmConfig = option(help="The SLURM jobs of study.executor slurm.", factory=SlurmConfig)
     title: str = option("", "Heading of the report (default: the run name).")
     notes: str = option("", "Markdown appended to the report (what the metrics mean, say).")
 
@@ -109,6 +125,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
             METHODS.get(method)  # raises with the registered names and the closest one
     if study.ray.cpus_per_cell < 1 or study.ray.max_retries < 0:
         raise ConfigError(source, None, "study.ray", "cpus_per_cell must be at least 1 and max_retries at least 0")
+    if study.slurm.cpus_per_task < 1 or study.slurm.time_min < 1 or study.slurm.gpus_per_node < 0:
+        raise ConfigError(source, None, "study.slurm", "cpus_per_task and time_min must be at least 1, gpus_per_node at least 0")
     if study.workers < 1:
         raise ConfigError(source, None, "study.workers", f"must be at least 1, got {study.workers}")
     if any(size < 1 for size in study.sizes):
@@ -143,4 +161,4 @@ def parse_gate(text: str) -> tuple[str, str, str, float, int | None]:
     return parts[0], parts[1], parts[2], threshold, int(parts[5])
 
 
-__all__ = ["Variant", "RayConfig", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]
+__all__ = ["Variant", "RayConfig", "SlurmConfig", "StudyConfig", "load_study", "parse_contrast", "parse_gate"]

@@ -1,5 +1,6 @@
 """Where a study's cells run: one after another in this process, in several local processes
-(``study.workers``), or as tasks of a Ray cluster (``study.executor: ray``).
+(``study.workers``), as tasks of a Ray cluster (``study.executor: ray``), or as SLURM jobs through
+submitit (``study.executor: slurm``).
 
 Cells that share a seed and axis values share that seed's feedback round, so they form a group
 that runs in order in one place (the first cell computes the shared stages, the others link them);
@@ -18,7 +19,7 @@ from typing import Any
 
 from ilf.errors import IlfError
 from ilf.study.cells import Cell, run_cell
-from ilf.study.config import RayConfig
+from ilf.study.config import RayConfig, SlurmConfig
 
 log = logging.getLogger(__name__)
 
@@ -161,4 +162,55 @@ def _check_shared_storage(ray: Any, run_dir: Path) -> None:
         )
 
 
-__all__ = ["groups", "run_here", "run_in_processes", "run_on_ray", "freeze_imported_modules"]
+# ----- SLURM, through submitit ---------------------------------------------------------------------
+
+
+def run_on_slurm(todo: list[Cell], run_dir: Path, settings: SlurmConfig) -> list[Result]:
+    """Each group a job (submitit: SLURM where ``sbatch`` is found, else local processes), with
+    its logs in ``RUN_DIR/.slurm/``. A job that ends without a result (cancelled, timed out, its
+    node lost) fails its cells with the job's error; the same command resubmits only what is
+    unfinished, and each cell resumes at its finished stages."""
+    try:
+        import submitit
+    except ImportError:
+        raise IlfError("study.executor slurm needs submitit: pip install submitit (or pip install 'ilf[cluster]')") from None
+    executor = submitit.AutoExecutor(folder=run_dir / ".slurm" / "%j", cluster=None if settings.cluster == "auto" else "local")
+    parameters: dict[str, Any] = {"timeout_min": settings.time_min, "cpus_per_task": settings.cpus_per_task, "name": "ilf-cells"}
+    if settings.gpus_per_node:
+        parameters["gpus_per_node"] = settings.gpus_per_node
+    if settings.mem_gb is not None:
+        parameters["mem_gb"] = settings.mem_gb
+    if settings.partition:
+        parameters["slurm_partition"] = settings.partition
+    if settings.additional:
+        parameters["slurm_additional_parameters"] = dict(settings.additional)
+    executor.update_parameters(**parameters)
+    found = groups(todo)
+    level = logging.getLogger("ilf").getEffectiveLevel()
+    jobs = [executor.submit(_job_group, group, len(todo), str(run_dir), settings.cpus_per_task, level) for group in found]
+    print(
+        f"submitted {len(jobs)} jobs ({executor.cluster}): {', '.join(str(job.job_id) for job in jobs)}; logs in {run_dir / '.slurm'}",
+        flush=True,
+    )
+    by_number: dict[int, Result] = {}
+    for job, group in zip(jobs, found):
+        try:
+            by_number.update(job.result())
+        except Exception as err:  # noqa: BLE001 - a lost job fails its cells; the other jobs' cells still count
+            last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            for number, cell in group:
+                by_number.setdefault(
+                    number, (None, {"cell": cell.name, "error": f"job {job.job_id}: {last}", "traceback": str(job.paths.stderr)})
+                )
+    return [by_number[number] for number in sorted(by_number)]
+
+
+def _job_group(group: list[tuple[int, Cell]], total: int, run_dir: str, threads: int, level: int) -> dict[int, Result]:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
+    logging.getLogger("ilf").setLevel(level)
+    _use_threads(threads)
+    freeze_imported_modules()
+    return run_group(group, total, Path(run_dir))
+
+
+__all__ = ["groups", "run_here", "run_in_processes", "run_on_ray", "run_on_slurm", "freeze_imported_modules"]

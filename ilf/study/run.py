@@ -29,6 +29,8 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     started = time.perf_counter()
     if study.executor == "ray":
         results = executors.run_on_ray(todo, run_dir, study.ray)
+    elif study.executor == "slurm":
+        results = executors.run_on_slurm(todo, run_dir, study.slurm)
     elif study.workers > 1 and len(executors.groups(todo)) > 1:
         results = executors.run_in_processes(todo, run_dir, study.workers)
     else:
