@@ -3,10 +3,11 @@
 # run the test suite (what CI runs).
 # Extra arguments go to pytest.
 #
-# Besides the Python environment, the tests use three real components, installed here:
+# Besides the Python environment, the tests use four real components, installed here:
 #   - a Label Studio server, in a virtual environment of its own (`ilf labelstudio install`);
 #   - Debian's Chromium, driven by Playwright for the browser test;
-#   - bubblewrap, the sandbox generated programs run in (read-only file system, no network).
+#   - bubblewrap, the sandbox generated programs run in (read-only file system, no network);
+#   - Debian's slurm-wlm, for a one-node SLURM the study executor's test starts and stops.
 # If one cannot be installed the dependent tests skip with a loud banner; everything else runs
 # (without bubblewrap the sandbox refuses to run programs, so the code tests fail with its one-line
 # refusal, which says how to install it).
@@ -35,6 +36,15 @@ if ! command -v bwrap >/dev/null 2>&1; then
       || banner "BUBBLEWRAP COULD NOT BE INSTALLED: the sandbox isolation tests will be skipped"
   else
     banner "BUBBLEWRAP IS MISSING (apt-get install bubblewrap as root): the sandbox isolation tests will be skipped"
+  fi
+fi
+
+if ! command -v slurmctld >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm >/dev/null) \
+      || banner "SLURM COULD NOT BE INSTALLED: the one-node SLURM test will be skipped"
+  else
+    banner "SLURM IS MISSING (apt-get install slurm-wlm as root): the one-node SLURM test will be skipped"
   fi
 fi
 
