@@ -548,18 +548,46 @@ class Pipeline:
         atomic_write_json(self.paths.marker(stage), {**marker, "shared_from": str(source)})
         return {"shared_from": str(source)}
 
-    def _publish_shared(self, stage: str, fp: str) -> None:
+    def _shared_lock(self, stage: str, fp: str) -> Path:
+        target = self._shared_dir(stage, fp)
+        assert target is not None
+        return target.with_name(f".{target.name}.lock")
+
+    def _publish_shared(self, stage: str, fp: str, locked: bool = False) -> None:
         target = self._shared_dir(stage, fp)
         if target is None or (target / "marker.json").exists():
             return
-        # cells of a study running in parallel may finish the same stage at once: the first publishes
-        with DirectoryLock(target.with_name(f".{target.name}.lock"), wait=True):
-            if (target / "marker.json").exists():
-                return
-            with atomic_directory(target) as tmp:
-                for key in _BY_NAME[stage].writes:
-                    _link(getattr(self.paths, key), tmp / FILES[key])
-                shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
+        if not locked:
+            with DirectoryLock(self._shared_lock(stage, fp), wait=True):
+                return self._publish_shared(stage, fp, locked=True)
+        if (target / "marker.json").exists():
+            return
+        with atomic_directory(target) as tmp:
+            for key in _BY_NAME[stage].writes:
+                _link(getattr(self.paths, key), tmp / FILES[key])
+            shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
+
+    def _compute(self, stage: str, fp: str) -> dict[str, Any]:
+        """Run one stage and record its marker; what it computed is then this run's."""
+        log.info("stage %s: running", stage)
+        started = dt.datetime.now(dt.timezone.utc)
+        try:
+            summary = _BY_NAME[stage].run(self, fp)
+        except ModelLoadError as err:
+            raise ModelLoadError(self._name_model_key(str(err))) from err
+        atomic_write_json(
+            self.paths.marker(stage),
+            {
+                "stage": stage,
+                "fingerprint": fp,
+                "started": started.isoformat(),
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "summary": summary,
+            },
+        )
+        for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
+            old.unlink(missing_ok=True)
+        return summary
 
     def _name_model_key(self, message: str) -> str:
         """Name the config key of a model that failed to load (the loader knows only the name)."""
@@ -591,30 +619,18 @@ class Pipeline:
                     log.debug("stage %s: up to date, skipped", stage)
                     summaries[stage] = "skipped"
                     continue
-                shared = self._adopt_shared(stage, fps[stage]) if index < forced else None
-                if shared is not None:
-                    log.debug("stage %s: shared with an earlier run", stage)
-                    summaries[stage] = "shared"
-                    continue
-                log.info("stage %s: running", stage)
-                started = dt.datetime.now(dt.timezone.utc)
-                try:
-                    summary = _BY_NAME[stage].run(self, fps[stage])
-                except ModelLoadError as err:
-                    raise ModelLoadError(self._name_model_key(str(err))) from err
-                atomic_write_json(
-                    self.paths.marker(stage),
-                    {
-                        "stage": stage,
-                        "fingerprint": fps[stage],
-                        "started": started.isoformat(),
-                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-                        "summary": summary,
-                    },
-                )
-                for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
-                    old.unlink(missing_ok=True)
-                self._publish_shared(stage, fps[stage])
+                if index < forced and self.shared is not None:
+                    # a cell running beside this one may be computing the same stage: wait for it and link its result
+                    with DirectoryLock(self._shared_lock(stage, fps[stage]), wait=True):
+                        if self._adopt_shared(stage, fps[stage]) is not None:
+                            log.debug("stage %s: shared with an earlier run", stage)
+                            summaries[stage] = "shared"
+                            continue
+                        summary = self._compute(stage, fps[stage])
+                        self._publish_shared(stage, fps[stage], locked=True)
+                else:
+                    summary = self._compute(stage, fps[stage])
+                    self._publish_shared(stage, fps[stage])
                 # Recorded once a stage has succeeded, so a run that fails on bad input leaves the
                 # directory describing the last run that worked.
                 atomic_write_text(self.paths.config, dump_config(self.config))

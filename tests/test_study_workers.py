@@ -45,7 +45,9 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # each of two workers on this 2-core machine gets one thread: the same arithmetic
     try:
-        sets = [arg for s in TINY for arg in ("--set", s)]
+        # two world models of one seed: their groups run side by side and share the seed's data stage
+        two_worlds = [*TINY, "study.seeds=[0]", 'study.axes={"pretraining.seed": [7, 8]}']
+        sets = [arg for s in two_worlds for arg in ("--set", s)]
         assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
         assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
     finally:
@@ -55,22 +57,25 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     one, two = _metrics(tmp_path / "one" / "code"), _metrics(tmp_path / "two" / "code")
     assert sorted(one) == [
         "seed0-before-pretraining.seed=7",
+        "seed0-before-pretraining.seed=8",
         "seed0-sft_reference-n4-pretraining.seed=7",
-        "seed1-before-pretraining.seed=7",
-        "seed1-sft_reference-n4-pretraining.seed=7",
+        "seed0-sft_reference-n4-pretraining.seed=8",
     ]
     assert one == two
     assert all(cell["systems"][cell["primary"]]["programs"] == 8 for cell in one.values())  # 4 tasks x 2 samples each, all run
+    # the data stage both groups need was computed once, by whichever came first, and linked into the other
+    data = [json.loads(p.read_text()) for p in sorted((tmp_path / "two" / "code" / "cells").glob("*/.ilf/stages/data.json"))]
+    assert len(data) == 4 and sum("shared_from" not in marker for marker in data) == 1
     gate = json.loads((tmp_path / "two" / "code" / "contrasts.json").read_text())["gates"]
-    assert [(g["gate"], g["size"]) for g in gate] == [("sft_reference pass@1 >= 0.9 at 4", 4)]
+    assert [(g["gate"], g["size"]) for g in gate] == [("sft_reference pass@1 >= 0.9 at 4", 4)] * 2  # one per world model
 
     # `ilf status STUDY_DIR`: where each cell stands, from the run directories alone
     study = tmp_path / "two" / "code"
     assert main(["status", str(study)]) == 0
     assert capsys.readouterr().out.strip().endswith("4 done, 0 running, 0 failed, 0 waiting of 4 cells")
     cells = study / "cells"
-    (cells / "seed1-sft_reference-n4-pretraining.seed=7" / "error.txt").write_text("Traceback ...\nValueError: out of patience\n")
-    shutil.rmtree(cells / "seed1-before-pretraining.seed=7")
+    (cells / "seed0-sft_reference-n4-pretraining.seed=8" / "error.txt").write_text("Traceback ...\nValueError: out of patience\n")
+    shutil.rmtree(cells / "seed0-before-pretraining.seed=8")
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         (cells / "seed0-before-pretraining.seed=7" / ".ilf" / "lock").write_text(str(holder.pid))
@@ -83,8 +88,8 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     assert states == {
         "seed0-before-pretraining.seed=7": f"running (pid {holder.pid})",
         "seed0-sft_reference-n4-pretraining.seed=7": "done",
-        "seed1-before-pretraining.seed=7": "waiting",
-        "seed1-sft_reference-n4-pretraining.seed=7": "failed (ValueError: out of patience)",
+        "seed0-before-pretraining.seed=8": "waiting",
+        "seed0-sft_reference-n4-pretraining.seed=8": "failed (ValueError: out of patience)",
     }
     assert lines[-1] == "1 done, 1 running, 1 failed, 1 waiting of 4 cells"
 
