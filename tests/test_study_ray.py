@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_study_workers import TINY, _metrics
-
-from ilf.cli import main
+from test_study_workers import TINY, _metrics, one_process_reference
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[default]'); the Ray executor is untested")
 
@@ -35,15 +33,8 @@ def _group_workers() -> list[int]:
 
 @pytest.mark.slow
 def test_cells_on_ray_give_the_numbers_of_one_process_and_survive_a_killed_worker(tmp_path: Path) -> None:
-    import torch
-
     sets = [arg for s in [*TINY, METHODS] for arg in ("--set", s)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a Ray task of one CPU computes with one thread
-    try:
-        assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    one_process_reference(tmp_path / "one" / "code", sets)
 
     run_dir = tmp_path / "ray" / "code"
     command = [sys.executable, "-m", "ilf", "demo", "code", "--run-dir", str(run_dir), *sets, "--executor", "ray"]

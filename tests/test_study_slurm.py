@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_study_workers import TINY, _metrics
+from test_study_workers import TINY, _metrics, one_process_reference
 
 from ilf.cli import main
 
@@ -15,15 +15,8 @@ pytest.importorskip("submitit", reason="submitit is not installed (pip install s
 
 @pytest.mark.slow
 def test_cells_as_jobs_give_the_numbers_of_one_process(tmp_path: Path, capsys) -> None:
-    import torch
-
     sets = [arg for s in TINY for arg in ("--set", s)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # each job has one CPU, and computes with one thread
-    try:
-        assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    one_process_reference(tmp_path / "one" / "code", sets)
     run_dir = tmp_path / "jobs" / "code"
     jobs = ["--executor", "slurm", "--set", "study.slurm.cluster=local", "--set", "study.slurm.cpus_per_task=1"]
     assert main(["demo", "code", "--run-dir", str(run_dir), *sets, *jobs]) == 0
@@ -117,15 +110,8 @@ def slurm_cluster(tmp_path_factory, monkeypatch):
 
 @pytest.mark.slow
 def test_cells_as_jobs_of_a_real_one_node_slurm(slurm_cluster: Path, tmp_path: Path, capsys) -> None:
-    import torch
-
     sets = [arg for s in TINY for arg in ("--set", s)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    one_process_reference(tmp_path / "one" / "code", sets)
     run_dir = tmp_path / "slurm" / "code"
     assert main(["demo", "code", "--run-dir", str(run_dir), *sets, "--executor", "slurm", "--set", "study.slurm.cpus_per_task=1"]) == 0
     printed = capsys.readouterr().out

@@ -33,6 +33,18 @@ def _without_timings(value):
     return value
 
 
+def one_process_reference(run_dir: Path, sets: list[str]) -> None:
+    """The study run in this one process with one CPU thread: what a worker with one CPU computes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["demo", "code", "--run-dir", str(run_dir), *sets, "--set", "study.workers=1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _metrics(run_dir: Path) -> dict[str, dict]:
     """Every cell's metrics, less how long generation took (the one thing that differs between runs)."""
     return {p.parent.name: _without_timings(json.loads(p.read_text())) for p in sorted((run_dir / "cells").glob("*/metrics.json"))}

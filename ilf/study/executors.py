@@ -88,9 +88,10 @@ def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Resu
 
 
 def _start_process(threads: int, level: int) -> None:
+    """A worker process's set-up, wherever it runs: ilf's log level, its threads, the imports frozen."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
     logging.getLogger("ilf").setLevel(level)
-    _use_threads(threads)
+    _use_threads(threads)  # Ray and submitit's jobs set their own thread counts unless told
     freeze_imported_modules()
 
 
@@ -129,10 +130,7 @@ def run_on_ray(todo: list[Cell], run_dir: Path, settings: RayConfig) -> list[Res
 def _ray_group(group: list[tuple[int, Cell]], total: int, run_dir: str, threads: int, level: int) -> dict[int, Result]:
     import socket
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
-    logging.getLogger("ilf").setLevel(level)
-    _use_threads(threads)  # Ray sets one thread per task unless told
-    freeze_imported_modules()
+    _start_process(threads, level)
     print(f"cells {group[0][0]}-{group[-1][0]} on {socket.gethostname()} (pid {os.getpid()})", flush=True)
     return run_group(group, total, Path(run_dir))
 
@@ -206,10 +204,7 @@ def run_on_slurm(todo: list[Cell], run_dir: Path, settings: SlurmConfig) -> list
 
 
 def _job_group(group: list[tuple[int, Cell]], total: int, run_dir: str, threads: int, level: int) -> dict[int, Result]:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
-    logging.getLogger("ilf").setLevel(level)
-    _use_threads(threads)
-    freeze_imported_modules()
+    _start_process(threads, level)
     return run_group(group, total, Path(run_dir))
 
 
