@@ -52,18 +52,12 @@ def _metrics(run_dir: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) -> None:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # each of two workers on this 2-core machine gets one thread: the same arithmetic
-    try:
-        # two world models of one seed: their groups run side by side and share the seed's data stage
-        two_worlds = [*TINY, "study.seeds=[0]", 'study.axes={"pretraining.seed": [7, 8]}']
-        sets = [arg for s in two_worlds for arg in ("--set", s)]
-        assert main(["demo", "code", "--run-dir", str(tmp_path / "one" / "code"), *sets, "--set", "study.workers=1"]) == 0
-        assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    # two world models of one seed: their groups run side by side and share the seed's data stage
+    two_worlds = [*TINY, "study.seeds=[0]", 'study.axes={"pretraining.seed": [7, 8]}']
+    sets = [arg for s in two_worlds for arg in ("--set", s)]
+    one_process_reference(tmp_path / "one" / "code", sets)
+    # each of the two worker processes on this 2-core machine gets one thread, as the reference had
+    assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
     printed = capsys.readouterr().out
     assert "running 2 groups of cells in 2 processes" in printed
     one, two = _metrics(tmp_path / "one" / "code"), _metrics(tmp_path / "two" / "code")

@@ -31,7 +31,7 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         results = executors.run_on_ray(todo, run_dir, study.ray)
     elif study.executor == "slurm":
         results = executors.run_on_slurm(todo, run_dir, study.slurm)
-    elif study.workers > 1 and len(executors.groups(todo)) > 1:
+    elif study.workers > 1:
         results = executors.run_in_processes(todo, run_dir, study.workers)
     else:
         results = executors.run_here(todo, run_dir)
