@@ -63,7 +63,10 @@ class RemoteConfig:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = option("tiny:gpt2", "Hub id, local path, or tiny:<gpt2|llama|t5> for a random tiny model.")
+    name_or_path: str = option(
+        "tiny:gpt2",
+        "Hub id, local path, tiny:<gpt2|llama|t5> for a random tiny model, or shape:<qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b> for random weights at a real model's shape.",
+    )
     kind: str = option("auto", "auto, causal or seq2seq; auto reads the model config.")
     dtype: str = option("auto", "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it.")
     device: str = option("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")

@@ -3,6 +3,11 @@
 ``tiny:gpt2``, ``tiny:llama`` and ``tiny:t5`` build a model of well under a million parameters
 from a config, with a byte-level BPE tokenizer trained on a text shipped in the package, so tests
 and the offline run need no download.
+
+``shape:qwen2.5-0.5b`` (``-1.5b``, ``-7b``) builds a model with the architecture of the named
+model (layers, widths, attention heads, the full vocabulary) and random weights, with a tokenizer
+trained on the same shipped text: a run at a real model's memory and compute shape, offline, to
+rehearse a study before it goes to a GPU machine.
 """
 
 from __future__ import annotations
@@ -18,17 +23,35 @@ from typing import Any
 import torch
 
 from ilf.config import ModelConfig
-from ilf.errors import IlfError
+from ilf.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny:"
 TINY_ARCHS = ("gpt2", "llama", "t5")
+SHAPE_PREFIX = "shape:"
+# The published architectures (the models' config.json on the hub); weights are never needed.
+_QWEN2 = dict(hidden_act="silu", max_position_embeddings=32768, rope_theta=1_000_000.0, rms_norm_eps=1e-6, use_sliding_window=False)
+SHAPES: dict[str, dict[str, Any]] = {
+    "qwen2.5-0.5b": dict(
+        _QWEN2, vocab_size=151_936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True,
+    ),
+    "qwen2.5-1.5b": dict(
+        _QWEN2, vocab_size=151_936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+        num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True,
+    ),
+    "qwen2.5-7b": dict(
+        _QWEN2, vocab_size=152_064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+        num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False,
+    ),
+}  # fmt: skip
 _LOAD_HINT = f"give the path of a local model folder, or {TINY_PREFIX}gpt2 for a small random model"
 
 
-class ModelLoadError(IlfError):
-    """A model that cannot be loaded: a local path that does not exist, or a hub id that cannot be fetched."""
+def built_from_config(name: str) -> bool:
+    """Whether ``name`` is a model ilf builds from a config (``tiny:*``, ``shape:*``), not a checkpoint."""
+    return name.startswith((TINY_PREFIX, SHAPE_PREFIX))
 
 
 @dataclass
@@ -143,6 +166,51 @@ def tiny_model(arch: str, seed: int = 0) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def shape_config(shape: str) -> tuple[Any, Any]:
+    """The transformers config of ``SHAPES[name]`` and the tokenizer its models use; ``shape`` is
+    ``name`` or ``name,key=value,...`` with integer settings changed (``num_hidden_layers=2``,
+    ``vocab_size=32000``), to see how a stage's memory grows with one of them."""
+    import transformers
+
+    name, *changes = shape.split(",")
+    if name not in SHAPES:
+        raise ValueError(f"unknown model shape {SHAPE_PREFIX}{name} (choose from {', '.join(SHAPE_PREFIX + s for s in SHAPES)})")
+    settings = dict(SHAPES[name])
+    for change in changes:
+        key, _, value = change.partition("=")
+        if key not in settings or not value.isdigit():
+            raise ValueError(f"{SHAPE_PREFIX}{shape}: {change!r} is not KEY=INTEGER with KEY one of {', '.join(sorted(settings))}")
+        settings[key] = int(value)
+    tokenizer = tiny_tokenizer()
+    ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    return transformers.Qwen2Config(**settings, **ids), tokenizer
+
+
+def shape_model(shape: str, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """A model with the architecture ``SHAPES[shape]`` and random weights, and a tokenizer trained
+    on the shipped text; the model keeps the architecture's full vocabulary (its logits are as wide
+    as the real model's), of which the tokenizer uses the first few hundred ids."""
+    import transformers
+
+    config, tokenizer = shape_config(shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.Qwen2ForCausalLM._from_config(config, dtype=dtype)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    # Random weights would sample ids the tokenizer has no text for; generation keeps to its ids.
+    model.generation_config.suppress_tokens = list(range(len(tokenizer), config.vocab_size))
+    return model, tokenizer
+
+
+def config_model(name: str, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """The model and tokenizer of a ``tiny:*`` or ``shape:*`` name."""
+    if name.startswith(SHAPE_PREFIX):
+        return shape_model(name[len(SHAPE_PREFIX) :], seed, dtype)
+    model, tokenizer = tiny_model(name[len(TINY_PREFIX) :], seed)
+    return model.to(dtype), tokenizer
+
+
 def _is_encoder_decoder(name_or_path: str, trust_remote_code: bool) -> bool:
     from transformers import AutoConfig
 
@@ -179,9 +247,8 @@ def load_model(config: ModelConfig, for_training: bool = False, *, field: str = 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     name = config.name_or_path
-    if name.startswith(TINY_PREFIX):
-        model, tokenizer = tiny_model(name[len(TINY_PREFIX) :], config.seed)
-        model = model.to(dtype)
+    if built_from_config(name):
+        model, tokenizer = config_model(name, config.seed, dtype)
     else:
         local = Path(name).expanduser()
         if not local.exists() and _looks_like_path(name):

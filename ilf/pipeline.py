@@ -35,17 +35,18 @@ from typing import Any, Callable
 from ilf import steps
 from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
 from ilf.data import load_eval, load_train, loader_fingerprint_inputs, pretrained_world_model
+from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
 from ilf.execution.programs import check_sandbox
 from ilf.feedback import get_source
 from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text, files_digest
+from ilf.memory import StagePeak
+from ilf.memory import describe as describe_peak
 from ilf.methods import Method, get_method
 from ilf.metrics import get_metrics, score_system
-from ilf.models import ModelLoadError
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
 from ilf.registry import SELECTORS
 from ilf.tasks import get_task
-from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ def _comparisons(run: Pipeline, fp: str) -> dict[str, Any]:
 
 def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
     """A reward model on the training samples' comparisons, a share held out for its accuracy."""
+    from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model  # torch, when it trains
+
     c = run.config
     pairs = preference_pairs(run.task, run.training_samples(), run.comparisons())
     random.Random(c.seed).shuffle(pairs)
@@ -571,17 +574,22 @@ class Pipeline:
         """Run one stage and record its marker; what it computed is then this run's."""
         log.info("stage %s: running", stage)
         started = dt.datetime.now(dt.timezone.utc)
+        peak = StagePeak().start()
         try:
             summary = _BY_NAME[stage].run(self, fp)
         except ModelLoadError as err:
             raise ModelLoadError(self._name_model_key(str(err))) from err
+        finished = dt.datetime.now(dt.timezone.utc)
+        memory = peak.result()
+        log.info("stage %s: done in %.1f s, %s", stage, (finished - started).total_seconds(), describe_peak(memory))
         atomic_write_json(
             self.paths.marker(stage),
             {
                 "stage": stage,
                 "fingerprint": fp,
                 "started": started.isoformat(),
-                "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "finished": finished.isoformat(),
+                "peak_memory": memory,
                 "summary": summary,
             },
         )

@@ -24,6 +24,7 @@ from ilf.config import RunConfig
 from ilf.evaluation import format_table, primary_numbers
 from ilf.feedback import get_source
 from ilf.files import atomic_write_json, atomic_write_text
+from ilf.layout import round_dir
 from ilf.methods import get_method
 from ilf.pipeline import Pipeline, RunPaths
 from ilf.plots import plot_run_rounds
@@ -41,7 +42,7 @@ class Rounds:
         self.count = config.rounds if get_method(config.method).trains else 1
 
     def round_dir(self, k: int) -> Path:
-        return self.root / f"round-{k}"
+        return round_dir(self.root, k)
 
     def round_config(self, k: int) -> RunConfig:
         c = self.config

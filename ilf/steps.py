@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.config import ModelConfig, RefineConfig, SamplingConfig, SelectionConfig
 from ilf.files import Journal
-from ilf.generate import GenerationStats, generate_outputs
-from ilf.models import LoadedModel
 from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection
 from ilf.registry import SELECTORS
 from ilf.selection import SelectionItem, select
 from ilf.tasks import Task
+
+if TYPE_CHECKING:
+    from ilf.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def generate_resumable(
                 done[row["i"]] = row["texts"]
         if done:
             log.info("%s: resuming, %d of %d prompts already done", desc, len(done), len(prompts))
+    from ilf.generate import GenerationStats, generate_outputs  # torch: only when something generates
+
     stats = GenerationStats()
     if len(done) < len(prompts):
 

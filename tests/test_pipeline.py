@@ -53,6 +53,10 @@ def test_offline_round_end_to_end_then_rerun_skips_and_overrides_rerun_from_sele
         best = max(range(3), key=lambda i: scores[i]["embedding"])
         assert selection.index == best and selection.text == selection.candidates[best].text
     assert (run_dir / "model" / "config.json").exists() and (run_dir / "model" / "tokenizer.json").exists()
+    # every stage says what it held: fine-tuning holds a model, its gradients and optimizer state
+    peaks = {p.stem: json.loads(p.read_text())["peak_memory"] for p in (run_dir / ".ilf/stages").glob("*.json")}
+    assert set(peaks) == {"data", "outputs", "feedback", "refine", "select", "finetune", "evaluate"}
+    assert all(peak["rss_mib"] > 0 and peak["rss_scope"] == "stage" for peak in peaks.values())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for system in ("base", "finetuned"):
         assert metrics["systems"][system]["n"] == 6

@@ -10,9 +10,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import yaml
 from conftest import REPO
 
+from ilf.config import to_plain
+from ilf.demo import world
 from ilf.records import Sample, write_records
+from ilf.study.config import load_study
 
 HEAVY = ("torch", "transformers", "datasets", "sentence_transformers", "trl")
 
@@ -42,6 +46,40 @@ def test_listing_plug_ins_imports_no_model_library_and_a_lookup_imports_one_modu
     assert heavy == "[]"
     # the module that holds the name, not its neighbours (ranking.py imports the trainers)
     assert imported == "['ilf.methods.supervised']"
+
+
+def test_commands_that_load_no_model_import_no_model_library(tmp_path: Path) -> None:
+    """`ilf config`, `ilf status` (of a run and of a study) and `ilf evaluate --outputs` with a
+    metric that needs no model start without torch or transformers."""
+    samples = tmp_path / "samples.jsonl"
+    posts = world.generate_posts(2, seed=11)
+    write_records(
+        samples, [Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()], extra=world.post_record(p)) for p in posts]
+    )
+    study = tmp_path / "study"
+    (study / "cells").mkdir(parents=True)
+    config, base, source = load_study(REPO / "ilf" / "studies" / "demo_quick.yaml")
+    (study / "study.yaml").write_text(yaml.safe_dump({"source": source, "study": to_plain(config), "base": base}))
+    commands = [
+        ["config", str(REPO / "experiments" / "offline.yaml")],
+        ["status", str(REPO / "experiments" / "offline.yaml"), "--run-dir", str(tmp_path / "run")],
+        ["status", str(study)],
+        ["evaluate", "--outputs", "references", "--samples", str(samples), "--out", str(tmp_path / "m.json"),
+         "--set", "evaluation.metrics=[facts]", "--set", "task.name=facts"],
+    ]  # fmt: skip
+    result = _python(
+        textwrap.dedent(f"""
+        import contextlib, io, sys
+        from ilf.cli import main
+        for command in {commands!r}:
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert main(command) == 0, command
+            print(command[0], sorted(m for m in {HEAVY!r} if m in sys.modules))
+        """)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["config []", "status []", "status []", "evaluate []"], result.stderr
+    assert (tmp_path / "m.json").exists()
 
 
 def _install_plugin_package(tmp_path: Path) -> Path:

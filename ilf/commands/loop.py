@@ -11,6 +11,7 @@ from ilf.config import RunConfig
 from ilf.evaluation import format_table, primary_numbers
 from ilf.feedback.labelstudio_round import ROUND_FILE, write_round_summary
 from ilf.labelstudio.summary import SUMMARY_MD
+from ilf.layout import round_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,13 @@ def run_loop(config: RunConfig, run_dir: Path) -> str:
     metrics = json.loads(RunPaths(run_dir).metrics.read_text())
     rows = {}
     for k, entry in enumerate(metrics.get("rounds") or [{"systems": metrics["systems"], "primary": metrics["primary"]}], start=1):
-        round_dir = run_dir / f"round-{k}" if config.rounds > 1 else run_dir
-        waited = json.loads((round_dir / ROUND_FILE).read_text())
+        folder = round_dir(run_dir, k) if config.rounds > 1 else run_dir
+        waited = json.loads((folder / ROUND_FILE).read_text())
         rows[str(k)] = {
             "tasks": waited["tasks"],
             "annotated": waited["annotated"],
             "skipped": waited["skipped"],
             **primary_numbers(entry),
-            "summary": str(round_dir / SUMMARY_MD) if (round_dir / SUMMARY_MD).exists() else None,
+            "summary": str(folder / SUMMARY_MD) if (folder / SUMMARY_MD).exists() else None,
         }
     return format_table(rows, columns=tuple(next(iter(rows.values()))), first="round")

@@ -31,6 +31,7 @@ from ilf.feedback.labelstudio import FEEDBACK_FILE
 from ilf.files import atomic_write_json
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import build_tasks, pull, push
+from ilf.layout import is_round_dir
 from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -52,7 +53,7 @@ def model_version(run: Pipeline) -> str:
     """The policy that wrote the outputs, readable in Label Studio: a round's model is
     ``round-k``, anything else its name or folder."""
     path = Path(run.outputs_model.name_or_path)
-    if path.name == "model" and path.parent.name.startswith("round-"):
+    if path.name == "model" and is_round_dir(path.parent):
         return f"{run.config.name} {path.parent.name}"
     return f"{run.config.name} {path.name or path}"
 

@@ -13,22 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ilf.best_of_n import best_of_n
 from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
 from ilf.methods import Method
 from ilf.methods.supervised import ILF
 from ilf.records import Output, Sample
 from ilf.registry import METHODS
-from ilf.train.online import RLOOTrainingConfig, train_rloo
-from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo
-from ilf.train.reward import RewardModel
 
 if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
 def best_of_n_outputs(run: Pipeline, model: ModelConfig, samples: list[Sample], system: str) -> tuple[list[Output], dict[str, Any]]:
+    from ilf.best_of_n import best_of_n  # torch: only when it generates
+    from ilf.train.reward import RewardModel
+
     reward = RewardModel.load(run.paths.reward_model, batch_size=run.config.reward.score_batch_size)
     n = run.config.reward.best_of_n
     result = best_of_n(model, reward, run.task, samples, n, run.config.outputs.sampling, run.config.seed, system)
@@ -79,6 +78,8 @@ class DPO(Method):
         return ["dpo", config.dpo]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
+        from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo  # torch: only when it trains
+
         c = run.config
         return train_dpo(
             run.policy,
@@ -104,6 +105,8 @@ class RLOO(Method):
         return ["rloo", config.rloo, config.outputs.sampling]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
+        from ilf.train.online import RLOOTrainingConfig, train_rloo  # torch: only when it trains
+
         c = run.config
         return train_rloo(
             run.policy,

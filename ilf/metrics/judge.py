@@ -16,6 +16,7 @@ simulated annotator, whose preferences are known exactly.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -144,6 +145,9 @@ class ModelJudge:
         lengths = [len(a) for _ in prompts for a in self.answer_ids]
         totals: list[float] = []
         size = 2 * self.config.batch_size
+        # Only the answer's positions are scored: logits for every prompt position would be rows x
+        # length x vocabulary floats (tens of GB for a 150k vocabulary and SLF5K-long prompts).
+        keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             width = max(len(r) for r in batch)
@@ -151,8 +155,10 @@ class ModelJudge:
             mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=self.lm.device)
             # Positions count from each row's first real token, as if it were not padded on the left.
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-            token_logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            keep = max(lengths[start : start + size]) + 1  # the answers are every row's last tokens (left padding)
+            extra = {"logits_to_keep": keep} if keep_logits else {}
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **extra).logits[:, -keep:].float()
+            token_logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, -keep + 1 :].unsqueeze(-1)).squeeze(-1)
             for row, length in enumerate(lengths[start : start + size]):
                 totals.append(float(token_logprobs[row, -length:].sum()))
         return [(totals[i], totals[i + 1]) for i in range(0, len(totals), 2)]

@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from ilf.config import ModelConfig, SelectionConfig
-from ilf.models import resolve_device
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
@@ -30,6 +29,8 @@ def default_embedder_path() -> str:
 
 def load_embedder(name_or_path: str | None = None, device: str | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
+
+    from ilf.models import resolve_device
 
     path = name_or_path or default_embedder_path()
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))

@@ -7,6 +7,7 @@ The prompt wording is our own; five variants, two of them with True/False answer
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -70,10 +71,12 @@ class InstructRMSelector(Selector):
     def next_token_logits(self, prompts: list[str]) -> torch.Tensor:
         """Logits of the token after each prompt, float32, shape (len(prompts), vocab)."""
         tokenizer = self.judge.tokenizer
+        # The last position's logits only: every position's would be prompts x length x vocabulary floats.
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.judge.model.forward).parameters else {}
         rows = []
         for start in range(0, len(prompts), self.batch_size):
             batch = tokenizer(prompts[start : start + self.batch_size], return_tensors="pt", padding=True).to(self.judge.device)
-            logits = self.judge.model(**batch).logits
+            logits = self.judge.model(**batch, **last_only).logits
             rows.append(logits[:, -1, :].float().cpu())  # left padding: the last column is every row's last token
         return torch.cat(rows)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ilf.config import RunConfig, build_config
 from ilf.files import atomic_write_text
+from ilf.layout import round_dir
 from ilf.methods import get_method
 from ilf.rounds import open_run
 from ilf.study.config import StudyConfig, Variant
@@ -112,7 +113,7 @@ def cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
         **{f"axis:{k}": v for k, v in cell.axes.items()},
         "dir": str(cell_dir),
         # where the primary system's held-out outputs are: the last round's directory when the cell ran rounds
-        "outputs_dir": str(cell_dir / f"round-{len(metrics['rounds'])}") if metrics.get("rounds") else str(cell_dir),
+        "outputs_dir": str(round_dir(cell_dir, len(metrics["rounds"]))) if metrics.get("rounds") else str(cell_dir),
         "system": metrics["primary"],
         "metrics": values,
         "rounds": [_numbers(r) for r in metrics.get("rounds", [])],

@@ -25,6 +25,9 @@ class Variant:
 class RayConfig:
     address: str | None = option(None, "A running Ray cluster (ray://host:10001 or host:6379); default RAY_ADDRESS, else a local cluster.")
     cpus_per_cell: int = option(1, "CPUs a group of cells reserves, and the CPU threads it uses.")
+    gpus_per_cell: float = option(
+        0, "GPUs a group of cells reserves; Ray shows the task only those (CUDA_VISIBLE_DEVICES). A fraction shares a GPU."
+    )
     max_retries: int = option(3, "Times a group whose worker died is run again (it resumes at its finished cells and stages).")
 
 
@@ -123,8 +126,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         method = study.variants[label].method if label in study.variants else label
         if method not in METHODS:
             METHODS.get(method)  # raises with the registered names and the closest one
-    if study.ray.cpus_per_cell < 1 or study.ray.max_retries < 0:
-        raise ConfigError(source, None, "study.ray", "cpus_per_cell must be at least 1 and max_retries at least 0")
+    if study.ray.cpus_per_cell < 1 or study.ray.max_retries < 0 or study.ray.gpus_per_cell < 0:
+        raise ConfigError(source, None, "study.ray", "cpus_per_cell must be at least 1, gpus_per_cell and max_retries at least 0")
     if study.slurm.cpus_per_task < 1 or study.slurm.time_min < 1 or study.slurm.gpus_per_node < 0:
         raise ConfigError(source, None, "study.slurm", "cpus_per_task and time_min must be at least 1, gpus_per_node at least 0")
     if study.workers < 1:

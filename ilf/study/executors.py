@@ -115,10 +115,12 @@ def run_on_ray(todo: list[Cell], run_dir: Path, settings: RayConfig) -> list[Res
     try:
         _check_shared_storage(ray, run_dir)
         found = groups(todo)
-        task = ray.remote(num_cpus=settings.cpus_per_cell, max_retries=settings.max_retries)(_ray_group)
+        resources = {"num_cpus": settings.cpus_per_cell, "num_gpus": settings.gpus_per_cell}
+        task = ray.remote(**resources, max_retries=settings.max_retries)(_ray_group)
         level = logging.getLogger("ilf").getEffectiveLevel()
         where = address or "a local Ray cluster"
-        print(f"running {len(found)} groups of cells as Ray tasks on {where}, {settings.cpus_per_cell} CPUs each", flush=True)
+        gpus = f" and {settings.gpus_per_cell:g} GPUs" if settings.gpus_per_cell else ""
+        print(f"running {len(found)} groups of cells as Ray tasks on {where}, {settings.cpus_per_cell} CPUs{gpus} each", flush=True)
         refs = [task.remote(group, len(todo), str(run_dir), settings.cpus_per_cell, level) for group in found]
         by_number: dict[int, Result] = {}
         for result in ray.get(refs):

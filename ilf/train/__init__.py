@@ -101,14 +101,14 @@ def prompt_room(model: Any, completion_tokens: int, wanted: int | None = None) -
 
 
 def policy_with_path(policy: ModelConfig, work_dir: Path) -> ModelConfig:
-    """The policy, saved to ``work_dir/initial-policy`` first when it is a tiny model built from
-    config: trainers that rebuild a frozen copy (a reference, a teacher) from the model's
+    """The policy, saved to ``work_dir/initial-policy`` first when it is a model built from
+    config (tiny:*, shape:*): trainers that rebuild a frozen copy (a reference, a teacher) from the model's
     ``name_or_path`` need a folder to rebuild it from."""
     import dataclasses
 
-    from ilf.models import TINY_PREFIX, load_model, save_model
+    from ilf.models import built_from_config, load_model, save_model
 
-    if not policy.name_or_path.startswith(TINY_PREFIX):
+    if not built_from_config(policy.name_or_path):
         return policy
     initial = load_model(policy)
     save_model(initial.model, initial.tokenizer, work_dir / "initial-policy")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ilf.config import LoraConfig, ModelConfig
-from ilf.models import TINY_PREFIX, resolve_device, tiny_model
+from ilf.models import SHAPE_PREFIX, TINY_PREFIX, resolve_device, resolve_dtype, shape_config, tiny_model
 from ilf.records import Comparison, Sample
 from ilf.tasks import Task
 from ilf.train import common_trainer_args, save_trained
@@ -51,10 +51,17 @@ def preference_pairs(task: Task, samples: list[Sample], comparisons: list[Compar
 
 
 def load_classifier(config: ModelConfig) -> tuple[Any, Any]:
-    """A one-logit sequence classifier and its tokenizer (a tiny one built from config for tiny:*)."""
+    """A one-logit sequence classifier and its tokenizer (built from config for tiny:* and shape:*)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if config.name_or_path.startswith(TINY_PREFIX):
+    if config.name_or_path.startswith(SHAPE_PREFIX):
+        model_config, tokenizer = shape_config(config.name_or_path[len(SHAPE_PREFIX) :])
+        model_config.num_labels = 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            dtype = resolve_dtype(config.dtype, resolve_device(config.device))
+            model = AutoModelForSequenceClassification.from_config(model_config, dtype=dtype)
+    elif config.name_or_path.startswith(TINY_PREFIX):
         base, tokenizer = tiny_model(config.name_or_path[len(TINY_PREFIX) :], config.seed)
         import transformers
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.config import FinetuneConfig, ModelConfig
-from ilf.models import LoadedModel, load_model
 from ilf.records import Sample, Selection
 from ilf.tasks import Task
 from ilf.train import common_trainer_args, save_trained, training_summary
+
+if TYPE_CHECKING:
+    from ilf.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ def build_trainer(
 
     if not pairs:
         raise ValueError("no training pairs: every sample lacks the fine-tuning target")
+    from ilf.models import load_model  # torch: only when it trains
+
     lm = load_model(model_config, for_training=True)
     if lm.is_seq2seq:
         raise ValueError(

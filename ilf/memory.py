@@ -1,0 +1,86 @@
+"""The peak memory of a stage: resident memory of this process and, on a GPU, what torch allocated.
+
+Every stage records both in its marker (``peak_memory``) and in its log line, so a run on a new
+machine or model size says what each stage held instead of leaving it to arithmetic.
+
+On Linux the process's high-water mark (``VmHWM``) is reset at the start of the stage by writing
+``5`` to ``/proc/self/clear_refs``, so the figure is the stage's own peak, not the largest of the
+stages before it. Where that cannot be done (another OS, a locked-down ``/proc``) the figure is
+the process's peak so far, and says so (``rss_scope: process``). With several cells in threads of
+one process (``study.workers`` > 1) the figure covers all of them.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _cuda() -> Any:
+    # torch is imported only if the stage imported it: a stage that loads no model stays light.
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda
+    return None
+
+
+class StagePeak:
+    """Measures the peak memory between ``start()`` and ``result()``."""
+
+    def __init__(self) -> None:
+        self._scope = "process"
+
+    def start(self) -> StagePeak:
+        self._scope = "stage" if _reset_peak() else "process"
+        cuda = _cuda()
+        if cuda is not None:
+            for device in range(cuda.device_count()):
+                cuda.reset_peak_memory_stats(device)
+        return self
+
+    def result(self) -> dict[str, Any]:
+        hwm = _status_kib("VmHWM")
+        if hwm is None:
+            # ru_maxrss is KiB on Linux and bytes on macOS; it never goes down.
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            hwm = peak // 1024 if sys.platform == "darwin" else peak
+            self._scope = "process"
+        out: dict[str, Any] = {"rss_mib": round(hwm / 1024, 1), "rss_scope": self._scope}
+        cuda = _cuda()
+        if cuda is not None:
+            # Only devices this stage touched count: a stage that ran on the CPU reports no GPU figure.
+            peaks = [cuda.max_memory_allocated(device) for device in range(cuda.device_count())]
+            if any(peaks):
+                out["cuda_mib"] = round(max(peaks) / 2**20, 1)
+        return out
+
+
+def describe(peak: dict[str, Any]) -> str:
+    """``peak RSS 1,234 MiB`` (``, GPU 5,678 MiB``) for a log line."""
+    text = f"peak RSS {peak['rss_mib']:,.0f} MiB" + ("" if peak.get("rss_scope") == "stage" else " (process)")
+    if "cuda_mib" in peak:
+        text += f", GPU {peak['cuda_mib']:,.0f} MiB"
+    return text
