@@ -50,17 +50,20 @@ def lengthened(rows: list[dict], tokenizer, tokens: int) -> list[dict]:
 
 
 def write_data(folder: Path, samples: int, eval_samples: int, tokens: int) -> None:
+    from ilf.files import atomic_write_text
     from ilf.models import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     folder.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", samples), ("test", eval_samples)):
         rows = [json.loads(line) for line in (DATA / f"{split}.jsonl").read_text().splitlines()[: count + 8]]
-        long_rows = lengthened(rows, tokenizer, tokens)[:count]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in long_rows))
+        text = "".join(json.dumps(row) + "\n" for row in lengthened(rows, tokenizer, tokens)[:count])
+        path = folder / f"{split}.jsonl"
+        if not path.exists() or path.read_text() != text:  # rewritten, it would look new: every stage would rerun
+            atomic_write_text(path, text)
 
 
-def overrides(data: Path, shape: str, samples: int, eval_samples: int, dtype: str) -> list[str]:
+def overrides(data: Path, shape: str, samples: int, eval_samples: int, dtype: str, methods: list[str]) -> list[str]:
     model = f"shape:{shape}"
     two_steps = samples // 2  # a batch of half the samples: two optimizer steps an epoch
     sets = [
@@ -68,7 +71,7 @@ def overrides(data: Path, shape: str, samples: int, eval_samples: int, dtype: st
         f"data.eval_limit={eval_samples}",
         f"study.sizes=[{samples}]",
         "study.seeds=[0]",
-        f"study.methods=[{', '.join(METHODS)}]",
+        f"study.methods=[{', '.join(methods)}]",
         "study.workers=1",
         "study.executor=local",
         f"policy.name_or_path={model}",
@@ -105,8 +108,8 @@ def stage_peaks(run_dir: Path) -> list[dict]:
             continue
         cell = marker.parent.parent.parent.name
         seconds = _seconds(record["started"], record["finished"])
-        rows.append({"cell": cell, "stage": record["stage"], "seconds": seconds, **record["peak_memory"]})
-    return rows
+        rows.append({"cell": cell, "stage": record["stage"], "started": record["started"], "seconds": seconds, **record["peak_memory"]})
+    return sorted(rows, key=lambda row: row["started"])  # the order they ran in
 
 
 def _seconds(started: str, finished: str) -> float:
@@ -132,8 +135,10 @@ def estimates(shape: str) -> dict[str, float]:
 def stage_estimate(cell: str, stage: str, estimate: dict[str, float]) -> tuple[str, float | None]:
     """Which of the docs' estimates a stage corresponds to, and its GiB."""
     method = cell.split("-")[1] if "-" in cell else ""
-    if stage in ("outputs", "refine", "evaluate"):
+    if stage == "refine":
         return "weights (+ KV cache)", estimate["weights"]
+    if stage == "evaluate":  # the policy generates, then the judge (the same shape here) scores
+        return "policy + judge weights (+ KV cache)", 2 * estimate["weights"]
     if stage == "reward":
         return "full fine-tune", estimate["train"]
     if stage == "finetune":
@@ -177,9 +182,13 @@ def report(run_dir: Path, shape: str, tokens: int, dtype: str, wall: float) -> s
         label, gib = stage_estimate(row["cell"], row["stage"], estimate)
         peak = row["rss_mib"] / 1024
         above = peak - baseline
+        if above <= 0:  # a stage that loaded nothing: the interpreter before its imports
+            label, gib = "-", None
         ratio = f"{above / gib:.2f}x" if gib else "-"
         lines.append(
-            f"| {row['cell']} | {row['stage']} | {row['seconds']:.0f} | {peak:.2f} | {above:.2f} | {label} | "
+            f"| {row['cell']} | {row['stage']} | {row['seconds']:.0f} | {peak:.2f} | "
+            + (f"{above:.2f}" if above > 0 else "-")
+            + f" | {label} | "
             + (f"{gib:.2f}" if gib else "-")
             + f" | {ratio} |"
         )
@@ -196,6 +205,7 @@ def main() -> int:
     parser.add_argument("--eval-samples", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=600, help="length of the summary prompts (SLF5K: about 600)")
     parser.add_argument("--dtype", default="bfloat16", help="the models' dtype (bfloat16: the bytes a GPU holds)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods (default: every trainer)")
     parser.add_argument("--report-only", action="store_true", help="print the table of an earlier rehearsal")
     args = parser.parse_args()
 
@@ -209,7 +219,7 @@ def main() -> int:
         data = run_dir / "data"
         write_data(data, args.samples, args.eval_samples, args.prompt_tokens)
         command = [sys.executable, "-m", "ilf", "study", str(STUDY), "--run-dir", str(run_dir / "study")]
-        command += overrides(data, shape, args.samples, args.eval_samples, args.dtype)
+        command += overrides(data, shape, args.samples, args.eval_samples, args.dtype, args.methods.split(","))
         print("$", " ".join(command), flush=True)
         started = time.perf_counter()
         subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})

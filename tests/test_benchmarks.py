@@ -93,3 +93,19 @@ def test_study_executor_benchmark_runs_every_executor_on_a_tiny_study(tmp_path) 
     assert set(rows) == {"one process", "2 local processes", "Ray, 2 tasks of 1 CPU"}
     assert rows["one process"][2] == "1.00x"
     assert re.search(r"Ray over 2 local processes: [+-]\d+\.\d\d s per cell", report)
+
+
+def test_rehearsal_reports_every_stage_it_computed_with_its_peak_memory_and_estimate(tmp_path) -> None:
+    # one layer and a small vocabulary of the 0.5B shape: the rehearsal's machinery, not its size
+    args = ["--layers", "1", "--vocab", "2048", "--samples", "2", "--eval-samples", "2", "--prompt-tokens", "60", "--methods", "ilf,dpo"]
+    printed = _run("benchmarks/rehearsal.py", "--run-dir", str(tmp_path), *args)
+    assert "shape:qwen2.5-0.5b,num_hidden_layers=1,vocab_size=2048" in printed
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in printed.splitlines() if line.startswith("| seed0-")]
+    stages = {(row[0], row[1]) for row in rows}
+    assert {("seed0-ilf-n2", s) for s in ("refine", "finetune", "evaluate")} <= stages
+    assert {("seed0-dpo-n2", s) for s in ("comparisons", "finetune", "evaluate")} <= stages
+    assert all(float(row[3]) > 0 for row in rows)  # peak RSS GiB, measured
+    estimated = {(row[0], row[1]): row[5] for row in rows}
+    assert estimated[("seed0-ilf-n2", "finetune")] == "full fine-tune" and estimated[("seed0-ilf-n2", "data")] == "-"
+    assert estimated[("seed0-dpo-n2", "finetune")] == "fine-tune + frozen copy"
+    assert (tmp_path / "memory.md").read_text() in printed
