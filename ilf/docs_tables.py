@@ -1,5 +1,8 @@
-"""Tables the docs show and the code defines: the plug-ins of every kind (from the registries)
-and the stages of a run (from ``STAGE_TABLE``).
+"""Tables the docs show and the code defines: the plug-ins of every kind (from the registries),
+the stages of a run (from ``STAGE_TABLE``), and the reference pages: every config key with its
+default and help (from the config dataclasses, as ``ilf config --fields`` lists them), every
+plug-in with its options (as ``ilf plugins KIND`` lists them) and every command with its arguments
+(from the parsers of ``ilf``).
 
 Each sits in a Markdown file between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``;
 ``python -m ilf.docs_tables`` rewrites every such block, ``--check`` says which are stale (a
@@ -15,7 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "docs/EXTENDING.md")
+DOCUMENTS = (
+    "docs/EXTENDING.md",
+    "docs/concepts.md",
+    "docs/reference/config.md",
+    "docs/reference/plugins.md",
+    "docs/reference/cli.md",
+)
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
@@ -42,7 +51,131 @@ def stages_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES: dict[str, Callable[[], str]] = {"plugins": plugins_table, "stages": stages_table}
+def _cell(text: object) -> str:
+    """Text for a Markdown table cell: one line, its pipes escaped, ``<name>`` shown as text, not a tag."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: str) -> str:
+    """A code span for a table cell (a value holding a backtick gets a double-backtick span)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def config_reference() -> str:
+    """Every config key, its default and its help, grouped by the section it belongs to."""
+    from ilf.config import field_help
+    from ilf.study.config import StudyConfig
+
+    sections: dict[str, list[tuple[str, str, str]]] = {}
+    for key, default, help_text in [*field_help(), *field_help(StudyConfig, "study.")]:
+        section = key.split(".", 1)[0] if "." in key else ""
+        sections.setdefault(section, []).append((key, default, help_text))
+    out = []
+    for section, rows in sections.items():
+        out.append(f"### `{section}`\n" if section else "### Top level\n")
+        out.append("| key | default | meaning |\n|---|---|---|")
+        out.extend(f"| `{key}` | {_code(default)} | {_cell(help_text)} |" for key, default, help_text in rows)
+        out.append("")
+    return "\n".join(out)
+
+
+def _plugin_options(registry: object, name: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Where a plug-in's own settings live in a config, and each one's key, default and help: a
+    method's ``Options`` dataclass (``method_options.<name>``), a task's dataclass fields
+    (``task.options``)."""
+    import dataclasses
+
+    from ilf.config import field_help
+
+    obj = registry.get(name)
+    options = getattr(obj, "Options", None)
+    if options is not None:
+        return f"`method_options.{name}`", field_help(options, f"method_options.{name}.")
+    owner = getattr(obj, "__self__", obj)  # a task registers its class's from_options
+    if registry.config_key == "task.name" and isinstance(owner, type) and dataclasses.is_dataclass(owner):
+        return "`task.options`", field_help(owner, "task.options.")
+    return "", []
+
+
+def plugins_reference() -> str:
+    """Every plug-in of every kind: its help and, where it has settings of its own, each option."""
+    from ilf.registry import ALL
+
+    out = []
+    for registry in ALL:
+        out.append(f"## {registry.kind.capitalize()}s: `{registry.config_key}`\n")
+        out.append(f"A {registry.kind} is {registry.interface}.\n")
+        for name in registry.names():
+            out.append(f"### `{name}`\n")
+            out.append(_cell(registry.help(name)) + "\n")
+            where, options = _plugin_options(registry, name)
+            if options:
+                out.append(f"Options, under {where}:\n")
+                out.append("| key | default | meaning |\n|---|---|---|")
+                out.extend(f"| `{key}` | {_code(default)} | {_cell(help_text) or '-'} |" for key, default, help_text in options)
+                out.append("")
+    return "\n".join(out)
+
+
+def _argument(action: argparse.Action) -> str:
+    if not action.option_strings:
+        return f"`{action.metavar or action.dest}`"
+    value = "" if action.nargs == 0 else " " + str(action.metavar or action.dest.upper())
+    return ", ".join(f"`{option}{value}`" for option in action.option_strings)
+
+
+def _default(action: argparse.Action) -> str:
+    if action.nargs == 0 or action.default in (None, argparse.SUPPRESS) or action.default == []:
+        return "-"
+    return f"`{action.default}`"
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str, summary: str, out: list[str]) -> None:
+    """One section per command, its arguments in a table; commands with subcommands recurse."""
+    level = "#" * min(prefix.count(" ") + 2, 5)
+    out.append(f"{level} `{prefix}`\n")
+    out.append(_cell(parser.description or summary) + "\n")
+    rows = []
+    subcommands: argparse._SubParsersAction | None = None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            subcommands = action
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            help_text = _cell(action.help or "")
+            if action.choices:
+                help_text += f" One of: {', '.join(f'`{choice}`' for choice in action.choices)}."
+            rows.append(f"| {_argument(action)} | {_default(action)} | {help_text.strip()} |")
+    if rows:
+        out.append("| argument | default | meaning |\n|---|---|---|")
+        out.extend(rows)
+        out.append("")
+    if subcommands is not None:
+        helps = {choice.dest: choice.help or "" for choice in subcommands._choices_actions}
+        if prefix == "ilf":
+            out.append("| command | what it does |\n|---|---|")
+            out.extend(f"| [`ilf {name}`](#ilf-{name}) | {_cell(helps.get(name, ''))} |" for name in subcommands.choices)
+            out.append("")
+        for name, child in subcommands.choices.items():
+            _commands(child, f"{prefix} {name}", helps.get(name, ""), out)
+
+
+def cli_reference() -> str:
+    """Every command of ``ilf`` and its arguments, read from the parsers the command line uses."""
+    from ilf.cli import build_parser
+
+    out: list[str] = []
+    _commands(build_parser(), "ilf", "", out)
+    return "\n".join(out)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "plugins": plugins_table,
+    "stages": stages_table,
+    "config": config_reference,
+    "plugin_options": plugins_reference,
+    "cli": cli_reference,
+}
 
 
 def regenerate(text: str, origin: str) -> str:

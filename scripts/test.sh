@@ -55,5 +55,11 @@ fi
 # (the contracts are in pyproject.toml, [tool.importlinter]).
 "$venv/bin/lint-imports"
 
+# The docs site builds with --strict: a broken link or anchor, or a page missing from the navigation,
+# fails here (the generated reference pages and the docs' commands are checked by the tests).
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 "$venv/bin/mkdocs" build --strict --quiet --site-dir "$site"
+rm -rf "$site"
+
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -1,6 +1,6 @@
 """The benchmarks run from a checkout and print their tables (on a workload small enough for CI).
 
-They are measured by hand (see the README's performance section); here only that they run, count
+They are measured by hand (see docs/performance.md); here only that they run, count
 the work they did and report every variant, never how fast.
 """
 

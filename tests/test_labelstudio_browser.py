@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
-from conftest import _loud
+from conftest import REPO, _loud
 
 from ilf.labelstudio.sync import build_tasks, pull, push
-from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection, read_records
+from ilf.records import Candidate, Comparison, Feedback, Output, Refinements, Sample, Selection, read_records
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -49,6 +51,25 @@ def logged_in(browser, label_studio):
     return page
 
 
+SCREENSHOTS = REPO / "docs" / "assets" / "screenshots"
+MAX_SCREENSHOT_BYTES = 300_000
+
+
+def screenshot(page, name: str, folder: Path) -> Path:
+    """The page as the annotator sees it, into ``folder``; with ``ILF_DOCS_SCREENSHOTS=1`` also into
+    the docs (``docs/assets/screenshots/NAME.png``), in 256 colours so that each stays small."""
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("ILF_DOCS_SCREENSHOTS") == "1":
+        from PIL import Image
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            image.convert("RGB").quantize(colors=256).save(SCREENSHOTS / f"{name}.png", optimize=True)
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size < MAX_SCREENSHOT_BYTES
+    return path
+
+
 def wait_for_annotation(ls_client, project_id: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not ls_client.export_tasks(project_id)[0]["annotations"]:
@@ -72,6 +93,7 @@ def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_st
     assert "Someone lost something." in page.content()  # the annotator sees the model output
     box.fill(critique)
     page.locator(".ant-rate-star").nth(3).click()  # four stars
+    screenshot(page, "feedback", tmp_path)
     page.locator("[data-testid=bottombar-submit-button]").click()
 
     wait_for_annotation(ls_client, result.project_id)
@@ -106,6 +128,7 @@ def test_round_two_ideal_task_opens_with_the_models_text_which_the_annotator_edi
     editor.wait_for(timeout=10_000)
     editor.fill(ideal)
     editor.press("Enter")
+    screenshot(page, "ideal", tmp_path)
     page.locator("[data-testid=bottombar-submit-button]").click()
     wait_for_annotation(ls_client, result.project_id)
     page.screenshot(path=str(tmp_path / "ideal-submitted.png"))
@@ -133,6 +156,7 @@ def test_annotator_picks_a_refinement_in_the_browser(browser, label_studio, ls_c
         # output, feedback and every candidate on one page; on a loaded machine the texts render after the choices
         page.get_by_text(text, exact=True).first.wait_for(timeout=30_000)
     choice.check()
+    screenshot(page, "select", tmp_path)
     page.locator("[data-testid=bottombar-submit-button]").click()
     wait_for_annotation(ls_client, result.project_id)
     page.screenshot(path=str(tmp_path / "select-submitted.png"))
@@ -143,3 +167,43 @@ def test_annotator_picks_a_refinement_in_the_browser(browser, label_studio, ls_c
     (selection,) = read_records(tmp_path / "selected.jsonl", Selection)
     assert (selection.sample_id, selection.index, selection.text, selection.extra["edited"]) == ("b3", 1, candidates[1], False)
     assert selection.extra["annotator"] == label_studio["creds"].username and selection.extra["lead_time"] > 0
+
+
+def test_annotator_picks_the_better_of_two_outputs_and_sees_a_ranking_in_the_browser(
+    browser, label_studio, ls_client, project_title, tmp_path
+) -> None:
+    sample = Sample(id="b4", inputs={"title": "Lost keys", "post": "I lost my keys at the gym and found them in my bag."})
+    texts = {
+        "base": "Someone lost something.",
+        "ilf": "Keys lost at the gym turned up in the bag.",
+        "reference": "The keys were in the bag.",
+    }
+    outputs = [Output(sample_id="b4", text=text, system=system) for system, text in texts.items()]
+    pairwise = push(ls_client, project_title, "pairwise", build_tasks("pairwise", [sample], outputs, ["base", "ilf"]))
+    (task,) = ls_client.export_tasks(pairwise.project_id)
+
+    page = logged_in(browser, label_studio)
+    page.goto(f"{label_studio['url']}/projects/{pairwise.project_id}/data?task={task['id']}")
+    page.locator("[data-testid=bottombar-submit-button]").wait_for(timeout=60_000)  # the labelling editor is open
+    better = page.locator(".lsf-htx-richtext", has_text=texts["ilf"]).first
+    better.wait_for(timeout=30_000)
+    page.locator(".lsf-htx-richtext", has_text=texts["base"]).first.wait_for(timeout=30_000)  # both outputs on one page
+    better.click()
+    screenshot(page, "pairwise", tmp_path)
+    page.locator("[data-testid=bottombar-submit-button]").click()
+    wait_for_annotation(ls_client, pairwise.project_id)
+
+    ranking = push(ls_client, project_title + "-rank", "ranking", build_tasks("ranking", [sample], outputs))
+    (task,) = ls_client.export_tasks(ranking.project_id)
+    page.goto(f"{label_studio['url']}/projects/{ranking.project_id}/data?task={task['id']}")
+    page.locator("[data-testid=bottombar-submit-button]").wait_for(timeout=60_000)
+    for text in texts.values():  # every system's output, to be put in order
+        page.get_by_text(text, exact=True).first.wait_for(timeout=60_000)
+    screenshot(page, "ranking", tmp_path)
+    page.close()
+
+    pulled = pull(ls_client, project_title, tmp_path / "comparisons.jsonl")
+    assert pulled.counts.new == 1
+    (comparison,) = read_records(tmp_path / "comparisons.jsonl", Comparison)
+    assert (comparison.chosen, comparison.rejected) == (texts["ilf"], texts["base"])
+    assert {comparison.a_system, comparison.b_system} == {"base", "ilf"}

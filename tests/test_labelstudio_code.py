@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_labelstudio_browser import browser, logged_in  # noqa: F401 (the fixture)
+from test_labelstudio_browser import browser, logged_in, screenshot  # noqa: F401 (the fixture)
 
 from ilf.cli import main
 from ilf.labelstudio.client import template_config
@@ -112,6 +112,7 @@ def test_annotator_critiques_a_highlighted_program_in_the_browser(browser, label
 
     critique = "Adding 2 is not doubling; return 2 * x."
     box.fill(critique)
+    screenshot(page, "code_feedback", tmp_path)
     page.locator("[data-testid=bottombar-submit-button]").click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not ls_client.export_tasks(result.project_id)[0]["annotations"]:
