@@ -545,6 +545,9 @@ class RunConfig:
         ]
         for key, registry, name in named:
             problem = registry.unknown(name)
+            if problem is None and not registry.is_builtin(name):
+                # someone's own plug-in: imported now, so a missing method is named before any stage runs
+                problem = registry.interface_problem(name)
             if problem is not None:
                 raise SchemaError(None, None, key, problem)
         for name in self.evaluation.metrics:  # a metric's own settings (its modules are light: no model library at import)

@@ -41,17 +41,29 @@ class Entry(Generic[T]):
     obj: T
 
 
+@dataclass(frozen=True)
+class Interface:
+    """What a plug-in of a kind must define: the base class's methods it overrides (``any_of``: at
+    least one of them), and whether it may be a plain function (loaders, task factories)."""
+
+    base: str  # module:Class
+    required: tuple[str, ...] = ()
+    any_of: bool = False
+    functions_allowed: bool = False
+
+
 class UnknownPlugin(ValueError):
     """A name that no plug-in of the kind registered, nor an importable ``module:Name``."""
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, config_key: str, interface: str, variable: str) -> None:
+    def __init__(self, kind: str, package: str, config_key: str, interface: str, variable: str, shape: Interface | None = None) -> None:
         self.kind = kind
         self.package = package
         self.config_key = config_key
         self.interface = interface  # what a plug-in of the kind is, for the docs' generated table
         self.variable = variable  # the name modules register through (``SELECTORS.register``), found in their source
+        self.shape = shape
         self._entries: dict[str, Entry[T]] = {}
         self._index: dict[str, tuple[str, str | None]] | None = None  # name -> (module, help if literal)
         self._loaded = False
@@ -137,6 +149,31 @@ class Registry(Generic[T]):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"unknown {self.kind} {name!r}{hint}; registered: {', '.join(known)}, or module.path:Name for one of your own"
 
+    def is_builtin(self, name: str) -> bool:
+        """Whether ``name`` is one of ilf's own plug-ins (checked by its tests, not at config time)."""
+        found = self.index().get(name)
+        return ":" not in name and found is not None and found[0].startswith("ilf.")
+
+    def interface_problem(self, name: str) -> str | None:
+        """Why the plug-in ``name`` (imported) lacks its kind's interface, or None when it has it."""
+        if self.shape is None:
+            return None
+        obj = self.get(name)
+        what = f"{self.kind} {name!r} ({getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)})"
+        base = _import_object(self.shape.base, self)
+        methods = (
+            " or ".join(f"{m}()" for m in self.shape.required) if self.shape.any_of else ", ".join(f"{m}()" for m in self.shape.required)
+        )
+        if not isinstance(obj, type):
+            if self.shape.functions_allowed and callable(obj):
+                return None
+            return f"{what} is a {type(obj).__name__}; a {self.kind} is a class deriving from {self.shape.base.replace(':', '.')} that defines {methods}"
+        missing = [m for m in self.shape.required if getattr(obj, m, None) is None or getattr(obj, m) is getattr(base, m, None)]
+        if missing and (not self.shape.any_of or len(missing) == len(self.shape.required)):
+            listed = methods if self.shape.any_of else ", ".join(f"{m}()" for m in missing)
+            return f"{what} does not define {listed}, which every {self.kind} defines (docs/EXTENDING.md)"
+        return None
+
     def help(self, name: str) -> str:
         found = self.index().get(name)
         if found is not None and found[1] is not None:
@@ -214,18 +251,54 @@ def _import_object(spec: str, registry: Registry[Any]) -> Any:
 
 # The six kinds. Each package imports nothing of the others at module level, so lookups stay cheap.
 LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`", "LOADERS")
-TASKS: Registry[Any] = Registry("task", "ilf.tasks", "task.name", "a `Task` (prompts, post-processing)", "TASKS")
+TASKS: Registry[Any] = Registry(
+    "task",
+    "ilf.tasks",
+    "task.name",
+    "a `Task` (prompts, post-processing)",
+    "TASKS",
+    Interface("ilf.tasks.base:Task", ("initial_prompt", "refine_prompt"), functions_allowed=True),
+)
 FEEDBACK_SOURCES: Registry[Any] = Registry(
     "feedback source",
     "ilf.feedback",
     "feedback.source",
     "a `FeedbackSource` (`collect`; optionally `compare`, `reward`)",
     "FEEDBACK_SOURCES",
+    Interface("ilf.feedback:FeedbackSource", ("collect",)),
 )
-SELECTORS: Registry[Any] = Registry("selector", "ilf.selection", "selection.method", "a `Selector` (`score(items) -> scores`)", "SELECTORS")
-METRICS: Registry[Any] = Registry("metric", "ilf.metrics", "evaluation.metrics", "a `Metric` (`score_outputs`, `score_round`)", "METRICS")
-METHODS: Registry[Any] = Registry("method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)", "METHODS")
+SELECTORS: Registry[Any] = Registry(
+    "selector",
+    "ilf.selection",
+    "selection.method",
+    "a `Selector` (`score(items) -> scores`)",
+    "SELECTORS",
+    Interface("ilf.selection.base:Selector", ("score",)),
+)
+METRICS: Registry[Any] = Registry(
+    "metric",
+    "ilf.metrics",
+    "evaluation.metrics",
+    "a `Metric` (`score_outputs`, `score_round`)",
+    "METRICS",
+    Interface("ilf.metrics:Metric", ("score_outputs", "score_round"), any_of=True),
+)
+METHODS: Registry[Any] = Registry(
+    "method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)", "METHODS", Interface("ilf.methods:Method")
+)
 
 ALL: tuple[Registry[Any], ...] = (LOADERS, TASKS, FEEDBACK_SOURCES, SELECTORS, METRICS, METHODS)
 
-__all__ = ["Registry", "Entry", "UnknownPlugin", "LOADERS", "TASKS", "FEEDBACK_SOURCES", "SELECTORS", "METRICS", "METHODS", "ALL"]
+__all__ = [
+    "Registry",
+    "Entry",
+    "Interface",
+    "UnknownPlugin",
+    "LOADERS",
+    "TASKS",
+    "FEEDBACK_SOURCES",
+    "SELECTORS",
+    "METRICS",
+    "METHODS",
+    "ALL",
+]

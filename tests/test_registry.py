@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO
 
@@ -161,3 +162,49 @@ def test_a_package_whose_plug_ins_cannot_be_imported_breaks_only_itself(tmp_path
     assert (
         "ilf_wordcount.metrics (entry point 'wordcount') could not be loaded: No module named 'a_module_nobody_installed'" in listed.stderr
     )
+
+
+def test_a_plug_in_of_ones_own_without_its_kinds_interface_is_named_when_the_config_loads(tmp_path: Path, monkeypatch) -> None:
+    from ilf.config import load_config
+    from ilf.schema import SchemaError
+
+    (tmp_path / "my_plugins.py").write_text(
+        textwrap.dedent("""
+        from ilf.metrics import Metric
+        from ilf.selection.base import Selector
+        from ilf.tasks.base import Task
+
+        def pick_longest(items):
+            return [[len(c) for c in item.candidates] for item in items]
+
+        class NoScore(Selector):
+            pass
+
+        class Longest(Selector):
+            def score(self, items):
+                return pick_longest(items)
+
+        class HalfTask(Task):
+            def initial_prompt(self, sample):
+                return sample.inputs["post"]
+
+        class Silent(Metric):
+            pass
+        """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = str(REPO / "experiments" / "offline.yaml")
+    cases = {
+        "selection.method=my_plugins:pick_longest": "field 'selection.method': selector 'my_plugins:pick_longest' (my_plugins.pick_longest) "
+        "is a function; a selector is a class deriving from ilf.selection.base.Selector that defines score()",
+        "selection.also_score=[random, my_plugins:NoScore]": "field 'selection.also_score[1]': selector 'my_plugins:NoScore' "
+        "(my_plugins.NoScore) does not define score(), which every selector defines",
+        "task.name=my_plugins:HalfTask": "task 'my_plugins:HalfTask' (my_plugins.HalfTask) does not define refine_prompt()",
+        "evaluation.metrics=[rouge, my_plugins:Silent]": "field 'evaluation.metrics[1]': metric 'my_plugins:Silent' (my_plugins.Silent) "
+        "does not define score_outputs() or score_round()",
+    }
+    for override, message in cases.items():
+        with pytest.raises(SchemaError) as caught:
+            load_config(config, [override])
+        assert message in str(caught.value), str(caught.value)
+    assert load_config(config, ["selection.method=my_plugins:Longest"]).selection.method == "my_plugins:Longest"
