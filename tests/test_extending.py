@@ -1,4 +1,4 @@
-"""docs/EXTENDING.md runs as written: a task and a selector from a package outside ilf."""
+"""docs/EXTENDING.md runs as written: a task, a feedback source, a selector and a metric from a package outside ilf."""
 
 import json
 import os
@@ -57,6 +57,16 @@ def test_the_extending_example_runs_as_written(tmp_path: Path) -> None:
         [type("Item", (), {"feedback": feedback, "output": output, "candidates": ["eight legs", "ten"]})()]
     ) == [[1.0, 0.0]]
     assert words("Eight, legs.") == {"eight", "legs"}
+    # The custom source critiqued every draft (each misses its reference), the custom metric scored every system.
+    critiques = [json.loads(line) for line in (run / "feedback.jsonl").read_text().splitlines()]
+    assert [c["text"] for c in critiques] == [
+        "Wrong: the answer is Paris.",
+        "Wrong: the answer is eight.",
+        "Wrong: the answer is Mars.",
+        "Wrong: the answer is carbon dioxide.",
+    ]
+    systems = json.loads((run / "metrics.json").read_text())["systems"]
+    assert systems and all(0.0 <= row["contains_answer"] <= 1.0 and "contains_answer_sem" in row for row in systems.values())
     config = (run / "config.yaml").read_text()
     assert "my_ilf_plugins.tasks:ShortAnswerTask" in config
     assert (tmp_path / "runs" / "short_answers_study" / "report.md").exists()
