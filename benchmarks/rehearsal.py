@@ -175,8 +175,8 @@ def report(run_dir: Path, shape: str, tokens: int, dtype: str, wall: float) -> s
         f"torch {torch.__version__}, {os.cpu_count()} CPUs; study wall time {wall / 60:.1f} min",
         f"baseline (a process that imported torch, transformers and trl, no model): {baseline:.2f} GiB",
         "",
-        "| cell | stage | seconds | peak RSS GiB | above baseline GiB | estimate | estimate GiB | measured / estimate |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cell | stage | seconds | RSS at start GiB | peak RSS GiB | peak above baseline GiB | estimate | estimate GiB | measured / estimate |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         label, gib = stage_estimate(row["cell"], row["stage"], estimate)
@@ -186,7 +186,9 @@ def report(run_dir: Path, shape: str, tokens: int, dtype: str, wall: float) -> s
             label, gib = "-", None
         ratio = f"{above / gib:.2f}x" if gib else "-"
         lines.append(
-            f"| {row['cell']} | {row['stage']} | {row['seconds']:.0f} | {peak:.2f} | "
+            f"| {row['cell']} | {row['stage']} | {row['seconds']:.0f} | "
+            + (f"{row['rss_start_mib'] / 1024:.2f}" if "rss_start_mib" in row else "-")
+            + f" | {peak:.2f} | "
             + (f"{above:.2f}" if above > 0 else "-")
             + f" | {label} | "
             + (f"{gib:.2f}" if gib else "-")

@@ -6,12 +6,15 @@ machine or model size says what each stage held instead of leaving it to arithme
 On Linux the process's high-water mark (``VmHWM``) is reset at the start of the stage by writing
 ``5`` to ``/proc/self/clear_refs``, so the figure is the stage's own peak, not the largest of the
 stages before it. Where that cannot be done (another OS, a locked-down ``/proc``) the figure is
-the process's peak so far, and says so (``rss_scope: process``). With several cells in threads of
-one process (``study.workers`` > 1) the figure covers all of them.
+the process's peak so far, and says so (``rss_scope: process``). ``rss_start_mib`` is what the
+process held when the stage began, after memory freed by earlier stages was handed back to the OS.
+With several cells in threads of one process (``study.workers`` > 1) the figures cover all of them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import sys
 from pathlib import Path
@@ -39,6 +42,16 @@ def _reset_peak() -> bool:
     return True
 
 
+def _release_freed() -> None:
+    """Hand memory that earlier stages freed back to the OS, so that it neither counts in this
+    stage's peak nor stays with a long study process: a collection, then glibc's ``malloc_trim``."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps what it keeps
+        return
+
+
 def _cuda() -> Any:
     # torch is imported only if the stage imported it: a stage that loads no model stays light.
     torch = sys.modules.get("torch")
@@ -52,8 +65,11 @@ class StagePeak:
 
     def __init__(self) -> None:
         self._scope = "process"
+        self._start: int | None = None
 
     def start(self) -> StagePeak:
+        _release_freed()
+        self._start = _status_kib("VmRSS")
         self._scope = "stage" if _reset_peak() else "process"
         cuda = _cuda()
         if cuda is not None:
@@ -69,6 +85,8 @@ class StagePeak:
             hwm = peak // 1024 if sys.platform == "darwin" else peak
             self._scope = "process"
         out: dict[str, Any] = {"rss_mib": round(hwm / 1024, 1), "rss_scope": self._scope}
+        if self._start is not None:
+            out["rss_start_mib"] = round(self._start / 1024, 1)  # held before the stage began (earlier stages' leftovers)
         cuda = _cuda()
         if cuda is not None:
             # Only devices this stage touched count: a stage that ran on the CPU reports no GPU figure.
