@@ -388,8 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         nargs="?",
         default="demo",
-        help="A packaged study (ilf/studies): demo (both worlds), rounds, candidates, weak_refiner, peers, code (the program "
-        "world), demo_quick.",
+        help=f"A packaged study (ilf/studies): {', '.join(packaged_studies())}.",
     )
     p.add_argument(
         "--run-dir",
@@ -429,8 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "kind",
         nargs="?",
-        help="Only this kind (data_loader, task, feedback_source, selector, metric, method), with each plug-in's options; "
-        "or one plug-in's name.",
+        help=f"Only this kind ({', '.join(r.kind.replace(' ', '_') for r in ALL)}), with each plug-in's options; or one plug-in's name.",
     )
     p.set_defaults(func=cmd_plugins)
 
