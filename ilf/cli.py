@@ -89,10 +89,12 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ilf.study.status import cell_states, format_states, is_study_dir
+    from ilf.study.status import cell_states, format_profile, format_states, is_study_dir, stage_profile
 
     if args.config and is_study_dir(args.config):  # a study's folder: where each cell stands
         print(format_states(cell_states(Path(args.config))))
+        if args.profile:
+            print("\n" + format_profile(stage_profile(Path(args.config))))
         return 0
     from ilf.rounds import open_run
 
@@ -439,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
+    p.add_argument("--profile", action="store_true", help="Of a study's folder: seconds and peak memory by stage, the costliest first.")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(

@@ -77,8 +77,15 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
 
     # `ilf status STUDY_DIR`: where each cell stands, from the run directories alone
     study = tmp_path / "two" / "code"
-    assert main(["status", str(study)]) == 0
-    assert capsys.readouterr().out.strip().endswith("4 done, 0 running, 0 failed, 0 waiting of 4 cells")
+    assert main(["status", str(study), "--profile"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 done, 0 running, 0 failed, 0 waiting of 4 cells" in printed
+    # where the time went: the data stage four cells read was computed once; every stage's peak memory recorded
+    profile = {
+        row[0]: row[1:] for row in (line.strip("|").replace(" ", "").split("|") for line in printed.splitlines() if line.startswith("| "))
+    }
+    assert profile["data"][0] == "1" and profile["evaluate"][0] == "4" and profile["finetune"][0] == "2"
+    assert all(row[3] != "-" for stage, row in profile.items() if stage != "stage")
     cells = study / "cells"
     (cells / "seed0-sft_reference-n4-pretraining.seed=8" / "error.txt").write_text("Traceback ...\nValueError: out of patience\n")
     shutil.rmtree(cells / "seed0-before-pretraining.seed=8")

@@ -1,5 +1,6 @@
 """`ilf status STUDY_DIR`: each cell of a study done, running (by which process), failed (with its
-error's last line) or waiting, read from the run directories alone, while the study runs or after."""
+error's last line) or waiting, read from the run directories alone, while the study runs or after.
+``--profile`` adds where the time went: seconds and peak memory by stage, from the stage markers."""
 
 from __future__ import annotations
 
@@ -61,4 +62,35 @@ def format_states(states: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["is_study_dir", "cell_states", "format_states"]
+def stage_profile(run_dir: Path) -> list[dict[str, Any]]:
+    """Seconds and peak resident memory of every stage kind over the study's cells (a stage one
+    cell computed and others linked counts once), the costliest first."""
+    import datetime as dt
+    import json
+
+    by_stage: dict[str, dict[str, Any]] = {}
+    for marker in sorted(Path(run_dir).glob("cells/**/.ilf/stages/*.json")):
+        record = json.loads(marker.read_text())
+        if "shared_from" in record:
+            continue
+        seconds = (dt.datetime.fromisoformat(record["finished"]) - dt.datetime.fromisoformat(record["started"])).total_seconds()
+        row = by_stage.setdefault(record["stage"], {"stage": record["stage"], "computed": 0, "seconds": 0.0, "peak_rss_mib": 0.0})
+        row["computed"] += 1
+        row["seconds"] += seconds
+        row["peak_rss_mib"] = max(row["peak_rss_mib"], record.get("peak_memory", {}).get("rss_mib", 0.0))
+    return sorted(by_stage.values(), key=lambda row: -row["seconds"])
+
+
+def format_profile(rows: list[dict[str, Any]]) -> str:
+    total = sum(row["seconds"] for row in rows) or 1.0
+    lines = ["| stage | computed | seconds | share | largest peak RSS MiB |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['stage']} | {row['computed']} | {row['seconds']:,.0f} | {row['seconds'] / total:.0%} | "
+            + (f"{row['peak_rss_mib']:,.0f}" if row["peak_rss_mib"] else "-")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["is_study_dir", "cell_states", "format_states", "stage_profile", "format_profile"]
