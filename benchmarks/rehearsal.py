@@ -4,8 +4,11 @@ Runs ``ilf study experiments/slf5k_study.yaml`` on a handful of samples with eve
 refiner, reward model, judge) built as ``shape:qwen2.5-0.5b``: Qwen2.5-0.5B's architecture (24
 layers, hidden 896, 14 query and 2 key-value heads, a 151,936-token vocabulary) with random weights
 and the tokenizer ilf trains on its shipped text. Every trainer runs two optimizer steps: SFT (ilf,
-sft_initial, sft_reference), the reward model, DPO, RLOO, sdft and sdpo; the judge scores every
-system. Posts are lengthened to about ``--prompt-tokens`` tokens, the SLF5K average.
+sft_initial, sft_reference), the reward model, DPO, RLOO and sdft; the judge scores every system.
+Posts are lengthened to about ``--prompt-tokens`` tokens, the SLF5K average. sdpo scores its
+rollouts with the feedback source, which SLF5K's critiques (a file) cannot do for new outputs: it
+runs at the same shape in the facts world (``ilf/studies/demo.yaml``), whose simulated annotator
+does, on that world's short prompts.
 
 Each stage records its own peak resident memory (``peak_memory`` in its marker, ``ilf.memory``);
 this script reads them back and prints them beside the arithmetic the docs plan with (bytes per
@@ -30,7 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 STUDY = REPO / "experiments" / "slf5k_study.yaml"
 DATA = REPO / "data" / "offline"
+WORLD_STUDY = REPO / "ilf" / "studies" / "demo.yaml"
 METHODS = ["ilf", "sft_initial", "sft_reference", "sdft", "sdpo", "dpo", "rloo"]
+ONLINE = {"sdpo"}  # rewards from a source that scores new outputs: the facts world's annotator
 GIB = 2**30
 
 
@@ -99,16 +104,47 @@ def overrides(data: Path, shape: str, samples: int, eval_samples: int, dtype: st
     return [arg for item in sets for arg in ("--set", item)]
 
 
-def stage_peaks(run_dir: Path) -> list[dict]:
-    """Every stage computed in the study (a stage shared by several cells counts once)."""
+def world_overrides(shape: str, samples: int, eval_samples: int, dtype: str, methods: list[str], run_dir: Path) -> list[str]:
+    """The online methods in the facts world, whose simulated annotator scores new outputs (SLF5K's
+    critiques are a file and cannot): the same shape as policy, the world's short prompts."""
+    model = f"shape:{shape}"
+    sets = [
+        f"data.limit={samples}",
+        f"data.eval_limit={eval_samples}",
+        f"study.sizes=[{samples}]",
+        "study.seeds=[0]",
+        f"study.methods=[{', '.join(methods)}]",
+        "study.axes={}",
+        "study.variants={}",
+        "study.contrasts=[]",
+        "study.gates=[]",
+        "study.report_metrics=[recall, precision]",
+        "study.workers=1",
+        "study.executor=local",
+        f"policy.name_or_path={model}",
+        f"policy.dtype={dtype}",
+        "policy.device=auto",
+        "evaluation.metrics=[facts]",
+        f"pretraining.cache_dir={run_dir / 'world-cache'}",
+        "method_options.sdpo.max_steps=2",
+        "method_options.sdpo.num_generations=2",
+        f"method_options.sdpo.per_device_train_batch_size={samples}",  # rollouts: a multiple of num_generations
+    ]
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+def stage_peaks(run_dirs: list[Path]) -> list[dict]:
+    """Every stage computed in the studies (a stage shared by several cells counts once)."""
     rows = []
-    for marker in sorted(run_dir.glob("cells/*/.ilf/stages/*.json")):
+    for marker in sorted(m for run_dir in run_dirs for m in run_dir.glob("cells/*/.ilf/stages/*.json")):
         record = json.loads(marker.read_text())
         if "shared_from" in record or "peak_memory" not in record:
             continue
-        cell = marker.parent.parent.parent.name
+        cell_dir = marker.parent.parent.parent
+        judged = "judge_win_rate" in (cell_dir / "config.yaml").read_text()  # the evaluate stage loads a judge too
         seconds = _seconds(record["started"], record["finished"])
-        rows.append({"cell": cell, "stage": record["stage"], "started": record["started"], "seconds": seconds, **record["peak_memory"]})
+        row = {"cell": cell_dir.name, "stage": record["stage"], "started": record["started"], "seconds": seconds, "judged": judged}
+        rows.append({**row, **record["peak_memory"]})
     return sorted(rows, key=lambda row: row["started"])  # the order they ran in
 
 
@@ -132,10 +168,10 @@ def estimates(shape: str) -> dict[str, float]:
     return {"params_b": params / 1e9, "weights": weights, "train": 4 * weights, "train+frozen": 5 * weights}
 
 
-def stage_estimate(cell: str, stage: str, estimate: dict[str, float]) -> tuple[str, float | None]:
+def stage_estimate(cell: str, stage: str, estimate: dict[str, float], judged: bool = True) -> tuple[str, float | None]:
     """Which of the docs' estimates a stage corresponds to, and its GiB."""
     method = cell.split("-")[1] if "-" in cell else ""
-    if stage == "refine":
+    if stage == "refine" or (stage == "evaluate" and not judged):
         return "weights (+ KV cache)", estimate["weights"]
     if stage == "evaluate":  # the policy generates, then the judge (the same shape here) scores
         return "policy + judge weights (+ KV cache)", 2 * estimate["weights"]
@@ -164,11 +200,11 @@ def baseline_gib() -> float:
     return float(result.stdout.split()[-1])
 
 
-def report(run_dir: Path, shape: str, tokens: int, dtype: str, wall: float) -> str:
+def report(run_dirs: list[Path], shape: str, tokens: int, dtype: str, wall: float) -> str:
     import torch
 
     estimate = estimates(shape)
-    rows = stage_peaks(run_dir)
+    rows = stage_peaks(run_dirs)
     baseline = baseline_gib()
     lines = [
         f"shape:{shape} ({estimate['params_b']:.3f}B parameters), {dtype}, prompts of about {tokens} tokens, "
@@ -179,7 +215,7 @@ def report(run_dir: Path, shape: str, tokens: int, dtype: str, wall: float) -> s
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        label, gib = stage_estimate(row["cell"], row["stage"], estimate)
+        label, gib = stage_estimate(row["cell"], row["stage"], estimate, row["judged"])
         peak = row["rss_mib"] / 1024
         above = peak - baseline
         if above <= 0:  # a stage that loaded nothing: the interpreter before its imports
@@ -217,16 +253,25 @@ def main() -> int:
         if value:
             shape += f",{key}={value}"
     wall = 0.0
+    methods = args.methods.split(",")
+    slf5k, online = [m for m in methods if m not in ONLINE], [m for m in methods if m in ONLINE]
     if not args.report_only:
         data = run_dir / "data"
         write_data(data, args.samples, args.eval_samples, args.prompt_tokens)
-        command = [sys.executable, "-m", "ilf", "study", str(STUDY), "--run-dir", str(run_dir / "study")]
-        command += overrides(data, shape, args.samples, args.eval_samples, args.dtype, args.methods.split(","))
-        print("$", " ".join(command), flush=True)
+        commands = []
+        if slf5k:
+            command = [sys.executable, "-m", "ilf", "study", str(STUDY), "--run-dir", str(run_dir / "study")]
+            commands.append(command + overrides(data, shape, args.samples, args.eval_samples, args.dtype, slf5k))
+        if online:
+            command = [sys.executable, "-m", "ilf", "study", str(WORLD_STUDY), "--run-dir", str(run_dir / "study-facts")]
+            commands.append(command + world_overrides(shape, args.samples, args.eval_samples, args.dtype, online, run_dir))
         started = time.perf_counter()
-        subprocess.run(command, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        for command in commands:
+            print("$", " ".join(command), flush=True)
+            # a failed cell is in the study's report and the table below; the other cells still count
+            subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - started
-    table = report(run_dir / "study", shape, args.prompt_tokens, args.dtype, wall)
+    table = report([run_dir / "study", run_dir / "study-facts"], shape, args.prompt_tokens, args.dtype, wall)
     (run_dir / "memory.md").write_text(table)
     print(table)
     return 0
