@@ -16,7 +16,7 @@ parameter of weights, gradients and AdamW), at the same dtype a GPU would use (b
 bytes above the interpreter's baseline are the bytes a GPU would hold, give or take the CUDA
 context and kernels' workspace.
 
-    python benchmarks/rehearsal.py                          # about 15-25 minutes on 2 cores, 12 GB
+    python benchmarks/rehearsal.py                          # about an hour on 2 cores; peaks near 14 GB
     python benchmarks/rehearsal.py --prompt-tokens 300      # the same at half the length
 """
 
@@ -171,7 +171,7 @@ def estimates(shape: str) -> dict[str, float]:
 def stage_estimate(cell: str, stage: str, estimate: dict[str, float], judged: bool = True) -> tuple[str, float | None]:
     """Which of the docs' estimates a stage corresponds to, and its GiB."""
     method = cell.split("-")[1] if "-" in cell else ""
-    if stage == "refine" or (stage == "evaluate" and not judged):
+    if stage in ("outputs", "refine") or (stage == "evaluate" and not judged):
         return "weights (+ KV cache)", estimate["weights"]
     if stage == "evaluate":  # the policy generates, then the judge (the same shape here) scores
         return "policy + judge weights (+ KV cache)", 2 * estimate["weights"]
