@@ -134,24 +134,16 @@ def world_overrides(shape: str, samples: int, eval_samples: int, dtype: str, met
 
 
 def stage_peaks(run_dirs: list[Path]) -> list[dict]:
-    """Every stage computed in the studies (a stage shared by several cells counts once)."""
+    """Every stage computed in the studies, in the order they ran, with its peak memory."""
+    from ilf.study.status import computed_stages
+
     rows = []
-    for marker in sorted(m for run_dir in run_dirs for m in run_dir.glob("cells/*/.ilf/stages/*.json")):
-        record = json.loads(marker.read_text())
-        if "shared_from" in record or "peak_memory" not in record:
-            continue
-        cell_dir = marker.parent.parent.parent
-        judged = "judge_win_rate" in (cell_dir / "config.yaml").read_text()  # the evaluate stage loads a judge too
-        seconds = _seconds(record["started"], record["finished"])
-        row = {"cell": cell_dir.name, "stage": record["stage"], "started": record["started"], "seconds": seconds, "judged": judged}
-        rows.append({**row, **record["peak_memory"]})
-    return sorted(rows, key=lambda row: row["started"])  # the order they ran in
-
-
-def _seconds(started: str, finished: str) -> float:
-    import datetime as dt
-
-    return (dt.datetime.fromisoformat(finished) - dt.datetime.fromisoformat(started)).total_seconds()
+    for record in sorted((r for run_dir in run_dirs for r in computed_stages(run_dir)), key=lambda r: r["started"]):
+        if "peak_memory" in record:
+            judged = "judge_win_rate" in (record["cell"] / "config.yaml").read_text()  # the evaluate stage loads a judge too
+            row = {"cell": record["cell"].name, "stage": record["stage"], "seconds": record["seconds"], "judged": judged}
+            rows.append({**row, **record["peak_memory"]})
+    return rows
 
 
 def estimates(shape: str) -> dict[str, float]:

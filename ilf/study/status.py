@@ -62,21 +62,29 @@ def format_states(states: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def stage_profile(run_dir: Path) -> list[dict[str, Any]]:
-    """Seconds and peak resident memory of every stage kind over the study's cells (a stage one
-    cell computed and others linked counts once), the costliest first."""
+def computed_stages(run_dir: Path) -> list[dict[str, Any]]:
+    """Every stage the study's cells computed (a stage one cell computed and others linked counts
+    once), in the order they ran: its marker with ``cell`` (the cell's folder) and ``seconds``."""
     import datetime as dt
     import json
 
-    by_stage: dict[str, dict[str, Any]] = {}
-    for marker in sorted(Path(run_dir).glob("cells/**/.ilf/stages/*.json")):
+    found = []
+    for marker in Path(run_dir).glob("cells/*/.ilf/stages/*.json"):
         record = json.loads(marker.read_text())
         if "shared_from" in record:
             continue
         seconds = (dt.datetime.fromisoformat(record["finished"]) - dt.datetime.fromisoformat(record["started"])).total_seconds()
+        found.append({**record, "cell": marker.parent.parent.parent, "seconds": seconds})
+    return sorted(found, key=lambda record: record["started"])
+
+
+def stage_profile(run_dir: Path) -> list[dict[str, Any]]:
+    """Seconds and peak resident memory of every stage kind over the study's cells, the costliest first."""
+    by_stage: dict[str, dict[str, Any]] = {}
+    for record in computed_stages(run_dir):
         row = by_stage.setdefault(record["stage"], {"stage": record["stage"], "computed": 0, "seconds": 0.0, "peak_rss_mib": 0.0})
         row["computed"] += 1
-        row["seconds"] += seconds
+        row["seconds"] += record["seconds"]
         row["peak_rss_mib"] = max(row["peak_rss_mib"], record.get("peak_memory", {}).get("rss_mib", 0.0))
     return sorted(by_stage.values(), key=lambda row: -row["seconds"])
 
@@ -93,4 +101,4 @@ def format_profile(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["is_study_dir", "cell_states", "format_states", "stage_profile", "format_profile"]
+__all__ = ["is_study_dir", "cell_states", "format_states", "computed_stages", "stage_profile", "format_profile"]
