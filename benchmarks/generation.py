@@ -18,6 +18,11 @@ Variants:
 - bfloat16: the shared-prompt path in bfloat16, with the largest difference of per-token
   log-probabilities from float32 on the same tokens.
 
+Then the share of the machine's ceiling: the matmul rate of a 2048-cubed product in float32 and in
+bfloat16, measured in the same run, against the arithmetic the refine stage does (2 FLOPs per
+weight of the body and the LM head for every token it runs: each prompt's tokens once and every
+new token), in both types.
+
     python benchmarks/generation.py [--prompts 64] [--samples 5] [--new-tokens 48] [--batch-size 32]
                                     [--models gpt2-6x512,tiny] [--compile] [--out table.md]
 """
@@ -47,6 +52,7 @@ from ilf.config import SamplingConfig  # noqa: E402
 from ilf.demo import world  # noqa: E402
 from ilf.generate import generate_outputs  # noqa: E402
 from ilf.models import LoadedModel, tiny_model, tiny_tokenizer  # noqa: E402
+from ilf.precision import matmul_gflops  # noqa: E402
 from ilf.shared_prefix import shared_prefix_generate  # noqa: E402
 from ilf.tasks.base import TemplateTask  # noqa: E402
 
@@ -208,8 +214,39 @@ def bench_model(name: str, args: argparse.Namespace) -> str:
     gap = logprob_gap(model, bf16_model, tokenizer, prompts[:4], args.samples, args.new_tokens)
     bf16 = Workload(bf16_model, tokenizer, prompts, args.samples, args.new_tokens)
     table.measure("ilf refine stage, bfloat16", lambda: bf16.stage(size), f"max abs log-prob gap to float32: {gap:.3f}")
+    table.measure(f"ilf refine stage, bfloat16, batches of {2 * size}", lambda: bf16.stage(2 * size), f"batch_size {2 * size}")
     rendered = [table.render("per-sample loop"), "", table.render("batched generate")]
+    rendered += ["", ceiling_table(model, tokenizer, prompts, table, args.device)]
     return "\n".join(rendered)
+
+
+def ceiling_table(model: Any, tokenizer: Any, prompts: list[str], table: Table, device: str) -> str:
+    """The refine stage's arithmetic rate as a share of the best matmul rate measured here."""
+    # FLOPs per token: 2 per weight of every matrix a token passes through, the tied LM head included;
+    # position embeddings are a lookup, not a product.
+    positions = sum(p.numel() for name, p in model.named_parameters() if name.endswith("wpe.weight"))
+    per_token = 2 * (sum(p.numel() for p in model.parameters()) - positions)
+    prompt_tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    if device == "cpu":
+        ceilings = {"float32": matmul_gflops("float32", 2048, 1.0), "bfloat16": matmul_gflops("bfloat16", 2048, 1.0)}
+    else:
+        ceilings = {}
+    best = max(ceilings.values()) if ceilings else None
+    lines = [
+        f"Ceiling: a 2048-cubed matmul at {', '.join(f'{v:.0f} GFLOP/s in {k}' for k, v in ceilings.items()) or 'not measured off the CPU'}; "
+        f"{per_token / 1e6:.1f} MFLOP per token, {prompt_tokens:,} prompt tokens encoded once.",
+        "",
+        "| variant | GFLOP/s | share of the best ceiling |",
+        "|---|---|---|",
+    ]
+    for row in table.rows:
+        if not row.variant.startswith("ilf refine stage"):
+            continue
+        rate = per_token * (row.units + prompt_tokens) / row.seconds / 1e9
+        share = f"{rate / best:.0%}" if best else "-"
+        lines.append(f"| {row.variant} | {rate:.0f} | {share} |")
+    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
 
 
 def main() -> int:

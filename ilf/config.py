@@ -68,7 +68,11 @@ class ModelConfig:
         "Hub id, local path, tiny:<gpt2|llama|t5> for a random tiny model, or shape:<qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b> for random weights at a real model's shape.",
     )
     kind: str = option("auto", "auto, causal or seq2seq; auto reads the model config.")
-    dtype: str = option("auto", "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it.")
+    dtype: str = option(
+        "auto",
+        "auto, float32, bfloat16 or float16; auto is bfloat16 on a GPU that has it, and on a CPU measured faster in it "
+        "(once per machine) for generation and scoring, while training on a CPU stays float32.",
+    )
     device: str = option("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")
     adapter: str | None = option(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
     trust_remote_code: bool = option(False, "Passed to from_pretrained.")
@@ -401,6 +405,11 @@ class PretrainConfig:
     )
     state_preference: float = option(0.25, "Share of the hidden-form refinement examples whose feedback states a (random) preference.")
     seed: int = option(1234, "Seed of the weights and the examples.")
+    dtype: str = option(
+        "float32",
+        "float32, or bfloat16 (autocast over float32 weights, eager attention): 1.7x faster per step on a CPU with "
+        "AVX512-BF16, but it trained the facts world's model to a final loss of 0.36 against float32's 0.21.",
+    )
     cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.")
 
 

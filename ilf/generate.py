@@ -34,8 +34,9 @@ class GenerationStats:
     fallbacks: int = 0
     new_tokens: int = 0
     seconds: float = 0.0
+    dtype: str = ""  # the weights' type a local model sampled in ("" for a server's)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -193,6 +194,8 @@ def generate_outputs(
     lengths = dict(zip(todo, sampler.prompt_lengths([prompts[i] for i in todo])))
     todo.sort(key=lambda i: -lengths[i])
     stats = GenerationStats()
+    if isinstance(sampler, LocalSampler):
+        stats.dtype = str(next(sampler.lm.model.parameters()).dtype).removeprefix("torch.")
     results: dict[int, list[str]] = {}
     started = time.perf_counter()
     bar = progress(len(todo), desc, unit="prompt")

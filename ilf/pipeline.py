@@ -389,6 +389,64 @@ STAGES: tuple[str, ...] = tuple(stage.name for stage in STAGE_TABLE)
 _BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
 
 
+def resolve_model(config: RunConfig, model: ModelConfig) -> ModelConfig:
+    """``pretrained`` is the pretraining section's model (the data loader's world's: the facts
+    world's, or the program world's), trained on first use and cached; ``pretrained@STEPS`` the
+    same trained for STEPS steps only (a weaker refiner, say). Other names are returned as given."""
+    name, _, steps = model.name_or_path.partition("@")
+    if name != "pretrained":
+        return model
+    if config.pretraining is None:
+        raise ValueError(f"name_or_path: {model.name_or_path!r} names the model of the pretraining section, which is not set")
+    settings = config.pretraining
+    if steps:
+        if not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
+        settings = dataclasses.replace(settings, steps=int(steps))
+    return dataclasses.replace(model, name_or_path=str(pretrained_world_model(config)(settings)))
+
+
+def model_settings(config: Any) -> list[ModelConfig]:
+    """Every model a config names (policy, refiner, judges, ...), found in its sections."""
+    found: list[ModelConfig] = []
+    if isinstance(config, ModelConfig):
+        return [config]
+    if dataclasses.is_dataclass(config):
+        for field in dataclasses.fields(config):
+            found += model_settings(getattr(config, field.name))
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found += model_settings(item)
+    elif isinstance(config, dict):
+        for item in config.values():
+            found += model_settings(item)
+    return found
+
+
+def train_world_models(configs: list[RunConfig]) -> list[dict[str, Any]]:
+    """Train (or find cached) every world model these configs name, in this process, one after
+    another, before any cell runs: a study's profile then shows pretraining as its own stage, and
+    cells that spread over worker processes find the model trained with every thread, instead of
+    the first worker to ask training it on its share while the rest wait.
+
+    Returns one record per model trained here (its path and seconds); cached ones are not listed."""
+    trained = []
+    seen: set[str] = set()
+    for config in configs:
+        for model in model_settings(config):
+            if not model.name_or_path.partition("@")[0] == "pretrained":
+                continue
+            started = dt.datetime.now(dt.timezone.utc)
+            path = Path(resolve_model(config, model).name_or_path)
+            metrics = path / "pretrain_metrics.json"
+            if str(path) in seen or not metrics.exists():
+                continue
+            seen.add(str(path))
+            if dt.datetime.fromtimestamp(metrics.stat().st_mtime, dt.timezone.utc) >= started:
+                trained.append({"path": str(path), "seconds": json.loads(metrics.read_text()).get("seconds")})
+    return trained
+
+
 class Pipeline:
     def __init__(
         self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None, earlier: list[Pipeline] | None = None
@@ -429,20 +487,7 @@ class Pipeline:
         return [model, files_digest(model.name_or_path) if Path(model.name_or_path).expanduser().is_dir() else []]
 
     def resolve(self, model: ModelConfig) -> ModelConfig:
-        """``pretrained`` is the pretraining section's model (the data loader's world's: the facts
-        world's, or the program world's); ``pretrained@STEPS`` the same trained for STEPS steps
-        only (a weaker refiner, say)."""
-        name, _, steps = model.name_or_path.partition("@")
-        if name != "pretrained":
-            return model
-        if self.config.pretraining is None:
-            raise ValueError(f"name_or_path: {model.name_or_path!r} names the model of the pretraining section, which is not set")
-        settings = self.config.pretraining
-        if steps:
-            if not steps.isdigit() or int(steps) < 1:
-                raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
-            settings = dataclasses.replace(settings, steps=int(steps))
-        return dataclasses.replace(model, name_or_path=str(pretrained_world_model(self.config)(settings)))
+        return resolve_model(self.config, model)
 
     def trained(self, path: Path) -> ModelConfig:
         """A model this run trained: the policy's settings, loaded from ``path`` in this process."""

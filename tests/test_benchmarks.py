@@ -61,6 +61,10 @@ def test_generation_benchmark_prints_every_variant_with_ratios(tmp_path) -> None
         assert variant in rows, (variant, list(rows))
     assert re.search(r"max abs log-prob gap to float32: \d\.\d{3}", rows["ilf refine stage, bfloat16"][-1])
     assert all(float(cells[2].rstrip("x")) > 0 and float(cells[4].replace(",", "")) > 0 for cells in rows.values())
+    # the refine stage's share of the matmul ceiling measured in the same run, in both types
+    assert re.search(r"Ceiling: a 2048-cubed matmul at \d+ GFLOP/s in float32, \d+ GFLOP/s in bfloat16", report)
+    for variant in ("ilf refine stage", "ilf refine stage, bfloat16"):
+        assert re.search(rf"\| {variant} \| \d+ \| \d+% \|", report), variant
 
 
 def test_selection_benchmark_scores_every_candidate(tmp_path) -> None:

@@ -72,7 +72,7 @@ def test_random_selector_is_seeded_per_sample() -> None:
 
 
 def test_instruct_rm_scores_are_yes_probability_from_real_logits() -> None:
-    judge = load_model(ModelConfig(name_or_path="tiny:llama", seed=5))
+    judge = load_model(ModelConfig(name_or_path="tiny:llama", seed=5, dtype="float32"))  # batched and unbatched agree exactly in float32
     selector = InstructRMSelector(judge, batch_size=2)
     assert len(PROMPT_VARIANTS) >= 3
     item = SelectionItem(sample=POST, output="My dog ran away.", feedback=FEEDBACK, candidates=CANDIDATES)

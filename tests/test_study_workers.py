@@ -59,7 +59,9 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     # each of the two worker processes on this 2-core machine gets one thread, as the reference had
     assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
     printed = capsys.readouterr().out
-    assert "running 2 groups of cells in 2 processes" in printed
+    # both world models trained first, in this process with both threads, then the cells spread
+    assert "pretrained 2 world model(s)" in printed and "running 2 groups of cells in 2 processes" in printed
+    assert printed.index("pretrained 2 world model(s)") < printed.index("running 2 groups")
     one, two = _metrics(tmp_path / "one" / "code"), _metrics(tmp_path / "two" / "code")
     assert sorted(one) == [
         "seed0-before-pretraining.seed=7",
@@ -85,6 +87,7 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
         row[0]: row[1:] for row in (line.strip("|").replace(" ", "").split("|") for line in printed.splitlines() if line.startswith("| "))
     }
     assert profile["data"][0] == "1" and profile["evaluate"][0] == "4" and profile["finetune"][0] == "2"
+    assert profile["pretrain"][0] == "1"  # the study's own stage: both world models, before any cell
     assert all(row[3] != "-" for stage, row in profile.items() if stage != "stage")
     cells = study / "cells"
     (cells / "seed0-sft_reference-n4-pretraining.seed=8" / "error.txt").write_text("Traceback ...\nValueError: out of patience\n")

@@ -40,6 +40,8 @@ def cached_world_model(
     of the settings and the world's ``versions``: ``train(path)`` writes it on first use, under a
     lock, so runs and studies that ask at once train it once."""
     settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
+    if settings["dtype"] == "float32":
+        del settings["dtype"]  # the cache's names from before the setting existed stay valid
     settings.update(versions)
     cache = Path(config.cache_dir).expanduser()
     path = cache / f"{prefix}-{fingerprint(settings)}"
@@ -51,6 +53,12 @@ def cached_world_model(
             log.info("training %s policy and refiner from scratch (%d steps; cached in %s)", world_name, config.steps, cache)
             train(path)
     return path
+
+
+def pretraining_dtype(config: PretrainConfig) -> str:
+    if config.dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"pretraining.dtype: expected float32 or bfloat16, got {config.dtype!r}")
+    return config.dtype
 
 
 def word_tokenizer() -> Any:
@@ -188,10 +196,16 @@ def pretrain(
 
     import torch
 
+    from ilf.models import eager_attention_for_cpu_autocast
+
     rng = random.Random(config.seed)
     tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
     model = new_model(config, tokenizer)
     model.train()
+    dtype = pretraining_dtype(config)
+    if dtype == "bfloat16":
+        eager_attention_for_cpu_autocast(model)
+    log.info("pretraining in %s", "bfloat16 autocast over float32 weights" if dtype == "bfloat16" else "float32")
     examples = examples if examples is not None else training_examples(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, fused=True)
     warmup = max(1, config.steps // 20)
@@ -212,7 +226,8 @@ def pretrain(
             ids, mask, labels = batches.pop()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -227,6 +242,7 @@ def pretrain(
         "seconds": seconds,
         "first_loss": losses[0],
         "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+        "dtype": dtype,
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
     }
     model.eval()

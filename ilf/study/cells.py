@@ -115,6 +115,8 @@ def cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
         # where the primary system's held-out outputs are: the last round's directory when the cell ran rounds
         "outputs_dir": str(round_dir(cell_dir, len(metrics["rounds"]))) if metrics.get("rounds") else str(cell_dir),
         "system": metrics["primary"],
+        # the weights' type its held-out outputs were sampled in (dtype auto depends on the machine)
+        "dtype": (metrics["systems"][metrics["primary"]].get("generation") or {}).get("dtype") or None,
         "metrics": values,
         "rounds": [_numbers(r) for r in metrics.get("rounds", [])],
         "stages": {m["stage"]: "shared" if "shared_from" in m else "computed" for m in markers},

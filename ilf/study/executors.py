@@ -75,6 +75,9 @@ def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Resu
     found = groups(todo)
     if len(found) == 1:  # nothing to spread: one group runs here, with every thread
         return run_here(todo, run_dir)
+    from ilf.precision import cpu_precision
+
+    cpu_precision()  # measured here once (if not cached yet), not by every worker at once
     workers = min(workers, len(found))
     threads = max(1, (os.cpu_count() or 1) // workers)
     print(f"running {len(found)} groups of cells in {workers} processes of {threads} CPU threads each", flush=True)

@@ -62,6 +62,11 @@ def write_report(
         f"n= where fewer than the study's {expected} seeds hold one; a count that differs between seeds is shown seed by seed.",
         "",
     ]
+    dtypes = sorted({r["dtype"] for r in rows if r.get("dtype")})
+    if dtypes:
+        lines[-1:-1] = [
+            f"Held-out outputs sampled in {' and '.join(dtypes)} (`policy.dtype`; `auto` takes what this machine computes faster)."
+        ]
     if failed:
         lines += [
             f"**{len(failed)} of {len(rows) + len(failed)} runs failed**: their cells are missing below, and the means "

@@ -27,6 +27,8 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         yaml.safe_dump({"source": source, "study": to_plain(study), "base": base}, sort_keys=False, allow_unicode=True),
     )
     started = time.perf_counter()
+    if study.executor == "local":
+        pretrain_world_models(todo, run_dir)
     if study.executor == "ray":
         results = executors.run_on_ray(todo, run_dir, study.ray)
     elif study.executor == "slurm":
@@ -45,4 +47,34 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     return result
 
 
-__all__ = ["run_study"]
+def pretrain_world_models(todo: list[Any], run_dir: Path) -> None:
+    """The world models the cells name, trained before them with every thread of this process; when
+    one was trained, ``.ilf/stages/pretrain.json`` records it like a cell's stage (seconds, peak
+    memory), so ``ilf status --profile`` shows pretraining apart from the stage that first asked."""
+    import datetime as dt
+
+    from ilf.files import atomic_write_json
+    from ilf.memory import StagePeak
+    from ilf.memory import describe as describe_peak
+    from ilf.pipeline import train_world_models
+
+    peak = StagePeak().start()
+    began = dt.datetime.now(dt.timezone.utc)
+    trained = train_world_models([cell.config for cell in todo])
+    if trained:
+        memory = peak.result()
+        finished = dt.datetime.now(dt.timezone.utc)
+        marker = {
+            "stage": "pretrain",
+            "started": began.isoformat(),
+            "finished": finished.isoformat(),
+            "peak_memory": memory,
+            "models": trained,
+        }
+        atomic_write_json(run_dir / ".ilf" / "stages" / "pretrain.json", marker)
+        print(
+            f"pretrained {len(trained)} world model(s) in {(finished - began).total_seconds():.0f} s, {describe_peak(memory)}", flush=True
+        )
+
+
+__all__ = ["run_study", "pretrain_world_models"]

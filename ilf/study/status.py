@@ -69,7 +69,8 @@ def computed_stages(run_dir: Path) -> list[dict[str, Any]]:
     import json
 
     found = []
-    for marker in Path(run_dir).glob("cells/*/.ilf/stages/*.json"):
+    # the study's own stages (pretraining the world models before the cells) beside the cells'
+    for marker in [*Path(run_dir).glob(".ilf/stages/*.json"), *Path(run_dir).glob("cells/*/.ilf/stages/*.json")]:
         record = json.loads(marker.read_text())
         if "shared_from" in record:
             continue

@@ -59,7 +59,7 @@ def load_classifier(config: ModelConfig) -> tuple[Any, Any]:
         model_config.num_labels = 1
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            dtype = resolve_dtype(config.dtype, resolve_device(config.device))
+            dtype = resolve_dtype(config.dtype, resolve_device(config.device), for_training=True)
             model = AutoModelForSequenceClassification.from_config(model_config, dtype=dtype)
     elif config.name_or_path.startswith(TINY_PREFIX):
         base, tokenizer = tiny_model(config.name_or_path[len(TINY_PREFIX) :], config.seed)
