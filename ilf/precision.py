@@ -5,7 +5,8 @@ of its float32 speed, another with AVX512-BF16 runs it 2.7x faster than float32.
 auto`` on a CPU does not guess from the model name of the processor: it times one matmul in each
 type (about half a second), keeps the answer in ``$XDG_CACHE_HOME/ilf/cpu-precision.json`` keyed
 by the processor, its flags and torch's version, and says in the log what it
-chose and why.
+chose and why. ``ILF_CPU_DTYPE=float32`` (or ``bfloat16``) sets the choice instead of measuring:
+the same numbers on every machine (the test suite sets it).
 
 The choice applies to generation and scoring (``dtype: auto`` loads their weights in bfloat16),
 whose sampled tokens' log-probabilities stayed within 0.02 of float32's. Training on a CPU stays
@@ -44,6 +45,8 @@ class CpuPrecision:
     measured: str
 
     def describe(self) -> str:
+        if not self.float32_gflops:
+            return f"{self.dtype} ({self.measured})"
         return (
             f"{self.dtype} (matmul measured at {self.bfloat16_gflops:.0f} GFLOP/s in bfloat16 and "
             f"{self.float32_gflops:.0f} in float32 on this CPU, {self.measured})"
@@ -102,6 +105,11 @@ def cpu_precision() -> CpuPrecision:
     """The cached choice for this machine, measured (and cached) when there is none."""
     from ilf.files import atomic_write_json
 
+    forced = os.environ.get("ILF_CPU_DTYPE")
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise ValueError(f"ILF_CPU_DTYPE: expected float32 or bfloat16, got {forced!r}")
+        return CpuPrecision(forced, 0.0, 0.0, machine_key(), "set by ILF_CPU_DTYPE")
     path, key = cache_file(), machine_key()
     try:
         table = json.loads(path.read_text(encoding="utf-8"))

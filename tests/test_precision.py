@@ -15,6 +15,7 @@ from ilf.models import resolve_dtype
 @pytest.fixture
 def own_cache(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("ILF_CPU_DTYPE", raising=False)  # measured here, not set
     precision.cpu_precision.cache_clear()
     yield tmp_path
     precision.cpu_precision.cache_clear()  # later tests read the machine's own cache again
@@ -49,3 +50,15 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(own_cache: Path) ->
     path.write_text("{not json")
     choice = precision.cpu_precision()
     assert json.loads(path.read_text())[precision.machine_key()]["dtype"] == choice.dtype
+
+
+def test_the_environment_sets_the_choice_without_measuring(own_cache: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ILF_CPU_DTYPE", "bfloat16")
+    precision.cpu_precision.cache_clear()
+    assert precision.cpu_precision().describe() == "bfloat16 (set by ILF_CPU_DTYPE)"
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert not precision.cache_file().exists()  # nothing measured, nothing kept
+    monkeypatch.setenv("ILF_CPU_DTYPE", "float16")
+    precision.cpu_precision.cache_clear()
+    with pytest.raises(ValueError, match="ILF_CPU_DTYPE: expected float32 or bfloat16, got 'float16'"):
+        precision.cpu_precision()
