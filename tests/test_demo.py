@@ -12,10 +12,12 @@ METHODS = ("before", "ilf", "ilf_random", "refine_no_feedback", "sft_initial", "
 
 
 @pytest.mark.slow
-def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_to_date(tmp_path: Path, capsys) -> None:
+def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_to_date(tmp_path: Path, capfd) -> None:
+    # capfd, not capsys: the cells run in two worker processes (study.workers: 2), which print to the file descriptor
     run_dir = tmp_path / "demo"
     assert main(["demo", "--smoke", "--run-dir", str(run_dir)]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
+    assert "running 2 groups of cells in 2 processes" in printed
     cells = json.loads((run_dir / "cells.json").read_text())
     rows = {(row["method"], row["axis:world.preference"]): row for row in cells}
     assert set(rows) == {(m, w) for m in METHODS for w in ("cued", "hidden")}
@@ -51,7 +53,7 @@ def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_
         assert set(Pipeline(load_config(cell / "config.yaml"), cell).status().values()) == {"done"}
     markers = {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))}
     assert main(["demo", "--smoke", "--run-dir", str(run_dir)]) == 0
-    assert capsys.readouterr().out.count(": up to date") == len(cells)
+    assert capfd.readouterr().out.count(": up to date") == len(cells)
     assert {p: p.read_text() for p in sorted(run_dir.glob("cells/*/.ilf/stages/*.json"))} == markers
 
 
