@@ -34,7 +34,7 @@ class GenerationStats:
     fallbacks: int = 0
     new_tokens: int = 0
     seconds: float = 0.0
-    dtype: str = ""  # the weights' type a local model sampled in ("" for a server's)
+    dtype: str = ""  # the weights' type the sampler holds ("" for a server's)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -61,6 +61,8 @@ class LocalSampler:
 
     def __init__(self, lm: LoadedModel) -> None:
         self.lm = lm
+        # the weights' type it samples in, for the stage's record (dtype auto depends on the machine)
+        self.dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
 
     def prompt_lengths(self, prompts: list[str]) -> list[int]:
         return [len(ids) for ids in self.lm.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
@@ -193,9 +195,7 @@ def generate_outputs(
     todo = [i for i in range(len(prompts)) if i not in skip]
     lengths = dict(zip(todo, sampler.prompt_lengths([prompts[i] for i in todo])))
     todo.sort(key=lambda i: -lengths[i])
-    stats = GenerationStats()
-    if isinstance(sampler, LocalSampler):
-        stats.dtype = str(next(sampler.lm.model.parameters()).dtype).removeprefix("torch.")
+    stats = GenerationStats(dtype=getattr(sampler, "dtype", ""))
     results: dict[int, list[str]] = {}
     started = time.perf_counter()
     bar = progress(len(todo), desc, unit="prompt")

@@ -109,7 +109,7 @@ def cpu_precision() -> CpuPrecision:
     if forced:
         if forced not in ("float32", "bfloat16"):
             raise ValueError(f"ILF_CPU_DTYPE: expected float32 or bfloat16, got {forced!r}")
-        return CpuPrecision(forced, 0.0, 0.0, machine_key(), "set by ILF_CPU_DTYPE")
+        return CpuPrecision(forced, 0.0, 0.0, "", "set by ILF_CPU_DTYPE")
     path, key = cache_file(), machine_key()
     try:
         table = json.loads(path.read_text(encoding="utf-8"))

@@ -29,6 +29,9 @@ def test_quick_demo_is_a_study_of_ordinary_runs_in_both_worlds_and_reruns_as_up_
         for metric in ("recall", "precision", "faithful"):
             assert 0.0 <= row["metrics"][metric] <= 1.0, (method, world, metric)
     assert "world.preference=hidden" in printed and "world.preference=cued" in printed
+    # the report says which type the held-out outputs were sampled in (the suite sets float32)
+    assert "Held-out outputs sampled in float32 (`policy.dtype`" in printed
+    assert {row["dtype"] for row in cells} == {"float32"}
     ilf = rows[("ilf", "hidden")]["metrics"]
     assert {"hit.embedding", "hit.embedding_edit", "hit.instruct_rm", "hit.random", "hit.any_candidate"} <= set(ilf)
     assert ilf["hit.any_candidate"] >= max(ilf["hit.embedding"], ilf["hit.random"], ilf["hit.instruct_rm"])
@@ -76,3 +79,25 @@ def test_pretrained_at_steps_is_the_world_model_after_fewer_steps(tmp_path: Path
     assert [json.loads((p / "pretrain_metrics.json").read_text())["steps"] for p in (full, short)] == [6, 3]
     with pytest.raises(ValueError, match="pretrained@STEPS"):
         run.resolve(ModelConfig(name_or_path="pretrained@many"))
+
+
+def test_pretraining_in_bfloat16_is_another_cached_model_and_says_so(tmp_path: Path) -> None:
+    import torch
+    import transformers
+
+    from ilf.config import PretrainConfig
+    from ilf.demo.models import pretrained_model
+
+    settings = PretrainConfig(steps=6, examples=200, cache_dir=str(tmp_path))
+    float32 = pretrained_model(settings)
+    bfloat16 = pretrained_model(dataclasses.replace(settings, dtype="bfloat16"))
+    assert float32 != bfloat16  # one cache folder per precision
+    metrics = {p: json.loads((p / "pretrain_metrics.json").read_text()) for p in (float32, bfloat16)}
+    assert [metrics[p]["dtype"] for p in (float32, bfloat16)] == ["float32", "bfloat16"]
+    assert metrics[bfloat16]["final_loss"] < metrics[bfloat16]["first_loss"]  # it trained
+    # the weights stay float32 (autocast computes in bfloat16) and differ from float32 training's
+    one, two = (transformers.AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (float32, bfloat16))
+    assert all(v.dtype == torch.float32 for v in two.values())
+    assert any(not torch.equal(one[k], two[k]) for k in one)
+    with pytest.raises(ValueError, match="pretraining.dtype: expected float32 or bfloat16, got 'float16'"):
+        pretrained_model(dataclasses.replace(settings, dtype="float16"))

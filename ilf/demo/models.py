@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from ilf.config import PretrainConfig, fingerprint
+from ilf.config import PretrainConfig, fingerprint, fingerprinted
 from ilf.demo import world
 from ilf.files import DirectoryLock, atomic_directory, atomic_write_json
 from ilf.progress import progress
@@ -39,9 +39,8 @@ def cached_world_model(
     """A world's pretrained model, in ``pretraining.cache_dir`` under ``prefix`` and a fingerprint
     of the settings and the world's ``versions``: ``train(path)`` writes it on first use, under a
     lock, so runs and studies that ask at once train it once."""
-    settings = {k: v for k, v in asdict(config).items() if k != "cache_dir"}
-    if settings["dtype"] == "float32":
-        del settings["dtype"]  # the cache's names from before the setting existed stay valid
+    # fingerprinted: a setting added later leaves the cache's names from before it valid at its default
+    settings = {k: v for k, v in fingerprinted(config).items() if k != "cache_dir"}
     settings.update(versions)
     cache = Path(config.cache_dir).expanduser()
     path = cache / f"{prefix}-{fingerprint(settings)}"
