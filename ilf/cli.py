@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 # Before any Hugging Face import: no usage pings, no tokenizer thread warnings after fork.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -22,7 +21,7 @@ from ilf.evaluation import format_table  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
 from ilf.metrics import get_metrics, score_system  # noqa: E402
 from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
-from ilf.registry import ALL  # noqa: E402
+from ilf.registry import ALL, SELECTORS, TASKS, Registry  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
 from ilf.tasks import get_task  # noqa: E402
 
@@ -30,6 +29,21 @@ log = logging.getLogger("ilf")
 
 # The pipeline, the study and the trainers import torch and transformers (seconds): the commands
 # that need them import them, so `ilf --help`, `ilf config` and `ilf labelstudio ...` start at once.
+
+
+Arguments = Callable[[argparse.ArgumentParser], None]
+COMMANDS: list[tuple[str, Callable[[argparse.Namespace], int], Arguments, dict[str, str]]] = []
+
+
+def command(name: str, arguments: Arguments, help: str, description: str | None = None) -> Callable[[Any], Any]:
+    """Declare ``ilf NAME``: ``arguments(parser)`` adds its arguments, written beside the function
+    that runs it; ``build_parser`` adds the commands in the order they are declared."""
+
+    def register(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS.append((name, func, arguments, {"help": help, **({"description": description} if description else {})}))
+        return func
+
+    return register
 
 
 def _add_executor_arg(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +74,25 @@ def _config(args: argparse.Namespace) -> RunConfig:
     return load_config(getattr(args, "config", None), args.overrides)
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
+    p.add_argument(
+        "--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages)."
+    )
+    p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
+
+
+@command(
+    "run",
+    _run_arguments,
+    help="Run one ILF round from a config, stage by stage, resumably.",
+    description="Run the stages data, outputs, feedback, refine, select, finetune and evaluate "
+    "over a run directory. Stages whose outputs exist for the same config are skipped.",
+)
 def cmd_run(args: argparse.Namespace) -> int:
-    from ilf.pipeline import RunPaths
+    from ilf.layout import RunPaths
+    from ilf.results import RunResult
     from ilf.rounds import open_run
 
     config = _config(args)
@@ -70,13 +101,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     metrics_path = RunPaths(run_dir).metrics
     if metrics_path.exists() and (args.until in (None, "evaluate")):
-        metrics = json.loads(metrics_path.read_text())
-        print(metrics["table"])
-        if "rounds_table" in metrics:
-            print(f"\nprimary system ({metrics['primary']}) by round:\n{metrics['rounds_table']}")
+        result = RunResult.read(metrics_path)
+        print(result.table)
+        if result.rounds_table is not None:
+            print(f"\nprimary system ({result.primary}) by round:\n{result.rounds_table}")
     return 0
 
 
+def _loop_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the rounds write (default runs/<name>).")
+
+
+@command(
+    "loop",
+    _loop_arguments,
+    help="ILF rounds with people in Label Studio: push, wait for annotations, train, next round; resumable.",
+    description="Each round's policy writes outputs for fresh samples, which go to the round's Label Studio project; "
+    "the loop waits for labelstudio.min_annotations (or labelstudio.deadline), pulls the critiques, refines, selects, "
+    "fine-tunes and evaluates, and starts the next round from the new policy. Stop it anywhere and rerun the same "
+    "command to resume. With no server configured it starts a local one.",
+)
 def cmd_loop(args: argparse.Namespace) -> int:
     from ilf.commands.loop import run_loop
 
@@ -88,6 +133,18 @@ def cmd_loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
+    p.add_argument("--profile", action="store_true", help="Of a study's folder: seconds and peak memory by stage, the costliest first.")
+
+
+@command(
+    "status",
+    _status_arguments,
+    help="Show which stages of a run directory are up to date for a config, or (given a study's folder) "
+    "which cells are done, running, failed or waiting.",
+)
 def cmd_status(args: argparse.Namespace) -> int:
     from ilf.study.status import cell_states, format_profile, format_states, is_study_dir, stage_profile
 
@@ -104,6 +161,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", required=True, help="Samples JSONL.")
+    p.add_argument("--feedback", required=True, help="Feedback JSONL.")
+    p.add_argument("--outputs", help="Outputs JSONL the feedback is about (default: each sample's initial_output).")
+    p.add_argument("--out", required=True, help="Refinements JSONL to write.")
+    _add_config_args(p)
+
+
+@command(
+    "refine",
+    _refine_arguments,
+    help="Generate N refinements per feedback record.",
+    description="Read samples and feedback JSONL, write one refinements record per feedback record.",
+)
 def cmd_refine(args: argparse.Namespace) -> int:
     from ilf import steps
 
@@ -125,6 +196,19 @@ def cmd_refine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", required=True, help="Samples JSONL.")
+    p.add_argument("--refinements", required=True, help="Refinements JSONL from `ilf refine`.")
+    p.add_argument("--out", required=True, help="Selections JSONL to write.")
+    p.add_argument(
+        "--method",
+        metavar="SELECTOR",
+        help=f"Override selection.method: a registered selector ({', '.join(SELECTORS.names())}) or module.path:Class.",
+    )
+    _add_config_args(p)
+
+
+@command("select", _select_arguments, help="Score every refinement and pick one per sample.")
 def cmd_select(args: argparse.Namespace) -> int:
     from ilf import steps
 
@@ -132,17 +216,22 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.method:
         config.selection.method = args.method
     selections, stats = steps.select_refinements(
-        read_records(args.samples, Sample),
-        read_records(args.refinements, Refinements),
-        config.selection,
-        config.refiner_model,
-        get_task(config.task),
+        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config, get_task(config.task)
     )
     write_records(args.out, selections)
     print(f"wrote {len(selections)} selections ({config.selection.method}) to {args.out}")
     return 0
 
 
+def _finetune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", required=True, help="Samples JSONL (their prompts are the training inputs).")
+    p.add_argument("--selected", help="Selections JSONL from `ilf select` (target 'selected').")
+    p.add_argument("--target", choices=("selected", "initial", "reference"), help="Override finetune.target.")
+    p.add_argument("--out", required=True, help="Directory for the fine-tuned model and tokenizer.")
+    _add_config_args(p)
+
+
+@command("finetune", _finetune_arguments, help="Fine-tune the policy on selections, initial outputs or references.")
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ilf.train.sft import finetune, training_pairs
 
@@ -160,6 +249,27 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", help="Held-out samples JSONL (default: the config's evaluation split, data.eval_*).")
+    p.add_argument("--model", help="Model path or hub id (default: the config's policy).")
+    p.add_argument(
+        "--outputs", metavar="FILE|references", help="Score these outputs instead of generating: an outputs JSONL, or 'references'."
+    )
+    p.add_argument("--system", default="model", help="Name of the generating system in the table.")
+    p.add_argument("--out", required=True, help="metrics.json to write.")
+    p.add_argument("--outputs-out", help="Also write the scored outputs here (JSONL; pass@k adds each program's verdict).")
+    _add_config_args(p)
+
+
+@command(
+    "evaluate",
+    _evaluate_arguments,
+    help="Score a model's outputs on held-out samples, or score outputs from a file, or the references.",
+    description="Generate with a model (the config's policy or --model) and score the outputs with evaluation.metrics; "
+    "or, with --outputs, score outputs that already exist, with no model: an outputs JSONL (one row per system in "
+    "it), or 'references' (each sample's first reference: the sanity check of a dataset and its metrics, e.g. "
+    "HumanEval's canonical solutions must give pass@1 = 1.0).",
+)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -176,7 +286,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ilf.execution.programs import check_sandbox
 
     check_sandbox(task)  # before a model is loaded or any program runs
-    scorers = get_metrics(config.evaluation.metrics, task)  # pass_at_k runs programs in the task's sandbox
+    scorers = get_metrics(config.evaluation.metrics, config, task)  # pass_at_k runs programs in the task's sandbox
     if args.outputs:
         by_system = _outputs_to_score(args.outputs, samples, task)
     else:
@@ -229,6 +339,32 @@ def _outputs_to_score(source: str, samples: list[Sample], task: object) -> dict[
     return {system: (outputs, {"n": len(outputs), "problems": len({o.sample_id for o in outputs})}) for system, outputs in grouped.items()}
 
 
+def _study_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
+    _add_executor_arg(p)
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    _add_config_args(p, required=True)
+    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
+
+
+@command(
+    "compare",
+    _compare_arguments,
+    help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
+    description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
+    "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.",
+)
+@command(
+    "study",
+    _study_arguments,
+    help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
+    description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
+    "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
+    "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.",
+)
 def cmd_study(args: argparse.Namespace) -> int:
     from ilf.study import run_study
 
@@ -261,131 +397,7 @@ def packaged_studies() -> dict[str, str]:
     return found
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from importlib.resources import files
-
-    name = "demo_quick" if args.quick else args.study
-    studies = packaged_studies()
-    if name not in studies:
-        raise IlfError(f"no packaged study {name!r}; there are: {', '.join(studies)}")
-    run_dir = Path(args.run_dir or Path("runs") / name)
-    config = files("ilf.studies") / f"{name}.yaml"
-    # one cache beside the run directories, so every packaged study reuses the world model it shares
-    cache = run_dir.resolve().parent / "world-cache"
-    overrides = [f"pretraining.cache_dir={cache}"]
-    if "cache_dir" in ((read_config_file(str(config)).get("task") or {}).get("options") or {}):
-        overrides.append(f"task.options.cache_dir={cache / 'executions'}")  # the code study's verdicts, kept beside it
-    overrides += args.overrides
-    args.run_dir = str(run_dir)
-    if args.seeds is not None:
-        overrides.append(f"study.seeds={list(range(args.seeds))}")
-    args.config, args.overrides = str(config), overrides
-    return cmd_study(args)
-
-
-def cmd_plugins(args: argparse.Namespace) -> int:
-    kinds = {registry.kind.replace(" ", "_"): registry for registry in ALL}
-    wanted = args.kind
-    if wanted and wanted not in kinds:  # a plug-in's name: its help and its options
-        found = [registry for registry in ALL if wanted in registry.names()]
-        if not found:
-            names = sorted({name for registry in ALL for name in registry.names()})
-            close = difflib.get_close_matches(wanted, [*kinds, *names], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise IlfError(f"no kind or plug-in named {wanted!r}{hint}; kinds: {', '.join(kinds)}")
-        for registry in found:
-            print(f"{wanted} ({registry.kind}, {registry.config_key}): {registry.help(wanted)}")
-            _print_options(registry, wanted, indent="  ")
-        return 0
-    for key, registry in kinds.items():
-        if wanted and key != wanted:
-            continue
-        print(f"{registry.kind}s ({registry.config_key}):")
-        for name in registry.names():
-            print(f"  {name:20s} {registry.help(name)}")
-            if wanted:  # one kind: each plug-in's options too (this imports the kind's modules)
-                _print_options(registry, name, indent="      ")
-        print()
-    if not wanted:
-        print("ilf plugins KIND (or NAME) also lists options.")
-    return 0
-
-
-def _print_options(registry: object, name: str, indent: str) -> None:
-    options = getattr(registry.get(name), "Options", None)  # a method's own settings, under method_options.<name>
-    if options is not None:
-        for key, default, help_text in field_help(options, f"method_options.{name}."):
-            print(f"{indent}{key} ({default}): {help_text}")
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    if args.fields:
-        from ilf.study.config import StudyConfig  # light: the study section alone
-
-        for key, default, help_text in [*field_help(), *field_help(StudyConfig, "study.")]:
-            print(f"{key:42s} {default:24s} {help_text}")
-        return 0
-    print(dump_config(_config(args)), end="")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ilf",
-        description="Imitation Learning from Language Feedback: refine outputs with free-text feedback, "
-        "select the refinement that best incorporates it, fine-tune on the selections.",
-    )
-    parser.add_argument("--version", action="version", version=f"ilf {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "run",
-        help="Run one ILF round from a config, stage by stage, resumably.",
-        description="Run the stages data, outputs, feedback, refine, select, finetune and evaluate "
-        "over a run directory. Stages whose outputs exist for the same config are skipped.",
-    )
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
-    p.add_argument(
-        "--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages)."
-    )
-    p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser(
-        "loop",
-        help="ILF rounds with people in Label Studio: push, wait for annotations, train, next round; resumable.",
-        description="Each round's policy writes outputs for fresh samples, which go to the round's Label Studio project; "
-        "the loop waits for labelstudio.min_annotations (or labelstudio.deadline), pulls the critiques, refines, selects, "
-        "fine-tunes and evaluates, and starts the next round from the new policy. Stop it anywhere and rerun the same "
-        "command to resume. With no server configured it starts a local one.",
-    )
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="Where the rounds write (default runs/<name>).")
-    p.set_defaults(func=cmd_loop)
-
-    p = sub.add_parser(
-        "study",
-        help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
-        description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
-        "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
-        "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.",
-    )
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
-    _add_executor_arg(p)
-    p.set_defaults(func=cmd_study)
-
-    p = sub.add_parser(
-        "demo",
-        help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
-        description="A packaged study of the facts world's plug-ins: train a tiny policy, refiner and judge from scratch "
-        "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds in the cued and the "
-        "hidden-preference world, print the report. Other packaged studies: rounds (ILF over three rounds), candidates "
-        "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps), code (ILF for "
-        "code in the program world: programs run in the sandbox, a simulated reviewer, pass@1 and pass@10).",
-    )
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "study",
         nargs="?",
@@ -414,92 +426,133 @@ def build_parser() -> argparse.ArgumentParser:
         help="Override a value of the demo's study config (study.* or any run key).",
     )
     _add_executor_arg(p)
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
-        "compare",
-        help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
-        description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
-        "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.",
-    )
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
-    p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("plugins", help="List the registered plug-ins of every kind with their help.")
+@command(
+    "demo",
+    _demo_arguments,
+    help="The offline controlled study: ILF against its baselines in minutes on a laptop.",
+    description="A packaged study of the facts world's plug-ins: train a tiny policy, refiner and judge from scratch "
+    "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds in the cued and the "
+    "hidden-preference world, print the report. Other packaged studies: rounds (ILF over three rounds), candidates "
+    "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps), code (ILF for "
+    "code in the program world: programs run in the sandbox, a simulated reviewer, pass@1 and pass@10).",
+)
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    name = "demo_quick" if args.quick else args.study
+    studies = packaged_studies()
+    if name not in studies:
+        raise IlfError(f"no packaged study {name!r}; there are: {', '.join(studies)}")
+    run_dir = Path(args.run_dir or Path("runs") / name)
+    config = files("ilf.studies") / f"{name}.yaml"
+    # one cache beside the run directories, so every packaged study reuses the world model it shares
+    cache = run_dir.resolve().parent / "world-cache"
+    overrides = [f"pretraining.cache_dir={cache}"]
+    if "cache_dir" in ((read_config_file(str(config)).get("task") or {}).get("options") or {}):
+        overrides.append(f"task.options.cache_dir={cache / 'executions'}")  # the code study's verdicts, kept beside it
+    overrides += args.overrides
+    args.run_dir = str(run_dir)
+    if args.seeds is not None:
+        overrides.append(f"study.seeds={list(range(args.seeds))}")
+    args.config, args.overrides = str(config), overrides
+    return cmd_study(args)
+
+
+def _plugins_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "kind",
         nargs="?",
         help=f"Only this kind ({', '.join(r.kind.replace(' ', '_') for r in ALL)}), with each plug-in's options; or one plug-in's name.",
     )
-    p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser(
-        "status",
-        help="Show which stages of a run directory are up to date for a config, or (given a study's folder) "
-        "which cells are done, running, failed or waiting.",
-    )
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="The run directory (default runs/<name>).")
-    p.add_argument("--profile", action="store_true", help="Of a study's folder: seconds and peak memory by stage, the costliest first.")
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser(
-        "refine",
-        help="Generate N refinements per feedback record.",
-        description="Read samples and feedback JSONL, write one refinements record per feedback record.",
-    )
-    p.add_argument("--samples", required=True, help="Samples JSONL.")
-    p.add_argument("--feedback", required=True, help="Feedback JSONL.")
-    p.add_argument("--outputs", help="Outputs JSONL the feedback is about (default: each sample's initial_output).")
-    p.add_argument("--out", required=True, help="Refinements JSONL to write.")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_refine)
+@command("plugins", _plugins_arguments, help="List the registered plug-ins of every kind with their help.")
+def cmd_plugins(args: argparse.Namespace) -> int:
+    kinds = {registry.kind.replace(" ", "_"): registry for registry in ALL}
+    wanted = args.kind
+    if wanted and wanted not in kinds:  # a plug-in's name: its help and its options
+        found = [registry for registry in ALL if wanted in registry.names()]
+        if not found:
+            names = sorted({name for registry in ALL for name in registry.names()})
+            close = difflib.get_close_matches(wanted, [*kinds, *names], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise IlfError(f"no kind or plug-in named {wanted!r}{hint}; kinds: {', '.join(kinds)}")
+        for registry in found:
+            print(f"{wanted} ({registry.kind}, {registry.config_key}): {registry.help(wanted)}")
+            _print_options(registry, wanted, indent="  ")
+        return 0
+    for key, registry in kinds.items():
+        if wanted and key != wanted:
+            continue
+        print(f"{registry.kind}s ({registry.config_key}):")
+        for name in registry.names():
+            print(f"  {name:20s} {registry.help(name)}")
+            if wanted:  # one kind: each plug-in's options too (this imports the kind's modules)
+                _print_options(registry, name, indent="      ")
+        print()
+    if not wanted:
+        print("ilf plugins KIND (or NAME) also lists options.")
+    return 0
 
-    p = sub.add_parser("select", help="Score every refinement and pick one per sample.")
-    p.add_argument("--samples", required=True, help="Samples JSONL.")
-    p.add_argument("--refinements", required=True, help="Refinements JSONL from `ilf refine`.")
-    p.add_argument("--out", required=True, help="Selections JSONL to write.")
-    p.add_argument("--method", help="Override selection.method: a registered selector (`ilf plugins selector`) or module.path:Class.")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_select)
 
-    p = sub.add_parser("finetune", help="Fine-tune the policy on selections, initial outputs or references.")
-    p.add_argument("--samples", required=True, help="Samples JSONL (their prompts are the training inputs).")
-    p.add_argument("--selected", help="Selections JSONL from `ilf select` (target 'selected').")
-    p.add_argument("--target", choices=("selected", "initial", "reference"), help="Override finetune.target.")
-    p.add_argument("--out", required=True, help="Directory for the fine-tuned model and tokenizer.")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_finetune)
+def _print_options(registry: Registry[Any], name: str, indent: str) -> None:
+    from ilf.plugin import options_help
 
-    p = sub.add_parser(
-        "evaluate",
-        help="Score a model's outputs on held-out samples, or score outputs from a file, or the references.",
-        description="Generate with a model (the config's policy or --model) and score the outputs with evaluation.metrics; "
-        "or, with --outputs, score outputs that already exist, with no model: an outputs JSONL (one row per system in "
-        "it), or 'references' (each sample's first reference: the sanity check of a dataset and its metrics, e.g. "
-        "HumanEval's canonical solutions must give pass@1 = 1.0).",
-    )
-    p.add_argument("--samples", help="Held-out samples JSONL (default: the config's evaluation split, data.eval_*).")
-    p.add_argument("--model", help="Model path or hub id (default: the config's policy).")
-    p.add_argument(
-        "--outputs", metavar="FILE|references", help="Score these outputs instead of generating: an outputs JSONL, or 'references'."
-    )
-    p.add_argument("--system", default="model", help="Name of the generating system in the table.")
-    p.add_argument("--out", required=True, help="metrics.json to write.")
-    p.add_argument("--outputs-out", help="Also write the scored outputs here (JSONL; pass@k adds each program's verdict).")
-    _add_config_args(p)
-    p.set_defaults(func=cmd_evaluate)
+    for key, default, help_text in options_help(registry, name)[1]:
+        print(f"{indent}{key} ({default}): {help_text}")
 
-    from ilf.commands.labelstudio import add_parser as add_labelstudio_parser
 
-    add_labelstudio_parser(sub)
-
-    p = sub.add_parser("config", help="Print a resolved config, or every config field with its help.")
+def _config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML run config (omit for the defaults).")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a value.")
-    p.add_argument("--fields", action="store_true", help="List every config field, its default and its meaning.")
-    p.set_defaults(func=cmd_config)
+    p.add_argument(
+        "--fields",
+        action="store_true",
+        help="List every config field, its default and its meaning; with a config, the options of the plug-ins it names.",
+    )
+
+
+@command("config", _config_arguments, help="Print a resolved config, or every config field with its help.")
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.fields:
+        from ilf.plugin import named_plugins, options_help
+        from ilf.study.config import StudyConfig  # light: the study section alone
+
+        rows = [*field_help(), *field_help(StudyConfig, "study.")]
+        if args.config is not None:  # the options of the plug-ins this config names
+            config = _config(args)
+            plugins = [*named_plugins(config), (TASKS, config.task.name)]
+        else:  # every plug-in's (their modules imported)
+            plugins = [(registry, name) for registry in ALL for name in registry.names()]
+        for registry, name in plugins:
+            where, options = options_help(registry, name)
+            # task options share one key for every task: say whose they are
+            rows += [(key, default, f"{text} [task {name}]") for key, default, text in options] if where == "task.options" else options
+        for key, default, help_text in rows:
+            print(f"{key:42s} {default:24s} {help_text}")
+        return 0
+    print(dump_config(_config(args)), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ilf",
+        description="Imitation Learning from Language Feedback: refine outputs with free-text feedback, "
+        "select the refinement that best incorporates it, fine-tune on the selections.",
+    )
+    parser.add_argument("--version", action="version", version=f"ilf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, func, arguments, texts in COMMANDS:  # in the order this module declares them
+        p = sub.add_parser(name, **texts)
+        arguments(p)
+        p.set_defaults(func=func)
+    from ilf.commands.labelstudio import add_parser as add_labelstudio_parser
+
+    add_labelstudio_parser(sub)  # ilf labelstudio serve|push|pull|...: declared beside those commands
     return parser
 
 

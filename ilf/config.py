@@ -18,35 +18,20 @@ import yaml
 
 from ilf.schema import SchemaError, build
 
-# Keys whose relative values in a config file name files, resolved against the file's folder.
-PATH_KEYS = (
-    "data.path",
-    "data.eval_path",
-    "feedback.path",
-    "selection.embedder",
-    "selection.reward_model",
-    "pretraining.cache_dir",
-    "policy.name_or_path",
-    "refiner.name_or_path",
-    "reward.model.name_or_path",
-    "selection.judge.name_or_path",
-    "evaluation.judge.model.name_or_path",
-    "evaluation.judge.prompt",
-    "evaluation.judge.against",
-    "evaluation.judge.human",
-)
-
 
 class ConfigError(SchemaError):
     """A config that does not fit the schema; names the file and the dotted key."""
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING, added: bool = False) -> Any:
+def option(
+    default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING, added: bool = False, path: bool = False
+) -> Any:
     """A config field with its help text (a default, or a factory for mutable defaults).
 
     ``added``: a field that changes nothing at its default, added after run directories existed;
-    at its default it is left out of fingerprints, so those runs stay up to date."""
-    metadata = {"help": help, "added": added}
+    at its default it is left out of fingerprints, so those runs stay up to date. ``path``: its
+    value names a file or folder, which a config file may give relative to its own folder."""
+    metadata = {"help": help, "added": added, "path": path}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -66,6 +51,7 @@ class ModelConfig:
     name_or_path: str = option(
         "tiny:gpt2",
         "Hub id, local path, tiny:<gpt2|llama|t5> for a random tiny model, or shape:<qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b> for random weights at a real model's shape.",
+        path=True,
     )
     kind: str = option("auto", "auto, causal or seq2seq; auto reads the model config.")
     dtype: str = option(
@@ -74,7 +60,7 @@ class ModelConfig:
         "(once per machine) for generation and scoring, while training on a CPU stays float32.",
     )
     device: str = option("auto", "auto (cuda when present), cpu, cuda, cuda:N or mps.")
-    adapter: str | None = option(None, "Path or hub id of a LoRA adapter loaded on top of the model.")
+    adapter: str | None = option(None, "Path or hub id of a LoRA adapter loaded on top of the model.", path=True)
     trust_remote_code: bool = option(False, "Passed to from_pretrained.")
     seed: int = option(0, "Seed of the random weights of a tiny:* model.")
     backend: str = option("local", "Where generation runs: local (this process) or openai (a server speaking the OpenAI API).")
@@ -92,12 +78,12 @@ class TaskConfig:
 @dataclass
 class DataConfig:
     loader: str = option("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
-    path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.")
+    path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.", path=True)
     split: str = option("train", "Split the feedback round uses.")
     limit: int | None = option(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
     offset: int = option(0, "Skip the first N rows of the split first (round k of a multi-round run takes fresh rows this way).")
     eval_split: str = option("test", "Held-out split for evaluation.")
-    eval_path: str | None = option(None, "Read the evaluation split from here instead of `path`.")
+    eval_path: str | None = option(None, "Read the evaluation split from here instead of `path`.", path=True)
     eval_limit: int | None = option(None, "Keep the first N evaluation rows.")
     fields: dict[str, Any] = option(
         help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), initial_output, references (a list), feedback.",
@@ -110,11 +96,6 @@ class FeedbackConfig:
     source: str = option(
         "dataset", "A registered feedback source (`ilf plugins`: dataset, file, labelstudio, simulated) or module.path:Class."
     )
-    path: str | None = option(None, "Feedback JSONL when source is file.")
-    project: str | None = option(None, "Label Studio project title when source is labelstudio (pulled on every run).")
-    url: str | None = option(None, "Label Studio URL; default LABEL_STUDIO_URL or the local `ilf labelstudio serve`.")
-    data_dir: str | None = option(None, "Data directory of the local Label Studio server, if not the default.")
-    comparisons_per_sample: int = option(4, "Policy samples per training sample that a simulated source compares pairwise.")
 
 
 @dataclass
@@ -172,16 +153,7 @@ class SelectionConfig:
         "(without one, the first tied candidate is taken).",
         factory=list,
     )
-    embedder: str | None = option(None, "Sentence-transformers model; default the offline MiniLM when installed.")
-    judge: ModelConfig | None = option(None, "Causal LM for instruct_rm; default the refiner.")
-    reward_model: str | None = option(None, "Path of a trained reward model, for the reward_model selector.")
     batch_size: int = option(16, "Texts (embedding) or prompts (instruct_rm) per forward pass.")
-    seed: int = option(0, "Seed of the random selector.")
-    labelstudio_project: str | None = option(
-        None,
-        "For method labelstudio: title of the Label Studio project of `select` tasks whose picks are used (server from "
-        "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the local one); samples nobody picked are ties that also_score[0] breaks (else the first candidate).",
-    )
 
 
 @dataclass
@@ -209,123 +181,6 @@ class FinetuneConfig:
     trainer_args: dict[str, Any] = option(help="Any further trl.SFTConfig argument, passed through.", factory=dict)
 
 
-JUDGE_PROMPTS = Path(__file__).parent / "metrics" / "judge_prompts"  # packaged prompts, named without .txt
-
-
-def judge_prompt_path(prompt: str) -> Path:
-    """The file a judge prompt names: a packaged one (``pairwise``) or a path."""
-    packaged = JUDGE_PROMPTS / f"{prompt}.txt"
-    return packaged if "/" not in prompt and packaged.is_file() else Path(prompt).expanduser()
-
-
-def judge_opponent_is_file(against: str) -> bool:
-    """Whether ``evaluation.judge.against`` names an outputs file (not references or a system)."""
-    return against.endswith(".jsonl") or "/" in against
-
-
-@dataclass
-class JudgeConfig:
-    """The LM judge of the judge_win_rate metric: which of two texts for one input is better."""
-
-    kind: str = option(
-        "model",
-        "model: an LM (judge.model) asked which text is better; annotator: the facts world's simulated annotator, "
-        "a judge whose answers are known (facts world only).",
-    )
-    model: ModelConfig | None = option(
-        None, "The judge model when kind is model: hub id or local folder, or backend: openai with remote: for a server."
-    )
-    prompt: str = option(
-        "pairwise",
-        "The judge prompt: a packaged one (pairwise, facts) or the path of a text file with {inputs} (or the input fields "
-        "by name), {first} and {second}; it must end where the answer starts.",
-    )
-    answers: list[str] = option(
-        help="What the judge answers to pick the first-shown text and the second (the packaged prompts name them A and B).",
-        factory=lambda: [" A", " B"],
-    )
-    mode: str = option(
-        "auto",
-        "logprobs: compare the log-probs of the two answers after the prompt (local models); generate: decode max_answer_tokens "
-        "greedily and parse the answer (an unparseable one is a tie, counted); auto: logprobs locally, generate on a server.",
-    )
-    tie_margin: float = option(0.0, "logprobs: a log-prob difference at or below this is a tie.")
-    max_answer_tokens: int = option(3, "generate: tokens decoded for the answer.")
-    batch_size: int = option(8, "Prompts per forward pass or generate call.")
-    against: str = option(
-        "references",
-        "What each system's output is compared with: references (the sample's first one), another system of the run "
-        "evaluated earlier (base), or the path of an outputs JSONL.",
-    )
-    against_system: str | None = option(
-        None,
-        "When evaluation.judge.against is an outputs file holding several systems (base and finetuned, say): the system "
-        "whose outputs are compared with; required then.",
-        added=True,
-    )
-    human: str | None = option(
-        None,
-        "Comparisons JSONL by people whose pairs the judge also judges (agreement, Cohen's kappa); default the run's "
-        "comparisons by anyone but the simulated annotator, if it has any.",
-    )
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("model", "annotator"):
-            raise SchemaError(None, None, "kind", f"must be model or annotator, got {self.kind!r}")
-        if self.mode not in ("auto", "logprobs", "generate"):
-            raise SchemaError(None, None, "mode", f"must be auto, logprobs or generate, got {self.mode!r}")
-        if self.kind == "model" and self.model is not None and self.model.backend == "openai" and self.mode == "logprobs":
-            raise SchemaError(None, None, "mode", "logprobs needs a local model; a server's judge answers by generating (mode: generate)")
-        if not judge_prompt_path(self.prompt).is_file():
-            raise SchemaError(
-                None,
-                None,
-                "prompt",
-                f"no such file {self.prompt!r} (packaged prompts: {', '.join(sorted(p.stem for p in JUDGE_PROMPTS.glob('*.txt')))})",
-            )
-        if len(self.answers) != 2 or not all(a.strip() for a in self.answers) or self.answers[0].strip() == self.answers[1].strip():
-            raise SchemaError(None, None, "answers", f"must be two different non-empty answers, got {self.answers!r}")
-        if self.tie_margin < 0:
-            raise SchemaError(None, None, "tie_margin", f"must be >= 0, got {self.tie_margin}")
-        for name in ("max_answer_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SchemaError(None, None, name, f"must be at least 1, got {getattr(self, name)}")
-        if judge_opponent_is_file(self.against):
-            if not Path(self.against).expanduser().is_file():
-                raise SchemaError(None, None, "against", f"no such outputs file {self.against!r}")
-            self._check_against_system()
-        elif self.against_system is not None:
-            raise SchemaError(None, None, "against_system", f"names a system of an outputs file, but against is {self.against!r}")
-        elif not self.against.replace("_", "").replace("-", "").isalnum():
-            raise SchemaError(
-                None,
-                None,
-                "against",
-                f"must be references, the name of a system of the run (base), or an outputs .jsonl, got {self.against!r}",
-            )
-        if self.human is not None and not Path(self.human).expanduser().is_file():
-            raise SchemaError(None, None, "human", f"no such comparisons file {self.human!r}")
-
-    def _check_against_system(self) -> None:
-        from ilf.records import Output, read_records  # records is light, but config is read before anything else
-
-        systems = list(dict.fromkeys(o.system for o in read_records(Path(self.against).expanduser(), Output)))
-        if self.against_system is None and len(systems) > 1:
-            raise SchemaError(
-                None,
-                None,
-                "against_system",
-                f"{self.against} holds the outputs of {len(systems)} systems ({', '.join(systems)}): name the one to compare with",
-            )
-        if self.against_system is not None and self.against_system not in systems:
-            raise SchemaError(
-                None,
-                None,
-                "against_system",
-                f"{self.against} holds no outputs of system {self.against_system!r} (it has {', '.join(systems)})",
-            )
-
-
 @dataclass
 class EvaluationConfig:
     sampling: SamplingConfig = option(
@@ -342,7 +197,6 @@ class EvaluationConfig:
     metrics: list[str] = option(
         help="Registered metrics (`ilf plugins`) computed on the evaluation outputs, the round and the targets.", factory=lambda: ["rouge"]
     )
-    judge: JudgeConfig = option(help="The judge of the judge_win_rate metric (pairwise, both orders).", factory=JudgeConfig)
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -411,7 +265,7 @@ class PretrainConfig:
         "AVX512-BF16, but it trained the facts world's model to a final loss of 0.36 against float32's 0.21.",
         added=True,
     )
-    cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.")
+    cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.", path=True)
 
 
 @dataclass
@@ -427,24 +281,9 @@ class RewardConfig:
 
 
 @dataclass
-class DPOConfig:
-    learning_rate: float = option(5e-7, "Peak learning rate.")
-    beta: float = option(0.1, "KL strength.")
-    num_train_epochs: float = option(1.0, "Epochs over the comparisons.")
-    per_device_train_batch_size: int = option(8, "Pairs per batch.")
-
-
-@dataclass
-class RLOOConfig:
-    max_steps: int = option(200, "Optimizer steps.")
-    learning_rate: float = option(1e-6, "Peak learning rate.")
-    num_generations: int = option(4, "Samples per prompt (the leave-one-out baseline needs at least 2).")
-    per_device_train_batch_size: int = option(8, "Prompts per batch.")
-
-
-@dataclass
 class LabelStudioConfig:
-    """How a round waits for people (feedback.source: labelstudio_round, or `ilf loop`)."""
+    """The Label Studio server every part of the integration talks to (its feedback sources, its
+    selector, `ilf loop`), and how a round waits for people (feedback.source: labelstudio_round)."""
 
     project: str = option("{name} round {round}", "Title of each round's project ({name}: the run's name; {round}: the round's number).")
     min_annotations: float = option(
@@ -458,6 +297,8 @@ class LabelStudioConfig:
         "Also wake on Label Studio's webhooks (ANNOTATION_CREATED/UPDATED to a receiver on 127.0.0.1); polling goes on, so a "
         "missed call costs at most poll_seconds.",
     )
+    url: str | None = option(None, "Label Studio URL; default LABEL_STUDIO_URL, else the local `ilf labelstudio serve`.", added=True)
+    data_dir: str | None = option(None, "Data directory of the local Label Studio server, if not the default.", added=True, path=True)
     start_server: bool = option(True, "Start a local server (`ilf labelstudio serve`) when no URL is configured or set.")
     port: int = option(8080, "Port of the local server the loop starts.")
     annotator: Literal["none", "simulated"] = option(
@@ -501,12 +342,21 @@ class RunConfig:
     finetune: FinetuneConfig = option(help="Supervised fine-tuning of the policy.", factory=FinetuneConfig)
     evaluation: EvaluationConfig = option(help="Held-out evaluation.", factory=EvaluationConfig)
     reward: RewardConfig = option(help="The reward model of the ranking methods, trained on comparisons.", factory=RewardConfig)
-    dpo: DPOConfig = option(help="DPO on the comparisons (method dpo).", factory=DPOConfig)
-    rloo: RLOOConfig = option(help="Online RL against the reward model (method rloo).", factory=RLOOConfig)
     method_options: dict[str, dict[str, Any]] = option(
         help="Settings of methods that define their own, by method name (method_options: {sdft: {max_steps: 40}}); "
-        "`ilf plugins` lists each method's options.",
+        "`ilf plugins NAME` lists a plug-in's options.",
         factory=dict,
+    )
+    selection_options: dict[str, dict[str, Any]] = option(
+        help="Settings of selectors, by selector name (selection_options: {instruct_rm: {judge: {name_or_path: ./judge}}}).",
+        factory=dict,
+        added=True,
+    )
+    feedback_options: dict[str, dict[str, Any]] = option(
+        help="Settings of feedback sources, by source name (feedback_options: {file: {path: feedback.jsonl}}).", factory=dict, added=True
+    )
+    metric_options: dict[str, dict[str, Any]] = option(
+        help="Settings of metrics, by metric name (metric_options: {judge_win_rate: {against: base}}).", factory=dict, added=True
     )
     world: WorldConfig = option(
         help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig
@@ -560,6 +410,19 @@ class RunConfig:
                 problem = registry.interface_problem(name)
             if problem is not None:
                 raise SchemaError(None, None, key, problem)
+        own = own_plugins(to_plain(self))
+        for options_key in options_sections():
+            for name, raw in getattr(self, options_key).items():
+                key = f"{options_key}.{name}"
+                options = plugin_options_class(options_key, name, own)  # an unknown name: the closest one
+                if raw in (None, {}):
+                    continue
+                if options is None:
+                    raise SchemaError(None, None, key, f"{name} has no options of its own (`ilf plugins {name}`)")
+                try:
+                    build(options, raw)
+                except SchemaError as err:
+                    raise SchemaError(None, None, f"{key}.{err.field}" if err.field else key, err.problem) from None
         for name in self.evaluation.metrics:  # a metric's own settings (its modules are light: no model library at import)
             check = getattr(METRICS.get(name), "check_config", None)
             if check is not None:
@@ -657,7 +520,7 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(path, None, None, "the top level must be a mapping")
     # YAML anchors share one object between keys; a copy keeps --set on one key from changing both.
-    raw = json.loads(json.dumps(loaded or {}))
+    raw = move_old_keys(json.loads(json.dumps(loaded or {})), str(path))
     resolve_relative_paths(raw, Path(path).resolve().parent)
     base = raw.pop("base", None)
     if base is None:
@@ -674,13 +537,82 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def path_fields(cls: type, prefix: str = "") -> list[str]:
+    """The dotted keys of a dataclass whose values name files (``option(..., path=True)``), nested
+    sections included."""
+    import typing
+
+    found = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("path"):
+            found.append(prefix + f.name)
+        hint = hints[f.name]
+        section = next((t for t in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(t)), None)
+        if section is not None:
+            found += path_fields(section, f"{prefix}{f.name}.")
+    return found
+
+
+def options_sections() -> dict[str, Any]:
+    """Each ``<kind>_options`` section of a config and the registry of the plug-ins it holds settings of."""
+    from ilf.registry import ALL
+
+    return {registry.options_key: registry for registry in ALL if registry.options_key}
+
+
+def own_plugins(raw: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """The plug-ins a raw config names by ``module.path:Name``, by (options section, the name the
+    class declares): their options are set under that name (``name = "added_words"``)."""
+    from ilf.registry import UnknownPlugin
+
+    found = {}
+    for options_key, registry in options_sections().items():
+        node: Any = raw
+        for part in registry.config_key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        for spec in node if isinstance(node, list) else [node]:
+            if isinstance(spec, str) and ":" in spec:
+                try:
+                    cls = registry.get(spec)
+                except UnknownPlugin:
+                    continue  # reported with its key when the config is checked
+                found[(options_key, getattr(cls, "name", spec))] = cls
+    return found
+
+
+def plugin_options_class(options_key: str, name: str, own: dict[tuple[str, str], Any] | None = None) -> type | None:
+    """The ``Options`` dataclass of the plug-in ``name`` of the kind whose section is ``options_key``
+    (its module imported; ``own``: the config's ``module.path:Name`` plug-ins), or None when it has
+    none; an unknown name is a ConfigError."""
+    if own and (options_key, name) in own:
+        return getattr(own[(options_key, name)], "Options", None)
+    registry = options_sections()[options_key]
+    problem = registry.unknown(name)
+    if problem is not None:
+        raise SchemaError(None, None, f"{options_key}.{name}", problem)
+    return getattr(registry.get(name), "Options", None)
+
+
 def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
     """Make the file paths of a config file independent of the folder ``ilf`` runs in.
 
-    A value is taken as relative to the config's folder when it says so (``./``, ``../``) or when
-    it exists there; anything else (a hub id such as ``Qwen/Qwen2.5-1.5B``) stays as written.
+    The keys are those marked ``path=True``, in the run config and in the options of the plug-ins
+    the file sets options of. A value is taken as relative to the config's folder when it says so
+    (``./``, ``../``) or when it exists there; anything else (a hub id such as
+    ``Qwen/Qwen2.5-1.5B``) stays as written.
     """
-    for dotted in PATH_KEYS:
+    keys = path_fields(RunConfig)
+    own = own_plugins(raw) if any(raw.get(key) for key in options_sections()) else {}
+    for options_key in options_sections():
+        for name, section in (raw.get(options_key) or {}).items() if isinstance(raw.get(options_key), dict) else ():
+            try:
+                options = plugin_options_class(options_key, name, own) if isinstance(section, dict) else None
+            except SchemaError:
+                continue  # a name this file alone does not make known (its base's plug-in, a typo): checked when built
+            if options is not None:
+                keys += path_fields(options, f"{options_key}.{name}.")
+    for dotted in keys:
         *parents, leaf = dotted.split(".")
         node: Any = raw
         for key in parents:
@@ -694,6 +626,71 @@ def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
             node[leaf] = str((folder / value).resolve())
 
 
+_MOVED_SAID: set[tuple[str, str]] = set()
+
+
+def unknown_keys(raw: dict[str, Any], cls: type = None, prefix: str = "") -> list[str]:  # type: ignore[assignment]
+    """The dotted keys of a raw config that no field of the schema has (sections walked)."""
+    import typing
+
+    cls = cls or RunConfig
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    found = []
+    for key, value in raw.items():
+        if key not in fields:
+            found.append(prefix + str(key))
+            continue
+        section = next((t for t in (hints[key], *typing.get_args(hints[key])) if dataclasses.is_dataclass(t)), None)
+        if section is not None and isinstance(value, dict):
+            found += unknown_keys(value, section, f"{prefix}{key}.")
+    return found
+
+
+def move_old_keys(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Settings that now belong to a plug-in's options, read from the keys earlier configs used.
+
+    Each plug-in lists its old keys in ``moved``; a value found at one is moved to its new place
+    (``{options}`` there: the plug-in's own options section), and one line says where, once per
+    config and key. Only a config with a key the schema lacks pays for importing the plug-ins."""
+    unknown = [key for key in unknown_keys(raw) if key not in ("base", "study")]  # read by the file reader, the study
+    if not unknown:
+        return raw
+    import logging
+
+    targets: dict[str, list[str]] = {}
+    for options_key, registry in options_sections().items():
+        for entry in registry.entries():
+            for old, target in (getattr(entry.obj, "moved", None) or {}).items():
+                new = target.replace("{options}", f"{options_key}.{entry.name}")
+                if new not in targets.setdefault(old, []):  # two sources reading one shared key
+                    targets[old].append(new)
+    for key in unknown:
+        if key not in targets:
+            continue  # not a moved key: the schema check names it (and the closest key)
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        value = node.pop(leaf)
+        for new in targets[key]:
+            *new_parents, new_leaf = new.split(".")
+            home = raw
+            for part in new_parents:
+                home = home.setdefault(part, {})
+                if not isinstance(home, dict):
+                    raise ConfigError(source, None, new, f"is not a mapping, so {key} cannot move into it")
+            if new_leaf in home:
+                raise ConfigError(source, None, key, f"is the old place of {new}, which is set too: keep {new} alone")
+            home[new_leaf] = value
+        if (source, key) not in _MOVED_SAID:
+            _MOVED_SAID.add((source, key))
+            logging.getLogger("ilf.config").warning(
+                "%s: %s is now %s (read from there; rename it to silence this)", source, key, " and ".join(targets[key])
+            )
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from the defaults), apply overrides and validate."""
     raw: dict[str, Any] = read_config_file(path) if path is not None else {}
@@ -702,7 +699,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def build_config(raw: dict[str, Any], source: str, overrides: list[str] | None = None) -> RunConfig:
     if overrides:
-        raw = apply_overrides(raw, overrides)
+        raw = move_old_keys(apply_overrides(raw, overrides), source + " (--set)")
         source += " (with --set)"
     return build(RunConfig, raw, ConfigError, source)
 
@@ -731,5 +728,6 @@ def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, 
             rows.append((key, "null", f.metadata.get("help", "") + " (a section: the keys below)"))
             rows.extend(field_help(section, key + "."))
         else:
-            rows.append((key, json.dumps(to_plain(default)), f.metadata.get("help", "")))
+            path_note = " (A path: relative to the config file's folder.)" if f.metadata.get("path") else ""
+            rows.append((key, json.dumps(to_plain(default)), f.metadata.get("help", "") + path_note))
     return rows

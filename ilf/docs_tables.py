@@ -80,26 +80,9 @@ def config_reference() -> str:
     return "\n".join(out)
 
 
-def _plugin_options(registry: object, name: str) -> tuple[str, list[tuple[str, str, str]]]:
-    """Where a plug-in's own settings live in a config, and each one's key, default and help: a
-    method's ``Options`` dataclass (``method_options.<name>``), a task's dataclass fields
-    (``task.options``)."""
-    import dataclasses
-
-    from ilf.config import field_help
-
-    obj = registry.get(name)
-    options = getattr(obj, "Options", None)
-    if options is not None:
-        return f"`method_options.{name}`", field_help(options, f"method_options.{name}.")
-    owner = getattr(obj, "__self__", obj)  # a task registers its class's from_options
-    if registry.config_key == "task.name" and isinstance(owner, type) and dataclasses.is_dataclass(owner):
-        return "`task.options`", field_help(owner, "task.options.")
-    return "", []
-
-
 def plugins_reference() -> str:
     """Every plug-in of every kind: its help and, where it has settings of its own, each option."""
+    from ilf.plugin import options_help
     from ilf.registry import ALL
 
     out = []
@@ -109,9 +92,9 @@ def plugins_reference() -> str:
         for name in registry.names():
             out.append(f"### `{name}`\n")
             out.append(_cell(registry.help(name)) + "\n")
-            where, options = _plugin_options(registry, name)
+            where, options = options_help(registry, name)
             if options:
-                out.append(f"Options, under {where}:\n")
+                out.append(f"Options, under `{where}`:\n")
                 out.append("| key | default | meaning |\n|---|---|---|")
                 out.extend(f"| `{key}` | {_code(default)} | {_cell(help_text) or '-'} |" for key, default, help_text in options)
                 out.append("")

@@ -61,12 +61,6 @@ def summarize_outputs(predictions: list[str], references: list[list[str]]) -> di
     return metrics
 
 
-def primary_numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    """The primary system's numeric metrics of a run's metrics.json, standard errors left out."""
-    row = metrics.get("systems", {}).get(metrics.get("primary"), {})
-    return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith("_sem")}
-
-
 def format_table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = (*ROUGE_TYPES, "mean_words"), first: str = "system") -> str:
     """A Markdown table, one row per system, ``mean ± sem`` cells (counts as they are)."""
     header = f"| {first} | " + " | ".join(columns) + " |"

@@ -34,60 +34,24 @@ from typing import Any, Callable
 
 from ilf import steps
 from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
-from ilf.data import load_eval, load_train, loader_fingerprint_inputs, pretrained_world_model
+from ilf.data import load_eval, load_train, loader_fingerprint_inputs, resolve_model
 from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
 from ilf.execution.programs import check_sandbox
 from ilf.feedback import get_source
-from ilf.files import DirectoryLock, Journal, atomic_directory, atomic_write_json, atomic_write_text, files_digest
+from ilf.files import DirectoryLock, atomic_directory, atomic_write_json, atomic_write_text, files_digest
+from ilf.layout import FILES, RunPaths
 from ilf.memory import StagePeak
 from ilf.memory import describe as describe_peak
 from ilf.methods import Method, get_method
 from ilf.metrics import get_metrics, score_system
+from ilf.plugin import configured_options
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
 from ilf.registry import SELECTORS
+from ilf.results import RunResult
 from ilf.tasks import get_task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    def __getattr__(self, name: str) -> Path:
-        if name in FILES:
-            return self.root / FILES[name]
-        raise AttributeError(name)
-
-    @property
-    def state(self) -> Path:
-        return self.root / ".ilf"
-
-    def marker(self, stage: str) -> Path:
-        return self.state / "stages" / f"{stage}.json"
-
-    def journal(self, stage: str, fp: str, part: str = "") -> Journal:
-        return Journal(self.state / "partial" / f"{stage}{part}-{fp}.jsonl")
-
-
-# What a run directory holds; RunPaths(root).<key> is the path.
-FILES = {
-    "config": "config.yaml",
-    "samples": "samples.jsonl",
-    "eval_samples": "eval_samples.jsonl",
-    "dataset_feedback": "dataset_feedback.jsonl",
-    "dataset_comparisons": "dataset_comparisons.jsonl",
-    "outputs": "outputs.jsonl",
-    "feedback": "feedback.jsonl",
-    "refinements": "refinements.jsonl",
-    "selected": "selected.jsonl",
-    "comparisons": "comparisons.jsonl",
-    "reward_model": "reward_model",
-    "model": "model",
-    "eval_outputs": "eval_outputs.jsonl",
-    "metrics": "metrics.json",
-}
 
 
 MODEL_DIRS = ("model", "reward_model")
@@ -184,9 +148,7 @@ def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
 
 
 def _select(run: Pipeline, fp: str) -> dict[str, Any]:
-    selections, stats = steps.select_refinements(
-        run.samples(), read_records(run.paths.refinements, Refinements), run.config.selection, run.refiner, run.task
-    )
+    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task)
     run.replacing("select")
     write_records(run.paths.selected, selections)
     return stats
@@ -256,19 +218,18 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     write_records(run.paths.eval_outputs, all_outputs)
     primary = run.method.primary_system(systems)
     columns = tuple(dict.fromkeys(k for m in run.metrics for k in m.columns))
-    result = {
-        "run": c.name,
-        "method": c.method,
-        "seed": c.seed,
-        "finetune_target": c.finetune.target,
-        "selection": c.selection.method,
-        "eval_split": c.data.eval_split,
-        "primary": primary,
-        "systems": table,
-        "round": round_metrics,
-        "table": format_table(table, columns=columns or ("mean_words",)),
-    }
-    atomic_write_json(run.paths.metrics, result)
+    RunResult(
+        run=c.name,
+        method=c.method,
+        seed=c.seed,
+        finetune_target=c.finetune.target,
+        selection=c.selection.method,
+        eval_split=c.data.eval_split,
+        primary=primary,
+        systems=table,
+        round=round_metrics,
+        table=format_table(table, columns=columns or ("mean_words",)),
+    ).write(run.paths.metrics)
     return {system: {k: m[k] for k in columns if k in m} for system, m in table.items()}
 
 
@@ -325,13 +286,9 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "select",
         ("refine",),
-        "`selection.*`: a selector picks one candidate, the `also_score` selectors score them too",
+        "`selection.*`, `selection_options.*`: a selector picks one candidate, the `also_score` selectors score them too",
         ("selected",),
-        lambda r: [
-            r.config.selection,
-            r.refiner if r.uses_judge() else None,
-            *[item for cls in r.selector_classes() for item in getattr(cls, "fingerprint_inputs", lambda _: [])(r)],
-        ],
+        lambda r: [r.config.selection, *[r.selector_inputs(cls) for cls in r.selector_classes()]],
         _select,
     ),
     Stage(
@@ -361,7 +318,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "finetune",
         (),
-        "`method`, `finetune.*` (and `dpo.*`, `rloo.*`, `method_options.*`): the policy trained on the method's targets",
+        "`method`, `finetune.*` (and `method_options.*`): the policy trained on the method's targets",
         ("model",),
         _finetune_inputs,
         _finetune,
@@ -369,7 +326,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "evaluate",
         (),
-        "`evaluation.*`: the method's systems on the held-out split, scored by every metric of `evaluation.metrics`",
+        "`evaluation.*`, `metric_options.*`: the method's systems on the held-out split, scored by every metric of `evaluation.metrics`",
         ("eval_outputs", "metrics"),
         lambda r: [
             r.config.method,
@@ -379,31 +336,15 @@ STAGE_TABLE: tuple[Stage, ...] = (
             r.config.task,
             r.config.reward.best_of_n,
             r.config.seed,
-            # Only metrics that read files add inputs, so the fingerprints of runs without them stay as they were.
+            # Only metrics that read files or have options add inputs, so the fingerprints of runs without them stay as they were.
             *[inputs for m in r.metrics if (inputs := m.fingerprint_inputs(r))],
+            *[options for m in r.metrics if (options := m.options(r.config)) is not None],
         ],
         _evaluate,
     ),
 )
 STAGES: tuple[str, ...] = tuple(stage.name for stage in STAGE_TABLE)
 _BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
-
-
-def resolve_model(config: RunConfig, model: ModelConfig) -> ModelConfig:
-    """``pretrained`` is the pretraining section's model (the data loader's world's: the facts
-    world's, or the program world's), trained on first use and cached; ``pretrained@STEPS`` the
-    same trained for STEPS steps only (a weaker refiner, say). Other names are returned as given."""
-    name, _, steps = model.name_or_path.partition("@")
-    if name != "pretrained":
-        return model
-    if config.pretraining is None:
-        raise ValueError(f"name_or_path: {model.name_or_path!r} names the model of the pretraining section, which is not set")
-    settings = config.pretraining
-    if steps:
-        if not steps.isdigit() or int(steps) < 1:
-            raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
-        settings = dataclasses.replace(settings, steps=int(steps))
-    return dataclasses.replace(model, name_or_path=str(pretrained_world_model(config)(settings)))
 
 
 def model_settings(config: Any) -> list[ModelConfig]:
@@ -433,7 +374,7 @@ def train_world_models(configs: list[RunConfig]) -> list[dict[str, Any]]:
     trained = []
     seen: set[str] = set()
     for config in configs:
-        for model in model_settings(config):
+        for model in [*model_settings(config), *model_settings(configured_options(config))]:
             if not model.name_or_path.partition("@")[0] == "pretrained":
                 continue
             started = dt.datetime.now(dt.timezone.utc)
@@ -452,13 +393,13 @@ class Pipeline:
         self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None, earlier: list[Pipeline] | None = None
     ) -> None:
         self.earlier = earlier or []  # earlier rounds whose targets training also reads (round_training: restart)
-        self.method: Method = get_method(config.method)
+        self.method: Method = get_method(config.method, config)
         self.config = self.method.configure(config)
         self.paths = RunPaths(Path(run_dir))
         self.shared = Path(shared) if shared is not None else None
         self.task = get_task(self.config.task)
-        self.feedback_source = get_source(self.config.feedback.source)
-        self.metrics = get_metrics(self.config.evaluation.metrics, self.task)
+        self.feedback_source = get_source(self.config.feedback.source, self.config, self.task)
+        self.metrics = get_metrics(self.config.evaluation.metrics, self.config, self.task)
         self.stages = self._needed_stages()
         self._policy: ModelConfig | None = None
 
@@ -517,8 +458,15 @@ class Pipeline:
         """The selectors of ``selection.method`` and ``also_score`` (their modules alone imported)."""
         return [SELECTORS.get(name) for name in dict.fromkeys([self.config.selection.method, *self.config.selection.also_score])]
 
-    def uses_judge(self) -> bool:
-        return any(getattr(cls, "uses_judge", False) for cls in self.selector_classes())
+    def selector_inputs(self, cls: Any) -> list[Any]:
+        """What a selector's scores depend on besides ``selection.*`` and the refinements: its
+        options, the models it reads, and what its ``fingerprint_inputs`` names."""
+        return [
+            cls.name,
+            cls.options(self.config),
+            [self.model_inputs(self.resolve(model)) for model in cls.models(self.config)],
+            cls.fingerprint_inputs(self),
+        ]
 
     # ----- bookkeeping -------------------------------------------------------------------------
 
@@ -646,7 +594,10 @@ class Pipeline:
         """Name the config key of a model that failed to load (the loader knows only the name)."""
         prefix, _, rest = message.partition(": cannot load model ")
         name = rest.split("'")[1] if rest.count("'") >= 2 else None
-        keys = [key for key, value in _model_keys(self.config).items() if value == name]
+        models = _model_keys(self.config)
+        for cls in self.selector_classes():  # a selector's judge, say
+            models.update({f"{cls.options_key}.{cls.name}": m.name_or_path for m in cls.models(self.config)})
+        keys = [key for key, value in models.items() if value == name]
         return f"{' / '.join(keys)}: cannot load model {rest}" if keys and rest else message
 
     # ----- running -----------------------------------------------------------------------------
@@ -664,7 +615,7 @@ class Pipeline:
                 self.feedback_source.prepare(self)
             if "select" in self.stages[: last + 1]:
                 for cls in self.selector_classes():
-                    getattr(cls, "prepare", lambda _: None)(self)
+                    cls.prepare(self)
             fps = self.fingerprints()
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(self.stages[: last + 1]):
@@ -696,7 +647,6 @@ def _model_keys(config: RunConfig) -> dict[str, str]:
     models = {
         "policy": config.policy,
         "refiner": config.refiner,
-        "selection.judge": config.selection.judge,
         "reward.model": config.reward.model,
     }
     return {f"{key}.name_or_path": model.name_or_path for key, model in models.items() if model is not None}

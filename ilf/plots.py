@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ilf.results import RoundScores
 
 
 def plot_against_size(summary: list[dict[str, Any]], columns: list[str], sizes: list[int | None], path: Path) -> None:
@@ -132,7 +135,7 @@ def save_figure(fig: Any, legend_from: Any, path: Path, legend_columns: int = 6)
     tmp.replace(path)
 
 
-def plot_run_rounds(per_round: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
+def plot_run_rounds(per_round: list[RoundScores], columns: tuple[str, ...], path: Path) -> None:
     """A run of several rounds: each primary metric by round."""
     import matplotlib
 
@@ -141,9 +144,9 @@ def plot_run_rounds(per_round: list[dict[str, Any]], columns: tuple[str, ...], p
 
     shown = [c for c in columns if c not in ("n", "empty", "mean_words")][:4] or list(columns[:1])
     fig, axes = plt.subplots(1, len(shown), figsize=(3.8 * len(shown), 3.2), squeeze=False)
-    xs = [r["number"] for r in per_round]
+    xs = [r.number for r in per_round]
     for ax, metric in zip(axes[0], shown):
-        ax.plot(xs, [r["systems"][r["primary"]].get(metric, float("nan")) for r in per_round], marker="o")
+        ax.plot(xs, [r.primary_row().get(metric, float("nan")) for r in per_round], marker="o")
         ax.set_xticks(xs)
         ax.set_xlabel("round")
         ax.set_title(metric)

@@ -29,7 +29,14 @@ import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+
+if TYPE_CHECKING:  # the kinds' base classes, for the registries' types only
+    from ilf.feedback import FeedbackSource
+    from ilf.methods import Method
+    from ilf.metrics import Metric
+    from ilf.selection.base import Selector
+    from ilf.tasks.base import Task
 
 T = TypeVar("T")
 
@@ -57,8 +64,18 @@ class UnknownPlugin(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, config_key: str, interface: str, variable: str, shape: Interface | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        package: str,
+        config_key: str,
+        interface: str,
+        variable: str,
+        shape: Interface | None = None,
+        options_key: str = "",
+    ) -> None:
         self.kind = kind
+        self.options_key = options_key  # the config section of its plug-ins' own settings, by name
         self.package = package
         self.config_key = config_key
         self.interface = interface  # what a plug-in of the kind is, for the docs' generated table
@@ -72,6 +89,9 @@ class Registry(Generic[T]):
         def decorate(obj: T) -> T:
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
+            if isinstance(obj, type):  # a plug-in class knows the name it is built by, and where its options are
+                obj.name = name  # type: ignore[attr-defined]
+                obj.options_key = self.options_key  # type: ignore[attr-defined]
             self._entries[name] = Entry(name, help, obj)
             if self._index is not None:
                 self._index.setdefault(name, (getattr(obj, "__module__", self.package), help))
@@ -129,7 +149,12 @@ class Registry(Generic[T]):
         if name in self._entries:
             return self._entries[name].obj
         if ":" in name:
-            return _import_object(name, self)
+            obj = _import_object(name, self)
+            if isinstance(obj, type):  # someone's own class: its options under the name it declares, else its import path
+                obj.options_key = self.options_key
+                if "name" not in vars(obj):
+                    obj.name = name
+            return obj
         found = self.index().get(name)
         if found is not None:
             importlib.import_module(found[0])
@@ -250,8 +275,10 @@ def _import_object(spec: str, registry: Registry[Any]) -> Any:
 
 
 # The six kinds. Each package imports nothing of the others at module level, so lookups stay cheap.
-LOADERS: Registry[Any] = Registry("data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`", "LOADERS")
-TASKS: Registry[Any] = Registry(
+LOADERS: Registry[Callable[..., Any]] = Registry(
+    "data loader", "ilf.data", "data.loader", "`fn(config, split, path, limit) -> SplitData`", "LOADERS"
+)
+TASKS: Registry[type[Task] | Callable[..., Task]] = Registry(
     "task",
     "ilf.tasks",
     "task.name",
@@ -259,32 +286,41 @@ TASKS: Registry[Any] = Registry(
     "TASKS",
     Interface("ilf.tasks.base:Task", ("initial_prompt", "refine_prompt"), functions_allowed=True),
 )
-FEEDBACK_SOURCES: Registry[Any] = Registry(
+FEEDBACK_SOURCES: Registry[type[FeedbackSource]] = Registry(
     "feedback source",
     "ilf.feedback",
     "feedback.source",
     "a `FeedbackSource` (`collect`; optionally `compare`, `reward`)",
     "FEEDBACK_SOURCES",
     Interface("ilf.feedback:FeedbackSource", ("collect",)),
+    options_key="feedback_options",
 )
-SELECTORS: Registry[Any] = Registry(
+SELECTORS: Registry[type[Selector]] = Registry(
     "selector",
     "ilf.selection",
     "selection.method",
     "a `Selector` (`score(items) -> scores`)",
     "SELECTORS",
     Interface("ilf.selection.base:Selector", ("score",)),
+    options_key="selection_options",
 )
-METRICS: Registry[Any] = Registry(
+METRICS: Registry[type[Metric]] = Registry(
     "metric",
     "ilf.metrics",
     "evaluation.metrics",
     "a `Metric` (`score_outputs`, `score_round`)",
     "METRICS",
     Interface("ilf.metrics:Metric", ("score_outputs", "score_round"), any_of=True),
+    options_key="metric_options",
 )
-METHODS: Registry[Any] = Registry(
-    "method", "ilf.methods", "method", "a `Method` (`stages`, `train`, `systems`, `generate`)", "METHODS", Interface("ilf.methods:Method")
+METHODS: Registry[type[Method]] = Registry(
+    "method",
+    "ilf.methods",
+    "method",
+    "a `Method` (`stages`, `train`, `systems`, `generate`)",
+    "METHODS",
+    Interface("ilf.methods:Method"),
+    options_key="method_options",
 )
 
 ALL: tuple[Registry[Any], ...] = (LOADERS, TASKS, FEEDBACK_SOURCES, SELECTORS, METRICS, METHODS)

@@ -15,19 +15,19 @@ show them side by side. A method that trains nothing has one round: its policy n
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from ilf.config import RunConfig
-from ilf.evaluation import format_table, primary_numbers
+from ilf.evaluation import format_table
 from ilf.feedback import get_source
-from ilf.files import atomic_write_json, atomic_write_text
+from ilf.files import atomic_write_text
 from ilf.layout import round_dir
 from ilf.methods import get_method
 from ilf.pipeline import Pipeline, RunPaths
 from ilf.plots import plot_run_rounds
+from ilf.results import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Rounds:
         self.config = config
         self.root = Path(run_dir)
         self.shared = shared
-        self.count = config.rounds if get_method(config.method).trains else 1
+        self.count = config.rounds if get_method(config.method, config).trains else 1
 
     def round_dir(self, k: int) -> Path:
         return round_dir(self.root, k)
@@ -47,7 +47,7 @@ class Rounds:
     def round_config(self, k: int) -> RunConfig:
         c = self.config
         # the refiner stays the configured model
-        base = get_source(c.feedback.source).round_config(dataclasses.replace(c, rounds=1, refiner=c.refiner_model), k)
+        base = get_source(c.feedback.source, c).round_config(dataclasses.replace(c, rounds=1, refiner=c.refiner_model), k)
         if k == 1:
             return base
         previous = dataclasses.replace(c.policy, name_or_path=str(RunPaths(self.round_dir(k - 1)).model), adapter=None, backend="local")
@@ -83,22 +83,15 @@ class Rounds:
         return summaries
 
     def write_summary(self) -> dict[str, Any]:
-        per_round = []
-        for k in range(1, self.count + 1):
-            metrics = json.loads(RunPaths(self.round_dir(k)).metrics.read_text())
-            # the shape of a run's metrics.json (its round measures under "round"), numbered
-            per_round.append({"number": k, **{key: metrics[key] for key in ("primary", "systems", "round")}})
-        last = json.loads(RunPaths(self.round_dir(self.count)).metrics.read_text())
-        table = format_table({f"round {r['number']}": r["systems"][r["primary"]] for r in per_round}, columns=_columns(last))
-        result = {**last, "rounds": per_round, "rounds_table": table, "round_training": self.config.round_training}
-        atomic_write_json(RunPaths(self.root).metrics, result)
+        per_round = [RunResult.read(RunPaths(self.round_dir(k)).metrics).round_scores(k) for k in range(1, self.count + 1)]
+        last = RunResult.read(RunPaths(self.round_dir(self.count)).metrics)
+        columns = tuple(last.primary_numbers())
+        table = format_table({f"round {r.number}": r.primary_row() for r in per_round}, columns=columns)
+        result = dataclasses.replace(last, rounds=per_round, rounds_table=table, round_training=self.config.round_training)
+        result.write(RunPaths(self.root).metrics)
         atomic_write_text(self.root / "rounds.md", f"# {self.config.name}: {self.count} rounds ({self.config.round_training})\n\n{table}\n")
-        plot_run_rounds(per_round, _columns(last), self.root / "rounds.png")
-        return result
-
-
-def _columns(metrics: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(primary_numbers(metrics))
+        plot_run_rounds(per_round, columns, self.root / "rounds.png")
+        return result.to_json()
 
 
 def open_run(config: RunConfig, run_dir: str | Path, shared: str | Path | None = None) -> Pipeline | Rounds:

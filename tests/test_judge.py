@@ -33,8 +33,8 @@ FACTS_RUN = {
     "evaluation": {
         "sampling": {"do_sample": False, "max_new_tokens": 8, "batch_size": 4},
         "metrics": ["facts", "judge_win_rate"],
-        "judge": {"kind": "annotator", "prompt": "facts"},
     },
+    "metric_options": {"judge_win_rate": {"kind": "annotator", "prompt": "facts"}},
 }
 
 
@@ -56,7 +56,7 @@ def other(sample: Sample) -> str:
 
 def run_with(tmp_path: Path, **judge: object) -> Pipeline:
     raw = json.loads(json.dumps(FACTS_RUN))
-    raw["evaluation"]["judge"].update(judge)
+    raw["metric_options"]["judge_win_rate"].update(judge)
     return Pipeline(build_config(raw, "test"), tmp_path / "run")
 
 
@@ -94,13 +94,14 @@ def test_an_outputs_file_of_several_systems_needs_the_one_to_compare_with(tmp_pa
         both, [*(Output(s.id, other(s), "base") for s in samples), *(Output(s.id, s.references[0], "finetuned") for s in samples)]
     )
     with pytest.raises(
-        ConfigError, match=r"field 'evaluation.judge.against_system': .*both.jsonl holds the outputs of 2 systems \(base, finetuned\)"
+        ConfigError,
+        match=r"field 'metric_options.judge_win_rate.against_system': .*both.jsonl holds the outputs of 2 systems \(base, finetuned\)",
     ):
-        load_config(None, [f"evaluation.judge.against={both}"])
+        load_config(None, [f"metric_options.judge_win_rate.against={both}"])
     with pytest.raises(ConfigError, match=r"against_system': .*no outputs of system 'policy' \(it has base, finetuned\)"):
-        load_config(None, [f"evaluation.judge.against={both}", "evaluation.judge.against_system=policy"])
+        load_config(None, [f"metric_options.judge_win_rate.against={both}", "metric_options.judge_win_rate.against_system=policy"])
     with pytest.raises(ConfigError, match=r"against_system': names a system of an outputs file, but against is 'references'"):
-        load_config(None, ["evaluation.judge.against_system=base"])
+        load_config(None, ["metric_options.judge_win_rate.against_system=base"])
     run = run_with(tmp_path, against=str(both), against_system="finetuned")
     scores = JudgeWinRate().score_outputs(run, samples, [Output(s.id, half(s), "policy") for s in samples])
     assert scores["judge_win_rate"] == 0.0  # half a summary against the references finetuned wrote: lost every time
@@ -110,7 +111,9 @@ def test_against_another_system_needs_it_evaluated_first(tmp_path: Path) -> None
     samples = facts_samples(2)
     run = run_with(tmp_path, against="base")
     metric = JudgeWinRate()
-    with pytest.raises(ValueError, match=r"evaluation.judge.against: system 'base' is not evaluated before 'finetuned'.*include_base"):
+    with pytest.raises(
+        ValueError, match=r"metric_options.judge_win_rate.against: system 'base' is not evaluated before 'finetuned'.*include_base"
+    ):
         metric.score_outputs(run, samples, [Output(s.id, s.references[0], "finetuned") for s in samples])
     assert metric.score_outputs(run, samples, [Output(s.id, half(s), "base") for s in samples]) == {}  # itself: no row
     scores = metric.score_outputs(run, samples, [Output(s.id, s.references[0], "finetuned") for s in samples])
@@ -155,9 +158,9 @@ def test_a_judge_that_always_picks_the_first_text_scores_one_half_with_full_posi
 def test_answer_logprobs_do_not_depend_on_the_left_padding_of_a_batch(tmp_path: Path) -> None:
     samples = facts_samples(4)
     # float32: in bfloat16 (what dtype auto picks on some CPUs) padding moves log-probs by ~3e-3
-    config = run_with(
-        tmp_path, kind="model", model={"name_or_path": "tiny:gpt2", "seed": 2, "device": "cpu", "dtype": "float32"}
-    ).config.evaluation.judge
+    config = JudgeWinRate.options(
+        run_with(tmp_path, kind="model", model={"name_or_path": "tiny:gpt2", "seed": 2, "device": "cpu", "dtype": "float32"}).config
+    )
     judge = ModelJudge(config, config.model)
     # Texts of very different lengths, so most rows of a batch are padded.
     prompts = [judge.prompt(Pair(s, s.references[0] * (1 + 3 * i), "x")) for i, s in enumerate(samples)]
@@ -183,7 +186,8 @@ def test_served_judge_asks_both_orders_and_agrees_with_the_same_model_run_locall
     # The served model's weights are random, so its answers are words of its own: take the two it
     # says most often as the answers, so that some verdicts parse and some do not.
     probe = ModelJudge(
-        run_with(tmp_path, kind="model", model={"name_or_path": server["model"]}, prompt="pairwise").config.evaluation.judge, local_model
+        JudgeWinRate.options(run_with(tmp_path, kind="model", model={"name_or_path": server["model"]}, prompt="pairwise").config),
+        local_model,
     )
     prompts = [probe.prompt(Pair(s, t, s.references[0])) for s, t in zip(samples, texts)]
     prompts += [probe.prompt(Pair(s, s.references[0], t)) for s, t in zip(samples, texts)]
@@ -244,38 +248,45 @@ def test_agreement_with_people_is_one_for_their_own_choices_and_zero_for_the_fli
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"field 'evaluation.judge.against': must be references.*got 'the refs'"):
-        load_config(None, ["evaluation.judge.against=the refs"])
-    with pytest.raises(ConfigError, match=r"field 'evaluation.judge.against': no such outputs file"):
-        load_config(None, [f"evaluation.judge.against={tmp_path / 'missing.jsonl'}"])
+    with pytest.raises(ConfigError, match=r"field 'metric_options.judge_win_rate.against': must be references.*got 'the refs'"):
+        load_config(None, ["metric_options.judge_win_rate.against=the refs"])
+    with pytest.raises(ConfigError, match=r"field 'metric_options.judge_win_rate.against': no such outputs file"):
+        load_config(None, [f"metric_options.judge_win_rate.against={tmp_path / 'missing.jsonl'}"])
     config_file = tmp_path / "run.yaml"
-    config_file.write_text(yaml.safe_dump({"evaluation": {"metrics": ["judge_win_rate"], "judge": {"prompt": "./no_prompt.txt"}}}))
+    config_file.write_text(
+        yaml.safe_dump({"evaluation": {"metrics": ["judge_win_rate"]}, "metric_options": {"judge_win_rate": {"prompt": "./no_prompt.txt"}}})
+    )
     with pytest.raises(
-        ConfigError, match=rf"{config_file}: field 'evaluation.judge.prompt': no such file .*no_prompt.txt.*facts, pairwise"
+        ConfigError, match=rf"{config_file}: field 'metric_options.judge_win_rate.prompt': no such file .*no_prompt.txt.*facts, pairwise"
     ):
         load_config(config_file)
-    with pytest.raises(ConfigError, match=r"field 'evaluation.judge.model': the judge_win_rate metric needs a judge model"):
+    with pytest.raises(ConfigError, match=r"field 'metric_options.judge_win_rate.model': the judge_win_rate metric needs a judge model"):
         load_config(None, ["evaluation.metrics=[judge_win_rate]"])
-    with pytest.raises(ConfigError, match=r"field 'evaluation.judge.answers'"):
-        load_config(None, ["evaluation.judge.answers=[' A', 'A']"])
-    with pytest.raises(ConfigError, match=r"field 'evaluation.judge.mode': logprobs needs a local model"):
-        load_config(None, ["evaluation.judge.mode=logprobs", "evaluation.judge.model.backend=openai"])
+    with pytest.raises(ConfigError, match=r"field 'metric_options.judge_win_rate.answers'"):
+        load_config(None, ["metric_options.judge_win_rate.answers=[' A', 'A']"])
+    with pytest.raises(ConfigError, match=r"field 'metric_options.judge_win_rate.mode': logprobs needs a local model"):
+        load_config(None, ["metric_options.judge_win_rate.mode=logprobs", "metric_options.judge_win_rate.model.backend=openai"])
     # A prompt file next to the config is found relative to it, and its placeholders are checked when used.
     (tmp_path / "mine.txt").write_text("{post}\n{nonsense}\nAnswer:")
-    config_file.write_text(yaml.safe_dump({"evaluation": {"judge": {"prompt": "mine.txt", "model": {"name_or_path": "tiny:gpt2"}}}}))
+    config_file.write_text(
+        yaml.safe_dump({"metric_options": {"judge_win_rate": {"prompt": "mine.txt", "model": {"name_or_path": "tiny:gpt2"}}}})
+    )
     config: RunConfig = load_config(config_file)
-    judge = ModelJudge(config.evaluation.judge, config.evaluation.judge.model)
-    with pytest.raises(ValueError, match=r"evaluation.judge.prompt: .*mine.txt: cannot fill the template \(KeyError: 'nonsense'\)"):
+    options = JudgeWinRate.options(config)
+    judge = ModelJudge(options, options.model)
+    with pytest.raises(
+        ValueError, match=r"metric_options.judge_win_rate.prompt: .*mine.txt: cannot fill the template \(KeyError: 'nonsense'\)"
+    ):
         judge.verdicts([Pair(facts_samples(1)[0], "x", "y")])
     remote_judge = ModelConfig(name_or_path="m", backend="openai", remote=RemoteConfig(base_url="http://127.0.0.1:9/v1"))
-    assert ModelJudge(config.evaluation.judge, remote_judge).mode == "generate"  # auto: a server's judge generates
+    assert ModelJudge(options, remote_judge).mode == "generate"  # auto: a server's judge generates
 
 
 def test_facts_run_reports_judge_win_rate_in_metrics_and_table_and_reruns_when_the_prompt_changes(tmp_path: Path, capsys) -> None:
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("{inputs}\nA: {first}\nB: {second}\nAnswer:")
     raw = json.loads(json.dumps(FACTS_RUN))
-    raw["evaluation"]["judge"]["prompt"] = str(prompt)
+    raw["metric_options"]["judge_win_rate"]["prompt"] = str(prompt)
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     run_dir = tmp_path / "run"
@@ -349,3 +360,8 @@ def test_agreement_with_pairwise_judgements_made_in_a_real_label_studio(ls_clien
     scores = JudgeWinRate().score_round(run)
     assert (scores["judge_human_pairs"], scores["judge_human_ties"], scores["judge_human_agreement"]) == (4, 0, 0.75)
     assert scores["judge_human_kappa"] == pytest.approx(cohens_kappa(sorted(expected)))
+
+
+def test_the_judges_options_are_in_the_evaluate_fingerprint_and_only_there(tmp_path: Path) -> None:
+    references, base = run_with(tmp_path).fingerprints(), run_with(tmp_path, against="base").fingerprints()
+    assert references["evaluate"] != base["evaluate"] and references["data"] == base["data"]

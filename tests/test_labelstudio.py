@@ -336,11 +336,11 @@ def test_run_stops_after_outputs_then_continues_from_pulled_feedback(label_studi
         "--set",
         "feedback.source=labelstudio",
         "--set",
-        f"feedback.project={project_title}",
+        f"feedback_options.labelstudio.project={project_title}",
         "--set",
-        f"feedback.url={label_studio['url']}",
+        f"labelstudio.url={label_studio['url']}",
         "--set",
-        f"feedback.data_dir={label_studio['data_dir']}",
+        f"labelstudio.data_dir={label_studio['data_dir']}",
     ]
     assert main(["run", config, "--run-dir", str(run_dir), *ls_sets]) == 0
     feedback = read_records(run_dir / "feedback.jsonl", Feedback)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import load_config
 from ilf.labelstudio.client import LabelStudioError
 from ilf.labelstudio.sync import NONE_OF_THEM, build_tasks, pull, push
 from ilf.records import Candidate, Feedback, Refinements, Sample, Selection, read_records
@@ -86,8 +86,16 @@ def test_labelstudio_selector_mixes_human_and_automatic_picks(label_studio, ls_c
     monkeypatch.setenv("LABEL_STUDIO_URL", label_studio["url"])
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio["creds"].token)
 
-    config = SelectionConfig(method="labelstudio", also_score=["random"], labelstudio_project=project_title, seed=3)
-    selections, stats = select_refinements(SAMPLES, REFINEMENTS, config, ModelConfig())
+    config = load_config(
+        None,
+        [
+            "selection.method=labelstudio",
+            "selection.also_score=[random]",
+            f"selection_options.labelstudio.project={project_title}",
+            "selection_options.random.seed=3",
+        ],
+    )
+    selections, stats = select_refinements(SAMPLES, REFINEMENTS, config)
     by_id = {s.sample_id: s for s in selections}
     assert set(by_id) == {"s0", "s1", "s3"}  # s2: "none of them" leaves it out of fine-tuning
     assert (stats["picked_by_human"], stats["picked_automatically"], stats["human_edited"], stats["no_acceptable_candidate"]) == (
@@ -107,8 +115,8 @@ def test_labelstudio_selector_mixes_human_and_automatic_picks(label_studio, ls_c
 
 
 def test_labelstudio_selector_needs_a_project() -> None:
-    with pytest.raises(LabelStudioError, match="labelstudio_project"):
-        select_refinements(SAMPLES, REFINEMENTS, SelectionConfig(method="labelstudio"), ModelConfig())
+    with pytest.raises(LabelStudioError, match="selection_options.labelstudio.project"):
+        select_refinements(SAMPLES, REFINEMENTS, load_config(None, ["selection.method=labelstudio"]))
 
 
 def test_push_into_a_project_holding_too_many_tasks_fails_with_a_clear_message(ls_client, project_title) -> None:
@@ -183,7 +191,7 @@ def test_a_small_run_selects_with_peoples_picks_and_an_automatic_selector(
 
     monkeypatch.setenv("LABEL_STUDIO_URL", label_studio["url"])
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio["creds"].token)
-    select_sets = ["--set", "selection.method=labelstudio", "--set", f"selection.labelstudio_project={project_title}"]
+    select_sets = ["--set", "selection.method=labelstudio", "--set", f"selection_options.labelstudio.project={project_title}"]
     select_sets += ["--set", "selection.also_score=[random]"]
     assert main(["run", config, "--run-dir", str(run_dir), *sets, *select_sets, "--until", "select"]) == 0
     selected = {s.sample_id: s for s in read_records(run_dir / "selected.jsonl", Selection)}

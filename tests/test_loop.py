@@ -28,8 +28,8 @@ TASKS_PER_ROUND = 10
 def loop_overrides(label_studio, tmp_path: Path, title: str) -> list[str]:
     """loop_offline.yaml made small: a world model of a few steps, 10 tasks a round, a slow annotator."""
     pairs = {
-        "feedback.url": label_studio["url"],
-        "feedback.data_dir": str(label_studio["data_dir"]),
+        "labelstudio.url": label_studio["url"],
+        "labelstudio.data_dir": str(label_studio["data_dir"]),
         "labelstudio.project": title + " {round}",
         "labelstudio.poll_seconds": 0.5,
         "labelstudio.annotator_delay": 0.4,

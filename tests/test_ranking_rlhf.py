@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ilf.best_of_n import best_of_n
-from ilf.config import ModelConfig, SamplingConfig, SelectionConfig, TaskConfig
+from ilf.config import ModelConfig, SamplingConfig, TaskConfig, load_config
 from ilf.records import Comparison, Sample
 from ilf.selection import SelectionItem, select
 from ilf.tasks import get_task
@@ -69,7 +69,8 @@ def test_reward_model_selector_picks_the_highest_reward(reward_dir: Path) -> Non
         feedback="write a sentence",
         candidates=["dog dog dog dog dog", "The story 0 is summarised here.", "dog dog"],
     )
-    (chosen,) = select([item], SelectionConfig(method="reward_model", reward_model=str(reward_dir)), ModelConfig(), TASK)
+    config = load_config(None, ["selection.method=reward_model", f"selection_options.reward_model.path={reward_dir}"])
+    (chosen,) = select([item], config, TASK)
     assert chosen.index == 1 and chosen.selector == "reward_model"
     assert chosen.candidates[1].scores["reward_model"] > max(
         chosen.candidates[0].scores["reward_model"], chosen.candidates[2].scores["reward_model"]

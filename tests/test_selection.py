@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import ModelConfig, load_config
 from ilf.models import load_model
 from ilf.records import Sample, format_inputs
 from ilf.selection import SelectionItem, select
@@ -37,8 +37,8 @@ def test_embedding_picks_the_candidate_that_does_what_the_feedback_asks(embedder
 def test_selection_records_every_selectors_score(embedder, monkeypatch) -> None:
     monkeypatch.setattr("ilf.selection.embedding.load_embedder", lambda *a, **k: embedder)
     item = SelectionItem(sample=POST, output="My dog ran away.", feedback=FEEDBACK, candidates=CANDIDATES)
-    config = SelectionConfig(method="embedding", also_score=["random", "oracle_rouge"])
-    (chosen,) = select([item], config, ModelConfig())
+    config = load_config(None, ["selection.method=embedding", "selection.also_score=[random, oracle_rouge]"])
+    (chosen,) = select([item], config)
     assert (chosen.index, chosen.text, chosen.selector) == (1, CANDIDATES[1], "embedding")
     assert [set(c.scores) for c in chosen.candidates] == [{"embedding", "random", "oracle_rouge"}] * 3
     oracle = [c.scores["oracle_rouge"] for c in chosen.candidates]

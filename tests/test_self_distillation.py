@@ -194,12 +194,11 @@ def test_sdpo_scores_every_rollout_with_its_sample_and_changes_the_policy(tmp_pa
 
 
 def test_method_options_are_checked_against_the_methods_own_settings(tmp_path: Path) -> None:
-    config = load_config(None, ["method=sdft", "method_options.sdft.max_step=3"])
+    # refused when the config loads, before any stage runs
     with pytest.raises(ConfigError, match=r"method_options\.sdft\.max_step.*did you mean 'max_steps'"):
-        get_method("sdft").options(config)
-    config = load_config(None, ["method_options.sdpo.per_device_train_batch_size=6"])
+        load_config(None, ["method=sdft", "method_options.sdft.max_step=3"])
     with pytest.raises(ConfigError, match=r"method_options\.sdpo\.per_device_train_batch_size.*multiple of num_generations"):
-        get_method("sdpo").options(config)
+        load_config(None, ["method_options.sdpo.per_device_train_batch_size=6"])
     assert get_method("sdft").options(load_config(None, ["method_options.sdft.teacher=context"])).teacher == "context"
 
 
@@ -211,7 +210,7 @@ SMALL_WORLD = [
     "refine.num_candidates=2",
     "selection.also_score=[]",
     "finetune.num_train_epochs=1",
-    "feedback.comparisons_per_sample=3",
+    "feedback_options.simulated.comparisons_per_sample=3",
     "reward.num_train_epochs=1",
     "method_options.sdft.per_device_train_batch_size=8",
     "method_options.sdpo.max_steps=2",

@@ -36,7 +36,7 @@ def _small(data: Path) -> list[str]:
         "finetune.learning_rate=1.0e-3",
         "finetune.per_device_train_batch_size=4",
         "finetune.gradient_accumulation_steps=1",
-        "evaluation.judge.model.name_or_path=tiny:gpt2",  # the study's judge is a 7B model: a tiny one here
+        "metric_options.judge_win_rate.model.name_or_path=tiny:gpt2",  # the study's judge is a 7B model: a tiny one here
         "method_options.sdft.learning_rate=1.0e-3",
     ]
     return [arg for s in sets for arg in ("--set", s)]

@@ -8,10 +8,11 @@ import logging
 from pathlib import Path
 
 from ilf.config import RunConfig
-from ilf.evaluation import format_table, primary_numbers
+from ilf.evaluation import format_table
 from ilf.feedback.labelstudio_round import ROUND_FILE, write_round_summary
 from ilf.labelstudio.summary import SUMMARY_MD
 from ilf.layout import round_dir
+from ilf.results import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,15 @@ def run_loop(config: RunConfig, run_dir: Path) -> str:
     else:
         driver.run()
         summarize(1, driver)
-    metrics = json.loads(RunPaths(run_dir).metrics.read_text())
     rows = {}
-    for k, entry in enumerate(metrics.get("rounds") or [{"systems": metrics["systems"], "primary": metrics["primary"]}], start=1):
+    for k, entry in enumerate(RunResult.read(RunPaths(run_dir).metrics).per_round(), start=1):
         folder = round_dir(run_dir, k) if config.rounds > 1 else run_dir
         waited = json.loads((folder / ROUND_FILE).read_text())
         rows[str(k)] = {
             "tasks": waited["tasks"],
             "annotated": waited["annotated"],
             "skipped": waited["skipped"],
-            **primary_numbers(entry),
+            **entry.primary_numbers(),
             "summary": str(folder / SUMMARY_MD) if (folder / SUMMARY_MD).exists() else None,
         }
     return format_table(rows, columns=tuple(next(iter(rows.values()))), first="round")

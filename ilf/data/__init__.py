@@ -7,6 +7,7 @@ name; ``load_split`` dispatches on ``data.loader``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -15,7 +16,7 @@ from ilf.records import Comparison, Feedback, RecordError, Sample
 from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
-    from ilf.config import RunConfig
+    from ilf.config import ModelConfig, RunConfig
 
 
 @dataclass
@@ -125,6 +126,23 @@ def pretrained_world_model(config: RunConfig) -> Callable[[Any], Any]:
             "has none (the facts_world and program_world loaders do)"
         )
     return own
+
+
+def resolve_model(config: RunConfig, model: ModelConfig) -> ModelConfig:
+    """``pretrained`` is the pretraining section's model (the data loader's world's: the facts
+    world's, or the program world's), trained on first use and cached; ``pretrained@STEPS`` the
+    same trained for STEPS steps only (a weaker refiner, say). Other names are returned as given."""
+    name, _, steps = model.name_or_path.partition("@")
+    if name != "pretrained":
+        return model
+    if config.pretraining is None:
+        raise ValueError(f"name_or_path: {model.name_or_path!r} names the model of the pretraining section, which is not set")
+    settings = config.pretraining
+    if steps:
+        if not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"name_or_path: {model.name_or_path!r}: expected pretrained@STEPS with STEPS a positive integer")
+        settings = dataclasses.replace(settings, steps=int(steps))
+    return dataclasses.replace(model, name_or_path=str(pretrained_world_model(config)(settings)))
 
 
 def load_train(config: RunConfig) -> SplitData:

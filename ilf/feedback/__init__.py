@@ -2,7 +2,8 @@
 
 A source is a plug-in: a module in this package registers a ``FeedbackSource`` subclass with
 ``@FEEDBACK_SOURCES.register(name, help=...)``; ``feedback.source: mypkg.sources:MySource`` loads
-one from outside the package. The feedback stage calls ``collect``; the comparisons stage (the
+one from outside the package. Its own settings are an ``Options`` dataclass, set under
+``feedback_options.<name>`` (see ``ilf.plugin``). The feedback stage calls ``collect``; the comparisons stage (the
 ranking methods' data) calls ``compare``; online methods (sdpo) call ``reward`` on their rollouts (``oracle_reward`` for
 ablations that bypass the annotator).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ilf.plugin import Plugin
 from ilf.records import Comparison, Feedback, Sample, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-class FeedbackSource:
+class FeedbackSource(Plugin):
     """Gives a critique per sample, and optionally comparisons for the ranking methods."""
 
     critique_unit = "critiques"  # what one feedback record costs, as a study's cost columns name it
@@ -29,8 +31,9 @@ class FeedbackSource:
         """Called when a run starts, before fingerprints are taken (to pull new annotations, say)."""
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        """Config values and file digests the feedback depends on, besides the source's name."""
-        return [run.config.feedback]
+        """Config values and file digests the feedback depends on, besides the source's name: by
+        default its options."""
+        return [self.options(run.config)]
 
     def round_config(self, config: RunConfig, k: int) -> RunConfig:
         """Round ``k``'s config in a run of several rounds: by default ``config`` as it is (a source
@@ -73,8 +76,10 @@ class FeedbackSource:
         )
 
 
-def get_source(name: str) -> FeedbackSource:
-    return FEEDBACK_SOURCES.get(name)()
+def get_source(name: str, config: RunConfig, task: Any = None) -> FeedbackSource:
+    """The source ``name`` names, built for ``config``."""
+    source: FeedbackSource = FEEDBACK_SOURCES.get(name).from_config(config, task)
+    return source
 
 
 __all__ = ["FeedbackSource", "get_source"]

@@ -1,10 +1,12 @@
-"""Feedback from a JSONL file of Feedback records (feedback.path)."""
+"""Feedback from a JSONL file of Feedback records (feedback_options.file.path)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ilf.config import option
 from ilf.feedback import FeedbackSource
 from ilf.files import files_digest
 from ilf.records import Feedback, read_records
@@ -14,13 +16,23 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-@FEEDBACK_SOURCES.register("file", help="A JSONL file of feedback records (feedback.path), e.g. written by another tool.")
+@dataclass
+class FileOptions:
+    path: str | None = option(None, "The feedback JSONL (sample_id, text, ...); required.", path=True)
+
+
+@FEEDBACK_SOURCES.register("file", help="A JSONL file of feedback records (feedback_options.file.path), e.g. written by another tool.")
 class FileFeedback(FeedbackSource):
+    Options = FileOptions
+    moved = {"feedback.path": "{options}.path"}
+
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.feedback, files_digest(run.config.feedback.path)]
+        path = self.options(run.config).path
+        return [self.options(run.config), files_digest(path) if path else []]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
-        if not run.config.feedback.path:
-            raise ValueError("feedback.path: required when feedback.source is 'file'")
-        origin = Path(run.config.feedback.path)
+        path = self.options(run.config).path
+        if not path:
+            raise ValueError("feedback_options.file.path: required when feedback.source is 'file'")
+        origin = Path(path)
         return read_records(origin, Feedback), origin

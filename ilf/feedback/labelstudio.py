@@ -6,9 +6,11 @@ arrived, since its fingerprint covers the pulled file."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ilf.config import option
 from ilf.feedback import FeedbackSource
 from ilf.files import files_digest
 from ilf.labelstudio.client import LabelStudio, resolve_connection
@@ -24,21 +26,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class LabelStudioFeedbackOptions:
+    project: str | None = option(None, "Title of the Label Studio project whose critiques are pulled (on every run); required.")
+
+
 @FEEDBACK_SOURCES.register(
-    "labelstudio", help="Critiques from a Label Studio project (feedback.project, feedback.url), pulled incrementally."
+    "labelstudio",
+    help="Critiques from a Label Studio project (feedback_options.labelstudio.project; the server labelstudio.url), pulled incrementally.",
 )
 class LabelStudioFeedback(FeedbackSource):
+    Options = LabelStudioFeedbackOptions
+    moved = {"feedback.project": "{options}.project", "feedback.url": "labelstudio.url", "feedback.data_dir": "labelstudio.data_dir"}
+
     def prepare(self, run: Pipeline) -> None:
-        fb = run.config.feedback
-        if not fb.project:
-            raise ValueError("feedback.project: required when feedback.source is 'labelstudio'")
-        client = LabelStudio(resolve_connection(fb.url, fb.data_dir))
-        result = pull(client, fb.project, run.paths.root / FEEDBACK_FILE, template="feedback")
+        project = self.options(run.config).project
+        if not project:
+            raise ValueError("feedback_options.labelstudio.project: required when feedback.source is 'labelstudio'")
+        ls = run.config.labelstudio
+        client = LabelStudio(resolve_connection(ls.url, ls.data_dir))
+        result = pull(client, project, run.paths.root / FEEDBACK_FILE, template="feedback")
         c = result.counts
-        log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, fb.project, c.kept, c.cancelled, c.empty)
+        log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, project, c.kept, c.cancelled, c.empty)
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.feedback, files_digest(str(run.paths.root / FEEDBACK_FILE))]
+        return [self.options(run.config), run.config.labelstudio.url, files_digest(str(run.paths.root / FEEDBACK_FILE))]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE

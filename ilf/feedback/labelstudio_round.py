@@ -61,17 +61,17 @@ def model_version(run: Pipeline) -> str:
 def data_dir(run: Pipeline) -> Path:
     from ilf.labelstudio.server import default_home
 
-    return Path(run.config.feedback.data_dir or default_home() / "data").expanduser()
+    return Path(run.config.labelstudio.data_dir or default_home() / "data").expanduser()
 
 
 def connect(run: Pipeline) -> LabelStudio:
     """A client for the configured server; with no URL anywhere, the local one, started if needed."""
-    ls, fb = run.config.labelstudio, run.config.feedback
-    if fb.url is None and os.environ.get("LABEL_STUDIO_URL") is None and ls.start_server:
+    ls = run.config.labelstudio
+    if ls.url is None and os.environ.get("LABEL_STUDIO_URL") is None and ls.start_server:
         from ilf.labelstudio.server import start_server
 
         start_server(data_dir(run), port=ls.port)
-    return LabelStudio(resolve_connection(fb.url, data_dir(run)))
+    return LabelStudio(resolve_connection(ls.url, data_dir(run)))
 
 
 @FEEDBACK_SOURCES.register(
@@ -80,6 +80,8 @@ def connect(run: Pipeline) -> LabelStudio:
     "labelstudio.min_annotations (or labelstudio.deadline), pull the critiques.",
 )
 class LabelStudioRound(FeedbackSource):
+    moved = {"feedback.url": "labelstudio.url", "feedback.data_dir": "labelstudio.data_dir"}
+
     def round_config(self, config: RunConfig, k: int) -> RunConfig:
         import dataclasses
 
@@ -88,7 +90,7 @@ class LabelStudioRound(FeedbackSource):
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         ls = run.config.labelstudio
-        return [project_title(run), ls.min_annotations, ls.deadline, run.config.feedback.url]
+        return [project_title(run), ls.min_annotations, ls.deadline, ls.url]
 
     def status_note(self, run: Pipeline) -> str | None:
         path = run.paths.root / ROUND_FILE

@@ -4,9 +4,10 @@ against the post's facts, and compares pairs of the policy's samples for the ran
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import RunConfig
+from ilf.config import RunConfig, option
 from ilf.demo import world
 from ilf.feedback import FeedbackSource
 from ilf.generate import generate_outputs
@@ -29,6 +30,13 @@ def world_annotator(config: RunConfig, offset: int = 0) -> world.Annotator:
     )
 
 
+@dataclass
+class SimulatedOptions:
+    comparisons_per_sample: int = option(
+        4, "Policy samples per training sample that the annotator compares pairwise (the ranking methods)."
+    )
+
+
 @FEEDBACK_SOURCES.register(
     "simulated",
     help="The facts world's annotator: critiques of wrong, missing or superfluous facts, "
@@ -36,6 +44,9 @@ def world_annotator(config: RunConfig, offset: int = 0) -> world.Annotator:
     "also compares pairs of outputs by the same preference.",
 )
 class SimulatedAnnotator(FeedbackSource):
+    Options = SimulatedOptions
+    moved = {"feedback.comparisons_per_sample": "{options}.comparisons_per_sample"}
+
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
         return [run.config.world, run.config.seed]
 
@@ -80,15 +91,15 @@ class SimulatedAnnotator(FeedbackSource):
             run.model_inputs(run.config.outputs.model or run.config.policy),
             run.config.pretraining,
             run.config.outputs.sampling,
-            run.config.feedback.comparisons_per_sample,
+            self.options(run.config).comparisons_per_sample,
             run.config.seed,
         ]
 
     def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
-        """The annotator's preference between every pair of ``feedback.comparisons_per_sample``
+        """The annotator's preference between every pair of ``feedback_options.simulated.comparisons_per_sample``
         distinct policy samples of each training sample."""
         samples = run.samples()
-        per_sample = run.config.feedback.comparisons_per_sample
+        per_sample = self.options(run.config).comparisons_per_sample
         generated, _ = generate_outputs(
             run.outputs_model,
             run.task,

@@ -11,16 +11,15 @@ pairs.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter, defaultdict
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from ilf.evaluation import primary_numbers
 from ilf.files import atomic_write_json, atomic_write_text
 from ilf.labelstudio.sync import _annotator, select_answer
+from ilf.results import RunResult
 
 SUMMARY_MD = "labelstudio_summary.md"
 SUMMARY_JSON = "labelstudio_summary.json"
@@ -137,8 +136,8 @@ def round_metrics(metrics_path: Path) -> tuple[str | None, dict[str, float]]:
     """The primary system's numeric metrics of a round's metrics.json, standard errors left out."""
     if not metrics_path.exists():
         return None, {}
-    metrics = json.loads(metrics_path.read_text())
-    return metrics.get("primary"), primary_numbers(metrics)
+    result = RunResult.read(metrics_path)
+    return result.primary, result.primary_numbers()
 
 
 def write_summary(

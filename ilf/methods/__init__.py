@@ -7,8 +7,8 @@ systems the evaluate stage generates with (``systems``, ``generate``). ILF, the 
 the ranking-RLHF methods are all methods, so one run, one study and one report serve them all.
 
 A method with settings of its own names a dataclass in ``Options``; a config sets them under
-``method_options.<name>`` (``method_options: {sdft: {max_steps: 40}}``), so adding such a method
-touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind, so a
+``method_options.<name>`` (``method_options: {sdft: {max_steps: 40}}``, see ``ilf.plugin``), so
+adding such a method touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind, so a
 study can set methods side by side at equal cost.
 """
 
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import ConfigError, ModelConfig, RunConfig
+from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
+from ilf.plugin import Plugin
 from ilf.records import Feedback, Output, Refinements, Sample, read_records
 from ilf.registry import METHODS, SELECTORS
 from ilf.steps import evaluation_outputs
@@ -26,19 +27,8 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-class Method:
+class Method(Plugin):
     trains: bool = True
-    name: str = ""  # the name the method was looked up by (set by get_method)
-    Options: type | None = None  # the dataclass of method_options.<name>, for methods with settings of their own
-
-    def options(self, config: RunConfig) -> Any:
-        """This method's ``method_options.<name>``, validated against ``Options`` (errors name the key)."""
-        from ilf.schema import build
-
-        if self.Options is None:
-            return None
-        raw = config.method_options.get(self.name, {})
-        return build(self.Options, raw or {}, error=_option_error(f"method_options.{self.name}"))
 
     def configure(self, config: RunConfig) -> RunConfig:
         """The config with the keys this method fixes set (``sft_initial`` sets finetune.target)."""
@@ -139,19 +129,11 @@ def keep_policy(run: Pipeline, why: str) -> dict[str, Any]:
     return metrics
 
 
-def _option_error(prefix: str) -> Any:
-    """A ConfigError maker that names the key under ``prefix`` (``method_options.sdft.max_steps``)."""
+def get_method(name: str, config: RunConfig | None = None) -> Method:
+    """The method ``name`` names, built for ``config`` (the defaults when none is given)."""
+    from ilf.config import RunConfig
 
-    def make(path: Any, line: Any, field: str | None, problem: str) -> ConfigError:
-        return ConfigError(path, line, f"{prefix}.{field}" if field else prefix, problem)
-
-    return make
-
-
-def get_method(name: str) -> Method:
-    method = METHODS.get(name)()
-    method.name = name
-    return method
+    return METHODS.get(name).from_config(config if config is not None else RunConfig(method=name))
 
 
 __all__ = ["Method", "get_method", "keep_policy"]

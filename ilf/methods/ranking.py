@@ -11,9 +11,10 @@ ranking projects, the facts world's annotator); the reward model from the reward
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import ModelConfig, RunConfig
+from ilf.config import ModelConfig, RunConfig, option
 from ilf.files import Journal
 from ilf.methods import Method
 from ilf.methods.supervised import ILF
@@ -69,26 +70,37 @@ class ILFBestOfN(ILF):
         return best_of_n_outputs(run, model, samples, system)
 
 
-@METHODS.register("dpo", help="DPO on the comparisons (dpo.*), from the policy with a frozen reference copy.")
+@dataclass
+class DPOOptions:
+    learning_rate: float = option(5e-7, "Peak learning rate.")
+    beta: float = option(0.1, "KL strength.")
+    num_train_epochs: float = option(1.0, "Epochs over the comparisons.")
+    per_device_train_batch_size: int = option(8, "Pairs per batch.")
+
+
+@METHODS.register("dpo", help="DPO on the comparisons (method_options.dpo), from the policy with a frozen reference copy.")
 class DPO(Method):
+    Options = DPOOptions
+    moved = {"dpo": "{options}"}
+
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons",)
 
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["dpo", config.dpo]
+        return ["dpo", self.options(config)]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo  # torch: only when it trains
 
-        c = run.config
+        c, options = run.config, self.options(run.config)
         return train_dpo(
             run.policy,
             dpo_pairs(run.task, run.training_samples(), run.comparisons()),
             DPOTrainingConfig(
-                learning_rate=c.dpo.learning_rate,
-                beta=c.dpo.beta,
-                num_train_epochs=c.dpo.num_train_epochs,
-                per_device_train_batch_size=c.dpo.per_device_train_batch_size,
+                learning_rate=options.learning_rate,
+                beta=options.beta,
+                num_train_epochs=options.num_train_epochs,
+                per_device_train_batch_size=options.per_device_train_batch_size,
                 max_length=c.finetune.max_length,
                 seed=c.seed,
             ),
@@ -96,28 +108,39 @@ class DPO(Method):
         )
 
 
-@METHODS.register("rloo", help="Online RL (RLOO) against the reward model (rloo.*), sampling like outputs.sampling.")
+@dataclass
+class RLOOOptions:
+    max_steps: int = option(200, "Optimizer steps.")
+    learning_rate: float = option(1e-6, "Peak learning rate.")
+    num_generations: int = option(4, "Samples per prompt (the leave-one-out baseline needs at least 2).")
+    per_device_train_batch_size: int = option(8, "Prompts per batch.")
+
+
+@METHODS.register("rloo", help="Online RL (RLOO) against the reward model (method_options.rloo), sampling like outputs.sampling.")
 class RLOO(Method):
+    Options = RLOOOptions
+    moved = {"rloo": "{options}"}
+
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons", "reward")
 
     def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["rloo", config.rloo, config.outputs.sampling]
+        return ["rloo", self.options(config), config.outputs.sampling]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         from ilf.train.online import RLOOTrainingConfig, train_rloo  # torch: only when it trains
 
-        c = run.config
+        c, options = run.config, self.options(run.config)
         return train_rloo(
             run.policy,
             [run.task.initial_prompt(s) for s in run.training_samples()],
             run.paths.reward_model,
             RLOOTrainingConfig(
-                learning_rate=c.rloo.learning_rate,
-                num_generations=c.rloo.num_generations,
+                learning_rate=options.learning_rate,
+                num_generations=options.num_generations,
                 max_completion_length=c.outputs.sampling.max_new_tokens,
-                per_device_train_batch_size=c.rloo.per_device_train_batch_size,
-                max_steps=c.rloo.max_steps,
+                per_device_train_batch_size=options.per_device_train_batch_size,
+                max_steps=options.max_steps,
                 temperature=c.outputs.sampling.temperature,
                 seed=c.seed,
             ),

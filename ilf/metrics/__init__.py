@@ -5,13 +5,15 @@ A metric is a plug-in: a module in this package registers a ``Metric`` subclass 
 (``mypkg.metrics:MyMetric`` for one of your own). ``score_outputs`` scores each evaluated system;
 ``score_round`` describes the round itself (selection hit rates, the quality of the training
 targets). ``columns`` are the keys tables show; ``needs`` names stages the metric reads (the win
-rate needs the reward model); ``fingerprint_inputs`` names files it reads (a judge model's).
+rate needs the reward model); ``fingerprint_inputs`` names files it reads (a judge model's). Its
+own settings are an ``Options`` dataclass under ``metric_options.<name>`` (see ``ilf.plugin``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ilf.plugin import Plugin
 from ilf.records import Output, Sample
 from ilf.registry import METRICS
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
-class Metric:
+class Metric(Plugin):
     columns: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     # False: ``score_outputs`` gets one output per sample, in the samples' order (the first, when
@@ -32,6 +34,12 @@ class Metric:
     # The run's task when there is no run (``ilf evaluate --outputs``): a code task carries the
     # sandbox settings of the config.
     task: Any = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig, task: Any = None) -> Metric:
+        metric = cls()
+        metric.task = task
+        return metric
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
@@ -75,12 +83,13 @@ def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Samp
     return scores
 
 
-def get_metrics(names: list[str], task: Any = None) -> list[Metric]:
-    """The metrics named, each told the run's ``task`` (the sandbox of a code task, say)."""
-    metrics = [METRICS.get(name)() for name in dict.fromkeys(names)]
-    for metric in metrics:
-        metric.task = task
-    return metrics
+def get_metrics(names: list[str], config: RunConfig | None = None, task: Any = None) -> list[Metric]:
+    """The metrics named, built for ``config`` (the defaults when none) and told the run's ``task``
+    (the sandbox of a code task, say)."""
+    from ilf.config import RunConfig
+
+    config = config if config is not None else RunConfig()
+    return [METRICS.get(name).from_config(config, task) for name in dict.fromkeys(names)]
 
 
 __all__ = ["Metric", "get_metrics", "score_system"]

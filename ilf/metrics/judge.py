@@ -5,10 +5,10 @@ by people; without a panel, an LM judge estimates it. LM judges tend to prefer w
 shown in one position, so every pair is judged twice, once in each order, a pair scoring the mean
 of its two verdicts (win 1, tie 1/2, loss 0), and the metric reports how often the verdict
 followed the position instead of the text, rather than hiding it. Where people compared pairs
-(the run's comparisons, or ``evaluation.judge.human``), the judge judges the same pairs and its
+(the run's comparisons, or ``metric_options.judge_win_rate.human``), the judge judges the same pairs and its
 agreement with them is reported, so a reader can see how far to trust it.
 
-Judges (``evaluation.judge``): a local LM, which answers by the log-probs of the two answers
+Judges (``metric_options.judge_win_rate``): a local LM, which answers by the log-probs of the two answers
 after the prompt; an LM behind an OpenAI-compatible server, which answers with a few greedily decoded
 tokens that are parsed (an unparseable answer is a tie, and counted); and the facts world's
 simulated annotator, whose preferences are known exactly.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ilf.config import JudgeConfig, ModelConfig, RunConfig, SamplingConfig, judge_opponent_is_file, judge_prompt_path
+from ilf.config import ModelConfig, RunConfig, SamplingConfig, option
 from ilf.evaluation import mean_and_sem
 from ilf.files import files_digest
 from ilf.labelstudio.summary import cohens_kappa
@@ -33,6 +34,127 @@ if TYPE_CHECKING:
     from ilf.generate import Sampler
     from ilf.models import LoadedModel
     from ilf.pipeline import Pipeline
+
+JUDGE_PROMPTS = Path(__file__).parent / "judge_prompts"  # packaged prompts, named without .txt
+
+
+def judge_prompt_path(prompt: str) -> Path:
+    """The file a judge prompt names: a packaged one (``pairwise``) or a path."""
+    packaged = JUDGE_PROMPTS / f"{prompt}.txt"
+    return packaged if "/" not in prompt and packaged.is_file() else Path(prompt).expanduser()
+
+
+def judge_opponent_is_file(against: str) -> bool:
+    """Whether ``metric_options.judge_win_rate.against`` names an outputs file (not references or a system)."""
+    return against.endswith(".jsonl") or "/" in against
+
+
+@dataclass
+class JudgeOptions:
+    """The LM judge of the judge_win_rate metric: which of two texts for one input is better."""
+
+    kind: str = option(
+        "model",
+        "model: an LM (judge.model) asked which text is better; annotator: the facts world's simulated annotator, "
+        "a judge whose answers are known (facts world only).",
+    )
+    model: ModelConfig | None = option(
+        None, "The judge model when kind is model: hub id or local folder, or backend: openai with remote: for a server."
+    )
+    prompt: str = option(
+        "pairwise",
+        "The judge prompt: a packaged one (pairwise, facts) or the path of a text file with {inputs} (or the input fields "
+        "by name), {first} and {second}; it must end where the answer starts.",
+        path=True,
+    )
+    answers: list[str] = option(
+        help="What the judge answers to pick the first-shown text and the second (the packaged prompts name them A and B).",
+        factory=lambda: [" A", " B"],
+    )
+    mode: str = option(
+        "auto",
+        "logprobs: compare the log-probs of the two answers after the prompt (local models); generate: decode max_answer_tokens "
+        "greedily and parse the answer (an unparseable one is a tie, counted); auto: logprobs locally, generate on a server.",
+    )
+    tie_margin: float = option(0.0, "logprobs: a log-prob difference at or below this is a tie.")
+    max_answer_tokens: int = option(3, "generate: tokens decoded for the answer.")
+    batch_size: int = option(8, "Prompts per forward pass or generate call.")
+    against: str = option(
+        "references",
+        "What each system's output is compared with: references (the sample's first one), another system of the run "
+        "evaluated earlier (base), or the path of an outputs JSONL.",
+        path=True,
+    )
+    against_system: str | None = option(
+        None,
+        "When against is an outputs file holding several systems (base and finetuned, say): the system "
+        "whose outputs are compared with; required then.",
+    )
+    human: str | None = option(
+        None,
+        "Comparisons JSONL by people whose pairs the judge also judges (agreement, Cohen's kappa); default the run's "
+        "comparisons by anyone but the simulated annotator, if it has any.",
+        path=True,
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("model", "annotator"):
+            raise SchemaError(None, None, "kind", f"must be model or annotator, got {self.kind!r}")
+        if self.mode not in ("auto", "logprobs", "generate"):
+            raise SchemaError(None, None, "mode", f"must be auto, logprobs or generate, got {self.mode!r}")
+        if self.kind == "model" and self.model is not None and self.model.backend == "openai" and self.mode == "logprobs":
+            raise SchemaError(None, None, "mode", "logprobs needs a local model; a server's judge answers by generating (mode: generate)")
+        if not judge_prompt_path(self.prompt).is_file():
+            raise SchemaError(
+                None,
+                None,
+                "prompt",
+                f"no such file {self.prompt!r} (packaged prompts: {', '.join(sorted(p.stem for p in JUDGE_PROMPTS.glob('*.txt')))})",
+            )
+        if len(self.answers) != 2 or not all(a.strip() for a in self.answers) or self.answers[0].strip() == self.answers[1].strip():
+            raise SchemaError(None, None, "answers", f"must be two different non-empty answers, got {self.answers!r}")
+        if self.tie_margin < 0:
+            raise SchemaError(None, None, "tie_margin", f"must be >= 0, got {self.tie_margin}")
+        for name in ("max_answer_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SchemaError(None, None, name, f"must be at least 1, got {getattr(self, name)}")
+        if judge_opponent_is_file(self.against):
+            if not Path(self.against).expanduser().is_file():
+                raise SchemaError(None, None, "against", f"no such outputs file {self.against!r}")
+            self._check_against_system()
+        elif self.against_system is not None:
+            raise SchemaError(None, None, "against_system", f"names a system of an outputs file, but against is {self.against!r}")
+        elif not self.against.replace("_", "").replace("-", "").isalnum():
+            raise SchemaError(
+                None,
+                None,
+                "against",
+                f"must be references, the name of a system of the run (base), or an outputs .jsonl, got {self.against!r}",
+            )
+        if self.human is not None and not Path(self.human).expanduser().is_file():
+            raise SchemaError(None, None, "human", f"no such comparisons file {self.human!r}")
+
+    def _check_against_system(self) -> None:
+        from ilf.records import Output, read_records  # records is light, but config is read before anything else
+
+        systems = list(dict.fromkeys(o.system for o in read_records(Path(self.against).expanduser(), Output)))
+        if self.against_system is None and len(systems) > 1:
+            raise SchemaError(
+                None,
+                None,
+                "against_system",
+                f"{self.against} holds the outputs of {len(systems)} systems ({', '.join(systems)}): name the one to compare with",
+            )
+        if self.against_system is not None and self.against_system not in systems:
+            raise SchemaError(
+                None,
+                None,
+                "against_system",
+                f"{self.against} holds no outputs of system {self.against_system!r} (it has {', '.join(systems)})",
+            )
+
+
+OPTIONS_KEY = "metric_options.judge_win_rate"
 
 FIRST, SECOND, TIE = "first", "second", "tie"
 UNPARSED = "unparsed"  # a model's answer that names neither text: scored as a tie, and counted
@@ -81,25 +203,27 @@ def parse_answer(reply: str, answers: list[str]) -> str:
 class ModelJudge:
     """An LM asked the prompt; answers by log-probs (local) or by decoding a few tokens (any backend)."""
 
-    def __init__(self, config: JudgeConfig, model: ModelConfig) -> None:
+    def __init__(self, config: JudgeOptions, model: ModelConfig) -> None:
         from ilf.models import load_model
 
         self.config = config
         self.template = read_prompt(config.prompt)
         self.mode = config.mode if config.mode != "auto" else ("generate" if model.backend == "openai" else "logprobs")
-        field = "evaluation.judge.model.name_or_path"
+        field = f"{OPTIONS_KEY}.model.name_or_path"
         self.lm: LoadedModel | None = None
         self.sampler: Sampler | None = None
         if self.mode == "logprobs":
             if model.backend != "local":
-                raise ValueError("evaluation.judge.mode: logprobs needs a local model; a server's judge answers by generating")
+                raise ValueError("metric_options.judge_win_rate.mode: logprobs needs a local model; a server's judge answers by generating")
             self.lm = load_model(model, field=field)
             if self.lm.is_seq2seq:
                 raise ValueError(f"{field}: mode logprobs needs a decoder-only judge; use mode: generate for {model.name_or_path!r}")
             # Whole answers, not first tokens: a small vocabulary splits " A" into a space and "A".
             self.answer_ids = [self.lm.tokenizer(a, add_special_tokens=False)["input_ids"] for a in config.answers]
             if not all(self.answer_ids):
-                raise ValueError(f"evaluation.judge.answers: the judge's tokenizer encodes one of {config.answers!r} to nothing")
+                raise ValueError(
+                    f"metric_options.judge_win_rate.answers: the judge's tokenizer encodes one of {config.answers!r} to nothing"
+                )
         else:
             from ilf.generate import as_sampler
 
@@ -111,7 +235,7 @@ class ModelJudge:
             return self.template.format_map(fields)
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(
-                f"evaluation.judge.prompt: {judge_prompt_path(self.config.prompt)}: cannot fill the template ({type(err).__name__}: {err}); "
+                f"metric_options.judge_win_rate.prompt: {judge_prompt_path(self.config.prompt)}: cannot fill the template ({type(err).__name__}: {err}); "
                 f"it may use {{inputs}}, {{first}}, {{second}} and the input fields {', '.join(pair.sample.inputs)}"
             ) from None
 
@@ -164,13 +288,15 @@ class ModelJudge:
         return [(totals[i], totals[i + 1]) for i in range(0, len(totals), 2)]
 
 
-def build_judge(config: JudgeConfig, model: ModelConfig | None = None) -> Judge:
+def build_judge(config: JudgeOptions, model: ModelConfig | None = None) -> Judge:
     """The judge a config describes; ``model`` is ``config.model`` resolved (``pretrained``, say)."""
     if config.kind == "annotator":
         return AnnotatorJudge()
     model = model or config.model
     if model is None:
-        raise ValueError("evaluation.judge.model: the judge_win_rate metric needs a judge model (or evaluation.judge.kind: annotator)")
+        raise ValueError(
+            "metric_options.judge_win_rate.model: the judge_win_rate metric needs a judge model (or metric_options.judge_win_rate.kind: annotator)"
+        )
     return ModelJudge(config, model)
 
 
@@ -220,10 +346,12 @@ def judge_agreement(judge: Judge, comparisons: list[Comparison], samples: dict[s
 
 @METRICS.register(
     "judge_win_rate",
-    help="Win rate against the first reference (or evaluation.judge.against) as an LM judge or the facts world's annotator "
-    "sees it, both orders asked ± SEM; also ties, position bias and agreement with people's comparisons (evaluation.judge).",
+    help="Win rate against the first reference (or metric_options.judge_win_rate.against) as an LM judge or the facts world's annotator "
+    "sees it, both orders asked ± SEM; also ties, position bias and agreement with people's comparisons (metric_options.judge_win_rate).",
 )
 class JudgeWinRate(Metric):
+    Options = JudgeOptions
+    moved = {"evaluation.judge": "{options}"}
     columns = ("judge_win_rate", "judge_position_bias")  # the bias beside the rate it may distort
 
     def __init__(self) -> None:
@@ -232,19 +360,18 @@ class JudgeWinRate(Metric):
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
-        if config.evaluation.judge.kind == "model" and config.evaluation.judge.model is None:
-            raise SchemaError(
-                None, None, "evaluation.judge.model", "the judge_win_rate metric needs a judge model (or judge.kind: annotator)"
-            )
+        options = cls.options(config)
+        if options.kind == "model" and options.model is None:
+            raise SchemaError(None, None, f"{OPTIONS_KEY}.model", "the judge_win_rate metric needs a judge model (or kind: annotator)")
 
     def judge(self, run: Pipeline) -> Judge:
         if self._judge is None:
-            config = run.config.evaluation.judge
+            config = self.options(run.config)
             self._judge = build_judge(config, run.resolve(config.model) if config.model is not None else None)
         return self._judge
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        c = run.config.evaluation.judge
+        c = self.options(run.config)
         return [
             "judge",
             files_digest(judge_prompt_path(c.prompt)),
@@ -254,11 +381,11 @@ class JudgeWinRate(Metric):
         ]
 
     def _opponents(self, run: Pipeline, system: str, samples: list[Sample]) -> dict[str, str] | None:
-        against = run.config.evaluation.judge.against
+        against = self.options(run.config).against
         if against == "references":
             return {s.id: s.references[0] for s in samples if s.references}
         if judge_opponent_is_file(against):
-            wanted = run.config.evaluation.judge.against_system  # required when the file holds several systems (checked at load)
+            wanted = self.options(run.config).against_system  # required when the file holds several systems (checked at load)
             opponents: dict[str, str] = {}
             for output in read_records(against, Output):
                 if wanted is None or output.system == wanted:
@@ -269,14 +396,16 @@ class JudgeWinRate(Metric):
         if against not in self._seen:
             order = ", ".join(run.method.systems(run))
             raise ValueError(
-                f"evaluation.judge.against: system {against!r} is not evaluated before {system!r} (this run evaluates {order}, "
+                f"metric_options.judge_win_rate.against: system {against!r} is not evaluated before {system!r} (this run evaluates {order}, "
                 "in that order; base needs evaluation.include_base: true)"
             )
         return self._seen[against]
 
     def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         if run is None:
-            raise ValueError("evaluation.metrics: judge_win_rate reads evaluation.judge of a run; use it in `ilf run` or `ilf study`")
+            raise ValueError(
+                "evaluation.metrics: judge_win_rate reads metric_options.judge_win_rate of a run; use it in `ilf run` or `ilf study`"
+            )
         system = outputs[0].system if outputs else "policy"
         mine = {o.sample_id: o.text for o in outputs}
         self._seen[system] = mine
@@ -285,13 +414,15 @@ class JudgeWinRate(Metric):
             return {}
         judged = [s for s in samples if s.id in mine and s.id in opponents]
         if not judged:
-            against = run.config.evaluation.judge.against
-            raise ValueError(f"evaluation.judge.against: {against!r} gives no text to compare with for any of the {len(samples)} samples")
+            against = self.options(run.config).against
+            raise ValueError(
+                f"metric_options.judge_win_rate.against: {against!r} gives no text to compare with for any of the {len(samples)} samples"
+            )
         forward, backward = judge_both_orders(self.judge(run), judged, [mine[s.id] for s in judged], [opponents[s.id] for s in judged])
         return summarize_verdicts(forward, backward)
 
     def score_round(self, run: Pipeline) -> dict[str, Any]:
-        human = run.config.evaluation.judge.human
+        human = self.options(run.config).human
         if human is not None:
             comparisons = read_records(human, Comparison)
         elif "comparisons" in run.stages and run.paths.comparisons.exists():
@@ -304,5 +435,7 @@ class JudgeWinRate(Metric):
         unknown = sorted({c.sample_id for c in comparisons} - set(samples))
         if unknown:
             where = human or run.paths.comparisons
-            raise ValueError(f"evaluation.judge.human: {where}: sample ids {', '.join(unknown[:3])} are not samples of this run")
+            raise ValueError(
+                f"metric_options.judge_win_rate.human: {where}: sample ids {', '.join(unknown[:3])} are not samples of this run"
+            )
         return judge_agreement(self.judge(run), comparisons, samples)

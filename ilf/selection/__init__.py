@@ -1,13 +1,14 @@
 """Choose one refinement per sample. Selectors are plug-ins, one module each, registered in
-``SELECTORS`` by name. Every configured selector scores every candidate; the
-method named in ``selection.method`` picks, and the others' scores are kept for analysis."""
+``SELECTORS`` by name, with settings of their own under ``selection_options.<name>``. Every
+configured selector scores every candidate; the method named in ``selection.method`` picks, and
+the others' scores are kept for analysis."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig
 from ilf.records import Candidate, Selection
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector, argmax
@@ -15,33 +16,27 @@ from ilf.selection.base import SelectionItem, Selector, argmax
 log = logging.getLogger(__name__)
 
 
-def build_selector(name: str, config: SelectionConfig, judge: ModelConfig, task: Any = None) -> Selector:
-    """The selector ``name`` names: registered here, or ``module.path:Class`` (a Selector subclass
-    with an optional ``from_config(config, judge, task)``; otherwise built with no arguments)."""
-    cls = SELECTORS.get(name)
-    factory = getattr(cls, "from_config", None)
-    return factory(config, judge, task) if factory is not None else cls()
+def build_selector(name: str, config: RunConfig, task: Any = None) -> Selector:
+    """The selector ``name`` names (registered here, or ``module.path:Class``), built for ``config``."""
+    selector: Selector = SELECTORS.get(name).from_config(config, task)
+    return selector
 
 
-def select(
-    items: list[SelectionItem],
-    config: SelectionConfig,
-    judge: ModelConfig,
-    task: Any = None,
-) -> list[Selection]:
-    """Score with ``config.method`` and each of ``config.also_score``; pick by ``config.method``.
+def select(items: list[SelectionItem], run_config: RunConfig, task: Any = None) -> list[Selection]:
+    """Score with ``selection.method`` and each of ``selection.also_score``; pick by ``selection.method``.
 
     Candidates the picking selector scores alike (all that pass their tests, all a person did not
     pick) are told apart by the first of ``also_score``, else the first of them is taken: the
     candidates are drawn independently, so that is as good as a random one. A sample whose best
     candidate scores below the picking selector's ``min_score`` gets no selection: fewer
     selections than items come back, and the caller counts the difference."""
+    config = run_config.selection
     names = list(dict.fromkeys([config.method, *config.also_score]))
     tie_breaker = names[1] if len(names) > 1 else None
     all_scores: dict[str, list[list[float]]] = {}
-    picker = build_selector(config.method, config, judge, task)
+    picker = build_selector(config.method, run_config, task)
     for name in names:
-        selector = picker if name == config.method else build_selector(name, config, judge, task)
+        selector = picker if name == config.method else build_selector(name, run_config, task)
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []

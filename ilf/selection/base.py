@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ilf.plugin import Plugin
 from ilf.records import Sample, Selection
 
 
@@ -18,11 +19,11 @@ class SelectionItem:
     candidates: list[str]
 
 
-class Selector:
+class Selector(Plugin):
     """Scores candidates; higher is better. Subclasses implement ``score`` over all items at once,
-    so work can be shared across samples (each distinct text embedded once, judge prompts batched)."""
+    so work can be shared across samples (each distinct text embedded once, judge prompts batched).
+    Built by ``from_config(run_config, task)``; settings of its own in ``Options``."""
 
-    name: str = "selector"
     # Candidates scoring below this are unacceptable (a refinement that fails its tests): a sample
     # whose best candidate is one gets no selection and is left out of fine-tuning. None: any pick.
     min_score: float | None = None
@@ -32,9 +33,12 @@ class Selector:
     # The kind of feedback scoring consumes of its own, counted per candidate in a method's
     # feedback cost (``cost.<kind>``): "executions" for a selector that runs every candidate.
     cost_unit: str | None = None
-    # Whether scoring asks the run's LM judge (selection.judge, else the refiner): the judge model
-    # is then part of the select stage's fingerprint.
-    uses_judge: bool = False
+
+    @classmethod
+    def models(cls, config: Any) -> list[Any]:
+        """The models scoring reads (an LM judge, say), as configured: the select stage's
+        fingerprint covers their settings and, for local folders, their files."""
+        return []
 
     @classmethod
     def prepare(cls, run: Any) -> None:

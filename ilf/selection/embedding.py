@@ -8,9 +8,10 @@ installed (no download), else the same model from the hub.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig, option
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
@@ -36,13 +37,23 @@ def load_embedder(name_or_path: str | None = None, device: str | None = None) ->
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))
 
 
-@SELECTORS.register("embedding", help="Cosine similarity of the feedback and each refinement (MiniLM by default; selection.embedder).")
+@dataclass
+class EmbeddingOptions:
+    model: str | None = option(
+        None, "A sentence-transformers model (hub id or folder); default the offline MiniLM when installed.", path=True
+    )
+
+
+@SELECTORS.register(
+    "embedding", help="Cosine similarity of the feedback and each refinement (MiniLM by default; selection_options.embedding.model)."
+)
 class EmbeddingSelector(Selector):
-    name = "embedding"
+    Options = EmbeddingOptions
+    moved = {"selection.embedder": "{options}.model"}
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> EmbeddingSelector:
-        return cls(config.embedder, batch_size=max(config.batch_size, 32))
+    def from_config(cls, config: RunConfig, task: Any = None) -> EmbeddingSelector:
+        return cls(cls.options(config).model, batch_size=max(config.selection.batch_size, 32))
 
     def __init__(self, embedder: str | None = None, batch_size: int = 64, model: Any = None) -> None:
         self._name = embedder

@@ -8,11 +8,13 @@ The prompt wording is our own; five variants, two of them with True/False answer
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import ModelConfig, RunConfig, option
+from ilf.data import resolve_model
 from ilf.models import LoadedModel, load_model
 from ilf.records import format_inputs
 from ilf.registry import SELECTORS
@@ -36,23 +38,35 @@ PROMPT_VARIANTS: list[tuple[str, str, str]] = [
 ]
 
 
+@dataclass
+class InstructRMOptions:
+    judge: ModelConfig | None = option(None, "The causal LM asked; default the refiner.")
+
+
 @SELECTORS.register(
     "instruct_rm",
     help="An LM judge asked whether the refinement does what the feedback asks: p(Yes) over 5 prompts, or the task's own "
-    "judge prompts (selection.judge, default the refiner).",
+    "judge prompts (selection_options.instruct_rm.judge, default the refiner).",
 )
 class InstructRMSelector(Selector):
-    name = "instruct_rm"
-    uses_judge = True
+    Options = InstructRMOptions
+    moved = {"selection.judge": "{options}.judge"}
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> InstructRMSelector:
-        variants = task.judge_variants() if task is not None and hasattr(task, "judge_variants") else None
-        return cls(load_model(config.judge or judge), batch_size=config.batch_size, variants=variants)
+    def models(cls, config: RunConfig) -> list[ModelConfig]:
+        return [cls.options(config).judge or config.refiner_model]
+
+    @classmethod
+    def from_config(cls, config: RunConfig, task: Any = None) -> InstructRMSelector:
+        (judge,) = cls.models(config)
+        variants = getattr(task, "judge_variants", None)
+        return cls(
+            load_model(resolve_model(config, judge)), batch_size=config.selection.batch_size, variants=variants() if variants else None
+        )
 
     def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:
         if judge.is_seq2seq:
-            raise ValueError("instruct_rm needs a decoder-only judge (selection.judge.name_or_path)")
+            raise ValueError("instruct_rm needs a decoder-only judge (selection_options.instruct_rm.judge.name_or_path)")
         self.judge = judge
         self.batch_size = batch_size
         self.variants = variants or PROMPT_VARIANTS

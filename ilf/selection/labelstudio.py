@@ -4,7 +4,7 @@ for the rest.
 The refinements of a round go to a project of the ``select`` template (``ilf labelstudio`` or
 ``build_tasks("select", ...)`` and ``push``); annotators pick the candidate that does what the
 feedback asked, edit one, or answer "none of them". This selector reads that project
-(``selection.labelstudio_project``) when it scores: a sample someone picked for gets their pick
+(``selection_options.labelstudio.project``) when it scores: a sample someone picked for gets their pick
 (the most common pick when several people answered, ties to the earliest; an edited text becomes
 the selected text); a sample answered "none of them" gets no selection and is left out of
 fine-tuning; every other sample is a tie the select step breaks by ``selection.also_score[0]``
@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig, option
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import records_from_export, select_answer
 from ilf.records import Selection
@@ -30,6 +31,7 @@ from ilf.selection.base import SelectionItem, Selector
 log = logging.getLogger(__name__)
 
 PICKS_FILE = "labelstudio_picks.json"
+PROJECT_KEY = "selection_options.labelstudio.project"
 HUMAN = 1.0  # the person's pick; the other candidates 0
 REJECTED = -1.0  # below min_score: "none of them"
 
@@ -67,11 +69,11 @@ def snapshot_picks(project: str, path: Path) -> bool:
     """Write the project's picks to ``path`` when they changed (the select stage's fingerprint
     reads the file, so new picks rerun the stage and nothing else does); True when written."""
     if not project:
-        raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
+        raise LabelStudioError(f"selection.method labelstudio needs {PROJECT_KEY} (the title of the select project)")
     client = LabelStudio(resolve_connection())
     found = client.find_project(project)
     if found is None:
-        raise LabelStudioError(f"{client.url}: no project titled {project!r} (selection.labelstudio_project)")
+        raise LabelStudioError(f"{client.url}: no project titled {project!r} ({PROJECT_KEY})")
     picks = human_picks(client.export_tasks(found.id), project)
     snapshot = {
         sample_id: None if pick is None else {"index": pick.index, "text": pick.text, "annotation": pick.extra.get("ls_annotation_id")}
@@ -87,18 +89,28 @@ def snapshot_picks(project: str, path: Path) -> bool:
     return True
 
 
+@dataclass
+class LabelStudioSelectOptions:
+    project: str | None = option(
+        None,
+        "Title of the Label Studio project of `select` tasks whose picks are used (server from labelstudio.url, "
+        "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the local one); required.",
+    )
+
+
 @SELECTORS.register(
     "labelstudio",
-    help="People's picks from the Label Studio project selection.labelstudio_project (select template); samples nobody "
+    help="People's picks from the Label Studio project selection_options.labelstudio.project (select template); samples nobody "
     "picked are ties that selection.also_score[0] breaks (else the first candidate); 'none of them' leaves a sample out.",
 )
 class LabelStudioSelector(Selector):
-    name = "labelstudio"
     min_score = 0.0
+    Options = LabelStudioSelectOptions
+    moved = {"selection.labelstudio_project": "{options}.project"}
 
     @classmethod
     def prepare(cls, run: Any) -> None:
-        snapshot_picks(run.config.selection.labelstudio_project or "", run.paths.root / PICKS_FILE)
+        snapshot_picks(cls.options(run.config).project or "", run.paths.root / PICKS_FILE)
 
     @classmethod
     def fingerprint_inputs(cls, run: Any) -> list[Any]:
@@ -123,11 +135,16 @@ class LabelStudioSelector(Selector):
         return stats
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> LabelStudioSelector:
-        if not config.labelstudio_project:
-            raise LabelStudioError("selection.method labelstudio needs selection.labelstudio_project (the title of the select project)")
-        others = [name for name in config.also_score if name != cls.name]
-        return cls(LabelStudio(resolve_connection()), config.labelstudio_project, others[0] if others else "first candidate")
+    def from_config(cls, config: RunConfig, task: Any = None) -> LabelStudioSelector:
+        project = cls.options(config).project
+        if not project:
+            raise LabelStudioError(f"selection.method labelstudio needs {PROJECT_KEY} (the title of the select project)")
+        others = [name for name in config.selection.also_score if name != cls.name]
+        return cls(
+            LabelStudio(resolve_connection(config.labelstudio.url, config.labelstudio.data_dir)),
+            project,
+            others[0] if others else "first candidate",
+        )
 
     def __init__(self, client: LabelStudio, project: str, fallback_name: str = "first candidate") -> None:
         self.client = client
@@ -141,7 +158,7 @@ class LabelStudioSelector(Selector):
         a sample nobody answered scores all its candidates 0, a tie the select step breaks."""
         found = self.client.find_project(self.project)
         if found is None:
-            raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} (selection.labelstudio_project)")
+            raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} ({PROJECT_KEY})")
         self.picks = human_picks(self.client.export_tasks(found.id), self.project, self.client.user_emails())
         self.rows = [item.sample.id for item in items]
         scores = []

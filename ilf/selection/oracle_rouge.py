@@ -5,9 +5,6 @@ This peeks at the human references, which a real round does not have: an upper-b
 
 from __future__ import annotations
 
-from typing import Any
-
-from ilf.config import ModelConfig, SelectionConfig
 from ilf.evaluation import rouge_l
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
@@ -15,12 +12,7 @@ from ilf.selection.base import SelectionItem, Selector
 
 @SELECTORS.register("oracle_rouge", help="ROUGE-L against the sample's references: an oracle upper bound, not for real use.")
 class OracleRougeSelector(Selector):
-    name = "oracle_rouge"
     reads_feedback = False  # it reads the references instead
-
-    @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> OracleRougeSelector:
-        return cls()
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         for item in items:

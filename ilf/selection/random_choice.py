@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig, option
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
 
-@SELECTORS.register("random", help="A seeded random pick (selection.seed): the baseline every selector must beat.")
+@dataclass
+class RandomOptions:
+    seed: int = option(0, "Seed of the picks (with the sample's id and feedback).")
+
+
+@SELECTORS.register("random", help="A seeded random pick (selection_options.random.seed): the baseline every selector must beat.")
 class RandomSelector(Selector):
-    name = "random"
     reads_feedback = False
+    Options = RandomOptions
+    moved = {"selection.seed": "{options}.seed"}
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RandomSelector:
-        return cls(config.seed)
+    def from_config(cls, config: RunConfig, task: Any = None) -> RandomSelector:
+        return cls(cls.options(config).seed)
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

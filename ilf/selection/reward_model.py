@@ -3,24 +3,35 @@ based selectors: it judges quality, not whether the feedback was followed)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig, option
+from ilf.plugin import run_task
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 from ilf.train.reward import RewardModel
 
 
-@SELECTORS.register("reward_model", help="The score of a trained reward model (selection.reward_model: its path).")
+@dataclass
+class RewardModelOptions:
+    path: str | None = option(None, "The folder of a trained reward model (a run's reward_model/); required.", path=True)
+
+
+@SELECTORS.register("reward_model", help="The score of a trained reward model (selection_options.reward_model.path).")
 class RewardModelSelector(Selector):
-    name = "reward_model"
     reads_feedback = False
+    Options = RewardModelOptions
+    moved = {"selection.reward_model": "{options}.path"}
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> RewardModelSelector:
-        if not config.reward_model:
-            raise ValueError("selection.reward_model: the path of a trained reward model is required for the reward_model selector")
-        return cls(RewardModel.load(config.reward_model, batch_size=config.batch_size), task)
+    def from_config(cls, config: RunConfig, task: Any = None) -> RewardModelSelector:
+        path = cls.options(config).path
+        if not path:
+            raise ValueError(
+                "selection_options.reward_model.path: the folder of a trained reward model is required for the reward_model selector"
+            )
+        return cls(RewardModel.load(path, batch_size=config.selection.batch_size), run_task(config, task))
 
     def __init__(self, reward_model: RewardModel, task: Any) -> None:
         if task is None:

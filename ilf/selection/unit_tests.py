@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ilf.config import ModelConfig, SelectionConfig
+from ilf.config import RunConfig
 from ilf.execution.programs import run_completions, sandbox_for
 from ilf.execution.sandbox import Sandbox
+from ilf.plugin import run_task
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
@@ -30,14 +31,13 @@ PASSED = 1.0
     "else the first passing one; samples with none passing are left out of fine-tuning.",
 )
 class UnitTestsSelector(Selector):
-    name = "unit_tests"
     reads_feedback = False
     cost_unit = "executions"  # every candidate runs against its sample's tests
     min_score = PASSED
 
     @classmethod
-    def from_config(cls, config: SelectionConfig, judge: ModelConfig, task: Any) -> UnitTestsSelector:
-        return cls(sandbox_for(task))
+    def from_config(cls, config: RunConfig, task: Any = None) -> UnitTestsSelector:
+        return cls(sandbox_for(run_task(config, task)))
 
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox or sandbox_for(None)

@@ -15,8 +15,9 @@ from typing import Any
 
 from ilf.config import RunConfig, build_config
 from ilf.files import atomic_write_text
-from ilf.layout import round_dir
+from ilf.layout import RunPaths, round_dir
 from ilf.methods import get_method
+from ilf.results import RunResult
 from ilf.rounds import open_run
 from ilf.study.config import StudyConfig, Variant
 
@@ -50,7 +51,7 @@ def cells(study: StudyConfig, base: dict[str, Any], source: str) -> list[Cell]:
                     return build_config(copy.deepcopy(base), source, [*sets, *variant.set])
 
                 probe = cell_config(largest)
-                method = get_method(probe.method)
+                method = get_method(probe.method, probe)
                 # a method that learns nothing from the training samples (``before``) has one cell per seed
                 sized = bool(study.sizes) and method.learns_from_samples(method.configure(probe))
                 for size in study.sizes if sized else [None]:
@@ -94,16 +95,8 @@ def _record_failure(cell: Cell, cell_dir: Path, err: Exception) -> dict[str, str
     return {"cell": cell.name, "error": f"{type(err).__name__}: {last}" if last else type(err).__name__, "traceback": str(path)}
 
 
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    """The primary system's metrics and the round's, as one flat mapping of numbers."""
-    values = {k: v for k, v in metrics["systems"][metrics["primary"]].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    values.update({k: v for k, v in metrics.get("round", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return values
-
-
 def cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
-    metrics = json.loads((cell_dir / "metrics.json").read_text())
-    values = _numbers(metrics)
+    result = RunResult.read(RunPaths(cell_dir).metrics)
     markers = [json.loads(p.read_text()) for p in sorted((cell_dir / ".ilf" / "stages").glob("*.json"))]
     return {
         "cell": cell.name,
@@ -113,12 +106,12 @@ def cell_row(cell: Cell, cell_dir: Path) -> dict[str, Any]:
         **{f"axis:{k}": v for k, v in cell.axes.items()},
         "dir": str(cell_dir),
         # where the primary system's held-out outputs are: the last round's directory when the cell ran rounds
-        "outputs_dir": str(round_dir(cell_dir, len(metrics["rounds"]))) if metrics.get("rounds") else str(cell_dir),
-        "system": metrics["primary"],
+        "outputs_dir": str(round_dir(cell_dir, len(result.rounds))) if result.rounds else str(cell_dir),
+        "system": result.primary,
         # the weights' type its held-out outputs were sampled in (dtype auto depends on the machine)
-        "dtype": (metrics["systems"][metrics["primary"]].get("generation") or {}).get("dtype") or None,
-        "metrics": values,
-        "rounds": [_numbers(r) for r in metrics.get("rounds", [])],
+        "dtype": (result.primary_row().get("generation") or {}).get("dtype") or None,
+        "metrics": result.numbers(),
+        "rounds": [r.numbers() for r in result.rounds or []],
         "stages": {m["stage"]: "shared" if "shared_from" in m else "computed" for m in markers},
     }
 
