@@ -345,14 +345,9 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
     _add_executor_arg(p)
 
 
-def _compare_arguments(p: argparse.ArgumentParser) -> None:
-    _add_config_args(p, required=True)
-    p.add_argument("--run-dir", help="Where the cells and the report go (default runs/<config name>).")
-
-
 @command(
     "compare",
-    _compare_arguments,
+    _study_arguments,
     help="ILF against the ranking-RLHF baselines: a study preset (same as `ilf study`).",
     description="Run a compare study config (experiments/compare_offline.yaml, experiments/compare_slf5k_100.yaml): "
     "ILF, the SFT baselines, reward-model best-of-N, DPO and RLOO on the same samples and evaluation.",

@@ -154,6 +154,8 @@ class Registry(Generic[T]):
                 obj.options_key = self.options_key
                 if "name" not in vars(obj):
                     obj.name = name
+                else:
+                    self._known_as(obj.name, obj, name)
             return obj
         found = self.index().get(name)
         if found is not None:
@@ -163,6 +165,18 @@ class Registry(Generic[T]):
         if name in self._entries:
             return self._entries[name].obj
         raise UnknownPlugin(f"{self.config_key}: {self.unknown(name)}")
+
+    def _known_as(self, declared: str, obj: Any, spec: str) -> None:
+        """A ``module.path:Name`` class that declares its ``name`` is found by that name from now on
+        in this process (a study's cells that no longer name it may still carry its options)."""
+        entry = self._entries.get(declared)
+        found = self.index().get(declared)
+        if (entry is not None and entry.obj is not obj) or (entry is None and found is not None and found[0] != obj.__module__):
+            raise UnknownPlugin(f"{self.config_key}: {spec} declares the name {declared!r}, which another {self.kind} is registered by")
+        if entry is None:
+            doc = (obj.__doc__ or "").strip().split("\n", 1)[0]
+            self._entries[declared] = Entry(declared, doc, obj)
+            self.index().setdefault(declared, (obj.__module__, doc))
 
     def unknown(self, name: str) -> str | None:
         """Why ``name`` names no plug-in of the kind (the closest name, the registered ones), or None

@@ -233,3 +233,13 @@ def test_a_selectors_options_are_in_the_select_fingerprint_and_only_there(tmp_pa
     two = Pipeline(load_config(None, [*sets, "selection_options.random.seed=2"]), tmp_path / "b").fingerprints()
     assert one["select"] != two["select"]
     assert all(one[stage] == two[stage] for stage in ("data", "outputs", "feedback", "refine"))
+
+
+def test_a_class_of_ones_own_may_not_declare_the_name_of_a_registered_plugin(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "clash.py").write_text(
+        "from ilf.selection import Selector\n\n\nclass Mine(Selector):\n    name = 'random'\n\n"
+        "    def score(self, items):\n        return [[0.0] * len(i.candidates) for i in items]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"clash:Mine declares the name 'random', which another selector is registered by"):
+        load_config(None, ["selection.method=clash:Mine"])

@@ -41,11 +41,13 @@ def test_the_extending_example_runs_as_written(tmp_path: Path, capsys) -> None:
     # The custom selector picked, by its own score, and the custom task's prompts were used.
     sys.path.insert(0, str(tmp_path))
     try:
+        from my_ilf_plugins.methods import ChangedOnlyILF
         from my_ilf_plugins.selectors import AddedWordsSelector, words
 
-        # its own setting, under the name it declares, checked when the config loads
+        # their own settings, under the names they declare, checked when the config loads
         config = load_config(tmp_path / "my_run.yaml")
         assert AddedWordsSelector.from_config(config).min_word_length == 2
+        assert ChangedOnlyILF.options(config).min_new_words == 1
         with pytest.raises(ConfigError, match=r"'selection_options.added_words.min_word_lenght': unknown key .*'min_word_length'"):
             load_config(tmp_path / "my_run.yaml", ["selection_options.added_words.min_word_lenght=3"])
         assert main(["config", "--fields", str(tmp_path / "my_run.yaml")]) == 0
@@ -74,6 +76,15 @@ def test_the_extending_example_runs_as_written(tmp_path: Path, capsys) -> None:
         "Wrong: the answer is Mars.",
         "Wrong: the answer is carbon dioxide.",
     ]
+    # The custom loader read the questions (their drafts are the outputs critiqued); the custom
+    # method imitated the picks that changed the answer, with its own option.
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert [(s["id"], s["initial_output"], s["references"]) for s in samples][:2] == [("q1", "Lyon", ["Paris"]), ("q2", "six", ["eight"])]
+    trained = json.loads((run / ".ilf" / "stages" / "finetune.json").read_text())["summary"]
+    before = {s["id"]: set(s["initial_output"].lower().split()) for s in samples}
+    changed = [x for x in selections if set(x["text"].lower().split()) - before[x["sample_id"]]]
+    assert trained["imitated"] == len(changed) and trained.get("steps", 0) >= (1 if changed else 0)
+    assert json.loads((run / "metrics.json").read_text())["method"] == "my_ilf_plugins.methods:ChangedOnlyILF"
     systems = json.loads((run / "metrics.json").read_text())["systems"]
     assert systems and all(0.0 <= row["contains_answer"] <= 1.0 and "contains_answer_sem" in row for row in systems.values())
     config = (run / "config.yaml").read_text()
