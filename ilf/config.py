@@ -629,7 +629,7 @@ def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
 _MOVED_SAID: set[tuple[str, str]] = set()
 
 
-def unknown_keys(raw: dict[str, Any], cls: type = None, prefix: str = "") -> list[str]:  # type: ignore[assignment]
+def unknown_keys(raw: dict[str, Any], cls: type | None = None, prefix: str = "") -> list[str]:
     """The dotted keys of a raw config that no field of the schema has (sections walked)."""
     import typing
 

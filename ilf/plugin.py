@@ -10,8 +10,8 @@ under the options section of its kind, by the plug-in's name:
 to live elsewhere in the config stays readable there: the plug-in lists it in ``moved`` and the
 config loader moves it, saying in one line where it now belongs.
 
-Every kind's base class derives from ``Plugin``; the pipeline builds each plug-in it names with
-``build_plugin(registry, name, config)``, which calls the class's ``from_config(config)``.
+Every kind's base class derives from ``Plugin``, and the pipeline builds each plug-in it names the
+same way: ``registry.get(name).from_config(config, task)``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ class Plugin:
     name: ClassVar[str] = ""  # the name it is registered by (or the module.path:Name it was given as)
     options_key: ClassVar[str] = ""  # the config section of its kind's options (selection_options, say)
     Options: ClassVar[type | None] = None  # the dataclass of its settings, under <options_key>.<name>
-    # Keys an earlier config used for a setting that is now one of ``Options``: old dotted key ->
-    # the field of Options it fills ("" for a whole section moved as it is).
+    # Keys an earlier config used for a setting this plug-in now reads: old dotted key -> its new
+    # dotted key, ``{options}`` standing for this plug-in's section ({"selection.seed": "{options}.seed"}).
     moved: ClassVar[dict[str, str]] = {}
 
     @classmethod
@@ -43,7 +43,7 @@ class Plugin:
         if cls.Options is None:
             return None
         raw = (getattr(config, cls.options_key, None) or {}).get(cls.name) or {}
-        return build_options(cls, raw)
+        return build(cls.Options, raw, error=option_error(f"{cls.options_key}.{cls.name}"))
 
     @classmethod
     def from_config(cls: type[P], config: RunConfig, task: Any = None) -> P:
@@ -51,11 +51,6 @@ class Plugin:
         run's task, which plug-ins that prompt it or run its programs share (one sandbox a run);
         one that needs it and is given none builds it from ``config.task``."""
         return cls()
-
-
-def build_options(cls: type[Plugin], raw: dict[str, Any]) -> Any:
-    assert cls.Options is not None
-    return build(cls.Options, raw, error=option_error(f"{cls.options_key}.{cls.name}"))
 
 
 def option_error(prefix: str) -> Any:
@@ -68,14 +63,9 @@ def option_error(prefix: str) -> Any:
     return make
 
 
-def build_plugin(registry: Registry[Any], name: str, config: RunConfig, task: Any = None) -> Any:
-    """The plug-in ``name`` of ``registry``'s kind, built for ``config`` (and the run's ``task``)."""
-    return registry.get(name).from_config(config, task)
-
-
 def named_plugins(config: RunConfig) -> list[tuple[Registry[Any], str]]:
-    """Every plug-in a run config names that has options of its kind: its method, selectors,
-    feedback source and metrics, each with its registry."""
+    """The plug-ins a run config names of the kinds with an options section (its method,
+    selectors, feedback source and metrics), each with its registry."""
     from ilf.registry import FEEDBACK_SOURCES, METHODS, METRICS, SELECTORS
 
     return [
@@ -118,4 +108,4 @@ def run_task(config: RunConfig, task: Any) -> Any:
     return get_task(config.task)
 
 
-__all__ = ["Plugin", "build_plugin", "build_options", "configured_options", "named_plugins", "option_error", "options_help", "run_task"]
+__all__ = ["Plugin", "configured_options", "named_plugins", "option_error", "options_help", "run_task"]
