@@ -148,7 +148,7 @@ def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
 
 
 def _select(run: Pipeline, fp: str) -> dict[str, Any]:
-    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task)
+    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task, run)
     run.replacing("select")
     write_records(run.paths.selected, selections)
     return stats

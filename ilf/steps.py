@@ -123,8 +123,10 @@ def refine(
 
 
 def select_refinements(
-    samples: list[Sample], refinements: list[Refinements], run_config: RunConfig, task: Task | None = None
+    samples: list[Sample], refinements: list[Refinements], run_config: RunConfig, task: Task | None = None, run: Any = None
 ) -> tuple[list[Selection], dict[str, Any]]:
+    """Every selector's scores of each sample's candidates and the picking selector's pick; ``run``
+    (a Pipeline), when a run's select stage asks, is shown to each selector first (``use_run``)."""
     config = run_config.selection
     by_id = {s.id: s for s in samples}
     items = []
@@ -141,7 +143,7 @@ def select_refinements(
                 candidates=[c.text for c in record.candidates],
             )
         )
-    selections = select(items, run_config, task)
+    selections = select(items, run_config, task, run)
     dropped = len(items) - len(selections)
     if dropped:
         log.warning(

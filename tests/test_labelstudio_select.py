@@ -114,6 +114,45 @@ def test_labelstudio_selector_mixes_human_and_automatic_picks(label_studio, ls_c
     assert by_id["s3"].index == random_scores.index(max(random_scores))
 
 
+def test_a_pick_holds_only_for_the_candidate_the_person_saw_and_a_run_scores_its_snapshot(
+    label_studio, ls_client, project_title, monkeypatch, tmp_path
+) -> None:
+    from types import SimpleNamespace
+
+    from ilf.layout import RunPaths
+    from ilf.selection.labelstudio import PICKS_FILE, snapshot_picks
+
+    by_key = annotated_select_project(ls_client, project_title)  # s0: candidate 2; s1: candidate 1, edited; s2: none; s3: nobody
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio["url"])
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio["creds"].token)
+    sets = ["selection.method=labelstudio", "selection.also_score=[random]", f"selection_options.labelstudio.project={project_title}"]
+    config = load_config(None, sets)
+
+    # the refinements written again since people picked: s0's second candidate is another text now
+    rewritten = [
+        Refinements(sample_id=r.sample_id, candidates=[Candidate(text=f"{c.text} Again.") for c in r.candidates], output=r.output)
+        if r.sample_id == "s0"
+        else r
+        for r in REFINEMENTS
+    ]
+    selections, stats = select_refinements(SAMPLES, rewritten, config)
+    by_id = {s.sample_id: s for s in selections}
+    assert by_id["s0"].extra == {"picked_by": "automatic", "automatic_selector": "random", "pick_of_changed_candidate": True}
+    assert by_id["s1"].extra["picked_by"] == "human"  # its edit is the person's text; the candidate they edited is unchanged
+    assert (stats["picked_by_human"], stats["human_picks_of_changed_candidates"]) == (1, 1)
+
+    # in a run, the picks fetched before its stages are what the select stage scores
+    run = SimpleNamespace(paths=RunPaths(tmp_path))
+    assert snapshot_picks(project_title, tmp_path / PICKS_FILE)
+    ls_client.sdk.annotations.create(id=by_key["s3"]["id"], result=[pick("Candidate 3")])  # after the snapshot
+    in_run = {s.sample_id: s for s in select_refinements(SAMPLES, REFINEMENTS, config, run=run)[0]}
+    assert (in_run["s0"].index, in_run["s0"].extra["picked_by"]) == (1, "human")
+    assert in_run["s1"].text == "Refinement 1 of s1, fixed by hand." and in_run["s1"].extra["annotator"] == "admin@ilf.local"
+    assert in_run["s3"].extra["picked_by"] == "automatic"  # the snapshot has no pick for it
+    live = {s.sample_id: s for s in select_refinements(SAMPLES, REFINEMENTS, config)[0]}
+    assert (live["s3"].index, live["s3"].extra["picked_by"]) == (2, "human")  # the project as it is now has one
+
+
 def test_labelstudio_selector_needs_a_project() -> None:
     with pytest.raises(LabelStudioError, match="selection_options.labelstudio.project"):
         select_refinements(SAMPLES, REFINEMENTS, load_config(None, ["selection.method=labelstudio"]))

@@ -22,7 +22,7 @@ def build_selector(name: str, config: RunConfig, task: Any = None) -> Selector:
     return selector
 
 
-def select(items: list[SelectionItem], run_config: RunConfig, task: Any = None) -> list[Selection]:
+def select(items: list[SelectionItem], run_config: RunConfig, task: Any = None, run: Any = None) -> list[Selection]:
     """Score with ``selection.method`` and each of ``selection.also_score``; pick by ``selection.method``.
 
     Candidates the picking selector scores alike (all that pass their tests, all a person did not
@@ -37,6 +37,8 @@ def select(items: list[SelectionItem], run_config: RunConfig, task: Any = None) 
     picker = build_selector(config.method, run_config, task)
     for name in names:
         selector = picker if name == config.method else build_selector(name, run_config, task)
+        if run is not None:
+            selector.use_run(run)
         log.info("scoring %d samples with %s", len(items), name)
         all_scores[name] = selector.score(items)
     selections = []

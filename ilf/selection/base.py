@@ -56,6 +56,10 @@ class Selector(Plugin):
         """Counts for the select stage's summary beyond the common ones (who picked, say)."""
         return {}
 
+    def use_run(self, run: Any) -> None:
+        """Before scoring in a run's select stage: the run (a Pipeline), whose directory holds what
+        ``prepare`` fetched (people's picks, say). Not called outside a run (``ilf select``)."""
+
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError
 

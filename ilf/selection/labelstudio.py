@@ -10,6 +10,12 @@ the selected text); a sample answered "none of them" gets no selection and is le
 fine-tuning; every other sample is a tie the select step breaks by ``selection.also_score[0]``
 (else its first candidate). Each selection says in ``extra.picked_by`` whether a person or the
 automatic selector chose it, and the select stage counts both.
+
+In a run, the picks are fetched once, before any stage (``prepare``), into the run directory, and
+the select stage scores that snapshot: the fingerprint that decides whether the stage reruns covers
+exactly what it scored. A pick counts only for the candidate the person saw: where the sample's
+candidate at the picked position is no longer that text (the refinements were written again), the
+automatic selector picks instead, and the stage counts it (``human_picks_of_changed_candidates``).
 """
 
 from __future__ import annotations
@@ -61,7 +67,34 @@ def human_picks(tasks: list[dict[str, Any]], project: str, emails: dict[int, str
             picks[sample_id] = None
             continue
         first = next(aid for aid, choice in given if choice == winner)
-        picks[sample_id] = by_annotation[first]
+        chosen = by_annotation[first]
+        shown = chosen.candidates[chosen.index].text if chosen.index < len(chosen.candidates) else None
+        chosen.extra["shown"] = shown  # the candidate the person saw: a pick holds only while it is still that text
+        picks[sample_id] = chosen
+    return picks
+
+
+def _still_shown(pick: Selection | None, candidates: list[str]) -> bool:
+    """Whether a pick (None: no pick) still names the candidate the person saw; a pick recorded
+    without the text shown (an older snapshot) is taken as it is."""
+    if pick is None:
+        return True
+    if pick.index >= len(candidates):
+        return False
+    shown = pick.extra.get("shown")
+    return shown is None or candidates[pick.index] == shown
+
+
+def read_snapshot(path: Path) -> dict[str, Selection | None]:
+    """The picks ``snapshot_picks`` wrote, as ``human_picks`` gives them."""
+    picks: dict[str, Selection | None] = {}
+    for sample_id, pick in json.loads(path.read_text())["picks"].items():
+        if pick is None:
+            picks[sample_id] = None
+            continue
+        extra = {key: pick.get(key) for key in ("shown", "annotator", "edited")}
+        extra["ls_annotation_id"] = pick.get("annotation")
+        picks[sample_id] = Selection(sample_id=sample_id, selector="human", index=pick["index"], text=pick["text"], extra=extra)
     return picks
 
 
@@ -74,9 +107,18 @@ def snapshot_picks(project: str, path: Path) -> bool:
     found = client.find_project(project)
     if found is None:
         raise LabelStudioError(f"{client.url}: no project titled {project!r} ({PROJECT_KEY})")
-    picks = human_picks(client.export_tasks(found.id), project)
+    picks = human_picks(client.export_tasks(found.id), project, client.user_emails())
     snapshot = {
-        sample_id: None if pick is None else {"index": pick.index, "text": pick.text, "annotation": pick.extra.get("ls_annotation_id")}
+        sample_id: None
+        if pick is None
+        else {
+            "index": pick.index,
+            "text": pick.text,
+            "shown": pick.extra.get("shown"),
+            "annotator": pick.extra.get("annotator"),
+            "edited": bool(pick.extra.get("edited")),
+            "annotation": pick.extra.get("ls_annotation_id"),
+        }
         for sample_id, pick in sorted(picks.items())
     }
     text = json.dumps({"project": project, "picks": snapshot}, indent=1, sort_keys=True)
@@ -125,6 +167,7 @@ class LabelStudioSelector(Selector):
             "picked_by_human": picked_by.count("human"),
             "picked_automatically": picked_by.count("automatic"),
             "human_edited": sum(1 for s in selections if s.extra.get("edited")),
+            "human_picks_of_changed_candidates": sum(1 for s in selections if s.extra.get("pick_of_changed_candidate")),
         }
         log.info(
             "select: %d picks by people (%d edited), %d automatic",
@@ -152,41 +195,57 @@ class LabelStudioSelector(Selector):
         self.fallback_name = fallback_name  # who decides where nobody picked: the select step's tie-break
         self.picks: dict[str, Selection | None] = {}
         self.rows: list[str] = []
+        self.changed: set[str] = set()  # samples whose picked candidate is no longer the text the person saw
+        self.snapshot: Path | None = None  # a run's picks, fetched before its stages (prepare)
+
+    def use_run(self, run: Any) -> None:
+        self.snapshot = run.paths.root / PICKS_FILE
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         """The person's pick scores 1, "none of them" scores every candidate below ``min_score``;
         a sample nobody answered scores all its candidates 0, a tie the select step breaks."""
-        found = self.client.find_project(self.project)
-        if found is None:
-            raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} ({PROJECT_KEY})")
-        self.picks = human_picks(self.client.export_tasks(found.id), self.project, self.client.user_emails())
+        if self.snapshot is not None and self.snapshot.exists():
+            self.picks = read_snapshot(self.snapshot)
+        else:  # no run (`ilf select`): the project as it is now
+            found = self.client.find_project(self.project)
+            if found is None:
+                raise LabelStudioError(f"{self.client.url}: no project titled {self.project!r} ({PROJECT_KEY})")
+            self.picks = human_picks(self.client.export_tasks(found.id), self.project, self.client.user_emails())
         self.rows = [item.sample.id for item in items]
+        self.changed = {item.sample.id for item in items if not _still_shown(self.picks.get(item.sample.id), item.candidates)}
+        for sample_id in self.changed:
+            self.picks.pop(sample_id)
         scores = []
         for item in items:
             pick = self.picks.get(item.sample.id)
             if item.sample.id not in self.picks:
                 scores.append([0.0] * len(item.candidates))
-            elif pick is None or pick.index >= len(item.candidates):
+            elif pick is None:
                 scores.append([REJECTED] * len(item.candidates))
             else:
                 scores.append([HUMAN if c == pick.index else 0.0 for c in range(len(item.candidates))])
         human = sum(1 for item in items if self.picks.get(item.sample.id) is not None)
         rejected = sum(1 for item in items if item.sample.id in self.picks and self.picks[item.sample.id] is None)
         log.info(
-            "labelstudio: %d of %d samples picked by people in %r, %d answered none of them, %d left to %s",
+            "labelstudio: %d of %d samples picked by people in %r, %d answered none of them, %d left to %s "
+            "(%d of them picked among candidates that have since changed)",
             human,
             len(items),
             self.project,
             rejected,
             len(items) - human - rejected,
             self.fallback_name,
+            len(self.changed),
         )
         return scores
 
     def finish(self, row: int, selection: Selection) -> Selection:
-        pick = self.picks.get(self.rows[row]) if row < len(self.rows) else None
+        sample_id = self.rows[row] if row < len(self.rows) else None
+        pick = self.picks.get(sample_id) if sample_id is not None else None
         if pick is None or pick.index != selection.index:
             selection.extra.update(picked_by="automatic", automatic_selector=self.fallback_name)
+            if sample_id in self.changed:
+                selection.extra["pick_of_changed_candidate"] = True
             return selection
         selection.text = pick.text  # an edited text is what the person chose
         selection.extra.update(
