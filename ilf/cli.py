@@ -21,7 +21,7 @@ from ilf.evaluation import format_table  # noqa: E402
 from ilf.files import Journal, atomic_write_json  # noqa: E402
 from ilf.metrics import get_metrics, score_system  # noqa: E402
 from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
-from ilf.registry import ALL, SELECTORS, TASKS, Registry  # noqa: E402
+from ilf.registry import ALL, TASKS, Registry  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
 from ilf.tasks import get_task  # noqa: E402
 
@@ -203,7 +203,8 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--method",
         metavar="SELECTOR",
-        help=f"Override selection.method: a registered selector ({', '.join(SELECTORS.names())}) or module.path:Class.",
+        # not listed here: reading the registry's names would cost every command's start-up
+        help="Override selection.method: a registered selector (`ilf plugins selector` lists them) or module.path:Class.",
     )
     _add_config_args(p)
 

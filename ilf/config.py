@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ilf.schema import SchemaError, build
+from ilf.schema import SchemaError, build, sections
 
 
 class ConfigError(SchemaError):
@@ -259,7 +259,7 @@ class PretrainConfig:
     )
     state_preference: float = option(0.25, "Share of the hidden-form refinement examples whose feedback states a (random) preference.")
     seed: int = option(1234, "Seed of the weights and the examples.")
-    dtype: str = option(
+    dtype: Literal["float32", "bfloat16"] = option(
         "float32",
         "float32, or bfloat16 (autocast over float32 weights, eager attention): 1.7x faster per step on a CPU with "
         "AVX512-BF16, but it trained the facts world's model to a final loss of 0.36 against float32's 0.21.",
@@ -410,13 +410,16 @@ class RunConfig:
                 problem = registry.interface_problem(name)
             if problem is not None:
                 raise SchemaError(None, None, key, problem)
-        own = own_plugins(to_plain(self))
-        for options_key in options_sections():
+        # (the plug-ins named by module.path:Name were imported above, so the names they declare are known)
+        for options_key, registry in options_sections().items():
             for name, raw in getattr(self, options_key).items():
                 key = f"{options_key}.{name}"
-                options = plugin_options_class(options_key, name, own)  # an unknown name: the closest one
-                if raw in (None, {}):
+                problem = registry.unknown(name)  # the closest name
+                if problem is not None:
+                    raise SchemaError(None, None, key, problem)
+                if raw in (None, {}):  # nothing to check, nothing to import
                     continue
+                options = getattr(registry.get(name), "Options", None)
                 if options is None:
                     raise SchemaError(None, None, key, f"{name} has no options of its own (`ilf plugins {name}`)")
                 try:
@@ -540,17 +543,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def path_fields(cls: type, prefix: str = "") -> list[str]:
     """The dotted keys of a dataclass whose values name files (``option(..., path=True)``), nested
     sections included."""
-    import typing
-
-    found = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("path"):
-            found.append(prefix + f.name)
-        hint = hints[f.name]
-        section = next((t for t in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(t)), None)
-        if section is not None:
-            found += path_fields(section, f"{prefix}{f.name}.")
+    found = [prefix + f.name for f in dataclasses.fields(cls) if f.metadata.get("path")]
+    for name, section in sections(cls).items():
+        found += path_fields(section, f"{prefix}{name}.")
     return found
 
 
@@ -561,32 +556,26 @@ def options_sections() -> dict[str, Any]:
     return {registry.options_key: registry for registry in ALL if registry.options_key}
 
 
-def own_plugins(raw: dict[str, Any]) -> dict[tuple[str, str], Any]:
-    """The plug-ins a raw config names by ``module.path:Name``, by (options section, the name the
-    class declares): their options are set under that name (``name = "added_words"``)."""
+def import_own_plugins(raw: dict[str, Any]) -> None:
+    """Import the plug-ins a raw config names by ``module.path:Name``: a class that declares its
+    ``name`` is then known by it, and its options are set under that name (``added_words``)."""
     from ilf.registry import UnknownPlugin
 
-    found = {}
-    for options_key, registry in options_sections().items():
+    for registry in options_sections().values():
         node: Any = raw
         for part in registry.config_key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         for spec in node if isinstance(node, list) else [node]:
             if isinstance(spec, str) and ":" in spec:
                 try:
-                    cls = registry.get(spec)
+                    registry.get(spec)
                 except UnknownPlugin:
                     continue  # reported with its key when the config is checked
-                found[(options_key, getattr(cls, "name", spec))] = cls
-    return found
 
 
-def plugin_options_class(options_key: str, name: str, own: dict[tuple[str, str], Any] | None = None) -> type | None:
+def plugin_options_class(options_key: str, name: str) -> type | None:
     """The ``Options`` dataclass of the plug-in ``name`` of the kind whose section is ``options_key``
-    (its module imported; ``own``: the config's ``module.path:Name`` plug-ins), or None when it has
-    none; an unknown name is a ConfigError."""
-    if own and (options_key, name) in own:
-        return getattr(own[(options_key, name)], "Options", None)
+    (its module imported), or None when it has none; an unknown name is a ConfigError."""
     registry = options_sections()[options_key]
     problem = registry.unknown(name)
     if problem is not None:
@@ -603,11 +592,12 @@ def resolve_relative_paths(raw: dict[str, Any], folder: Path) -> None:
     ``Qwen/Qwen2.5-1.5B``) stays as written.
     """
     keys = path_fields(RunConfig)
-    own = own_plugins(raw) if any(raw.get(key) for key in options_sections()) else {}
+    if any(raw.get(key) for key in options_sections()):
+        import_own_plugins(raw)
     for options_key in options_sections():
         for name, section in (raw.get(options_key) or {}).items() if isinstance(raw.get(options_key), dict) else ():
             try:
-                options = plugin_options_class(options_key, name, own) if isinstance(section, dict) else None
+                options = plugin_options_class(options_key, name) if isinstance(section, dict) else None
             except SchemaError:
                 continue  # a name this file alone does not make known (its base's plug-in, a typo): checked when built
             if options is not None:
@@ -631,19 +621,14 @@ _MOVED_SAID: set[tuple[str, str]] = set()
 
 def unknown_keys(raw: dict[str, Any], cls: type | None = None, prefix: str = "") -> list[str]:
     """The dotted keys of a raw config that no field of the schema has (sections walked)."""
-    import typing
-
     cls = cls or RunConfig
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields, inner = {f.name for f in dataclasses.fields(cls)}, sections(cls)
     found = []
     for key, value in raw.items():
         if key not in fields:
             found.append(prefix + str(key))
-            continue
-        section = next((t for t in (hints[key], *typing.get_args(hints[key])) if dataclasses.is_dataclass(t)), None)
-        if section is not None and isinstance(value, dict):
-            found += unknown_keys(value, section, f"{prefix}{key}.")
+        elif key in inner and isinstance(value, dict):
+            found += unknown_keys(value, inner[key], f"{prefix}{key}.")
     return found
 
 
@@ -699,8 +684,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def build_config(raw: dict[str, Any], source: str, overrides: list[str] | None = None) -> RunConfig:
     if overrides:
-        raw = move_old_keys(apply_overrides(raw, overrides), source + " (--set)")
-        source += " (with --set)"
+        if not source.endswith(" (with --set)"):  # a study's cells: its source says so already
+            source += " (with --set)"
+        raw = move_old_keys(apply_overrides(raw, overrides), source)
     return build(RunConfig, raw, ConfigError, source)
 
 
@@ -710,9 +696,7 @@ def dump_config(config: RunConfig) -> str:
 
 def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
     """(dotted key, default, help) for every field, recursing into sections, optional ones too."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
+    inner = sections(cls)
     rows: list[tuple[str, str, str]] = []
     for f in dataclasses.fields(cls):
         key = prefix + f.name
@@ -721,7 +705,7 @@ def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, 
             if f.default is not dataclasses.MISSING
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
-        section = next((t for t in typing.get_args(hints[f.name]) if dataclasses.is_dataclass(t)), None)
+        section = inner.get(f.name)
         if dataclasses.is_dataclass(default):
             rows.extend(field_help(type(default), key + "."))
         elif default is None and section is not None:  # an optional section: off unless given

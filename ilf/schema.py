@@ -122,6 +122,18 @@ def _fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]
     return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
+def sections(cls: type) -> dict[str, type]:
+    """The fields of a dataclass that hold another dataclass (``X`` or ``X | None``): its sections,
+    by field name, with their classes."""
+    hints, known = _fields(cls)
+    found = {}
+    for name in known:
+        section = next((t for t in (hints[name], *typing.get_args(hints[name])) if dataclasses.is_dataclass(t)), None)
+        if section is not None:
+            found[name] = section
+    return found
+
+
 def _build(cls: type[T], obj: dict[str, Any], fail: Any, unknown: str, prefix: str = "") -> T:
     hints, known = _fields(cls)
     keeps_extra = unknown == "keep" and "extra" in known

@@ -99,5 +99,7 @@ def test_pretraining_in_bfloat16_is_another_cached_model_and_says_so(tmp_path: P
     one, two = (transformers.AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (float32, bfloat16))
     assert all(v.dtype == torch.float32 for v in two.values())
     assert any(not torch.equal(one[k], two[k]) for k in one)
-    with pytest.raises(ValueError, match="pretraining.dtype: expected float32 or bfloat16, got 'float16'"):
-        pretrained_model(dataclasses.replace(settings, dtype="float16"))
+    from ilf.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"field 'pretraining.dtype': expected one of 'float32', 'bfloat16', got \"float16\""):
+        load_config(None, ["pretraining={}", "pretraining.dtype=float16"])

@@ -121,3 +121,24 @@ def test_embedding_edit_scores_what_changed_not_the_overlap_with_the_feedback(em
     assert max(range(3), key=edit.__getitem__) == 1 and edit[2] == UNCHANGED  # the edit score prefers the addition
     vectors = EmbeddingSelector(model=embedder).embed([feedback, *edit_spans(output, adds_it)])
     assert edit[1] == pytest.approx(float(vectors[feedback] @ vectors["ben sells the car in rome on friday ."]), abs=1e-5)
+
+
+def test_instruct_rm_asks_the_judge_of_its_options_whose_files_are_in_the_select_fingerprint(tmp_path) -> None:
+    from ilf.models import save_model
+    from ilf.pipeline import Pipeline
+
+    judge = load_model(ModelConfig(name_or_path="tiny:llama", seed=5, dtype="float32"))
+    save_model(judge.model, judge.tokenizer, tmp_path / "judge")
+    sets = ["method=ilf", "data.loader=facts_world", "task.name=facts", "feedback.source=simulated", "selection.method=instruct_rm"]
+    config = load_config(None, [*sets, f"selection_options.instruct_rm.judge.name_or_path={tmp_path / 'judge'}"])
+    built = InstructRMSelector.from_config(config)
+    same = [n for n, p in built.judge.model.named_parameters() if torch.equal(p, dict(judge.model.named_parameters())[n])]
+    assert len(same) == len(list(judge.model.parameters()))  # the saved judge, not the refiner (tiny:gpt2)
+    # without one, the refiner judges
+    assert InstructRMSelector.models(load_config(None, sets)) == [load_config(None, sets).refiner_model]
+
+    run = Pipeline(config, tmp_path / "run")
+    before = run.fingerprints()
+    (tmp_path / "judge" / "config.json").write_text((tmp_path / "judge" / "config.json").read_text() + "\n")  # retrained in place
+    after = run.fingerprints()
+    assert after["select"] != before["select"] and after["refine"] == before["refine"]

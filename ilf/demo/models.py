@@ -54,12 +54,6 @@ def cached_world_model(
     return path
 
 
-def pretraining_dtype(config: PretrainConfig) -> str:
-    if config.dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"pretraining.dtype: expected float32 or bfloat16, got {config.dtype!r}")
-    return config.dtype
-
-
 def word_tokenizer() -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -201,7 +195,7 @@ def pretrain(
     tokenizer = tokenizer if tokenizer is not None else word_tokenizer()
     model = new_model(config, tokenizer)
     model.train()
-    dtype = pretraining_dtype(config)
+    dtype = config.dtype  # float32 or bfloat16 (checked when the config loads)
     if dtype == "bfloat16":
         eager_attention_for_cpu_autocast(model)
     log.info("pretraining in %s", "bfloat16 autocast over float32 weights" if dtype == "bfloat16" else "float32")

@@ -357,6 +357,13 @@ class JudgeWinRate(Metric):
     def __init__(self) -> None:
         self._judge: Judge | None = None
         self._seen: dict[str, dict[str, str]] = {}  # system -> sample id -> output, for against: <system>
+        self._settings: JudgeOptions | None = None
+
+    def settings(self, run: Pipeline) -> JudgeOptions:
+        """This run's judge options, built once (checking them reads an ``against`` outputs file)."""
+        if self._settings is None:
+            self._settings = self.options(run.config)
+        return self._settings
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
@@ -366,12 +373,12 @@ class JudgeWinRate(Metric):
 
     def judge(self, run: Pipeline) -> Judge:
         if self._judge is None:
-            config = self.options(run.config)
+            config = self.settings(run)
             self._judge = build_judge(config, run.resolve(config.model) if config.model is not None else None)
         return self._judge
 
     def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        c = self.options(run.config)
+        c = self.settings(run)
         return [
             "judge",
             files_digest(judge_prompt_path(c.prompt)),
@@ -381,11 +388,11 @@ class JudgeWinRate(Metric):
         ]
 
     def _opponents(self, run: Pipeline, system: str, samples: list[Sample]) -> dict[str, str] | None:
-        against = self.options(run.config).against
+        against = self.settings(run).against
         if against == "references":
             return {s.id: s.references[0] for s in samples if s.references}
         if judge_opponent_is_file(against):
-            wanted = self.options(run.config).against_system  # required when the file holds several systems (checked at load)
+            wanted = self.settings(run).against_system  # required when the file holds several systems (checked at load)
             opponents: dict[str, str] = {}
             for output in read_records(against, Output):
                 if wanted is None or output.system == wanted:
@@ -414,7 +421,7 @@ class JudgeWinRate(Metric):
             return {}
         judged = [s for s in samples if s.id in mine and s.id in opponents]
         if not judged:
-            against = self.options(run.config).against
+            against = self.settings(run).against
             raise ValueError(
                 f"metric_options.judge_win_rate.against: {against!r} gives no text to compare with for any of the {len(samples)} samples"
             )
@@ -422,7 +429,7 @@ class JudgeWinRate(Metric):
         return summarize_verdicts(forward, backward)
 
     def score_round(self, run: Pipeline) -> dict[str, Any]:
-        human = self.options(run.config).human
+        human = self.settings(run).human
         if human is not None:
             comparisons = read_records(human, Comparison)
         elif "comparisons" in run.stages and run.paths.comparisons.exists():
