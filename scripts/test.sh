@@ -58,7 +58,7 @@ fi
 # The docs site builds with --strict: a broken link or anchor, or a page missing from the navigation,
 # fails here (the generated reference pages and the docs' commands are checked by the tests).
 site=$(mktemp -d)
-NO_MKDOCS_2_WARNING=1 "$venv/bin/mkdocs" build --strict --quiet --site-dir "$site"
+NO_MKDOCS_2_WARNING=1 "$venv/bin/mkdocs" build --strict --site-dir "$site"
 rm -rf "$site"
 
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
