@@ -18,9 +18,9 @@ from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config, read_config_file  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
 from ilf.evaluation import format_table  # noqa: E402
-from ilf.files import Journal, atomic_write_json  # noqa: E402
+from ilf.files import atomic_write_json  # noqa: E402
 from ilf.metrics import get_metrics, score_system  # noqa: E402
-from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records, write_records  # noqa: E402
+from ilf.records import Output, Refinements, Sample, read_records, write_records  # noqa: E402
 from ilf.registry import ALL, TASKS, Registry  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
 from ilf.tasks import get_task  # noqa: E402
@@ -142,8 +142,8 @@ def _status_arguments(p: argparse.ArgumentParser) -> None:
 @command(
     "status",
     _status_arguments,
-    help="Show which stages of a run directory are up to date for a config, or (given a study's folder) "
-    "which cells are done, running, failed or waiting.",
+    help="Show which stages of a run directory are up to date for a config, and why the others would rerun "
+    "(the first thing each read that changed), or (given a study's folder) which cells are done, running, failed or waiting.",
 )
 def cmd_status(args: argparse.Namespace) -> int:
     from ilf.study.status import cell_states, format_profile, format_states, is_study_dir, stage_profile
@@ -156,7 +156,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ilf.rounds import open_run
 
     config = _config(args)
-    for stage, state in open_run(config, args.run_dir or Path("runs") / config.name).status().items():
+    for stage, state in open_run(config, args.run_dir or Path("runs") / config.name).status(reasons=True).items():
         print(f"{stage:10s} {state}")
     return 0
 
@@ -176,24 +176,32 @@ def _refine_arguments(p: argparse.ArgumentParser) -> None:
     description="Read samples and feedback JSONL, write one refinements record per feedback record.",
 )
 def cmd_refine(args: argparse.Namespace) -> int:
-    from ilf import steps
+    from ilf.pipeline import stage_over_files
 
     config = _config(args)
     samples = read_records(args.samples, Sample)
-    feedback = read_records(args.feedback, Feedback)
     if args.outputs:
-        outputs = read_records(args.outputs, Output)
+        outputs: Path | list[Output] = Path(args.outputs)
     else:
         outputs = [Output(sample_id=s.id, text=s.initial_output, system="dataset") for s in samples if s.initial_output]
     out = Path(args.out)
-    journal = Journal(out.with_name(f".{out.name}.partial"))
-    records, stats = steps.refine(
-        samples, outputs, feedback, get_task(config.task), config.refiner_model, config.refine, config.seed, journal
+    stats = stage_over_files(
+        config,
+        "refine",
+        {"samples": Path(args.samples), "feedback": Path(args.feedback), "outputs": outputs},
+        {"refinements": out},
+        _work_dir(out),
     )
-    write_records(out, records)
-    journal.discard()
+    records = read_records(out, Refinements)
     print(f"wrote {len(records)} refinement sets to {out} ({stats['outputs']} new candidates)")
     return 0
+
+
+def _work_dir(out: Path) -> Path:
+    """Where a stage run over files keeps its run directory (and journal) until it succeeds: beside
+    its output, one per rank of a launcher."""
+    rank = os.environ.get("RANK", "0")
+    return out.with_name(f".{out.name}.run" + (f"-rank{rank}" if rank != "0" else ""))
 
 
 def _select_arguments(p: argparse.ArgumentParser) -> None:
@@ -211,16 +219,16 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("select", _select_arguments, help="Score every refinement and pick one per sample.")
 def cmd_select(args: argparse.Namespace) -> int:
-    from ilf import steps
+    from ilf.pipeline import stage_over_files
 
     config = _config(args)
     if args.method:
         config.selection.method = args.method
-    selections, stats = steps.select_refinements(
-        read_records(args.samples, Sample), read_records(args.refinements, Refinements), config, get_task(config.task)
+    out = Path(args.out)
+    stats = stage_over_files(
+        config, "select", {"samples": Path(args.samples), "refinements": Path(args.refinements)}, {"selected": out}, _work_dir(out)
     )
-    write_records(args.out, selections)
-    print(f"wrote {len(selections)} selections ({config.selection.method}) to {args.out}")
+    print(f"wrote {stats['selections']} selections ({config.selection.method}) to {args.out}")
     return 0
 
 
@@ -234,19 +242,28 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("finetune", _finetune_arguments, help="Fine-tune the policy on selections, initial outputs or references.")
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ilf.train.sft import finetune, training_pairs
+    import dataclasses
+
+    from ilf.pipeline import stage_over_files
 
     config = _config(args)
-    if args.target:
-        config.finetune.target = args.target
-    if config.finetune.target == "selected" and not args.selected:
+    target = args.target or config.finetune.target
+    if target == "selected" and not args.selected:
         raise ValueError("--selected is required when the fine-tuning target is 'selected' (or pass --target initial|reference)")
-    selections = read_records(args.selected, Selection) if args.selected else None
-    pairs, counts = training_pairs(get_task(config.task), read_records(args.samples, Sample), config.finetune.target, selections)
-    metrics = finetune(config.policy, pairs, config.finetune, args.out, config.seed)
+    # the method whose finetune stage trains on that target (a run of it trains exactly so)
+    method = {"selected": "ilf", "initial": "sft_initial", "reference": "sft_reference"}[target]
+    config = dataclasses.replace(config, method=method, finetune=dataclasses.replace(config.finetune, target=target, train_samples=None))
+    samples = read_records(args.samples, Sample)
+    inputs: dict[str, Path | list[Any]] = {"samples": Path(args.samples)}
+    if args.selected:
+        inputs["selected"] = Path(args.selected)
+    if target == "initial":  # the outputs critiqued: each sample's initial output
+        inputs["outputs"] = [Output(sample_id=s.id, text=s.initial_output, system="dataset") for s in samples if s.initial_output]
+    out = Path(args.out)
+    metrics = stage_over_files(config, "finetune", inputs, {"model": out}, _work_dir(out))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under a multi-process launcher, rank 0 speaks for all
-    print(f"trained on {counts['pairs']} pairs for {metrics['steps']} steps (train loss {metrics['train_loss']:.4f}); saved to {args.out}")
+    print(f"trained on {metrics['pairs']} pairs for {metrics['steps']} steps (train loss {metrics['train_loss']:.4f}); saved to {args.out}")
     return 0
 
 
@@ -358,7 +375,7 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
     _study_arguments,
     help="A sweep of runs: methods x sizes x seeds x any key, with one report.",
     description="Run every cell of a study config (a run config plus a study section) as an ordinary run "
-    "directory under RUN_DIR/cells, sharing stages whose fingerprints match, and write report.md, "
+    "directory under RUN_DIR/cells, sharing a stage where everything it read is the same, and write report.md, "
     "report.png, cells.csv and cells.json. Rerunning resumes where it stopped.",
 )
 def cmd_study(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ilf.reads import Recorded
 from ilf.schema import SchemaError, build, sections
 
 
@@ -24,21 +25,28 @@ class ConfigError(SchemaError):
 
 
 def option(
-    default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING, added: bool = False, path: bool = False
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    factory: Any = dataclasses.MISSING,
+    added: bool = False,
+    path: bool = False,
+    contents: bool = True,
 ) -> Any:
     """A config field with its help text (a default, or a factory for mutable defaults).
 
-    ``added``: a field that changes nothing at its default, added after run directories existed;
-    at its default it is left out of fingerprints, so those runs stay up to date. ``path``: its
-    value names a file or folder, which a config file may give relative to its own folder."""
-    metadata = {"help": help, "added": added, "path": path}
+    ``added``: a field that changes nothing at its default, added after cached world models
+    existed; at its default it is left out of their cache's names. ``path``: its value names a file
+    or folder, which a config file may give relative to its own folder, and a stage that reads it
+    depends on the content there (``contents=False``: only on the name, for a folder that merely
+    holds things, such as a cache)."""
+    metadata = {"help": help, "added": added, "path": path, "contents": contents}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
 @dataclass
-class RemoteConfig:
+class RemoteConfig(Recorded):
     base_url: str = option("http://127.0.0.1:8000/v1", "OpenAI-compatible API root (vLLM, TGI, transformers serve), ending in /v1.")
     api_key_env: str | None = option(None, "Environment variable holding the API key; the key itself never goes in a config.")
     concurrency: int = option(8, "Requests in flight at once.")
@@ -47,7 +55,7 @@ class RemoteConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Recorded):
     name_or_path: str = option(
         "tiny:gpt2",
         "Hub id, local path, tiny:<gpt2|llama|t5> for a random tiny model, or shape:<qwen2.5-0.5b|qwen2.5-1.5b|qwen2.5-7b> for random weights at a real model's shape.",
@@ -70,13 +78,13 @@ class ModelConfig:
 
 
 @dataclass
-class TaskConfig:
+class TaskConfig(Recorded):
     name: str = option("summarization", "A registered task (summarization, template, ...).")
     options: dict[str, Any] = option(help="Task options, e.g. the prompt templates of the template task.", factory=dict)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Recorded):
     loader: str = option("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
     path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.", path=True)
     split: str = option("train", "Split the feedback round uses.")
@@ -92,14 +100,14 @@ class DataConfig:
 
 
 @dataclass
-class FeedbackConfig:
+class FeedbackConfig(Recorded):
     source: str = option(
         "dataset", "A registered feedback source (`ilf plugins`: dataset, file, labelstudio, simulated) or module.path:Class."
     )
 
 
 @dataclass
-class SamplingConfig:
+class SamplingConfig(Recorded):
     do_sample: bool = option(True, "Sample (true) or decode greedily (false).")
     temperature: float = option(1.0, "Sampling temperature.")
     top_p: float = option(0.95, "Nucleus sampling mass.")
@@ -125,7 +133,7 @@ class SamplingConfig:
 
 
 @dataclass
-class OutputsConfig:
+class OutputsConfig(Recorded):
     sampling: SamplingConfig = option(
         help="How the policy's initial outputs (the ones people critique) are sampled.", factory=SamplingConfig
     )
@@ -135,7 +143,7 @@ class OutputsConfig:
 
 
 @dataclass
-class RefineConfig:
+class RefineConfig(Recorded):
     num_candidates: int = option(5, "Refinements generated per sample.")
     use_feedback: bool = option(True, "false gives the ablation that refines without seeing the feedback.")
     sampling: SamplingConfig = option(help="How refinements are sampled.", factory=SamplingConfig)
@@ -146,7 +154,7 @@ class RefineConfig:
 
 
 @dataclass
-class SelectionConfig:
+class SelectionConfig(Recorded):
     method: str = option("embedding", "The selector that picks the candidate: a registered one (`ilf plugins`) or module.path:Class.")
     also_score: list[str] = option(
         help="Further selectors whose scores are recorded for analysis; the first also breaks the picking selector's ties "
@@ -157,7 +165,7 @@ class SelectionConfig:
 
 
 @dataclass
-class LoraConfig:
+class LoraConfig(Recorded):
     r: int = option(16, "LoRA rank.")
     alpha: int = option(32, "LoRA scaling numerator.")
     dropout: float = option(0.05, "Dropout on the LoRA input.")
@@ -165,7 +173,7 @@ class LoraConfig:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Recorded):
     target: str = option("selected", "selected (ILF), initial (initial outputs) or reference (human summaries); methods set it.")
     train_samples: int | None = option(None, "Train on the first N samples of the round only (a study's nested sizes share one round).")
     learning_rate: float = option(1e-5, "Peak learning rate.")
@@ -182,7 +190,7 @@ class FinetuneConfig:
 
 
 @dataclass
-class EvaluationConfig:
+class EvaluationConfig(Recorded):
     sampling: SamplingConfig = option(
         help="How evaluation outputs are generated (greedy by default).",
         factory=lambda: SamplingConfig(do_sample=False, batch_size=16),
@@ -213,7 +221,7 @@ class EvaluationConfig:
 
 
 @dataclass
-class WorldConfig:
+class WorldConfig(Recorded):
     preference: Literal["cued", "hidden"] = option(
         "cued",
         "cued: the salient facts are marked in the post; hidden: the post marks three facts, and which of them matter is "
@@ -238,7 +246,7 @@ class WorldConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(Recorded):
     steps: int = option(1500, "Optimizer steps.")
     batch_size: int = option(64, "Examples per step.")
     learning_rate: float = option(2e-3, "Peak learning rate (warm-up, cosine decay to a tenth).")
@@ -265,11 +273,11 @@ class PretrainConfig:
         "AVX512-BF16, but it trained the facts world's model to a final loss of 0.36 against float32's 0.21.",
         added=True,
     )
-    cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.", path=True)
+    cache_dir: str = option("runs/cache", "Where pretrained models are kept, one folder per settings.", path=True, contents=False)
 
 
 @dataclass
-class RewardConfig:
+class RewardConfig(Recorded):
     model: ModelConfig | None = option(None, "The reward model's base (a one-logit head is added); default the policy.")
     lora: LoraConfig | None = option(None, "Train the reward model as a LoRA adapter (merged when saved).")
     learning_rate: float = option(1e-5, "Peak learning rate.")
@@ -281,7 +289,7 @@ class RewardConfig:
 
 
 @dataclass
-class LabelStudioConfig:
+class LabelStudioConfig(Recorded):
     """The Label Studio server every part of the integration talks to (its feedback sources, its
     selector, `ilf loop`), and how a round waits for people (feedback.source: labelstudio_round)."""
 
@@ -298,7 +306,9 @@ class LabelStudioConfig:
         "missed call costs at most poll_seconds.",
     )
     url: str | None = option(None, "Label Studio URL; default LABEL_STUDIO_URL, else the local `ilf labelstudio serve`.", added=True)
-    data_dir: str | None = option(None, "Data directory of the local Label Studio server, if not the default.", added=True, path=True)
+    data_dir: str | None = option(
+        None, "Data directory of the local Label Studio server, if not the default.", added=True, path=True, contents=False
+    )
     start_server: bool = option(True, "Start a local server (`ilf labelstudio serve`) when no URL is configured or set.")
     port: int = option(8080, "Port of the local server the loop starts.")
     annotator: Literal["none", "simulated"] = option(
@@ -325,7 +335,7 @@ class LabelStudioConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Recorded):
     name: str = option("ilf", "A name for the run.")
     seed: int = option(0, "Seed for sampling and training.")
     method: str = option("ilf", "What the policy is trained on, and how: a registered method (`ilf plugins`) or module.path:Class.")
@@ -427,9 +437,7 @@ class RunConfig:
                 except SchemaError as err:
                     raise SchemaError(None, None, f"{key}.{err.field}" if err.field else key, err.problem) from None
         for name in self.evaluation.metrics:  # a metric's own settings (its modules are light: no model library at import)
-            check = getattr(METRICS.get(name), "check_config", None)
-            if check is not None:
-                check(self)
+            METRICS.get(name).check_config(self)  # every metric derives from Metric (the registry checks its interface)
 
     @property
     def refiner_model(self) -> ModelConfig:

@@ -192,13 +192,3 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True  # no /proc (macOS): the signal's answer stands
     return state != "Z"
-
-
-def files_digest(path: str | Path | None) -> list[Any]:
-    """Size and mtime of the files at a local path (a file, or a folder's files), so that editing
-    input data reruns the stages that read it; [] for a hub id or nothing."""
-    if not path:
-        return []
-    local = Path(path).expanduser()
-    files = sorted(local.glob("*")) if local.is_dir() else [local] if local.is_file() else []
-    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]

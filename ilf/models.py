@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ilf import reads
 from ilf.config import ModelConfig
 from ilf.errors import ModelLoadError
 
@@ -95,6 +96,15 @@ def resolve_dtype(spec: str, device: torch.device, for_training: bool = False) -
     if spec not in dtypes:
         raise ValueError(f"dtype: expected auto, float32, bfloat16 or float16, got {spec!r}")
     return dtypes[spec]
+
+
+def dtype_probe(spec: str, device: str, for_training: bool) -> str:
+    """What ``dtype: spec`` becomes on ``device`` here (``ilf.reads`` records it)."""
+    return str(resolve_dtype(spec, torch.device(device), for_training)).removeprefix("torch.")
+
+
+def device_probe(spec: str) -> str:
+    return str(resolve_device(spec))
 
 
 def eager_attention_for_cpu_autocast(model: Any) -> None:
@@ -263,6 +273,14 @@ def load_model(config: ModelConfig, for_training: bool = False, *, field: str = 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device, for_training)
     name = config.name_or_path
+    if reads.active():  # what auto became, and the files behind a local name, are what the stage read
+        reads.note("probe", ["device", config.device], str(device))
+        reads.note("probe", ["dtype", config.dtype, str(device), for_training], str(dtype).removeprefix("torch."))
+        if for_training:
+            reads.note("probe", ["world_size"], _launched_ranks())
+        for local in (name, config.adapter):
+            if local and not built_from_config(local) and Path(local).expanduser().exists():
+                reads.note_file(local)
     if built_from_config(name):
         model, tokenizer = config_model(name, config.seed, dtype)
     else:

@@ -1,28 +1,34 @@
 """One run: a method's stages over a run directory.
 
-The stage table below is the only place that says what each stage reads, writes and does:
+The stage table below says what each stage is for, which stages' outputs it reads and what it
+writes:
 
     data -> outputs -> feedback -> refine -> select -> finetune -> evaluate     (ILF)
     data -> comparisons -> reward -> finetune | best-of-N -> evaluate           (ranking RLHF)
 
 A run executes the stages its method needs (``method: ilf`` the first row; ``sft_reference``
 only data, finetune and evaluate) plus those its metrics need. Each stage writes its outputs
-atomically, then a marker holding its fingerprint: a hash of the config sections it reads and of
-the fingerprints of the stages it reads from. Rerunning skips a stage whose marker matches and
-whose outputs exist, so changing ``selection.method`` reruns selection, fine-tuning and
-evaluation and nothing before. Generation stages journal each finished batch, so a run killed
-half-way resumes without repeating or losing samples. ``--from`` forces a stage and all after it;
-``--until`` stops after a stage (to collect feedback on the outputs, say).
+atomically, then a marker holding what it read (``ilf.reads``): every config key, plug-in option
+and file it read, with its value or its content's digest, the earlier outputs it read by content,
+and what ``auto`` became on this machine. Nobody lists those inputs: the config, the plug-ins and
+the model loader record them as the stage reads. Rerunning skips a stage when everything it read
+still has the value it had and its outputs exist, so changing ``selection.method`` reruns
+selection and then only what reads a changed selection; a stage recomputed to the same output
+leaves the stages after it up to date. Generation stages journal each finished batch, so a run
+killed half-way resumes without repeating or losing samples. ``--from`` forces a stage and all
+after it; ``--until`` stops after a stage (to collect feedback on the outputs, say).
 
-With a ``shared`` folder (a study gives its cells one), a finished stage is also published there
-under its fingerprint, and a run whose stage has the same fingerprint links the files instead of
-computing them: one seed's outputs, feedback and refinements serve every method and size.
+With a ``shared`` folder (a study gives its cells one), a finished stage is also published there,
+and a run whose stage finds a published result whose reads all hold for it links the files instead
+of computing them: one seed's outputs, feedback and refinements serve every method and size.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -32,14 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ilf import steps
-from ilf.config import ModelConfig, RunConfig, dump_config, fingerprint
-from ilf.data import load_eval, load_train, loader_fingerprint_inputs, resolve_model
+from ilf import reads, steps
+from ilf.config import ModelConfig, RunConfig, dump_config, to_plain
+from ilf.data import load_eval, load_train, resolve_model
 from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
 from ilf.execution.programs import check_sandbox
 from ilf.feedback import get_source
-from ilf.files import DirectoryLock, atomic_directory, atomic_write_json, atomic_write_text, files_digest
+from ilf.files import DirectoryLock, atomic_directory, atomic_write_json, atomic_write_text
 from ilf.layout import FILES, RunPaths
 from ilf.memory import StagePeak
 from ilf.memory import describe as describe_peak
@@ -47,7 +53,7 @@ from ilf.methods import Method, get_method
 from ilf.metrics import get_metrics, score_system
 from ilf.plugin import configured_options
 from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records, write_records
-from ilf.registry import SELECTORS
+from ilf.registry import ALL, SELECTORS
 from ilf.results import RunResult
 from ilf.tasks import get_task
 
@@ -63,8 +69,7 @@ class Stage:
     after: tuple[str, ...]  # stages whose outputs it reads (besides the method's, for finetune)
     reads: str  # the config it reads, for the docs and `ilf status`
     writes: tuple[str, ...]  # keys of FILES
-    inputs: Callable[[Pipeline], list[Any]]  # the config values its fingerprint covers
-    run: Callable[[Pipeline, str], dict[str, Any]]
+    run: Callable[[Pipeline, str], dict[str, Any]]  # (run, journal key) -> its summary
 
 
 # ----- the stages --------------------------------------------------------------------------------
@@ -190,6 +195,7 @@ def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
 
 
 def _finetune(run: Pipeline, fp: str) -> dict[str, Any]:
+    reads.note("training", "method", type(run.method).training_code())
     run.replacing("finetune")
     metrics = run.method.train(run)
     return {k: v for k, v in metrics.items() if k != "loss_history"}
@@ -218,8 +224,10 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     write_records(run.paths.eval_outputs, all_outputs)
     primary = run.method.primary_system(systems)
     columns = tuple(dict.fromkeys(k for m in run.metrics for k in m.columns))
+    with reads.unrecorded():  # the run's name is written beside the results, not computed from; a rename rewrites it
+        name = c.name
     RunResult(
-        run=c.name,
+        run=name,
         method=c.method,
         seed=c.seed,
         finetune_target=c.finetune.target,
@@ -233,24 +241,12 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     return {system: {k: m[k] for k in columns if k in m} for system, m in table.items()}
 
 
-def _data_inputs(run: Pipeline) -> list[Any]:
-    c = run.config
-    return [c.data, files_digest(c.data.path), files_digest(c.data.eval_path), *loader_fingerprint_inputs(c)]
-
-
-def _finetune_inputs(run: Pipeline) -> list[Any]:
-    c = run.config
-    earlier = [e.training_fingerprints() for e in run.earlier]  # a round that retrains on every round's targets so far
-    return [run.method.fingerprint_inputs(c), run.model_inputs(c.policy), c.pretraining, c.finetune, c.task, c.seed, *earlier]
-
-
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage(
         "data",
         (),
         "`data.*`: the data loader `data.loader` names reads the training and held-out splits",
         ("samples", "eval_samples", "dataset_feedback", "dataset_comparisons"),
-        _data_inputs,
         _data,
     ),
     Stage(
@@ -258,29 +254,14 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("data",),
         "samples; the policy (`outputs.sampling`) writes an output for each sample that lacks one",
         ("outputs",),
-        lambda r: [
-            r.model_inputs(r.config.outputs.model or r.config.policy),
-            r.config.pretraining,
-            r.config.task,
-            r.config.outputs.sampling,
-            r.config.seed,
-        ],
         _outputs,
     ),
-    Stage(
-        "feedback",
-        ("outputs",),
-        "`feedback.source`: a feedback source critiques each output",
-        ("feedback",),
-        lambda r: [r.config.feedback.source, r.feedback_source.fingerprint_inputs(r)],
-        _feedback,
-    ),
+    Stage("feedback", ("outputs",), "`feedback.source`: a feedback source critiques each output", ("feedback",), _feedback),
     Stage(
         "refine",
         ("feedback",),
         "the refiner, `refine.*`: N candidate refinements of each output, with (or without) its feedback",
         ("refinements",),
-        lambda r: [r.model_inputs(r.config.refiner_model), r.config.pretraining, r.config.refine, r.config.task, r.config.seed],
         _refine,
     ),
     Stage(
@@ -288,7 +269,6 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("refine",),
         "`selection.*`, `selection_options.*`: a selector picks one candidate, the `also_score` selectors score them too",
         ("selected",),
-        lambda r: [r.config.selection, *[r.selector_inputs(cls) for cls in r.selector_classes()]],
         _select,
     ),
     Stage(
@@ -296,31 +276,14 @@ STAGE_TABLE: tuple[Stage, ...] = (
         ("data",),
         "`feedback.source`: its comparisons of two outputs (the ranking methods)",
         ("comparisons",),
-        lambda r: [r.config.feedback.source, r.feedback_source.comparison_inputs(r)],
         _comparisons,
     ),
-    Stage(
-        "reward",
-        ("comparisons",),
-        "`reward.*`: TRL `RewardTrainer` on the comparisons",
-        ("reward_model",),
-        lambda r: [
-            r.config.reward,
-            r.model_inputs(r.config.policy),
-            r.config.pretraining,
-            r.config.finetune.max_length,
-            r.config.finetune.train_samples,
-            r.config.task,
-            r.config.seed,
-        ],
-        _reward,
-    ),
+    Stage("reward", ("comparisons",), "`reward.*`: TRL `RewardTrainer` on the comparisons", ("reward_model",), _reward),
     Stage(
         "finetune",
         (),
         "`method`, `finetune.*` (and `method_options.*`): the policy trained on the method's targets",
         ("model",),
-        _finetune_inputs,
         _finetune,
     ),
     Stage(
@@ -328,18 +291,6 @@ STAGE_TABLE: tuple[Stage, ...] = (
         (),
         "`evaluation.*`, `metric_options.*`: the method's systems on the held-out split, scored by every metric of `evaluation.metrics`",
         ("eval_outputs", "metrics"),
-        lambda r: [
-            r.config.method,
-            r.config.evaluation,
-            r.model_inputs(r.config.policy),
-            r.config.pretraining,
-            r.config.task,
-            r.config.reward.best_of_n,
-            r.config.seed,
-            # Only metrics that read files or have options add inputs, so the fingerprints of runs without them stay as they were.
-            *[inputs for m in r.metrics if (inputs := m.fingerprint_inputs(r))],
-            *[options for m in r.metrics if (options := m.options(r.config)) is not None],
-        ],
         _evaluate,
     ),
 )
@@ -388,29 +339,63 @@ def train_world_models(configs: list[RunConfig]) -> list[dict[str, Any]]:
     return trained
 
 
+NOT_RUN = "it has not run"
+OLD_MARKER = "its marker is from an ilf that listed a stage's inputs by hand, not what the stage read"
+
+
 class Pipeline:
     def __init__(
         self, config: RunConfig, run_dir: str | Path, shared: str | Path | None = None, earlier: list[Pipeline] | None = None
     ) -> None:
         self.earlier = earlier or []  # earlier rounds whose targets training also reads (round_training: restart)
-        self.method: Method = get_method(config.method, config)
-        self.config = self.method.configure(config)
+        # Its own copy, bound: every read of a section by a stage is recorded under its key.
+        self.config = reads.bind(copy.deepcopy(get_method(config.method, config).configure(config)))
         self.paths = RunPaths(Path(run_dir))
         self.shared = Path(shared) if shared is not None else None
-        self.task = get_task(self.config.task)
-        self.feedback_source = get_source(self.config.feedback.source, self.config, self.task)
-        self.metrics = get_metrics(self.config.evaluation.metrics, self.config, self.task)
+        self._built: dict[str, tuple[Any, reads.Reads]] = {}
         self.stages = self._needed_stages()
-        self._policy: ModelConfig | None = None
+
+    # ----- what the stages use, built once, with what building it read ------------------------
+
+    def _build(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()`` once; every stage that uses the result also records what building it read."""
+        if name not in self._built:
+            with reads.apart(self.paths.root) as recorded:
+                built = make()
+            self._built[name] = (built, recorded)
+        built, recorded = self._built[name]
+        reads.merge(recorded)
+        return built
+
+    @property
+    def method(self) -> Method:
+        """The method; building it reads nothing a stage depends on: finetune records the code its
+        training runs (``training_code``), evaluate the method's name, and each its options."""
+
+        def make() -> Method:
+            with reads.unrecorded():
+                return get_method(self.config.method, self.config)
+
+        return self._build("method", make)  # type: ignore[no-any-return]
+
+    @property
+    def task(self) -> Any:
+        return self._build("task", lambda: get_task(self.config.task))
+
+    @property
+    def feedback_source(self) -> Any:
+        return self._build("feedback_source", lambda: get_source(self.config.feedback.source, self.config, self.task))
+
+    @property
+    def metrics(self) -> list[Any]:
+        return self._build("metrics", lambda: get_metrics(self.config.evaluation.metrics, self.config, self.task))  # type: ignore[no-any-return]
 
     # ----- models ------------------------------------------------------------------------------
 
     @property
     def policy(self) -> ModelConfig:
         """The policy as configured, with ``pretrained`` resolved to the pretraining section's model."""
-        if self._policy is None:
-            self._policy = self.resolve(self.config.policy)
-        return self._policy
+        return self._build("policy", lambda: self.resolve(self.config.policy))  # type: ignore[no-any-return]
 
     @property
     def refiner(self) -> ModelConfig:
@@ -420,12 +405,6 @@ class Pipeline:
     def outputs_model(self) -> ModelConfig:
         """The model that writes the outputs feedback is about: the policy unless outputs.model says otherwise."""
         return self.resolve(self.config.outputs.model) if self.config.outputs.model else self.policy
-
-    @staticmethod
-    def model_inputs(model: ModelConfig) -> list[Any]:
-        """What identifies a model for a fingerprint: its settings, and for a local folder its files,
-        so a model retrained in place (an earlier round's) reruns the stages that used it."""
-        return [model, files_digest(model.name_or_path) if Path(model.name_or_path).expanduser().is_dir() else []]
 
     def resolve(self, model: ModelConfig) -> ModelConfig:
         return resolve_model(self.config, model)
@@ -458,104 +437,151 @@ class Pipeline:
         """The selectors of ``selection.method`` and ``also_score`` (their modules alone imported)."""
         return [SELECTORS.get(name) for name in dict.fromkeys([self.config.selection.method, *self.config.selection.also_score])]
 
-    def selector_inputs(self, cls: Any) -> list[Any]:
-        """What a selector's scores depend on besides ``selection.*`` and the refinements: its
-        options, the models it reads, and what its ``fingerprint_inputs`` names."""
-        return [
-            cls.name,
-            cls.options(self.config),
-            [self.model_inputs(self.resolve(model)) for model in cls.models(self.config)],
-            cls.fingerprint_inputs(self),
-        ]
-
     # ----- bookkeeping -------------------------------------------------------------------------
 
     def _needed_stages(self) -> tuple[str, ...]:
-        wanted = set(self.method.stages(self.config)) | {"data", "evaluate"}
-        for metric in self.metrics:
-            wanted |= set(metric.needs)
-        if self.method.trains:
-            wanted.add("finetune")
+        with reads.unrecorded():
+            wanted = set(self.method.stages(self.config)) | {"data", "evaluate"}
+            for metric in self.metrics:
+                wanted |= set(metric.needs)
+            if self.method.trains:
+                wanted.add("finetune")
         for stage in STAGE_TABLE[::-1]:  # close over what the wanted stages read
             if stage.name in wanted:
                 wanted |= set(stage.after)
         return tuple(s for s in STAGES if s in wanted)
 
     def after(self, stage: str) -> tuple[str, ...]:
+        """The stages whose outputs ``stage`` reads (what it waits for, and shares a result by)."""
         if stage == "finetune":  # the training samples and their references come from the data stage, whatever the method
-            return ("data", *self.method.train_after(self.config))
+            with reads.unrecorded():
+                return ("data", *self.method.train_after(self.config))
         if stage == "evaluate":
             return tuple(s for s in self.stages if s != "evaluate")
         return _BY_NAME[stage].after
-
-    def training_fingerprints(self) -> list[str]:
-        """The fingerprints of the stages this run's training targets come from."""
-        fps = self.fingerprints()
-        return [fps[s] for s in self.after("finetune") if s in fps]
-
-    def fingerprints(self) -> dict[str, str]:
-        fps: dict[str, str] = {}
-        for stage in self.stages:
-            upstream = [fps[s] for s in self.after(stage) if s in fps]
-            fps[stage] = fingerprint(stage, upstream, *_BY_NAME[stage].inputs(self))
-        return fps
 
     def stage_outputs(self, stage: str) -> list[Path]:
         # A model folder is complete once its config is written (it is written atomically).
         return [getattr(self.paths, key) / ("config.json" if key in MODEL_DIRS else "") for key in _BY_NAME[stage].writes]
 
-    def is_done(self, stage: str, fp: str) -> bool:
-        recorded = _read_marker(self.paths.marker(stage))
-        return recorded is not None and recorded.get("fingerprint") == fp and all(p.exists() for p in self.stage_outputs(stage))
+    def current(self, kind: str, where: Any) -> Any:
+        """What a recorded read gives now, for this run's config and files."""
+        if kind == "config":
+            return reads.lookup(self.config, where)
+        if kind == "options":
+            registry = next(r for r in ALL if r.options_key == where[0])
+            with reads.unrecorded():
+                return reads.plain(registry.get(where[1]).options(self.config))
+        if kind == "content":
+            return reads.content_digest(where)
+        if kind == "output":
+            return reads.content_digest(self.paths.root / where)
+        if kind == "probe":
+            return reads.probe(where[0], *where[1:])
+        if kind == "training":  # the training code of the method the config names now
+            with reads.unrecorded():
+                return type(get_method(self.config.method, self.config)).training_code()
+        raise ValueError(f"unknown kind of read {kind!r}")
 
-    def status(self) -> dict[str, str]:
-        fps = self.fingerprints()
-        states = {stage: "done" if self.is_done(stage, fps[stage]) else "pending" for stage in self.stages}
-        note = self.feedback_source.status_note(self) if states.get("feedback") == "pending" else None
-        if note:
-            states["feedback"] = f"pending: {note}"
+    def why_pending(self, stage: str) -> str | None:
+        """None when ``stage`` is up to date (everything it read unchanged, its outputs there); else why not."""
+        marker = _read_marker(self.paths.marker(stage))
+        return NOT_RUN if marker is None else self._why_not({**marker, "stage": stage})
+
+    def _why_not(self, marker: dict[str, Any]) -> str | None:
+        if "reads" not in marker:
+            return OLD_MARKER
+        stage = marker.get("stage", "")
+        if stage in _BY_NAME and not self._outputs_exist(stage):
+            return "its outputs are missing"
+        return reads.check(marker["reads"], self.current)
+
+    def _outputs_exist(self, stage: str) -> bool:
+        return all(p.exists() for p in self.stage_outputs(stage))
+
+    def is_done(self, stage: str) -> bool:
+        return self.why_pending(stage) is None
+
+    def status(self, reasons: bool = False) -> dict[str, str]:
+        """Each stage: ``done``; ``pending`` (with ``reasons``, why); or ``waits on S``: what it read is
+        unchanged, and it stays up to date unless the pending stage S it reads writes other output."""
+        states: dict[str, str] = {}
+        for stage in self.stages:
+            why = self.why_pending(stage)
+            if why is not None:
+                states[stage] = f"pending: {why}" if reasons else "pending"
+                continue
+            waiting = [
+                states[s].removeprefix("waits on ") if states[s].startswith("waits") else s
+                for s in self.after(stage)
+                if states.get(s, "done") != "done"
+            ]
+            states[stage] = f"waits on {waiting[0]}" if waiting else "done"
+        if states.get("feedback", "done") != "done":
+            note = self.feedback_source.status_note(self)
+            if note:
+                states["feedback"] = f"pending: {note}"
         return states
 
     def replacing(self, stage: str) -> None:
         """Call just before a stage overwrites its outputs: its marker no longer describes them.
 
-        Later markers may stay: their fingerprints chain on this stage's, so they only match again
-        if this stage reproduces the outputs they were computed from. A stage that fails before
+        Later markers may stay: they record the content of what they read, so they hold again
+        only if this stage reproduces the outputs they were computed from. A stage that fails before
         writing (bad input, say) leaves the directory exactly as it was.
         """
         self.paths.marker(stage).unlink(missing_ok=True)
 
+    def _upstream_key(self, stage: str) -> str:
+        """The content of the earlier outputs ``stage`` reads: the key its shared results and the
+        lock of a study's cells computing it at once are filed under."""
+        digests = [
+            [key, reads.content_digest(getattr(self.paths, key))]
+            for s in self.after(stage)
+            if s in self.stages
+            for key in _BY_NAME[s].writes
+        ]
+        return hashlib.sha256(json.dumps([stage, digests]).encode()).hexdigest()[:16]
+
+    def _journal_key(self, stage: str) -> str:
+        """A generation journal is resumed only by the same config over the same earlier outputs."""
+        with reads.unrecorded():
+            config = to_plain(self.config)
+        text = json.dumps([self._upstream_key(stage), config, [reads.probe("version", p) for p in reads.VERSIONED]], default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     # ----- sharing between the runs of a study -------------------------------------------------
 
-    def _shared_dir(self, stage: str, fp: str) -> Path | None:
-        return self.shared / f"{stage}-{fp}" if self.shared is not None else None
+    def _shared_candidates(self, stage: str, upstream: str) -> list[Path]:
+        if self.shared is None or not self.shared.is_dir():
+            return []
+        found = [p for p in self.shared.glob(f"{stage}-{upstream}-*") if (p / "marker.json").exists()]
+        return sorted(found, key=lambda p: (p / "marker.json").stat().st_mtime, reverse=True)
 
-    def _adopt_shared(self, stage: str, fp: str) -> dict[str, Any] | None:
-        """Link a stage's outputs published by another run with the same fingerprint."""
-        source = self._shared_dir(stage, fp)
-        if source is None:
-            return None
-        marker = _read_marker(source / "marker.json")
-        if marker is None or marker.get("fingerprint") != fp:
-            return None
-        self.replacing(stage)
-        for key in _BY_NAME[stage].writes:
-            _link(source / FILES[key], getattr(self.paths, key))
-        atomic_write_json(self.paths.marker(stage), {**marker, "shared_from": str(source)})
-        return {"shared_from": str(source)}
+    def _adopt_shared(self, stage: str, upstream: str) -> dict[str, Any] | None:
+        """Link a stage's outputs published by another run whose reads all hold for this one."""
+        for source in self._shared_candidates(stage, upstream):
+            marker = _read_marker(source / "marker.json")
+            if marker is None or self._why_not({**marker, "stage": ""}) is not None:
+                continue
+            self.replacing(stage)
+            for key in _BY_NAME[stage].writes:
+                _link(source / FILES[key], getattr(self.paths, key))
+            atomic_write_json(self.paths.marker(stage), {**marker, "shared_from": str(source)})
+            return {"shared_from": str(source)}
+        return None
 
-    def _shared_lock(self, stage: str, fp: str) -> Path:
-        target = self._shared_dir(stage, fp)
-        assert target is not None
-        return target.with_name(f".{target.name}.lock")
+    def _shared_lock(self, stage: str, upstream: str) -> Path:
+        assert self.shared is not None
+        return self.shared / f".{stage}-{upstream}.lock"
 
-    def _publish_shared(self, stage: str, fp: str, locked: bool = False) -> None:
-        target = self._shared_dir(stage, fp)
-        if target is None or (target / "marker.json").exists():
+    def _publish_shared(self, stage: str, upstream: str) -> None:
+        if self.shared is None:
             return
-        if not locked:
-            with DirectoryLock(self._shared_lock(stage, fp), wait=True):
-                return self._publish_shared(stage, fp, locked=True)
+        marker = _read_marker(self.paths.marker(stage))
+        if marker is None:
+            return
+        target = self.shared / f"{stage}-{upstream}-{marker['key']}"
         if (target / "marker.json").exists():
             return
         with atomic_directory(target) as tmp:
@@ -563,13 +589,18 @@ class Pipeline:
                 _link(getattr(self.paths, key), tmp / FILES[key])
             shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
 
-    def _compute(self, stage: str, fp: str) -> dict[str, Any]:
-        """Run one stage and record its marker; what it computed is then this run's."""
+    def _compute(self, stage: str) -> dict[str, Any]:
+        """Run one stage, recording what it reads, and write its marker; what it computed is then this run's."""
         log.info("stage %s: running", stage)
+        journal_key = self._journal_key(stage)
         started = dt.datetime.now(dt.timezone.utc)
         peak = StagePeak().start()
+        writes = [getattr(self.paths, key) for key in _BY_NAME[stage].writes]
         try:
-            summary = _BY_NAME[stage].run(self, fp)
+            with reads.recording(self.paths.root, writes=tuple(writes)) as recorded:
+                for package in reads.VERSIONED:
+                    reads.note_probe("version", package)
+                summary = _BY_NAME[stage].run(self, journal_key)
         except ModelLoadError as err:
             raise ModelLoadError(self._name_model_key(str(err))) from err
         finished = dt.datetime.now(dt.timezone.utc)
@@ -579,11 +610,12 @@ class Pipeline:
             self.paths.marker(stage),
             {
                 "stage": stage,
-                "fingerprint": fp,
+                "key": recorded.digest(),
                 "started": started.isoformat(),
                 "finished": finished.isoformat(),
                 "peak_memory": memory,
                 "summary": summary,
+                "reads": recorded.entries(),
             },
         )
         for old in (self.paths.state / "partial").glob(f"{stage}*-*.jsonl"):
@@ -594,9 +626,10 @@ class Pipeline:
         """Name the config key of a model that failed to load (the loader knows only the name)."""
         prefix, _, rest = message.partition(": cannot load model ")
         name = rest.split("'")[1] if rest.count("'") >= 2 else None
-        models = _model_keys(self.config)
-        for cls in self.selector_classes():  # a selector's judge, say
-            models.update({f"{cls.options_key}.{cls.name}": m.name_or_path for m in cls.models(self.config)})
+        with reads.unrecorded():
+            models = _model_keys(self.config)
+            for cls in self.selector_classes():  # a selector's judge, say
+                models.update({f"{cls.options_key}.{cls.name}": m.name_or_path for m in cls.models(self.config)})
         keys = [key for key, value in models.items() if value == name]
         return f"{' / '.join(keys)}: cannot load model {rest}" if keys and rest else message
 
@@ -616,31 +649,100 @@ class Pipeline:
             if "select" in self.stages[: last + 1]:
                 for cls in self.selector_classes():
                     cls.prepare(self)
-            fps = self.fingerprints()
+            self._say_if_markers_predate()
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(self.stages[: last + 1]):
-                if index < forced and self.is_done(stage, fps[stage]):
-                    log.debug("stage %s: up to date, skipped", stage)
-                    summaries[stage] = "skipped"
-                    continue
+                if index < forced:
+                    why = self.why_pending(stage)
+                    if why is None:
+                        log.debug("stage %s: up to date, skipped", stage)
+                        summaries[stage] = "skipped"
+                        continue
+                    if why != NOT_RUN:
+                        log.info("stage %s: reruns: %s", stage, why)
+                upstream = self._upstream_key(stage)
                 if index < forced and self.shared is not None:
                     # a cell running beside this one may be computing the same stage: wait for it and link its result
-                    with DirectoryLock(self._shared_lock(stage, fps[stage]), wait=True):
-                        if self._adopt_shared(stage, fps[stage]) is not None:
+                    with DirectoryLock(self._shared_lock(stage, upstream), wait=True):
+                        if self._adopt_shared(stage, upstream) is not None:
                             log.debug("stage %s: shared with an earlier run", stage)
                             summaries[stage] = "shared"
                             continue
-                        summary = self._compute(stage, fps[stage])
-                        self._publish_shared(stage, fps[stage], locked=True)
+                        summary = self._compute(stage)
+                        self._publish_shared(stage, upstream)
                 else:
-                    summary = self._compute(stage, fps[stage])
-                    self._publish_shared(stage, fps[stage])
+                    summary = self._compute(stage)
+                    self._publish_shared(stage, upstream)
                 # Recorded once a stage has succeeded, so a run that fails on bad input leaves the
                 # directory describing the last run that worked.
                 atomic_write_text(self.paths.config, dump_config(self.config))
                 summaries[stage] = summary
             atomic_write_text(self.paths.config, dump_config(self.config))
+            self._write_name()
             return summaries
+
+    def compute_stage(self, stage: str) -> dict[str, Any]:
+        """Compute one stage now, as a run does (the sources' and selectors' ``prepare`` first),
+        whatever its marker says: ``ilf refine``, ``ilf select`` and ``ilf finetune`` over files."""
+        check_sandbox(self.task)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        with DirectoryLock(self.paths.state / "lock"):
+            if stage == "feedback":
+                self.feedback_source.prepare(self)
+            if stage == "select":
+                for cls in self.selector_classes():
+                    cls.prepare(self)
+            return self._compute(stage)
+
+    def _say_if_markers_predate(self) -> None:
+        old = [s for s in self.stages if "reads" not in (_read_marker(self.paths.marker(s)) or {"reads": []})]
+        if old:
+            log.warning(
+                "%s: the markers of %s are from an ilf that listed each stage's inputs by hand; those stages recompute "
+                "once and record what they read",
+                self.paths.root,
+                ", ".join(old),
+            )
+
+    def _write_name(self) -> None:
+        """``metrics.json`` names the run as the config now does (a rename recomputes nothing)."""
+        if not self.paths.metrics.exists():
+            return
+        with reads.unrecorded():
+            name = self.config.name
+        result = RunResult.read(self.paths.metrics)
+        if result.run != name:
+            dataclasses.replace(result, run=name).write(self.paths.metrics)
+
+
+def stage_over_files(
+    config: RunConfig, stage: str, inputs: dict[str, Path | list[Any]], outputs: dict[str, Path], work: Path
+) -> dict[str, Any]:
+    """``stage`` computed by the very function a run computes it with, over files named on the
+    command line: each of ``inputs`` (a key of ``FILES`` and a file, or records) becomes an earlier
+    stage's output in the run directory ``work``, and the stage's outputs are moved to ``outputs``.
+    ``work`` stays when the stage fails, so the same command resumes a killed generation."""
+    pipeline = Pipeline(config, work)
+    for key, source in inputs.items():
+        target = getattr(pipeline.paths, key)
+        if isinstance(source, list):
+            write_records(target, source)
+        else:
+            _link(Path(source), target)
+    summary = pipeline.compute_stage(stage)
+    for key, destination in outputs.items():
+        produced = getattr(pipeline.paths, key)
+        if not produced.exists():
+            continue  # not this process's to write (a rank other than 0 of a launcher's)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if produced.is_dir():
+            with atomic_directory(destination) as tmp:
+                tmp.rmdir()
+                os.replace(produced, tmp)
+        else:
+            os.replace(produced, destination)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
 
 
 def _model_keys(config: RunConfig) -> dict[str, str]:
@@ -679,4 +781,4 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-__all__ = ["Pipeline", "STAGES", "STAGE_TABLE", "RunPaths"]
+__all__ = ["Pipeline", "STAGES", "STAGE_TABLE", "RunPaths", "stage_over_files"]

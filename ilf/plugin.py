@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ilf import reads
 from ilf.schema import SchemaError, build
 
 if TYPE_CHECKING:
@@ -42,8 +43,16 @@ class Plugin:
         errors name the key. None when it has no ``Options``."""
         if cls.Options is None:
             return None
-        raw = (getattr(config, cls.options_key, None) or {}).get(cls.name) or {}
-        return build(cls.Options, raw, error=option_error(f"{cls.options_key}.{cls.name}"))
+        with reads.unrecorded():  # what a stage depends on is the options built, defaults and all
+            raw = (getattr(config, cls.options_key, None) or {}).get(cls.name) or {}
+            built = build(cls.Options, raw, error=option_error(f"{cls.options_key}.{cls.name}"))
+        if reads.active():
+            reads.note("options", [cls.options_key, cls.name], reads.plain(built))
+            for f in dataclasses.fields(built):
+                value = getattr(built, f.name)
+                if f.metadata.get("path") and f.metadata.get("contents", True) and isinstance(value, str):
+                    reads.note_local(value)
+        return built
 
     @classmethod
     def from_config(cls: type[P], config: RunConfig, task: Any = None) -> P:

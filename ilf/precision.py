@@ -100,16 +100,21 @@ def measure() -> CpuPrecision:
     return CpuPrecision(dtype, round(fp32, 1), round(bf16, 1), machine_key(), time.strftime("%Y-%m-%d"))
 
 
-@lru_cache(maxsize=1)
 def cpu_precision() -> CpuPrecision:
-    """The cached choice for this machine, measured (and cached) when there is none."""
-    from ilf.files import atomic_write_json
-
+    """``ILF_CPU_DTYPE`` when it is set (read on every call: a stage records what auto became),
+    else the cached choice for this machine, measured (and cached) when there is none."""
     forced = os.environ.get("ILF_CPU_DTYPE")
     if forced:
         if forced not in ("float32", "bfloat16"):
             raise ValueError(f"ILF_CPU_DTYPE: expected float32 or bfloat16, got {forced!r}")
         return CpuPrecision(forced, 0.0, 0.0, "", "set by ILF_CPU_DTYPE")
+    return measured_precision()
+
+
+@lru_cache(maxsize=1)
+def measured_precision() -> CpuPrecision:
+    from ilf.files import atomic_write_json
+
     path, key = cache_file(), machine_key()
     try:
         table = json.loads(path.read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
+from ilf import reads
 from ilf.files import atomic_write_text
 from ilf.schema import SchemaError, build
 
@@ -151,8 +152,10 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
     Lines end at LF, CRLF or CR, as in a text file opened with ``newline=""``, so they suit
     ``csv.reader`` and their numbers match the ones an editor shows. A ``.gz`` file is read
-    through gzip (HumanEval ships as ``HumanEval.jsonl.gz``).
+    through gzip (HumanEval ships as ``HumanEval.jsonl.gz``). A stage that reads a file depends on
+    its content (``ilf.reads``).
     """
+    reads.note_file(path)
     import gzip
 
     path = Path(path)

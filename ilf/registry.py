@@ -31,6 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
+from ilf import reads
+
 if TYPE_CHECKING:  # the kinds' base classes, for the registries' types only
     from ilf.feedback import FeedbackSource
     from ilf.methods import Method
@@ -145,7 +147,13 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The plug-in registered as ``name`` (its module alone imported), or the object
-        ``module.path:Name`` names."""
+        ``module.path:Name`` names; a stage that looks one up records which code it got."""
+        obj = self._get(name)
+        if reads.active():
+            reads.note("probe", ["plugin", self.kind, name], reads.plugin_identity(obj, name))
+        return obj
+
+    def _get(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name].obj
         if ":" in name:
@@ -274,6 +282,16 @@ def load_entry_points() -> tuple[str, ...]:
             continue
         loaded.append(point.value)
     return tuple(loaded)
+
+
+def plugin_probe(kind: str, name: str) -> str:
+    """The code the plug-in ``name`` of ``kind`` stands for now (``ilf.reads`` records it)."""
+    registry = next(r for r in ALL if r.kind == kind)
+    try:
+        obj = registry._get(name)
+    except Exception as err:  # noqa: BLE001 - an unknown or broken plug-in: a stage that used it is not up to date
+        return f"{reads.MISSING} ({type(err).__name__})"
+    return reads.plugin_identity(obj, name)
 
 
 def _import_object(spec: str, registry: Registry[Any]) -> Any:

@@ -63,8 +63,12 @@ class Rounds:
             runs.append(Pipeline(self.round_config(k), self.round_dir(k), self.shared, earlier=earlier))
         return runs
 
-    def status(self) -> dict[str, str]:
-        return {f"round-{k}/{stage}": state for k, run in enumerate(self.pipelines(), start=1) for stage, state in run.status().items()}
+    def status(self, reasons: bool = False) -> dict[str, str]:
+        return {
+            f"round-{k}/{stage}": state
+            for k, run in enumerate(self.pipelines(), start=1)
+            for stage, state in run.status(reasons=reasons).items()
+        }
 
     def run(
         self, from_stage: str | None = None, until: str | None = None, after_round: Callable[[int, Pipeline], None] | None = None
@@ -72,7 +76,7 @@ class Rounds:
         """Every round in turn; ``after_round(k, pipeline)`` is called as each one ends."""
         summaries: dict[str, Any] = {}
         for k in range(1, self.count + 1):
-            # Built when its turn comes: round k's fingerprints read round k-1's trained model.
+            # Built when its turn comes: round k's policy is round k-1's trained model.
             run = self.pipelines(k)[-1]
             log.info("round %d of %d", k, self.count)
             summaries[f"round-{k}"] = run.run(from_stage=from_stage, until=until if k == self.count else None)

@@ -118,3 +118,11 @@ def test_rehearsal_reports_every_stage_it_computed_with_its_peak_memory_and_esti
     estimate = rehearsal.estimates("qwen2.5-0.5b")
     assert round(estimate["params_b"], 3) == 0.494 and estimate["train"] == 4 * estimate["weights"]
     assert rehearsal.stage_estimate("seed0-dpo-n4", "finetune", estimate) == ("fine-tune + frozen copy", estimate["train+frozen"])
+
+
+def test_up_to_date_benchmark_reports_every_variant_and_sees_the_edit(tmp_path) -> None:
+    out = tmp_path / "up_to_date.md"
+    report = _run("benchmarks/up_to_date.py", "--mib", "8", "--files", "2", "--out", str(out))
+    rows = _rows(report)
+    assert list(rows) == ["cold", "SQLite cache", "in-memory cache", "one shard rewritten, size and mtime kept"]
+    assert rows["cold"][2] == "1.00x" and "The digest changed after the edit: yes." in out.read_text()

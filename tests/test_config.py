@@ -98,16 +98,6 @@ def test_relative_paths_resolve_against_the_config_files_folder(tmp_path: Path, 
     assert load_config(folder / "exp" / "c.yaml", ["data.path=rel/x"]).data.path == "rel/x"  # --set is relative to the shell
 
 
-def test_outputs_have_their_own_sampling() -> None:
-    base = load_config(REPO / "experiments/offline.yaml")
-    changed = load_config(REPO / "experiments/offline.yaml", ["refine.sampling.temperature=0.5"])
-    from ilf.pipeline import Pipeline
-
-    fps = Pipeline(base, "/nonexistent/a").fingerprints()
-    other = Pipeline(changed, "/nonexistent/b").fingerprints()
-    assert fps["outputs"] == other["outputs"] and fps["refine"] != other["refine"]
-
-
 def test_a_config_extends_its_base_key_by_key(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "base.yaml").write_text("name: base\ndata: {loader: jsonl, path: ./rows, limit: 7}\nrefine: {num_candidates: 3}\n")
@@ -223,16 +213,6 @@ def test_config_fields_lists_the_options_of_the_plugins_a_config_names(tmp_path:
     keys = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
     assert {"selection_options.random.seed", "feedback_options.simulated.comparisons_per_sample", "method_options.dpo.beta"} <= keys
     assert "selection_options.instruct_rm.judge" not in keys and "method_options.rloo.max_steps" not in keys
-
-
-def test_a_selectors_options_are_in_the_select_fingerprint_and_only_there(tmp_path: Path) -> None:
-    from ilf.pipeline import Pipeline
-
-    sets = ["method=ilf", "data.loader=facts_world", "task.name=facts", "feedback.source=simulated", "selection.method=random"]
-    one = Pipeline(load_config(None, [*sets, "selection_options.random.seed=1"]), tmp_path / "a").fingerprints()
-    two = Pipeline(load_config(None, [*sets, "selection_options.random.seed=2"]), tmp_path / "b").fingerprints()
-    assert one["select"] != two["select"]
-    assert all(one[stage] == two[stage] for stage in ("data", "outputs", "feedback", "refine"))
 
 
 def test_a_class_of_ones_own_may_not_declare_the_name_of_a_registered_plugin(tmp_path: Path, monkeypatch) -> None:

@@ -170,13 +170,20 @@ def test_answer_logprobs_do_not_depend_on_the_left_padding_of_a_batch(tmp_path: 
     assert all(a != b for a, b in batched)  # the two answers do get different log-probs
 
 
-def test_the_judge_models_files_count_in_the_evaluate_fingerprint(tmp_path: Path) -> None:
+def test_the_judge_records_its_options_and_its_models_files_as_what_evaluate_read(tmp_path: Path) -> None:
+    from ilf import reads
+
     folder = first_loving_model(tmp_path / "judge-model")
     run = run_with(tmp_path, kind="model", model={"name_or_path": str(folder)})
-    before = run.fingerprints()
-    (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")  # the judge retrained in place, say
-    after = run.fingerprints()
-    assert after["evaluate"] != before["evaluate"] and after["data"] == before["data"]
+    with reads.recording(run.paths.root) as recorded:
+        JudgeWinRate().judge(run)
+    entries = recorded.entries()
+    assert ["content", str(folder.resolve()), reads.content_digest(folder)] in entries  # retrained in place: another digest
+    options = next(value for kind, where, value in entries if kind == "options")
+    assert options["kind"] == "model" and options["model"]["name_or_path"] == str(folder)
+    before = reads.content_digest(folder)
+    (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")
+    assert reads.content_digest(folder) != before
 
 
 def test_served_judge_asks_both_orders_and_agrees_with_the_same_model_run_locally(server, tmp_path: Path) -> None:
@@ -360,8 +367,3 @@ def test_agreement_with_pairwise_judgements_made_in_a_real_label_studio(ls_clien
     scores = JudgeWinRate().score_round(run)
     assert (scores["judge_human_pairs"], scores["judge_human_ties"], scores["judge_human_agreement"]) == (4, 0, 0.75)
     assert scores["judge_human_kappa"] == pytest.approx(cohens_kappa(sorted(expected)))
-
-
-def test_the_judges_options_are_in_the_evaluate_fingerprint_and_only_there(tmp_path: Path) -> None:
-    references, base = run_with(tmp_path).fingerprints(), run_with(tmp_path, against="base").fingerprints()
-    assert references["evaluate"] != base["evaluate"] and references["data"] == base["data"]

@@ -16,9 +16,9 @@ from ilf.models import resolve_dtype
 def own_cache(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("ILF_CPU_DTYPE", raising=False)  # measured here, not set
-    precision.cpu_precision.cache_clear()
+    precision.measured_precision.cache_clear()
     yield tmp_path
-    precision.cpu_precision.cache_clear()  # later tests read the machine's own cache again
+    precision.measured_precision.cache_clear()  # later tests read the machine's own cache again
 
 
 def test_the_choice_is_measured_once_kept_per_machine_and_followed(own_cache: Path) -> None:
@@ -36,7 +36,7 @@ def test_the_choice_is_measured_once_kept_per_machine_and_followed(own_cache: Pa
     for kept in ("bfloat16", "float32"):
         table[key]["dtype"] = kept
         path.write_text(json.dumps(table))
-        precision.cpu_precision.cache_clear()
+        precision.measured_precision.cache_clear()
         assert precision.cpu_precision().dtype == kept
         assert resolve_dtype("auto", torch.device("cpu")) == getattr(torch, kept)
         # training on a CPU keeps float32 whatever was measured; a named dtype is taken as named
@@ -54,11 +54,11 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(own_cache: Path) ->
 
 def test_the_environment_sets_the_choice_without_measuring(own_cache: Path, monkeypatch) -> None:
     monkeypatch.setenv("ILF_CPU_DTYPE", "bfloat16")
-    precision.cpu_precision.cache_clear()
+    precision.measured_precision.cache_clear()
     assert precision.cpu_precision().describe() == "bfloat16 (set by ILF_CPU_DTYPE)"
     assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
     assert not precision.cache_file().exists()  # nothing measured, nothing kept
     monkeypatch.setenv("ILF_CPU_DTYPE", "float16")
-    precision.cpu_precision.cache_clear()
+    precision.measured_precision.cache_clear()
     with pytest.raises(ValueError, match="ILF_CPU_DTYPE: expected float32 or bfloat16, got 'float16'"):
         precision.cpu_precision()

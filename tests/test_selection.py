@@ -123,9 +123,9 @@ def test_embedding_edit_scores_what_changed_not_the_overlap_with_the_feedback(em
     assert edit[1] == pytest.approx(float(vectors[feedback] @ vectors["ben sells the car in rome on friday ."]), abs=1e-5)
 
 
-def test_instruct_rm_asks_the_judge_of_its_options_whose_files_are_in_the_select_fingerprint(tmp_path) -> None:
+def test_instruct_rm_asks_the_judge_of_its_options_whose_files_the_select_stage_reads(tmp_path) -> None:
+    from ilf import reads
     from ilf.models import save_model
-    from ilf.pipeline import Pipeline
 
     judge = load_model(ModelConfig(name_or_path="tiny:llama", seed=5, dtype="float32"))
     save_model(judge.model, judge.tokenizer, tmp_path / "judge")
@@ -137,8 +137,10 @@ def test_instruct_rm_asks_the_judge_of_its_options_whose_files_are_in_the_select
     # without one, the refiner judges
     assert InstructRMSelector.models(load_config(None, sets)) == [load_config(None, sets).refiner_model]
 
-    run = Pipeline(config, tmp_path / "run")
-    before = run.fingerprints()
-    (tmp_path / "judge" / "config.json").write_text((tmp_path / "judge" / "config.json").read_text() + "\n")  # retrained in place
-    after = run.fingerprints()
-    assert after["select"] != before["select"] and after["refine"] == before["refine"]
+    # the select stage records the judge's files by content, so a judge retrained in place reruns it
+    with reads.recording(tmp_path / "run") as recorded:
+        InstructRMSelector.from_config(config)
+    digest = reads.content_digest(tmp_path / "judge")
+    assert ["content", str((tmp_path / "judge").resolve()), digest] in recorded.entries()
+    (tmp_path / "judge" / "config.json").write_text((tmp_path / "judge" / "config.json").read_text() + "\n")
+    assert reads.content_digest(tmp_path / "judge") != digest

@@ -109,13 +109,6 @@ def load_split(config: RunConfig, split: str, path: str | None = None, limit: in
     return loader(config, split, path or config.data.path, limit)
 
 
-def loader_fingerprint_inputs(config: RunConfig) -> list[Any]:
-    """What a loader reads besides ``data.*`` (the facts world reads ``world.*`` and the seed)."""
-    loader = LOADERS.get(config.data.loader)
-    extra = getattr(loader, "fingerprint_inputs", None)
-    return list(extra(config)) if extra is not None else []
-
-
 def pretrained_world_model(config: RunConfig) -> Callable[[Any], Any]:
     """What trains (or finds cached) the model a config names ``pretrained``: the data loader's
     world model (its ``pretrained_model``: the facts world's, the program world's)."""

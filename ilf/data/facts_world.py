@@ -7,7 +7,7 @@ the annotator's rule is drawn from the run seed too, and every post is built und
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.data import SplitData
 from ilf.demo import models, world
@@ -35,10 +35,4 @@ def hidden_rule(config: RunConfig) -> world.Rule | None:
     return world.Rule.draw(config.seed, w.rule, w.rule_size) if w.preference == "hidden" else None
 
 
-def _fingerprint_inputs(config: RunConfig) -> list[Any]:
-    w = config.world
-    return [config.seed, w.test_posts, w.test_seed, w.preference, *([w.rule, w.rule_size] if w.preference == "hidden" else [])]
-
-
-load_facts_world.fingerprint_inputs = _fingerprint_inputs  # type: ignore[attr-defined]
 load_facts_world.pretrained_model = models.pretrained_model  # type: ignore[attr-defined]  # what `pretrained` names

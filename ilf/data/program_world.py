@@ -10,8 +10,9 @@ named ``pretrained`` in a run that loads this world is the program world's model
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ilf import reads
 from ilf.data import SplitData
 from ilf.demo import program_models, programs
 from ilf.records import Sample
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     "data.split train or test, no files; held-out tasks split off by a hash of the program.",
 )
 def load_program_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
+    reads.note_probe("constant", "ilf.demo.programs:VERSION")  # the world's tasks, as this code draws them
     if split == config.data.eval_split:
         tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="test")
         prefix = "test"
@@ -40,9 +42,4 @@ def load_program_world(config: RunConfig, split: str, path: str | None, limit: i
     return SplitData(samples=samples)
 
 
-def _fingerprint_inputs(config: RunConfig) -> list[Any]:
-    return [config.seed, config.world.test_seed, programs.VERSION]
-
-
-load_program_world.fingerprint_inputs = _fingerprint_inputs  # type: ignore[attr-defined]
 load_program_world.pretrained_model = program_models.pretrained_model  # type: ignore[attr-defined]

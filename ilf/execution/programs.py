@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ilf.execution.sandbox import ExecutionResult, Sandbox, build_program
 from ilf.records import Sample
@@ -57,10 +57,17 @@ def default_sandbox() -> Sandbox:
         return _default
 
 
+@runtime_checkable
+class RunsPrograms(Protocol):
+    """A task whose outputs are programs, with the sandbox they run in (the code task's options set its limits)."""
+
+    @property
+    def sandbox(self) -> Sandbox: ...
+
+
 def sandbox_for(task: Any) -> Sandbox:
-    """The task's sandbox (the code task's options set its limits), else the default one."""
-    sandbox = getattr(task, "sandbox", None)
-    return sandbox if isinstance(sandbox, Sandbox) else default_sandbox()
+    """The task's sandbox, else the default one."""
+    return task.sandbox if isinstance(task, RunsPrograms) else default_sandbox()
 
 
 def run_completions(sandbox: Sandbox, pairs: Sequence[tuple[Sample, str]]) -> list[ExecutionResult]:
@@ -85,9 +92,8 @@ def result_record(result: ExecutionResult) -> dict[str, Any]:
 def check_sandbox(task: Any) -> None:
     """Refuse, before any program runs, where the task's sandbox cannot isolate programs (a code
     task, or any task with a ``sandbox``); other tasks run no programs and pass."""
-    sandbox = getattr(task, "sandbox", None)
-    if isinstance(sandbox, Sandbox):
-        _ = sandbox.plan  # settling the plan is the check
+    if isinstance(task, RunsPrograms):
+        _ = task.sandbox.plan  # settling the plan is the check
 
 
 __all__ = [

@@ -28,12 +28,8 @@ class FeedbackSource(Plugin):
     critique_unit = "critiques"  # what one feedback record costs, as a study's cost columns name it
 
     def prepare(self, run: Pipeline) -> None:
-        """Called when a run starts, before fingerprints are taken (to pull new annotations, say)."""
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        """Config values and file digests the feedback depends on, besides the source's name: by
-        default its options."""
-        return [self.options(run.config)]
+        """Called when a run starts, before any stage is checked (to pull new annotations into the
+        run directory, say: a stage that reads the pulled file reruns when its content changed)."""
 
     def round_config(self, config: RunConfig, k: int) -> RunConfig:
         """Round ``k``'s config in a run of several rounds: by default ``config`` as it is (a source
@@ -48,9 +44,6 @@ class FeedbackSource(Plugin):
         """The feedback records, and where they came from (named in errors)."""
         raise NotImplementedError
 
-    def comparison_inputs(self, run: Pipeline) -> list[Any]:
-        return []
-
     def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
         """Pairwise judgements for the reward model and DPO; by default the dataset's own."""
         return read_records(run.paths.dataset_comparisons, Comparison)
@@ -59,13 +52,14 @@ class FeedbackSource(Plugin):
         """A score in [0, 1] of each (sample, output) for online methods, 1.0 meaning nothing left to
         fix, and the unit it costs (judgements, executions). By default the task's own check (the
         code task runs the unit tests); a source whose critic can score any output says so here."""
-        task_reward = getattr(run.task, "reward", None)
-        if task_reward is None:
+        from ilf.tasks import ScoresOutputs
+
+        if not isinstance(run.task, ScoresOutputs):
             raise ValueError(
                 f"feedback.source {run.config.feedback.source!r} cannot score new outputs, nor can task {run.config.task.name!r}: "
                 "online methods (sdpo) need one that can (simulated in the facts world, a code task's unit tests)"
             )
-        return task_reward(pairs)
+        return run.task.reward(pairs)
 
     def oracle_reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """A noise-free score of each (sample, output) from the world's ground truth, for ablations

@@ -5,7 +5,7 @@ the verdict (passed, failed, timeout, memory_error) and the record keeps the res
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.execution.programs import execution_feedback, result_record, run_completions, sandbox_for
 from ilf.feedback import FeedbackSource
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 )
 class ExecutionFeedback(FeedbackSource):
     critique_unit = "executions"
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.feedback, run.config.task]  # the task's options set the sandbox's limits
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
         outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.config import option
 from ilf.feedback import FeedbackSource
-from ilf.files import files_digest
 from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -25,10 +24,6 @@ class FileOptions:
 class FileFeedback(FeedbackSource):
     Options = FileOptions
     moved = {"feedback.path": "{options}.path"}
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        path = self.options(run.config).path
-        return [self.options(run.config), files_digest(path) if path else []]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         path = self.options(run.config).path

@@ -1,18 +1,17 @@
 """Feedback people wrote in a Label Studio project, pulled on every run.
 
 Only annotations not pulled before are fetched; the feedback stage reruns only when something new
-arrived, since its fingerprint covers the pulled file."""
+arrived, since it reads the pulled file by content."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.config import option
 from ilf.feedback import FeedbackSource
-from ilf.files import files_digest
 from ilf.labelstudio.client import LabelStudio, resolve_connection
 from ilf.labelstudio.sync import pull
 from ilf.records import Feedback, read_records
@@ -48,9 +47,6 @@ class LabelStudioFeedback(FeedbackSource):
         result = pull(client, project, run.paths.root / FEEDBACK_FILE, template="feedback")
         c = result.counts
         log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, project, c.kept, c.cancelled, c.empty)
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [self.options(run.config), run.config.labelstudio.url, files_digest(str(run.paths.root / FEEDBACK_FILE))]
 
     def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.feedback import FeedbackSource
 from ilf.feedback.labelstudio import FEEDBACK_FILE
@@ -87,10 +87,6 @@ class LabelStudioRound(FeedbackSource):
 
         ls = config.labelstudio  # each round its own project: "{round}" in the title is the round's number
         return dataclasses.replace(config, labelstudio=dataclasses.replace(ls, project=ls.project.replace("{round}", str(k))))
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        ls = run.config.labelstudio
-        return [project_title(run), ls.min_annotations, ls.deadline, ls.url]
 
     def status_note(self, run: Pipeline) -> str | None:
         path = run.paths.root / ROUND_FILE

@@ -5,8 +5,9 @@ their rollouts by the task's unit tests, run in the sandbox (the base class's ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ilf import reads
 from ilf.demo import programs
 from ilf.execution.programs import run_completions, sandbox_for
 from ilf.feedback import FeedbackSource
@@ -23,10 +24,8 @@ if TYPE_CHECKING:
     "...) in several phrasings; world.annotator_noise of its critiques are unhelpful or misleading.",
 )
 class ProgramReviewer(FeedbackSource):
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.world, run.config.seed, programs.VERSION]
-
     def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+        reads.note_probe("constant", "ilf.demo.programs:VERSION")  # the world's tasks and flaws, as this code draws them
         reviewer = programs.Reviewer(noise=run.config.world.annotator_noise, seed=1000 + run.config.seed)
         outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         samples = [s for s in run.samples() if s.id in outputs]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.config import RunConfig, option
 from ilf.demo import world
@@ -47,9 +47,6 @@ class SimulatedAnnotator(FeedbackSource):
     Options = SimulatedOptions
     moved = {"feedback.comparisons_per_sample": "{options}.comparisons_per_sample"}
 
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        return [run.config.world, run.config.seed]
-
     def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
         annotator = world_annotator(run.config)
         by_id = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
@@ -84,16 +81,6 @@ class SimulatedAnnotator(FeedbackSource):
         scores = [world.score_summary(world.post_from_sample(sample), text) for sample, text in pairs]
         f1 = [2 * s.recall * s.precision / (s.recall + s.precision) if s.recall + s.precision else 0.0 for s in scores]
         return f1, "oracle_scores"
-
-    def comparison_inputs(self, run: Pipeline) -> list[Any]:
-        return [
-            run.config.world,
-            run.model_inputs(run.config.outputs.model or run.config.policy),
-            run.config.pretraining,
-            run.config.outputs.sampling,
-            self.options(run.config).comparisons_per_sample,
-            run.config.seed,
-        ]
 
     def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
         """The annotator's preference between every pair of ``feedback_options.simulated.comparisons_per_sample``

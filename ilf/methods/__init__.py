@@ -27,8 +27,38 @@ if TYPE_CHECKING:
     from ilf.pipeline import Pipeline
 
 
+# What a method's training cannot depend on: how it evaluates, which stages it names, how it is
+# registered. Everything else a class defines is its training (``training_code``).
+_NOT_TRAINING = frozenset(
+    {"systems", "generate", "primary_system", "feedback_cost", "stages", "train_after", "learns_from_samples", "configure"}
+    | {"name", "options_key", "moved", "Options", "options", "from_config", "training_code"}
+)
+
+
 class Method(Plugin):
     trains: bool = True
+
+    @classmethod
+    def training_code(cls) -> str:
+        """A digest of the code and class settings its training runs (each function's module and
+        name, and for a module of one's own its source), so two methods that train alike (``ilf``
+        and ``ilf_best_of_n``) share a trained model and one that trains otherwise does not."""
+        import hashlib
+        import inspect
+
+        from ilf import reads
+
+        parts = []
+        for attr in sorted(dir(cls)):
+            if attr.startswith("__") or attr in _NOT_TRAINING:
+                continue
+            value = inspect.getattr_static(cls, attr)
+            function = getattr(value, "__func__", value)
+            if inspect.isfunction(function):
+                parts.append(f"{attr}={reads.plugin_identity(function, attr)}")
+            elif not isinstance(value, property):
+                parts.append(f"{attr}={value!r}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def configure(self, config: RunConfig) -> RunConfig:
         """The config with the keys this method fixes set (``sft_initial`` sets finetune.target)."""
@@ -46,10 +76,6 @@ class Method(Plugin):
     def train_after(self, config: RunConfig) -> tuple[str, ...]:
         """The stages training reads: a change in any of them retrains."""
         return tuple(s for s in self.stages(config) if s != "finetune")
-
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        """What identifies the training beyond finetune.*: two methods that train alike share it."""
-        return [type(self).__name__]
 
     def feedback_cost(self, run: Pipeline) -> dict[str, int]:
         """The feedback this method consumed, by kind (critiques, comparisons, references, judgements,

@@ -86,9 +86,6 @@ class DPO(Method):
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons",)
 
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["dpo", self.options(config)]
-
     def train(self, run: Pipeline) -> dict[str, Any]:
         from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo  # torch: only when it trains
 
@@ -123,9 +120,6 @@ class RLOO(Method):
 
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons", "reward")
-
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["rloo", self.options(config), config.outputs.sampling]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         from ilf.train.online import RLOOTrainingConfig, train_rloo  # torch: only when it trains

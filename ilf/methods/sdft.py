@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ilf.config import RunConfig, option
+from ilf.config import option
 from ilf.methods import keep_policy
 from ilf.methods._privileged import SelfDistillationMethod
 from ilf.registry import METHODS
@@ -48,9 +48,6 @@ class SDFTOptions:
 )
 class SDFT(SelfDistillationMethod):
     Options = SDFTOptions
-
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["sdft", self.options(config), config.outputs.sampling]
 
     def train(self, run: Pipeline) -> dict[str, Any]:
         from ilf.train.sdft import SDFTTrainingConfig, train_sdft

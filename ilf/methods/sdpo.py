@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ilf.config import RunConfig, option
+from ilf.config import option
 from ilf.methods import keep_policy
 from ilf.methods._privileged import SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
@@ -65,10 +65,6 @@ class SDPOOptions:
 )
 class SDPO(SelfDistillationMethod):
     Options = SDPOOptions
-
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        # the reward's source and the world are in the feedback stage's fingerprint, which training chains on
-        return ["sdpo", self.options(config), config.outputs.sampling]
 
     def feedback_cost(self, run: Pipeline) -> dict[str, int]:
         cost = super().feedback_cost(run)

@@ -5,7 +5,7 @@ sample's initial output runs in the task's sandbox; those that pass are the targ
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ilf.execution.programs import has_tests, run_completions, sandbox_for
 from ilf.methods.supervised import SupervisedMethod
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 )
 class SFTPassing(SupervisedMethod):
     target = "initial"
-
-    def fingerprint_inputs(self, config: Any) -> list[Any]:
-        return ["sft", "passing"]  # not sft_initial's training: fewer targets
 
     def targets(self, run: Pipeline) -> dict[str, str] | None:
         initial = super().targets(run) or {}

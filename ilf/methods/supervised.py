@@ -40,9 +40,6 @@ class SupervisedMethod(Method):
             raise ValueError(f"finetune.target: unknown target {config.finetune.target!r} (selected, initial or reference)")
         return READS[config.finetune.target]
 
-    def fingerprint_inputs(self, config: RunConfig) -> list[Any]:
-        return ["sft"]
-
     def train(self, run: Pipeline) -> dict[str, Any]:
         pairs: list[dict[str, str]] = []
         counts: dict[str, int] = {}

@@ -5,8 +5,8 @@ A metric is a plug-in: a module in this package registers a ``Metric`` subclass 
 (``mypkg.metrics:MyMetric`` for one of your own). ``score_outputs`` scores each evaluated system;
 ``score_round`` describes the round itself (selection hit rates, the quality of the training
 targets). ``columns`` are the keys tables show; ``needs`` names stages the metric reads (the win
-rate needs the reward model); ``fingerprint_inputs`` names files it reads (a judge model's). Its
-own settings are an ``Options`` dataclass under ``metric_options.<name>`` (see ``ilf.plugin``).
+rate needs the reward model). What it reads (its options, a judge model's files, a prompt file)
+is recorded as it reads it, as for every stage (``ilf.reads``). Its own settings are an ``Options`` dataclass under ``metric_options.<name>`` (see ``ilf.plugin``).
 """
 
 from __future__ import annotations
@@ -55,11 +55,6 @@ class Metric(Plugin):
     def score_round(self, run: Pipeline) -> dict[str, Any]:
         """Scores of the run's feedback round and training targets (flat keys)."""
         return {}
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        """What the metric reads besides the config (a judge's model files, a prompt file), so that
-        editing it reruns the evaluate stage; [] for none."""
-        return []
 
 
 def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ilf import reads
 from ilf.config import ModelConfig, RunConfig, SamplingConfig, option
 from ilf.evaluation import mean_and_sem
-from ilf.files import files_digest
 from ilf.labelstudio.summary import cohens_kappa
 from ilf.metrics import Metric
 from ilf.records import Comparison, Output, Sample, format_inputs, read_records
@@ -187,6 +187,7 @@ class AnnotatorJudge:
 
 def read_prompt(prompt: str) -> str:
     # An editor's final newline would put the answer on a line of its own.
+    reads.note_file(judge_prompt_path(prompt))
     return judge_prompt_path(prompt).read_text(encoding="utf-8").rstrip("\n")
 
 
@@ -376,16 +377,6 @@ class JudgeWinRate(Metric):
             config = self.settings(run)
             self._judge = build_judge(config, run.resolve(config.model) if config.model is not None else None)
         return self._judge
-
-    def fingerprint_inputs(self, run: Pipeline) -> list[Any]:
-        c = self.settings(run)
-        return [
-            "judge",
-            files_digest(judge_prompt_path(c.prompt)),
-            run.model_inputs(c.model) if c.kind == "model" and c.model is not None else [],
-            files_digest(c.against) if judge_opponent_is_file(c.against) else [],
-            files_digest(c.human),
-        ]
 
     def _opponents(self, run: Pipeline, system: str, samples: list[Sample]) -> dict[str, str] | None:
         against = self.settings(run).against

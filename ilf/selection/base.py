@@ -36,20 +36,14 @@ class Selector(Plugin):
 
     @classmethod
     def models(cls, config: Any) -> list[Any]:
-        """The models scoring reads (an LM judge, say), as configured: the select stage's
-        fingerprint covers their settings and, for local folders, their files."""
+        """The models scoring reads (an LM judge, say), as configured: a study trains a ``pretrained``
+        one before its cells, and a model that fails to load is named by its options key."""
         return []
 
     @classmethod
     def prepare(cls, run: Any) -> None:
         """Before any stage of ``run`` (a Pipeline) runs: fetch what scoring will read from outside
-        (people's picks, say) into the run directory, so the fingerprint can cover it."""
-
-    @classmethod
-    def fingerprint_inputs(cls, run: Any) -> list[Any]:
-        """What the select stage's result depends on besides the config and the refinements: a
-        change reruns the stage (a digest of the snapshot ``prepare`` wrote, say)."""
-        return []
+        (people's picks, say) into the run directory, where the select stage reads it by content."""
 
     @classmethod
     def summary(cls, selections: list[Selection]) -> dict[str, Any]:

@@ -31,9 +31,13 @@ def default_embedder_path() -> str:
 def load_embedder(name_or_path: str | None = None, device: str | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
 
+    from ilf import reads
     from ilf.models import resolve_device
 
     path = name_or_path or default_embedder_path()
+    reads.note_local(path)
+    if device is None:
+        reads.note("probe", ["device", "auto"], str(resolve_device("auto")))
     return SentenceTransformer(path, device=device or str(resolve_device("auto")))
 
 

@@ -12,8 +12,8 @@ fine-tuning; every other sample is a tie the select step breaks by ``selection.a
 automatic selector chose it, and the select stage counts both.
 
 In a run, the picks are fetched once, before any stage (``prepare``), into the run directory, and
-the select stage scores that snapshot: the fingerprint that decides whether the stage reruns covers
-exactly what it scored. A pick counts only for the candidate the person saw: where the sample's
+the select stage scores that snapshot and records its content as
+what it read. A pick counts only for the candidate the person saw: where the sample's
 candidate at the picked position is no longer that text (the refinements were written again), the
 automatic selector picks instead, and the stage counts it (``human_picks_of_changed_candidates``).
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ilf import reads
 from ilf.config import RunConfig, option
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import records_from_export, select_answer
@@ -99,8 +100,8 @@ def read_snapshot(path: Path) -> dict[str, Selection | None]:
 
 
 def snapshot_picks(project: str, path: Path) -> bool:
-    """Write the project's picks to ``path`` when they changed (the select stage's fingerprint
-    reads the file, so new picks rerun the stage and nothing else does); True when written."""
+    """Write the project's picks to ``path`` when they changed (the select stage reads
+    the file by content, so new picks rerun the stage and nothing else does); True when written."""
     if not project:
         raise LabelStudioError(f"selection.method labelstudio needs {PROJECT_KEY} (the title of the select project)")
     client = LabelStudio(resolve_connection())
@@ -155,12 +156,6 @@ class LabelStudioSelector(Selector):
         snapshot_picks(cls.options(run.config).project or "", run.paths.root / PICKS_FILE)
 
     @classmethod
-    def fingerprint_inputs(cls, run: Any) -> list[Any]:
-        from ilf.files import files_digest
-
-        return [files_digest(run.paths.root / PICKS_FILE)]  # people's new picks rerun the stage
-
-    @classmethod
     def summary(cls, selections: list[Selection]) -> dict[str, Any]:
         picked_by = [s.extra.get("picked_by") for s in selections]
         stats = {
@@ -205,6 +200,7 @@ class LabelStudioSelector(Selector):
         """The person's pick scores 1, "none of them" scores every candidate below ``min_score``;
         a sample nobody answered scores all its candidates 0, a tie the select step breaks."""
         if self.snapshot is not None and self.snapshot.exists():
+            reads.note_file(self.snapshot)  # people's new picks rerun the stage
             self.picks = read_snapshot(self.snapshot)
         else:  # no run (`ilf select`): the project as it is now
             found = self.client.find_project(self.project)

@@ -6,7 +6,7 @@ A study config is a run config plus a ``study`` section. Every cell is an ordina
 (``cells/<name>/``, with its own resolved ``config.yaml``: ``ilf run <cell>/config.yaml --run-dir
 <cell>`` finds it up to date). Sizes are nested like SLF5K's 100 in 1K in 5K: every cell of a seed
 runs its feedback round on the largest size and trains on the first N samples
-(``finetune.train_samples``), so stages with equal fingerprints are computed once, in whichever
+(``finetune.train_samples``), so a stage whose reads are the same for several cells is computed once, in whichever
 cell comes first, and linked into the others through ``.shared/``. A killed study resumes at the
 cell and stage where it stopped. The report (``report.md``, ``report.png``, ``cells.csv``,
 ``cells.json``, ``summary.json``) is computed from the cells' ``metrics.json`` and nothing else.

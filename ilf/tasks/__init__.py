@@ -8,11 +8,20 @@ at all; ``task.name: mypkg.tasks:MyTask`` loads one from outside the package.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from ilf.config import TaskConfig
+from ilf.records import Sample
 from ilf.registry import TASKS
 from ilf.tasks.base import Task, TemplateTask
+
+
+@runtime_checkable
+class ScoresOutputs(Protocol):
+    """A task that can check any output itself (the code task runs its tests): online methods'
+    reward when the feedback source has none of its own."""
+
+    def reward(self, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]: ...
 
 
 def get_task(config: TaskConfig) -> Task:
@@ -30,4 +39,4 @@ def register_task(name: str, help: str = "") -> Callable[[Any], Any]:
     return TASKS.register(name, help)
 
 
-__all__ = ["Task", "TemplateTask", "get_task", "available_tasks", "register_task"]
+__all__ = ["ScoresOutputs", "Task", "TemplateTask", "get_task", "available_tasks", "register_task"]

@@ -35,6 +35,9 @@ def train_rloo(
     work = out_dir.parent / f".{out_dir.name}.trainer"
     policy = policy_with_path(policy, work)  # RLOOTrainer rebuilds its frozen reference from the path
     lm = load_model(policy, for_training=True)
+    from ilf import reads
+
+    reads.note_file(reward_model)
     reward = AutoModelForSequenceClassification.from_pretrained(str(reward_model))
     reward_tokenizer = AutoTokenizer.from_pretrained(str(reward_model))
     args = RLOOConfig(

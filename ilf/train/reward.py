@@ -74,6 +74,9 @@ def load_classifier(config: ModelConfig) -> tuple[Any, Any]:
             torch.manual_seed(config.seed)
             model = model_cls[arch](base.config)
     else:
+        from ilf import reads
+
+        reads.note_local(config.name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
             config.name_or_path, num_labels=1, trust_remote_code=config.trust_remote_code
         )
@@ -97,6 +100,11 @@ class RewardModel:
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 16) -> RewardModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from ilf import reads
+
+        reads.note_file(path)
+        reads.note("probe", ["device", "auto"], str(resolve_device("auto")))
 
         return cls(
             AutoModelForSequenceClassification.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path)), batch_size=batch_size
