@@ -17,13 +17,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ilf import __version__  # noqa: E402
 from ilf.config import RunConfig, dump_config, field_help, load_config, read_config_file  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
-from ilf.evaluation import format_table  # noqa: E402
-from ilf.files import atomic_write_json  # noqa: E402
-from ilf.metrics import get_metrics, score_system  # noqa: E402
-from ilf.records import Output, Refinements, Sample, read_records, write_records  # noqa: E402
+from ilf.records import Output, Refinements, Sample, read_records  # noqa: E402
 from ilf.registry import ALL, TASKS, Registry  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
-from ilf.tasks import get_task  # noqa: E402
 
 log = logging.getLogger("ilf")
 
@@ -289,72 +285,48 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     "HumanEval's canonical solutions must give pass@1 = 1.0).",
 )
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """The evaluate stage over files: of a ``before`` run whose policy is ``--model`` (or the
+    config's), or of an ``outputs`` run scoring ``--outputs``, on ``--samples`` as the held-out split."""
     import dataclasses
 
+    from ilf.errors import ModelLoadError
+    from ilf.pipeline import stage_over_files
+    from ilf.results import RunResult
+
     config = _config(args)
-    task = get_task(config.task)
+    if args.outputs and args.model:
+        raise ValueError("--outputs scores outputs that exist; --model generates new ones: pass one of them")
     if args.samples:
-        samples = read_records(args.samples, Sample)
+        samples: Path | list[Sample] = Path(args.samples)
     else:
         from ilf.data import load_eval
 
         samples = load_eval(config).samples
-    if args.outputs and args.model:
-        raise ValueError("--outputs scores outputs that exist; --model generates new ones: pass one of them")
-    from ilf.execution.programs import check_sandbox
-
-    check_sandbox(task)  # before a model is loaded or any program runs
-    scorers = get_metrics(config.evaluation.metrics, config, task)  # pass_at_k runs programs in the task's sandbox
     if args.outputs:
-        by_system = _outputs_to_score(args.outputs, samples, task)
+        source = args.outputs if args.outputs == "references" else str(Path(args.outputs).resolve())
+        config = dataclasses.replace(config, method="outputs", method_options={**config.method_options, "outputs": {"source": source}})
     else:
-        from ilf import steps
-
-        model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local") if args.model else config.policy
-        outputs, info = steps.evaluation_outputs(
-            model,
-            samples,
-            task,
-            config.evaluation.sampling,
-            config.seed,
-            args.system,
-            num_samples=config.evaluation.num_samples,
-            independent=any(m.independent_samples for m in scorers),
+        model = dataclasses.replace(config.policy, name_or_path=args.model, backend="local", adapter=None) if args.model else config.policy
+        config = dataclasses.replace(
+            config, method="before", policy=model, method_options={**config.method_options, "before": {"system": args.system}}
         )
-        by_system = {args.system: (outputs, info)}
-    systems: dict[str, dict] = {}
-    for system, (outputs, info) in by_system.items():
-        systems[system] = {**info, **score_system(scorers, None, samples, outputs)}
-        missing = systems[system].get("samples_without_output", 0)
+    config = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, train_samples=None))
+    out = Path(args.out)
+    produced = {"metrics": out, **({"eval_outputs": Path(args.outputs_out)} if args.outputs_out else {})}
+    # no feedback round over files: the run's training samples are none
+    try:
+        stage_over_files(config, "evaluate", {"eval_samples": samples, "samples": []}, produced, _work_dir(out))
+    except ModelLoadError as err:  # the model came from --model, not from the config's policy
+        raise ModelLoadError(str(err).replace("policy.name_or_path: ", "--model: ", 1) if args.model else str(err)) from err
+    result = RunResult.read(out)
+    count = len(read_records(samples, Sample)) if isinstance(samples, Path) else len(samples)
+    for system, row in result.systems.items():
+        missing = row.get("samples_without_output", 0)
         if missing:
             what = "reference" if args.outputs == "references" else "output"
-            print(f"{system}: {missing} of {len(samples)} samples have no {what}; every metric scores the other {len(samples) - missing}")
-    columns = tuple(dict.fromkeys(k for m in scorers for k in m.columns)) or ("mean_words",)
-    table = format_table(systems, columns=columns)
-    atomic_write_json(args.out, {"systems": systems, "table": table})
-    if args.outputs_out:
-        write_records(args.outputs_out, [o for outputs, _ in by_system.values() for o in outputs])
-    print(table)
+            print(f"{system}: {missing} of {count} samples have no {what}; every metric scores the other {count - missing}")
+    print(result.table)
     return 0
-
-
-def _outputs_to_score(source: str, samples: list[Sample], task: object) -> dict[str, tuple[list[Output], dict]]:
-    """The outputs ``ilf evaluate --outputs`` scores, by system: a file's records (one table row
-    per system in it, in the samples' order), or ``references``: each sample's first reference."""
-    if source == "references":
-        outputs = [Output(sample_id=s.id, text=s.references[0], system="references") for s in samples if s.references]
-        if not outputs:
-            raise ValueError("--outputs references: none of the samples has a reference")
-        return {"references": (outputs, {"n": len(outputs), "samples_without_reference": len(samples) - len(outputs)})}
-    ids = {s.id for s in samples}
-    records = read_records(source, Output)
-    unknown = sorted({o.sample_id for o in records if o.sample_id not in ids})
-    if unknown:
-        raise ValueError(f"{source}: {len(unknown)} outputs are for samples not in the evaluation samples (first: {unknown[0]!r})")
-    grouped: dict[str, list[Output]] = {}
-    for output in records:
-        grouped.setdefault(output.system, []).append(output)
-    return {system: (outputs, {"n": len(outputs), "problems": len({o.sample_id for o in outputs})}) for system, outputs in grouped.items()}
 
 
 def _study_arguments(p: argparse.ArgumentParser) -> None:

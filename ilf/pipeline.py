@@ -715,6 +715,17 @@ class Pipeline:
             dataclasses.replace(result, run=name).write(self.paths.metrics)
 
 
+_RECORDS: dict[str, type] = {
+    "samples": Sample,
+    "eval_samples": Sample,
+    "outputs": Output,
+    "feedback": Feedback,
+    "refinements": Refinements,
+    "selected": Selection,
+    "comparisons": Comparison,
+}
+
+
 def stage_over_files(
     config: RunConfig, stage: str, inputs: dict[str, Path | list[Any]], outputs: dict[str, Path], work: Path
 ) -> dict[str, Any]:
@@ -728,6 +739,7 @@ def stage_over_files(
         if isinstance(source, list):
             write_records(target, source)
         else:
+            read_records(source, _RECORDS[key])  # a bad line is named in the file given, not in its copy
             _link(Path(source), target)
     summary = pipeline.compute_stage(stage)
     for key, destination in outputs.items():

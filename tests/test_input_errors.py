@@ -193,5 +193,5 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path: Path, capsys) -> None
     missing = tmp_path / "no-model"
     assert main(["evaluate", "--samples", str(samples), "--model", str(missing), "--out", str(tmp_path / "m.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"ilf: error: name_or_path: cannot load model '{missing}': path does not exist; ")
+    assert err.startswith(f"ilf: error: --model: cannot load model '{missing}': path does not exist; ")
     assert err.count("\n") == 1

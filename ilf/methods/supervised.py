@@ -12,9 +12,10 @@ so a study's cells share whatever stages their targets have in common.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ilf.config import RunConfig
+from ilf.config import RunConfig, option
 from ilf.methods import Method, keep_policy
 from ilf.records import Output, read_records
 from ilf.registry import METHODS, SELECTORS
@@ -103,9 +104,15 @@ class SFTReference(SupervisedMethod):
     target = "reference"
 
 
+@dataclass
+class BeforeOptions:
+    system: str = option("base", "The name of the policy's row in the table.")
+
+
 @METHODS.register("before", help="No training: the policy as it is, for the starting point of every table.")
 class Before(Method):
+    Options = BeforeOptions
     trains = False
 
     def systems(self, run: Pipeline) -> dict[str, Any]:
-        return {"base": run.policy}
+        return {self.options(run.config).system: run.policy}
