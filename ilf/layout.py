@@ -40,8 +40,8 @@ class RunPaths:
     def marker(self, stage: str) -> Path:
         return self.state / "stages" / f"{stage}.json"
 
-    def journal(self, stage: str, fp: str, part: str = "") -> Journal:
-        return Journal(self.state / "partial" / f"{stage}{part}-{fp}.jsonl")
+    def journal(self, stage: str, key: str, part: str = "") -> Journal:
+        return Journal(self.state / "partial" / f"{stage}{part}-{key}.jsonl")
 
 
 # What a run directory holds; RunPaths(root).<key> is the path.

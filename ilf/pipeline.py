@@ -75,7 +75,7 @@ class Stage:
 # ----- the stages --------------------------------------------------------------------------------
 
 
-def _data(run: Pipeline, fp: str) -> dict[str, Any]:
+def _data(run: Pipeline, journal_key: str) -> dict[str, Any]:
     train = load_train(run.config)
     held_out = load_eval(run.config)
     if not train.samples:
@@ -98,17 +98,17 @@ def _data(run: Pipeline, fp: str) -> dict[str, Any]:
     }
 
 
-def _outputs(run: Pipeline, fp: str) -> dict[str, Any]:
+def _outputs(run: Pipeline, journal_key: str) -> dict[str, Any]:
     c = run.config
     outputs, stats = steps.initial_outputs(
-        run.samples(), run.task, run.outputs_model, c.outputs.sampling, c.seed, run.paths.journal("outputs", fp)
+        run.samples(), run.task, run.outputs_model, c.outputs.sampling, c.seed, run.paths.journal("outputs", journal_key)
     )
     run.replacing("outputs")
     write_records(run.paths.outputs, outputs)
     return stats
 
 
-def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
+def _feedback(run: Pipeline, journal_key: str) -> dict[str, Any]:
     samples = run.samples()
     ids = {s.id for s in samples}
     feedback, origin = run.feedback_source.collect(run)
@@ -135,7 +135,7 @@ def _feedback(run: Pipeline, fp: str) -> dict[str, Any]:
     }
 
 
-def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
+def _refine(run: Pipeline, journal_key: str) -> dict[str, Any]:
     c = run.config
     records, stats = steps.refine(
         run.samples(),
@@ -145,22 +145,22 @@ def _refine(run: Pipeline, fp: str) -> dict[str, Any]:
         run.refiner,
         c.refine,
         c.seed,
-        run.paths.journal("refine", fp),
+        run.paths.journal("refine", journal_key),
     )
     run.replacing("refine")
     write_records(run.paths.refinements, records)
     return stats
 
 
-def _select(run: Pipeline, fp: str) -> dict[str, Any]:
+def _select(run: Pipeline, journal_key: str) -> dict[str, Any]:
     selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task, run)
     run.replacing("select")
     write_records(run.paths.selected, selections)
     return stats
 
 
-def _comparisons(run: Pipeline, fp: str) -> dict[str, Any]:
-    comparisons = run.feedback_source.compare(run, fp)
+def _comparisons(run: Pipeline, journal_key: str) -> dict[str, Any]:
+    comparisons = run.feedback_source.compare(run, journal_key)
     if not comparisons:
         raise ValueError(f"comparisons: feedback source {run.config.feedback.source!r} gave no comparisons for the ranking methods")
     run.replacing("comparisons")
@@ -168,7 +168,7 @@ def _comparisons(run: Pipeline, fp: str) -> dict[str, Any]:
     return {"comparisons": len(comparisons), "ties": sum(c.preferred == "tie" for c in comparisons)}
 
 
-def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
+def _reward(run: Pipeline, journal_key: str) -> dict[str, Any]:
     """A reward model on the training samples' comparisons, a share held out for its accuracy."""
     from ilf.train.reward import RewardTrainingConfig, preference_pairs, train_reward_model  # torch, when it trains
 
@@ -194,14 +194,14 @@ def _reward(run: Pipeline, fp: str) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
 
-def _finetune(run: Pipeline, fp: str) -> dict[str, Any]:
+def _finetune(run: Pipeline, journal_key: str) -> dict[str, Any]:
     reads.note("training", "method", type(run.method).training_code())
     run.replacing("finetune")
     metrics = run.method.train(run)
     return {k: v for k, v in metrics.items() if k != "loss_history"}
 
 
-def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
+def _evaluate(run: Pipeline, journal_key: str) -> dict[str, Any]:
     c = run.config
     samples = read_records(run.paths.eval_samples, Sample)
     if not samples:
@@ -210,7 +210,7 @@ def _evaluate(run: Pipeline, fp: str) -> dict[str, Any]:
     table: dict[str, Any] = {}
     all_outputs: list[Output] = []
     for system, model in systems.items():
-        outputs, metrics = run.method.generate(run, model, samples, system, run.paths.journal("evaluate", fp, f"-{system}"))
+        outputs, metrics = run.method.generate(run, model, samples, system, run.paths.journal("evaluate", journal_key, f"-{system}"))
         metrics.update(score_system(run.metrics, run, samples, outputs))
         all_outputs.extend(outputs)
         table[system] = metrics

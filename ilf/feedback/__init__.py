@@ -44,7 +44,7 @@ class FeedbackSource(Plugin):
         """The feedback records, and where they came from (named in errors)."""
         raise NotImplementedError
 
-    def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
+    def compare(self, run: Pipeline, journal_key: str) -> list[Comparison]:
         """Pairwise judgements for the reward model and DPO; by default the dataset's own."""
         return read_records(run.paths.dataset_comparisons, Comparison)
 

@@ -82,7 +82,7 @@ class SimulatedAnnotator(FeedbackSource):
         f1 = [2 * s.recall * s.precision / (s.recall + s.precision) if s.recall + s.precision else 0.0 for s in scores]
         return f1, "oracle_scores"
 
-    def compare(self, run: Pipeline, fp: str) -> list[Comparison]:
+    def compare(self, run: Pipeline, journal_key: str) -> list[Comparison]:
         """The annotator's preference between every pair of ``feedback_options.simulated.comparisons_per_sample``
         distinct policy samples of each training sample."""
         samples = run.samples()
