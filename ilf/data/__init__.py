@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
 
 from ilf.records import Comparison, Feedback, RecordError, Sample
 from ilf.registry import LOADERS
@@ -112,13 +112,23 @@ def load_split(config: RunConfig, split: str, path: str | None = None, limit: in
 def pretrained_world_model(config: RunConfig) -> Callable[[Any], Any]:
     """What trains (or finds cached) the model a config names ``pretrained``: the data loader's
     world model (its ``pretrained_model``: the facts world's, the program world's)."""
-    own = getattr(LOADERS.get(config.data.loader), "pretrained_model", None)
-    if own is None:
+    loader = LOADERS.get(config.data.loader)
+    if not isinstance(loader, WorldLoader):
         raise ValueError(
             f"name_or_path 'pretrained' names the world model of the data loader, and data.loader {config.data.loader!r} "
             "has none (the facts_world and program_world loaders do)"
         )
-    return own
+    return loader.pretrained_model
+
+
+@runtime_checkable
+class WorldLoader(Protocol):
+    """A data loader whose world has a model of its own to pretrain (``pretrained_model(settings)``
+    gives its folder): what a config's ``pretrained`` names."""
+
+    pretrained_model: Callable[[Any], Any]
+
+    def __call__(self, config: RunConfig, split: str, path: str, limit: int | None) -> SplitData: ...
 
 
 def resolve_model(config: RunConfig, model: ModelConfig) -> ModelConfig:

@@ -97,7 +97,7 @@ class Method(Plugin):
         the unit_tests selector runs every candidate of the training samples against their tests."""
         if "select" not in self.stages(run.config) or not run.paths.refinements.exists():
             return {}
-        unit = getattr(SELECTORS.get(run.config.selection.method), "cost_unit", None)
+        unit = SELECTORS.get(run.config.selection.method).cost_unit
         if unit is None:
             return {}
         ids = {s.id for s in run.training_samples()}

@@ -59,10 +59,8 @@ class InstructRMSelector(Selector):
     @classmethod
     def from_config(cls, config: RunConfig, task: Any = None) -> InstructRMSelector:
         (judge,) = cls.models(config)
-        variants = getattr(task, "judge_variants", None)
-        return cls(
-            load_model(resolve_model(config, judge)), batch_size=config.selection.batch_size, variants=variants() if variants else None
-        )
+        variants = task.judge_variants() if task is not None else None  # a task's own language, else general English
+        return cls(load_model(resolve_model(config, judge)), batch_size=config.selection.batch_size, variants=variants)
 
     def __init__(self, judge: LoadedModel, batch_size: int = 8, variants: list[tuple[str, str, str]] | None = None) -> None:
         if judge.is_seq2seq:
