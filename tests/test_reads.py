@@ -117,12 +117,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sys.path.remove(str(root / "own"))
 
 
-def states(run: tuple[list[str], Path], *more: str) -> dict[str, str]:
-    sets, run_dir = run
-    return open_run(load_config(OFFLINE, [*sets, *more]), run_dir).status()
+def states(run: tuple[Any, ...], *more: str) -> dict[str, str]:
+    """The stages of a run (its sets, its folder, and the config file they apply to: the offline one
+    unless a third item says otherwise) after more changes."""
+    sets, run_dir, source = (*run, OFFLINE)[:3]
+    return open_run(load_config(source, [*sets, *more]), run_dir).status()
 
 
-def pending(run: tuple[list[str], Path], *more: str) -> set[str]:
+def pending(run: tuple[Any, ...], *more: str) -> set[str]:
     return {stage for stage, state in states(run, *more).items() if state.startswith("pending")}
 
 
@@ -340,6 +342,12 @@ CHANGES: dict[str, Any] = {
     "selection_options.embedding.model": None,  # the packaged MiniLM instead of the run's copy
     "refiner.adapter": None,
     "selection_options.instruct_rm.judge": {"name_or_path": "tiny:llama"},
+    "method_options.before.system": "model",
+    "method_options.outputs.source": "references",
+    "task.options.isolation": "unsafe_process",
+    "task.options.executor": "spawn",
+    "task.options.workers": 1,
+    "task.options.cache_dir": "other/cache",
 }
 _MODEL_CHANGES = {
     "name_or_path": "tiny:llama",
@@ -415,29 +423,7 @@ def test_every_key_and_option_changed_alone_reruns_a_stage_or_changes_no_output(
     base = load_config(OFFLINE, sets)
     (world["root"] / "pairs.jsonl").write_text(json.dumps({"sample_id": "train-0000", "a": "x.", "b": "y.", "preferred": "a"}) + "\n")
     (world["root"] / "opponent.jsonl").write_text(json.dumps({"sample_id": "test-0100", "text": "x.", "system": "base"}) + "\n")
-    idle: list[str] = []
-    reran: dict[str, set[str]] = {}
-    refused: list[str] = []
-    for key, value in _every_key(base):
-        new = _change(key, value)
-        together = (
-            [more.replace("{root}", str(world["root"])) for more in new[:-1]]
-            if key in CHANGES and isinstance(CHANGES[key], list) and isinstance(new[0], str) and "=" in new[0]
-            else []
-        )
-        new = new[-1] if together else new
-        new = new.replace("{root}", str(world["root"])) if isinstance(new, str) else new
-        change = f"{key}={json.dumps(new)}"
-        try:
-            stages = pending((sets, run_dir), *together, change)
-        except Exception as err:  # noqa: BLE001 - every refused change is listed at once
-            refused.append(f"{change}: {err}")
-            continue
-        if stages:
-            reran[key] = stages
-        else:
-            idle += [*together, change]
-    assert not refused, "changes the config refuses (give their keys another value in CHANGES):\n" + "\n".join(refused)
+    reran, idle = _change_each((sets, run_dir), _every_key(base), world["root"])
     # the stages each kind of key reruns, as a person would expect
     assert "outputs.sampling.temperature" not in reran  # the outputs critiqued are the dataset's: nothing sampled them
     assert reran["refine.sampling.temperature"] == {"refine"}
@@ -447,19 +433,91 @@ def test_every_key_and_option_changed_alone_reruns_a_stage_or_changes_no_output(
     assert reran["data.limit"] == {"data"}
     assert "name" not in reran and "labelstudio.port" not in reran and "method_options.dpo.beta" not in reran
     assert len(idle) > 50
-    # everything that reran nothing, at once, in a fresh run: the same outputs
+    _assert_no_output_changes(sets, run_dir, idle, tmp_path)
+
+
+def test_every_option_of_the_code_task_reruns_what_reads_the_task(tmp_path: Path) -> None:
+    """The code task's options (its sandbox's limits, its prompts) on a code round up to select:
+    each change leaves the stages that use the task pending, or, if none, changes no output."""
+    from ilf.tasks.code import CodeTask
+
+    sets = _code_sets(tmp_path)
+    run_dir = tmp_path / "code"
+    Pipeline(load_config(None, sets), run_dir).run()
+    keys = [
+        (f"task.options.{f.name}", {"timeout": 5, "include_test_output": True}.get(f.name, f.default)) for f in dataclasses.fields(CodeTask)
+    ]
+    reran, idle = _change_each((sets, run_dir, None), keys, tmp_path)
+    assert reran["task.options.timeout"] >= {"feedback", "refine", "select", "evaluate"}  # the sandbox's limit: the programs' verdicts
+    assert reran["task.options.refine_template"] >= {"refine"} and all("data" not in stages for stages in reran.values())
+    assert len(reran) + len(idle) == len(keys) == 15
+    if idle:
+        _assert_no_output_changes(sets, run_dir, idle, tmp_path, source=None)
+
+
+def _code_sets(tmp_path: Path) -> list[str]:
+    from conftest import ilf_code_rows
+
+    path = write_jsonl(tmp_path / "annotations.jsonl", ilf_code_rows())
+    return [
+        "task.name=code",
+        "task.options={timeout: 5, include_test_output: true}",
+        "data.loader=ilf_code",
+        f"data.path={path}",
+        "feedback.source=execution",
+        "selection.method=unit_tests",
+        "evaluation.metrics=[pass_at_k]",
+        "refine.num_candidates=2",
+        "refine.sampling.max_new_tokens=8",
+    ]
+
+
+def _change_each(run: tuple[Any, ...], keys: list[tuple[str, Any]], root: Path) -> tuple[dict[str, set[str]], list[str]]:
+    """Each key changed alone: the stages it leaves pending, by key, and the changes that leave none."""
+    idle: list[str] = []
+    reran: dict[str, set[str]] = {}
+    refused: list[str] = []
+    for key, value in keys:
+        new = _change(key, value)
+        together = (
+            [more.replace("{root}", str(root)) for more in new[:-1]]
+            if key in CHANGES and isinstance(CHANGES[key], list) and isinstance(new[0], str) and "=" in new[0]
+            else []
+        )
+        new = new[-1] if together else new
+        new = new.replace("{root}", str(root)) if isinstance(new, str) else new
+        change = f"{key}={json.dumps(new)}"
+        try:
+            stages = pending(run, *together, change)
+        except Exception as err:  # noqa: BLE001 - every refused change is listed at once
+            refused.append(f"{change}: {err}")
+            continue
+        if stages:
+            reran[key] = stages
+        else:
+            idle += [*together, change]
+    assert not refused, "changes the config refuses (give their keys another value in CHANGES):\n" + "\n".join(refused)
+    return reran, idle
+
+
+def _assert_no_output_changes(
+    sets: list[str], run_dir: Path, idle: list[str], tmp_path: Path, source: Path | None = OFFLINE, until: str | None = None
+) -> None:
+    """Every change that reran nothing, at once, in a fresh run: the same outputs, or the key that changed one."""
     expected = _digests(run_dir)
-    if _fresh_digests(sets, idle, tmp_path) != expected:
+    if _fresh_digests(sets, idle, tmp_path, source, until) != expected:
         culprits = idle
         while len(culprits) > 1:  # halve the changes until one is left that changes an output alone
             half = culprits[: len(culprits) // 2]
-            culprits = half if _fresh_digests(sets, half, tmp_path) != expected else culprits[len(culprits) // 2 :]
+            culprits = half if _fresh_digests(sets, half, tmp_path, source, until) != expected else culprits[len(culprits) // 2 :]
         raise AssertionError(f"{culprits[0]} changes an output while every stage says it is up to date")
 
 
-def _fresh_digests(sets: list[str], changes: list[str], tmp_path: Path) -> dict[str, str]:
+def _fresh_digests(
+    sets: list[str], changes: list[str], tmp_path: Path, source: Path | None = OFFLINE, until: str | None = None
+) -> dict[str, str]:
     fresh = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
-    Pipeline(load_config(OFFLINE, [*sets, *changes]), fresh).run()
+    Pipeline(load_config(source, [*sets, *changes]), fresh).run(until=until)
     return _digests(fresh)
 
 
