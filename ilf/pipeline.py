@@ -56,6 +56,7 @@ from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selec
 from ilf.registry import ALL, SELECTORS
 from ilf.results import RunResult
 from ilf.tasks import get_task
+from ilf.view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _outputs(run: Pipeline, journal_key: str) -> dict[str, Any]:
 def _feedback(run: Pipeline, journal_key: str) -> dict[str, Any]:
     samples = run.samples()
     ids = {s.id for s in samples}
-    feedback, origin = run.feedback_source.collect(run)
+    feedback, origin = run.feedback_source.collect(run.view)
     unknown = [f for f in feedback if f.sample_id not in ids]
     if unknown:
         log.warning("feedback: %d of %d records are for samples not in this run and were skipped (%s)", len(unknown), len(feedback), origin)
@@ -153,14 +154,16 @@ def _refine(run: Pipeline, journal_key: str) -> dict[str, Any]:
 
 
 def _select(run: Pipeline, journal_key: str) -> dict[str, Any]:
-    selections, stats = steps.select_refinements(run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task, run)
+    selections, stats = steps.select_refinements(
+        run.samples(), read_records(run.paths.refinements, Refinements), run.config, run.task, run.view
+    )
     run.replacing("select")
     write_records(run.paths.selected, selections)
     return stats
 
 
 def _comparisons(run: Pipeline, journal_key: str) -> dict[str, Any]:
-    comparisons = run.feedback_source.compare(run, journal_key)
+    comparisons = run.feedback_source.compare(run.view, journal_key)
     if not comparisons:
         raise ValueError(f"comparisons: feedback source {run.config.feedback.source!r} gave no comparisons for the ranking methods")
     run.replacing("comparisons")
@@ -197,7 +200,7 @@ def _reward(run: Pipeline, journal_key: str) -> dict[str, Any]:
 def _finetune(run: Pipeline, journal_key: str) -> dict[str, Any]:
     reads.note("training", "method", type(run.method).training_code())
     run.replacing("finetune")
-    metrics = run.method.train(run)
+    metrics = run.method.train(run.view)
     return {k: v for k, v in metrics.items() if k != "loss_history"}
 
 
@@ -206,18 +209,18 @@ def _evaluate(run: Pipeline, journal_key: str) -> dict[str, Any]:
     samples = read_records(run.paths.eval_samples, Sample)
     if not samples:
         raise ValueError(f"evaluate: the evaluation split {c.data.eval_split!r} has no samples")
-    systems = run.method.systems(run)
+    systems = run.method.systems(run.view)
     table: dict[str, Any] = {}
     all_outputs: list[Output] = []
     for system, model in systems.items():
-        outputs, metrics = run.method.generate(run, model, samples, system, run.paths.journal("evaluate", journal_key, f"-{system}"))
-        metrics.update(score_system(run.metrics, run, samples, outputs))
+        outputs, metrics = run.method.generate(run.view, model, samples, system, run.paths.journal("evaluate", journal_key, f"-{system}"))
+        metrics.update(score_system(run.metrics, run.view, samples, outputs))
         all_outputs.extend(outputs)
         table[system] = metrics
     round_metrics: dict[str, Any] = {}
     for metric in run.metrics:
-        round_metrics.update(metric.score_round(run))
-    cost = run.method.feedback_cost(run)  # what a study sets methods side by side by
+        round_metrics.update(metric.score_round(run.view))
+    cost = run.method.feedback_cost(run.view)  # what a study sets methods side by side by
     round_metrics.update({f"cost.{kind}": count for kind, count in sorted(cost.items())})
     round_metrics["feedback_cost"] = sum(cost.values())
     run.replacing("evaluate")
@@ -354,6 +357,7 @@ class Pipeline:
         self.shared = Path(shared) if shared is not None else None
         self._built: dict[str, tuple[Any, reads.Reads]] = {}
         self.stages = self._needed_stages()
+        self.view = RunView(self)  # what its plug-ins' hooks are handed
 
     # ----- what the stages use, built once, with what building it read ------------------------
 
@@ -518,7 +522,7 @@ class Pipeline:
             ]
             states[stage] = f"waits on {waiting[0]}" if waiting else "done"
         if states.get("feedback", "done") != "done":
-            note = self.feedback_source.status_note(self)
+            note = self.feedback_source.status_note(self.view)
             if note:
                 states["feedback"] = f"pending: {note}"
         return states
@@ -645,10 +649,10 @@ class Pipeline:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
             if "feedback" in self.stages[: last + 1]:
-                self.feedback_source.prepare(self)
+                self.feedback_source.prepare(self.view)
             if "select" in self.stages[: last + 1]:
                 for cls in self.selector_classes():
-                    cls.prepare(self)
+                    cls.prepare(self.view)
             self._say_if_markers_predate()
             summaries: dict[str, Any] = {}
             for index, stage in enumerate(self.stages[: last + 1]):
@@ -688,10 +692,10 @@ class Pipeline:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with DirectoryLock(self.paths.state / "lock"):
             if stage == "feedback":
-                self.feedback_source.prepare(self)
+                self.feedback_source.prepare(self.view)
             if stage == "select":
                 for cls in self.selector_classes():
-                    cls.prepare(self)
+                    cls.prepare(self.view)
             return self._compute(stage)
 
     def _say_if_markers_predate(self) -> None:

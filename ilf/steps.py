@@ -126,7 +126,7 @@ def select_refinements(
     samples: list[Sample], refinements: list[Refinements], run_config: RunConfig, task: Task | None = None, run: Any = None
 ) -> tuple[list[Selection], dict[str, Any]]:
     """Every selector's scores of each sample's candidates and the picking selector's pick; ``run``
-    (a Pipeline), when a run's select stage asks, is shown to each selector first (``use_run``)."""
+    (its ``RunView``), when a run's select stage asks, is shown to each selector first (``use_run``)."""
     config = run_config.selection
     by_id = {s.id: s for s in samples}
     items = []

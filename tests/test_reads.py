@@ -197,10 +197,17 @@ def test_what_dtype_auto_became_on_this_machine_is_read(world, monkeypatch) -> N
     assert ["probe", ["dtype", "auto", "cpu", False], "float32"] in marker["reads"]
 
 
-def test_a_data_file_rewritten_with_its_size_and_time_kept_reruns_data(world) -> None:
-    """3. Content, not (size, mtime): cp -p, rsync -a and unpacked archives keep both."""
+def test_a_data_file_rewritten_with_its_size_and_time_kept_reruns_data(world, tmp_path: Path) -> None:
+    """3. Content, not (size, mtime): cp -p, rsync -a and unpacked archives keep both. A rerun of a
+    copy of the run in place then equals a fresh run on the edited file."""
+    sets, source = world["ilf"]
     with edited(world["data"] / "train.jsonl", _swap_two_letters, keep_time=True):
         assert pending(world["ilf"]) == {"data"}
+        shutil.copytree(source, tmp_path / "copy", symlinks=True)
+        summaries = Pipeline(load_config(OFFLINE, sets), tmp_path / "copy").run()
+        assert summaries["data"] != "skipped" and summaries["evaluate"] != "skipped"
+        Pipeline(load_config(OFFLINE, sets), tmp_path / "fresh").run()
+        assert _digests(tmp_path / "fresh") == _digests(tmp_path / "copy") != _digests(source)
     assert pending(world["ilf"]) == set()
 
 
@@ -245,16 +252,17 @@ def _digests(run_dir: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("change", "reran"),
+    ("run", "change", "reran"),
     [
-        ("refine.sampling.temperature=0.5", ["refine", "select", "finetune", "evaluate"]),
-        ("finetune.learning_rate=0.002", ["finetune", "evaluate"]),
+        ("ilf", "refine.sampling.temperature=0.5", ["refine", "select", "finetune", "evaluate"]),
+        ("ilf", "finetune.learning_rate=0.002", ["finetune", "evaluate"]),
+        ("ranking", "outputs.sampling.max_new_tokens=4", ["evaluate"]),  # case 1: best-of-N samples like outputs.sampling
     ],
 )
-def test_a_rerun_in_place_after_a_change_equals_a_fresh_run(world, tmp_path: Path, change: str, reran: list[str]) -> None:
-    sets, _ = world["ilf"]
+def test_a_rerun_in_place_after_a_change_equals_a_fresh_run(world, tmp_path: Path, run: str, change: str, reran: list[str]) -> None:
+    sets, source = world[run]
     run_dir = tmp_path / "copy"
-    shutil.copytree(world["ilf"][1], run_dir, symlinks=True)
+    shutil.copytree(source, run_dir, symlinks=True)
     summaries = Pipeline(load_config(OFFLINE, [*sets, change]), run_dir).run()
     assert [s for s, v in summaries.items() if v != "skipped"] == reran
     Pipeline(load_config(OFFLINE, [*sets, change]), tmp_path / "fresh").run()

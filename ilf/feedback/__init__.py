@@ -19,7 +19,7 @@ from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 class FeedbackSource(Plugin):
@@ -27,7 +27,7 @@ class FeedbackSource(Plugin):
 
     critique_unit = "critiques"  # what one feedback record costs, as a study's cost columns name it
 
-    def prepare(self, run: Pipeline) -> None:
+    def prepare(self, run: RunView) -> None:
         """Called when a run starts, before any stage is checked (to pull new annotations into the
         run directory, say: a stage that reads the pulled file reruns when its content changed)."""
 
@@ -36,19 +36,19 @@ class FeedbackSource(Plugin):
         that asks people names each round's project, say)."""
         return config
 
-    def status_note(self, run: Pipeline) -> str | None:
+    def status_note(self, run: RunView) -> str | None:
         """What an unfinished feedback stage is doing, for `ilf status` (waiting for people, say)."""
         return None
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path | str]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], Path | str]:
         """The feedback records, and where they came from (named in errors)."""
         raise NotImplementedError
 
-    def compare(self, run: Pipeline, journal_key: str) -> list[Comparison]:
+    def compare(self, run: RunView, journal_key: str) -> list[Comparison]:
         """Pairwise judgements for the reward model and DPO; by default the dataset's own."""
         return read_records(run.paths.dataset_comparisons, Comparison)
 
-    def reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+    def reward(self, run: RunView, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """A score in [0, 1] of each (sample, output) for online methods, 1.0 meaning nothing left to
         fix, and the unit it costs (judgements, executions). By default the task's own check (the
         code task runs the unit tests); a source whose critic can score any output says so here."""
@@ -61,7 +61,7 @@ class FeedbackSource(Plugin):
             )
         return run.task.reward(pairs)
 
-    def oracle_reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+    def oracle_reward(self, run: RunView, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """A noise-free score of each (sample, output) from the world's ground truth, for ablations
         (an online method's ``reward: oracle``); only a simulated world can give one."""
         raise ValueError(

@@ -10,12 +10,12 @@ from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @FEEDBACK_SOURCES.register(
     "dataset", help="Each sample's own feedback field (SLF5K's critiques); comparisons from the dataset's A/B fields."
 )
 class DatasetFeedback(FeedbackSource):
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.dataset_feedback, Feedback), run.paths.dataset_feedback

@@ -13,7 +13,7 @@ from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @FEEDBACK_SOURCES.register(
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class ExecutionFeedback(FeedbackSource):
     critique_unit = "executions"
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], str]:
         outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         samples = [s for s in run.samples() if s.id in outputs]
         results = run_completions(sandbox_for(run.task), [(s, outputs[s.id]) for s in samples])

@@ -15,7 +15,7 @@ from ilf.records import Feedback
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 def derangement(count: int, rng: random.Random) -> list[int]:
@@ -35,7 +35,7 @@ def derangement(count: int, rng: random.Random) -> list[int]:
     "program of the round (seeded), a passing one 'good'.",
 )
 class ExecutionFeedbackOfAnother(ExecutionFeedback):
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], str]:
         records, _ = super().collect(run)
         failing = [i for i, r in enumerate(records) if r.feedback_class != "passed"]
         order = derangement(len(failing), random.Random(f"execution_other:{run.config.seed}"))

@@ -12,7 +12,7 @@ from ilf.records import Feedback, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @dataclass
@@ -25,7 +25,7 @@ class FileFeedback(FeedbackSource):
     Options = FileOptions
     moved = {"feedback.path": "{options}.path"}
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], Path]:
         path = self.options(run.config).path
         if not path:
             raise ValueError("feedback_options.file.path: required when feedback.source is 'file'")

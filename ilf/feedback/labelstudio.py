@@ -20,7 +20,7 @@ from ilf.registry import FEEDBACK_SOURCES
 FEEDBACK_FILE = "labelstudio_feedback.jsonl"  # the critiques pulled, in the run directory
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class LabelStudioFeedback(FeedbackSource):
     Options = LabelStudioFeedbackOptions
     moved = {"feedback.project": "{options}.project", "feedback.url": "labelstudio.url", "feedback.data_dir": "labelstudio.data_dir"}
 
-    def prepare(self, run: Pipeline) -> None:
+    def prepare(self, run: RunView) -> None:
         project = self.options(run.config).project
         if not project:
             raise ValueError("feedback_options.labelstudio.project: required when feedback.source is 'labelstudio'")
@@ -48,5 +48,5 @@ class LabelStudioFeedback(FeedbackSource):
         c = result.counts
         log.info("pulled %d new critiques from %r (%d kept, %d cancelled, %d empty)", c.new, project, c.kept, c.cancelled, c.empty)
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], Path]:
         return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE

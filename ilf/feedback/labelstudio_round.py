@@ -37,7 +37,7 @@ from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,11 @@ EXPORT = "labelstudio_export.json"
 ROUND_FILE = "labelstudio_round.json"  # the round's state in its run directory: pushed, waited, pulled
 
 
-def project_title(run: Pipeline) -> str:
+def project_title(run: RunView) -> str:
     return run.config.labelstudio.project.replace("{round}", "1").replace("{name}", run.config.name)
 
 
-def model_version(run: Pipeline) -> str:
+def model_version(run: RunView) -> str:
     """The policy that wrote the outputs, readable in Label Studio: a round's model is
     ``round-k``, anything else its name or folder."""
     path = Path(run.outputs_model.name_or_path)
@@ -58,13 +58,13 @@ def model_version(run: Pipeline) -> str:
     return f"{run.config.name} {path.name or path}"
 
 
-def data_dir(run: Pipeline) -> Path:
+def data_dir(run: RunView) -> Path:
     from ilf.labelstudio.server import default_home
 
     return Path(run.config.labelstudio.data_dir or default_home() / "data").expanduser()
 
 
-def connect(run: Pipeline) -> LabelStudio:
+def connect(run: RunView) -> LabelStudio:
     """A client for the configured server; with no URL anywhere, the local one, started if needed."""
     ls = run.config.labelstudio
     if ls.url is None and os.environ.get("LABEL_STUDIO_URL") is None and ls.start_server:
@@ -88,7 +88,7 @@ class LabelStudioRound(FeedbackSource):
         ls = config.labelstudio  # each round its own project: "{round}" in the title is the round's number
         return dataclasses.replace(config, labelstudio=dataclasses.replace(ls, project=ls.project.replace("{round}", str(k))))
 
-    def status_note(self, run: Pipeline) -> str | None:
+    def status_note(self, run: RunView) -> str | None:
         path = run.paths.root / ROUND_FILE
         if not path.exists():
             return None
@@ -98,7 +98,7 @@ class LabelStudioRound(FeedbackSource):
             f"{state['skipped']} skipped, closes at {state['needed']} (as of {state['checked_at']})"
         )
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], Path]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], Path]:
         client = connect(run)
         title = project_title(run)
         outputs = read_records(run.paths.outputs, Output)
@@ -120,7 +120,7 @@ class LabelStudioRound(FeedbackSource):
         log.info("round closed: %d critiques pulled from %r (%d skipped, %d empty)", len(result.records), title, c.cancelled, c.empty)
         return read_records(run.paths.root / FEEDBACK_FILE, Feedback), run.paths.root / FEEDBACK_FILE
 
-    def _wait(self, run: Pipeline, client: LabelStudio, title: str, project_id: int, tasks: int) -> None:
+    def _wait(self, run: RunView, client: LabelStudio, title: str, project_id: int, tasks: int) -> None:
         from ilf.labelstudio.webhooks import WebhookReceiver, register
 
         ls = run.config.labelstudio
@@ -172,7 +172,7 @@ class LabelStudioRound(FeedbackSource):
                 else:
                     time.sleep(ls.poll_seconds)
 
-    def _start_annotator(self, run: Pipeline, client: LabelStudio, project_id: int) -> subprocess.Popen[bytes] | None:
+    def _start_annotator(self, run: RunView, client: LabelStudio, project_id: int) -> subprocess.Popen[bytes] | None:
         ls = run.config.labelstudio
         if ls.annotator != "simulated":
             return None

@@ -15,7 +15,7 @@ from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @FEEDBACK_SOURCES.register(
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     "...) in several phrasings; world.annotator_noise of its critiques are unhelpful or misleading.",
 )
 class ProgramReviewer(FeedbackSource):
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], str]:
         reads.note_probe("constant", "ilf.demo.programs:VERSION")  # the world's tasks and flaws, as this code draws them
         reviewer = programs.Reviewer(noise=run.config.world.annotator_noise, seed=1000 + run.config.seed)
         outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}

@@ -15,7 +15,7 @@ from ilf.records import Comparison, Feedback, Output, Sample, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 def world_annotator(config: RunConfig, offset: int = 0) -> world.Annotator:
@@ -47,7 +47,7 @@ class SimulatedAnnotator(FeedbackSource):
     Options = SimulatedOptions
     moved = {"feedback.comparisons_per_sample": "{options}.comparisons_per_sample"}
 
-    def collect(self, run: Pipeline) -> tuple[list[Feedback], str]:
+    def collect(self, run: RunView) -> tuple[list[Feedback], str]:
         annotator = world_annotator(run.config)
         by_id = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         records = []
@@ -67,14 +67,14 @@ class SimulatedAnnotator(FeedbackSource):
             )
         return records, "the simulated annotator"
 
-    def reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+    def reward(self, run: RunView, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """The annotator's judgement of each summary, asked "is it fine as it is?": 1.0 yes, 0.0 no,
         with the same noise as its critiques (``world.annotator_noise``; see ``Annotator.judges_fine``)."""
         annotator = world_annotator(run.config, offset=2)
         answers = [annotator.judges_fine(world.post_from_sample(sample), text, key=f"{sample.id}\n{text}") for sample, text in pairs]
         return [1.0 if fine else 0.0 for fine in answers], "judgements"
 
-    def oracle_reward(self, run: Pipeline, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
+    def oracle_reward(self, run: RunView, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """The world's exact score of each summary, noise-free: the F1 of salient facts stated (recall)
         and stated facts salient (precision), the very measures a study reports. For ablations only:
         no person gives it."""
@@ -82,7 +82,7 @@ class SimulatedAnnotator(FeedbackSource):
         f1 = [2 * s.recall * s.precision / (s.recall + s.precision) if s.recall + s.precision else 0.0 for s in scores]
         return f1, "oracle_scores"
 
-    def compare(self, run: Pipeline, journal_key: str) -> list[Comparison]:
+    def compare(self, run: RunView, journal_key: str) -> list[Comparison]:
         """The annotator's preference between every pair of ``feedback_options.simulated.comparisons_per_sample``
         distinct policy samples of each training sample."""
         samples = run.samples()

@@ -24,7 +24,7 @@ from ilf.registry import METHODS, SELECTORS
 from ilf.steps import evaluation_outputs
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 # What a method's training cannot depend on: how it evaluates, which stages it names, how it is
@@ -77,7 +77,7 @@ class Method(Plugin):
         """The stages training reads: a change in any of them retrains."""
         return tuple(s for s in self.stages(config) if s != "finetune")
 
-    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+    def feedback_cost(self, run: RunView) -> dict[str, int]:
         """The feedback this method consumed, by kind (critiques, comparisons, references, judgements,
         executions): by default what the stages it reads hold for the training samples."""
         stages = self.stages(run.config)
@@ -92,7 +92,7 @@ class Method(Plugin):
             cost[kind] = cost.get(kind, 0) + count
         return cost
 
-    def selection_cost(self, run: Pipeline) -> dict[str, int]:
+    def selection_cost(self, run: RunView) -> dict[str, int]:
         """What the select stage's selector consumed where it is feedback of its own (``cost_unit``):
         the unit_tests selector runs every candidate of the training samples against their tests."""
         if "select" not in self.stages(run.config) or not run.paths.refinements.exists():
@@ -103,14 +103,14 @@ class Method(Plugin):
         ids = {s.id for s in run.training_samples()}
         return {unit: sum(len(r.candidates) for r in read_records(run.paths.refinements, Refinements) if r.sample_id in ids)}
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         raise NotImplementedError(f"method {run.config.method!r} trains nothing")
 
-    def targets(self, run: Pipeline) -> dict[str, str] | None:
+    def targets(self, run: RunView) -> dict[str, str] | None:
         """The text each training sample is imitated towards, where the method has one."""
         return None
 
-    def systems(self, run: Pipeline) -> dict[str, ModelConfig]:
+    def systems(self, run: RunView) -> dict[str, ModelConfig]:
         systems = {"base": run.policy} if run.config.evaluation.include_base else {}
         if self.trains:
             systems["finetuned"] = run.trained(run.paths.model)
@@ -121,7 +121,7 @@ class Method(Plugin):
         return "finetuned" if "finetuned" in systems else next(iter(systems))
 
     def generate(
-        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+        self, run: RunView, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
         return evaluation_outputs(
             model,
@@ -136,7 +136,7 @@ class Method(Plugin):
         )
 
 
-def keep_policy(run: Pipeline, why: str) -> dict[str, Any]:
+def keep_policy(run: RunView, why: str) -> dict[str, Any]:
     """Nothing to train on (a code round whose refinements all fail their tests, say; ``why`` says
     what was missing): the "fine-tuned" model is the policy as it was, saved where training would
     have put it, so the run and its study still evaluate it; the metrics say that nothing was trained."""

@@ -23,7 +23,7 @@ from ilf.methods import Method
 from ilf.records import Feedback, Output, Sample, read_records
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _split(whole: str, prompt: str) -> tuple[str, bool] | None:
     return None
 
 
-def critiqued_samples(run: Pipeline) -> list[tuple[Sample, str, str]]:
+def critiqued_samples(run: RunView) -> list[tuple[Sample, str, str]]:
     """(sample, earlier output, critique) for every training sample with a feedback record."""
     samples = {s.id: s for s in run.training_samples()}
     outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
@@ -115,7 +115,7 @@ class SelfDistillationMethod(Method):
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("outputs", "feedback")
 
-    def rows(self, run: Pipeline) -> PrivilegedRows | None:
+    def rows(self, run: RunView) -> PrivilegedRows | None:
         """The training rows of this round (and of earlier ones, when a round retrains from the
         base), or None when no training sample has a critique."""
         options = self.options(run.config)

@@ -19,7 +19,7 @@ from ilf.records import Output, Sample, read_records
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 REFERENCES = "references"
 
@@ -39,7 +39,7 @@ class ScoredOutputs(Method):
     def learns_from_samples(self, config: Any) -> bool:
         return False
 
-    def _by_system(self, run: Pipeline) -> dict[str, list[Output]]:
+    def _by_system(self, run: RunView) -> dict[str, list[Output]]:
         source = self.options(run.config).source
         if not source:
             raise ValueError("method_options.outputs.source: required (an outputs JSONL, or references)")
@@ -59,12 +59,12 @@ class ScoredOutputs(Method):
             grouped.setdefault(output.system, []).append(output)
         return grouped
 
-    def systems(self, run: Pipeline) -> dict[str, ModelConfig]:
+    def systems(self, run: RunView) -> dict[str, ModelConfig]:
         source = str(self.options(run.config).source)
         return {system: ModelConfig(name_or_path=source) for system in self._by_system(run)}  # nothing is loaded
 
     def generate(
-        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+        self, run: RunView, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
         outputs = self._by_system(run)[system]
         if system == REFERENCES and self.options(run.config).source == REFERENCES:

@@ -22,10 +22,10 @@ from ilf.records import Output, Sample
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
-def best_of_n_outputs(run: Pipeline, model: ModelConfig, samples: list[Sample], system: str) -> tuple[list[Output], dict[str, Any]]:
+def best_of_n_outputs(run: RunView, model: ModelConfig, samples: list[Sample], system: str) -> tuple[list[Output], dict[str, Any]]:
     from ilf.best_of_n import best_of_n  # torch: only when it generates
     from ilf.train.reward import RewardModel
 
@@ -45,11 +45,11 @@ class RewardBestOfN(Method):
     def learns_from_samples(self, config: RunConfig) -> bool:
         return True  # its reward model learned from the training samples' comparisons
 
-    def systems(self, run: Pipeline) -> dict[str, ModelConfig]:
+    def systems(self, run: RunView) -> dict[str, ModelConfig]:
         return {"best_of_n": run.policy}
 
     def generate(
-        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+        self, run: RunView, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
         return best_of_n_outputs(run, model, samples, system)
 
@@ -63,7 +63,7 @@ class ILFBestOfN(ILF):
         return super().stages(config)  # trained exactly as ilf is: a study trains it once for both
 
     def generate(
-        self, run: Pipeline, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
+        self, run: RunView, model: ModelConfig, samples: list[Sample], system: str, journal: Journal | None = None
     ) -> tuple[list[Output], dict[str, Any]]:
         if system == "base":
             return super().generate(run, model, samples, system, journal)
@@ -86,7 +86,7 @@ class DPO(Method):
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons",)
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo  # torch: only when it trains
 
         c, options = run.config, self.options(run.config)
@@ -121,7 +121,7 @@ class RLOO(Method):
     def stages(self, config: RunConfig) -> tuple[str, ...]:
         return ("comparisons", "reward")
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         from ilf.train.online import RLOOTrainingConfig, train_rloo  # torch: only when it trains
 
         c, options = run.config, self.options(run.config)

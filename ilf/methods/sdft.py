@@ -18,7 +18,7 @@ from ilf.methods._privileged import SelfDistillationMethod
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 CONTEXT_TEXT = "An earlier output: {output}\nFeedback on it: {feedback}"
 
@@ -49,7 +49,7 @@ class SDFTOptions:
 class SDFT(SelfDistillationMethod):
     Options = SDFTOptions
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         from ilf.train.sdft import SDFTTrainingConfig, train_sdft
 
         options: SDFTOptions = self.options(run.config)

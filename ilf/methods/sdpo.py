@@ -22,7 +22,7 @@ from ilf.methods.sdft import CONTEXT_TEXT
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @dataclass
@@ -66,7 +66,7 @@ class SDPOOptions:
 class SDPO(SelfDistillationMethod):
     Options = SDPOOptions
 
-    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+    def feedback_cost(self, run: RunView) -> dict[str, int]:
         cost = super().feedback_cost(run)
         path = run.paths.model / "sdpo_metrics.json"
         if path.exists():
@@ -75,7 +75,7 @@ class SDPO(SelfDistillationMethod):
             cost[unit] = cost.get(unit, 0) + int(trained.get("rewards_scored", 0))
         return cost
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo
 
         options: SDPOOptions = self.options(run.config)

@@ -12,7 +12,7 @@ from ilf.methods.supervised import SupervisedMethod
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @METHODS.register(
@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 class SFTPassing(SupervisedMethod):
     target = "initial"
 
-    def targets(self, run: Pipeline) -> dict[str, str] | None:
+    def targets(self, run: RunView) -> dict[str, str] | None:
         initial = super().targets(run) or {}
         samples = [s for s in run.training_samples() if has_tests(s) and initial.get(s.id, "").strip()]
         results = run_completions(sandbox_for(run.task), [(s, initial[s.id]) for s in samples])
         return {s.id: initial[s.id] for s, r in zip(samples, results) if r.passed}
 
-    def _pairs(self, run: Pipeline) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def _pairs(self, run: RunView) -> tuple[list[dict[str, str]], dict[str, int]]:
         from ilf.train.sft import training_pairs
 
         passing = self.targets(run) or {}
@@ -36,5 +36,5 @@ class SFTPassing(SupervisedMethod):
         pairs, counts = training_pairs(run.task, samples, "initial")
         return pairs, {**counts, "failing_left_out": len(run.training_samples()) - len(samples)}
 
-    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+    def feedback_cost(self, run: RunView) -> dict[str, int]:
         return {"executions": len(run.training_samples())}

@@ -22,7 +22,7 @@ from ilf.registry import METHODS, SELECTORS
 from ilf.train.sft import finetune, training_pairs
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 READS = {"selected": ("outputs", "feedback", "refine", "select"), "initial": ("outputs",), "reference": ()}
@@ -41,7 +41,7 @@ class SupervisedMethod(Method):
             raise ValueError(f"finetune.target: unknown target {config.finetune.target!r} (selected, initial or reference)")
         return READS[config.finetune.target]
 
-    def train(self, run: Pipeline) -> dict[str, Any]:
+    def train(self, run: RunView) -> dict[str, Any]:
         pairs: list[dict[str, str]] = []
         counts: dict[str, int] = {}
         for source in [*run.earlier, run]:  # earlier rounds' targets too, when a round retrains from the base
@@ -53,7 +53,7 @@ class SupervisedMethod(Method):
         metrics = finetune(run.policy, pairs, run.config.finetune, run.paths.model, run.config.seed)
         return {**counts, **metrics}
 
-    def _pairs(self, run: Pipeline) -> tuple[list[dict[str, str]], dict[str, int]]:
+    def _pairs(self, run: RunView) -> tuple[list[dict[str, str]], dict[str, int]]:
         c = run.config
         samples = run.training_samples()
         ids = {s.id for s in samples}
@@ -63,7 +63,7 @@ class SupervisedMethod(Method):
             samples = [dataclasses.replace(s, initial_output=initial.get(s.id, s.initial_output)) for s in samples]
         return training_pairs(run.task, samples, c.finetune.target, selections)
 
-    def feedback_cost(self, run: Pipeline) -> dict[str, int]:
+    def feedback_cost(self, run: RunView) -> dict[str, int]:
         c = run.config
         if c.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
             return {"references": sum(1 for s in run.training_samples() if s.references)}
@@ -71,7 +71,7 @@ class SupervisedMethod(Method):
             return self.selection_cost(run)  # neither the refiner nor the selector read a critique; executions still count
         return super().feedback_cost(run)
 
-    def targets(self, run: Pipeline) -> dict[str, str] | None:
+    def targets(self, run: RunView) -> dict[str, str] | None:
         target = run.config.finetune.target
         if target == "selected":
             return {s.sample_id: s.text for s in run.selections()}
@@ -114,5 +114,5 @@ class Before(Method):
     Options = BeforeOptions
     trains = False
 
-    def systems(self, run: Pipeline) -> dict[str, Any]:
+    def systems(self, run: RunView) -> dict[str, Any]:
         return {self.options(run.config).system: run.policy}

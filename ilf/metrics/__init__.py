@@ -19,7 +19,7 @@ from ilf.registry import METRICS
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 class Metric(Plugin):
@@ -46,18 +46,18 @@ class Metric(Plugin):
         """Raise ``SchemaError`` naming the key when the run's config cannot work with this metric;
         called when the config loads, before any stage runs (keep the module's imports light)."""
 
-    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+    def score_outputs(self, run: RunView | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         """Scores of one system's outputs; ``<key>_sem`` for errors. ``samples`` are the samples that
         have an output, and ``outputs[i]`` is the output of ``samples[i]`` (every output of them, in
         any order, when ``every_output``)."""
         return {}
 
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         """Scores of the run's feedback round and training targets (flat keys)."""
         return {}
 
 
-def score_system(metrics: list[Metric], run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+def score_system(metrics: list[Metric], run: RunView | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
     """Every metric's scores of one system's outputs, over the samples that have an output.
 
     Each metric gets exactly those samples, in order, beside their first output each (or all of

@@ -32,7 +32,7 @@ from ilf.records import Output, Refinements, Sample, read_records
 from ilf.registry import METRICS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 KS = (1, 10)
 
@@ -65,7 +65,7 @@ class PassAtK(Metric):
     every_output = True
     independent_samples = True
 
-    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+    def score_outputs(self, run: RunView | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         by_id = {s.id: s for s in samples}
         scored = [o for o in outputs if o.sample_id in by_id and has_tests(by_id[o.sample_id])]
         if not scored:
@@ -80,7 +80,7 @@ class PassAtK(Metric):
         metrics["problems"] = len(per_sample)
         return metrics
 
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         result = self._targets(run)
         if "refine" not in run.stages or not run.paths.refinements.exists():
             return result
@@ -110,7 +110,7 @@ class PassAtK(Metric):
                 result["code.sandbox_errors"] += _sandbox_errors(picked)
         return result
 
-    def _targets(self, run: Pipeline) -> dict[str, Any]:
+    def _targets(self, run: RunView) -> dict[str, Any]:
         """What the method trains on, run against the tests: ``code.targets`` of the training
         samples have a target, ``code.targets_pass_rate`` of those pass (the references should all pass)."""
         if not run.method.trains:

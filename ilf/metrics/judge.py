@@ -33,7 +33,7 @@ from ilf.schema import SchemaError
 if TYPE_CHECKING:
     from ilf.generate import Sampler
     from ilf.models import LoadedModel
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 JUDGE_PROMPTS = Path(__file__).parent / "judge_prompts"  # packaged prompts, named without .txt
 
@@ -360,7 +360,7 @@ class JudgeWinRate(Metric):
         self._seen: dict[str, dict[str, str]] = {}  # system -> sample id -> output, for against: <system>
         self._settings: JudgeOptions | None = None
 
-    def settings(self, run: Pipeline) -> JudgeOptions:
+    def settings(self, run: RunView) -> JudgeOptions:
         """This run's judge options, built once (checking them reads an ``against`` outputs file)."""
         if self._settings is None:
             self._settings = self.options(run.config)
@@ -372,13 +372,13 @@ class JudgeWinRate(Metric):
         if options.kind == "model" and options.model is None:
             raise SchemaError(None, None, f"{OPTIONS_KEY}.model", "the judge_win_rate metric needs a judge model (or kind: annotator)")
 
-    def judge(self, run: Pipeline) -> Judge:
+    def judge(self, run: RunView) -> Judge:
         if self._judge is None:
             config = self.settings(run)
             self._judge = build_judge(config, run.resolve(config.model) if config.model is not None else None)
         return self._judge
 
-    def _opponents(self, run: Pipeline, system: str, samples: list[Sample]) -> dict[str, str] | None:
+    def _opponents(self, run: RunView, system: str, samples: list[Sample]) -> dict[str, str] | None:
         against = self.settings(run).against
         if against == "references":
             return {s.id: s.references[0] for s in samples if s.references}
@@ -399,7 +399,7 @@ class JudgeWinRate(Metric):
             )
         return self._seen[against]
 
-    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+    def score_outputs(self, run: RunView | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         if run is None:
             raise ValueError(
                 "evaluation.metrics: judge_win_rate reads metric_options.judge_win_rate of a run; use it in `ilf run` or `ilf study`"
@@ -419,7 +419,7 @@ class JudgeWinRate(Metric):
         forward, backward = judge_both_orders(self.judge(run), judged, [mine[s.id] for s in judged], [opponents[s.id] for s in judged])
         return summarize_verdicts(forward, backward)
 
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         human = self.settings(run).human
         if human is not None:
             comparisons = read_records(human, Comparison)

@@ -19,7 +19,7 @@ from ilf.registry import METRICS
 from ilf.selection import argmax
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 ACTIONABLE = ("missing", "wrong", "extra")
 KINDS = ("missing", "wrong", "extra", "misleading")
@@ -29,7 +29,7 @@ KINDS = ("missing", "wrong", "extra", "misleading")
     "selection_hits", help="Facts world: refiner incorporation rate and each selector's hit rate, overall and by feedback kind."
 )
 class SelectionHits(Metric):
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         if "select" not in run.stages:
             return {}
         feedback = {f.sample_id: f for f in read_records(run.paths.feedback, Feedback)}

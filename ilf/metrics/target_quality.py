@@ -10,12 +10,12 @@ from ilf.metrics import Metric
 from ilf.registry import METRICS
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 @METRICS.register("target_quality", help="Facts world: recall and precision of the method's training targets (its imitation data).")
 class TargetQuality(Metric):
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         targets = run.method.targets(run)
         if not targets:
             return {}

@@ -15,7 +15,7 @@ from ilf.registry import METRICS
 from ilf.train.reward import RewardModel
 
 if TYPE_CHECKING:
-    from ilf.pipeline import Pipeline
+    from ilf.view import RunView
 
 
 def win_rate(scores: list[float], references: list[float]) -> tuple[float, float]:
@@ -34,12 +34,12 @@ class RewardWinRate(Metric):
         self._reward: Any = None
         self._references: dict[str, float] = {}
 
-    def _model(self, run: Pipeline) -> Any:
+    def _model(self, run: RunView) -> Any:
         if self._reward is None:
             self._reward = RewardModel.load(run.paths.reward_model, batch_size=run.config.reward.score_batch_size)
         return self._reward
 
-    def score_outputs(self, run: Pipeline | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
+    def score_outputs(self, run: RunView | None, samples: list[Sample], outputs: list[Output]) -> dict[str, Any]:
         if run is None:
             raise ValueError("evaluation.metrics: win_rate needs a run's reward model; use it in `ilf run` or `ilf study`")
         model = self._model(run)
@@ -53,6 +53,6 @@ class RewardWinRate(Metric):
         rate, sem = win_rate(mine, [self._references[s.id] for s in scored])
         return {"win_rate": rate, "win_rate_sem": sem}
 
-    def score_round(self, run: Pipeline) -> dict[str, Any]:
+    def score_round(self, run: RunView) -> dict[str, Any]:
         metrics = json.loads((run.paths.reward_model / "reward_metrics.json").read_text())
         return {f"reward.{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}

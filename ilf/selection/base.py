@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf.plugin import Plugin
 from ilf.records import Sample, Selection
+
+if TYPE_CHECKING:
+    from ilf.view import RunView
 
 
 @dataclass
@@ -41,8 +44,8 @@ class Selector(Plugin):
         return []
 
     @classmethod
-    def prepare(cls, run: Any) -> None:
-        """Before any stage of ``run`` (a Pipeline) runs: fetch what scoring will read from outside
+    def prepare(cls, run: RunView) -> None:
+        """Before any stage of ``run`` runs: fetch what scoring will read from outside
         (people's picks, say) into the run directory, where the select stage reads it by content."""
 
     @classmethod
@@ -50,9 +53,9 @@ class Selector(Plugin):
         """Counts for the select stage's summary beyond the common ones (who picked, say)."""
         return {}
 
-    def use_run(self, run: Any) -> None:
-        """Before scoring in a run's select stage: the run (a Pipeline), whose directory holds what
-        ``prepare`` fetched (people's picks, say). Not called outside a run (``ilf select``)."""
+    def use_run(self, run: RunView) -> None:
+        """Before scoring in a run's select stage: the run, whose folder holds what ``prepare``
+        fetched (people's picks, say)."""
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
         raise NotImplementedError

@@ -25,7 +25,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ilf import reads
 from ilf.config import RunConfig, option
@@ -34,6 +34,9 @@ from ilf.labelstudio.sync import records_from_export, select_answer
 from ilf.records import Selection
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
+
+if TYPE_CHECKING:
+    from ilf.view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ class LabelStudioSelector(Selector):
     moved = {"selection.labelstudio_project": "{options}.project"}
 
     @classmethod
-    def prepare(cls, run: Any) -> None:
+    def prepare(cls, run: RunView) -> None:
         snapshot_picks(cls.options(run.config).project or "", run.paths.root / PICKS_FILE)
 
     @classmethod
@@ -193,7 +196,7 @@ class LabelStudioSelector(Selector):
         self.changed: set[str] = set()  # samples whose picked candidate is no longer the text the person saw
         self.snapshot: Path | None = None  # a run's picks, fetched before its stages (prepare)
 
-    def use_run(self, run: Any) -> None:
+    def use_run(self, run: RunView) -> None:
         self.snapshot = run.paths.root / PICKS_FILE
 
     def score(self, items: list[SelectionItem]) -> list[list[float]]:
