@@ -227,9 +227,16 @@ def test_a_selector_module_of_ones_own_edited_reruns_select(world) -> None:
         ("reward-base", "config.json", "ranking", "reward"),  # 8. reward.model
     ],
 )
-def test_a_folder_named_by_a_path_field_is_read_by_content(world, folder: str, file: str, run: str, stage: str) -> None:
+def test_a_folder_named_by_a_path_field_is_read_by_content(world, tmp_path: Path, folder: str, file: str, run: str, stage: str) -> None:
+    """A rerun of a copy of the run in place then equals a fresh run with the edited folder."""
+    sets, source = world[run]
     with edited(world["root"] / folder / file, lambda b: b.rstrip() + b"\n\n"):
         assert pending(world[run]) == {stage}
+        shutil.copytree(source, tmp_path / "copy", symlinks=True)
+        summaries = Pipeline(load_config(OFFLINE, sets), tmp_path / "copy").run()
+        assert summaries[stage] != "skipped"
+        Pipeline(load_config(OFFLINE, sets), tmp_path / "fresh").run()
+        assert _digests(tmp_path / "fresh") == _digests(tmp_path / "copy")
 
 
 def test_a_new_name_is_written_into_metrics_json_without_recomputing(world) -> None:
