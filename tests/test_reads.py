@@ -471,20 +471,9 @@ def test_every_option_of_the_code_task_reruns_what_reads_the_task(tmp_path: Path
 
 
 def _code_sets(tmp_path: Path) -> list[str]:
-    from conftest import ilf_code_rows
+    from conftest import code_round_sets, ilf_code_rows
 
-    path = write_jsonl(tmp_path / "annotations.jsonl", ilf_code_rows())
-    return [
-        "task.name=code",
-        "task.options={timeout: 5, include_test_output: true}",
-        "data.loader=ilf_code",
-        f"data.path={path}",
-        "feedback.source=execution",
-        "selection.method=unit_tests",
-        "evaluation.metrics=[pass_at_k]",
-        "refine.num_candidates=2",
-        "refine.sampling.max_new_tokens=8",
-    ]
+    return code_round_sets(write_jsonl(tmp_path / "annotations.jsonl", ilf_code_rows()))
 
 
 def _change_each(run: tuple[Any, ...], keys: list[tuple[str, Any]], root: Path) -> tuple[dict[str, set[str]], list[str]]:
