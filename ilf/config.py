@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ilf.reads import Recorded
+from ilf.reads import Recorded, as_plain
 from ilf.schema import SchemaError, build, sections
 
 
@@ -446,13 +446,7 @@ class RunConfig(Recorded):
 
 def to_plain(obj: Any) -> Any:
     """A config as plain dicts and lists, the form written to YAML and hashed."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_plain(v) for v in obj]
-    return obj
+    return as_plain(obj)
 
 
 def fingerprinted(obj: Any) -> Any:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ilf import reads, steps
-from ilf.config import ModelConfig, RunConfig, dump_config, to_plain
+from ilf.config import ModelConfig, RunConfig, dump_config
 from ilf.data import load_eval, load_train, resolve_model
 from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
@@ -503,9 +503,6 @@ class Pipeline:
     def _outputs_exist(self, stage: str) -> bool:
         return all(p.exists() for p in self.stage_outputs(stage))
 
-    def is_done(self, stage: str) -> bool:
-        return self.why_pending(stage) is None
-
     def status(self, reasons: bool = False) -> dict[str, str]:
         """Each stage: ``done``; ``pending`` (with ``reasons``, why); or ``waits on S``: what it read is
         unchanged, and it stays up to date unless the pending stage S it reads writes other output."""
@@ -547,11 +544,9 @@ class Pipeline:
         ]
         return hashlib.sha256(json.dumps([stage, digests]).encode()).hexdigest()[:16]
 
-    def _journal_key(self, stage: str) -> str:
+    def _journal_key(self, upstream: str) -> str:
         """A generation journal is resumed only by the same config over the same earlier outputs."""
-        with reads.unrecorded():
-            config = to_plain(self.config)
-        text = json.dumps([self._upstream_key(stage), config, [reads.probe("version", p) for p in reads.VERSIONED]], default=str)
+        text = json.dumps([upstream, reads.plain(self.config), [reads.probe("version", p) for p in reads.VERSIONED]], default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # ----- sharing between the runs of a study -------------------------------------------------
@@ -593,10 +588,11 @@ class Pipeline:
                 _link(getattr(self.paths, key), tmp / FILES[key])
             shutil.copy2(self.paths.marker(stage), tmp / "marker.json")
 
-    def _compute(self, stage: str) -> dict[str, Any]:
-        """Run one stage, recording what it reads, and write its marker; what it computed is then this run's."""
+    def _compute(self, stage: str, upstream: str) -> dict[str, Any]:
+        """Run one stage over the earlier outputs whose content ``upstream`` digests, recording what
+        it reads, and write its marker; what it computed is then this run's."""
         log.info("stage %s: running", stage)
-        journal_key = self._journal_key(stage)
+        journal_key = self._journal_key(upstream)
         started = dt.datetime.now(dt.timezone.utc)
         peak = StagePeak().start()
         writes = [getattr(self.paths, key) for key in _BY_NAME[stage].writes]
@@ -672,10 +668,10 @@ class Pipeline:
                             log.debug("stage %s: shared with an earlier run", stage)
                             summaries[stage] = "shared"
                             continue
-                        summary = self._compute(stage)
+                        summary = self._compute(stage, upstream)
                         self._publish_shared(stage, upstream)
                 else:
-                    summary = self._compute(stage)
+                    summary = self._compute(stage, upstream)
                     self._publish_shared(stage, upstream)
                 # Recorded once a stage has succeeded, so a run that fails on bad input leaves the
                 # directory describing the last run that worked.
@@ -696,7 +692,7 @@ class Pipeline:
             if stage == "select":
                 for cls in self.selector_classes():
                     cls.prepare(self.view)
-            return self._compute(stage)
+            return self._compute(stage, self._upstream_key(stage))
 
     def _say_if_markers_predate(self) -> None:
         old = [s for s in self.stages if "reads" not in (_read_marker(self.paths.marker(s)) or {"reads": []})]

@@ -45,10 +45,8 @@ MISSING = "<missing>"  # the value of a key the config (or the disk) does not ha
 class Reads:
     """The reads of one stage (or of building one object), each once, in the order first read."""
 
-    def __init__(self, entries: list[list[Any]] | None = None) -> None:
+    def __init__(self) -> None:
         self._entries: dict[str, list[Any]] = {}
-        for entry in entries or []:
-            self.add(*entry)
 
     def add(self, kind: str, where: Any, value: Any) -> None:
         key = json.dumps([kind, where], sort_keys=True, default=str)
@@ -65,9 +63,6 @@ class Reads:
     def digest(self) -> str:
         text = json.dumps(sorted(self._entries.items()), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 @dataclasses.dataclass
@@ -151,16 +146,16 @@ def note_file(path: str | Path | None) -> None:
     if not path or not active():
         return
     resolved = Path(path).expanduser().resolve()
-    digest: str | None = None
+    digest: str | None = None  # hashed once, and only for a recorder that keeps it
     with _LOCK:
         for recorder in _STACK:
             if resolved in recorder.own or any(own in resolved.parents for own in recorder.own):
                 continue
-            if digest is None:
-                digest = content_digest(resolved)
-            if recorder.root is not None and (resolved == recorder.root or recorder.root in resolved.parents):
-                if resolved.exists() and resolved.stat().st_mtime_ns >= recorder.started_ns:
-                    continue  # scratch the stage wrote itself (a trainer's copy of the policy)
+            inside = recorder.root is not None and (resolved == recorder.root or recorder.root in resolved.parents)
+            if inside and resolved.exists() and resolved.stat().st_mtime_ns >= recorder.started_ns:
+                continue  # scratch the stage wrote itself (a trainer's copy of the policy)
+            digest = digest or content_digest(resolved)
+            if inside:
                 recorder.reads.add("output", str(resolved.relative_to(recorder.root)), digest)
             else:
                 recorder.reads.add("content", str(resolved), digest)
@@ -177,18 +172,20 @@ def note_probe(name: str, *args: Any) -> Any:
 
 
 def plain(obj: Any) -> Any:
-    """A value as JSON holds it (dataclasses as mappings), read without recording."""
+    """``as_plain``, read without recording (what a read's value is written down as)."""
     with unrecorded():
-        return _plain(obj)
+        return as_plain(obj)
 
 
-def _plain(obj: Any) -> Any:
+def as_plain(obj: Any) -> Any:
+    """A value as JSON holds it: dataclasses as mappings, tuples as lists, anything else as text
+    (read like any other read: a stage that turns a section into plain data depends on all of it)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: as_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): as_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [as_plain(v) for v in obj]
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
@@ -257,7 +254,7 @@ def lookup(config: Any, where: list[str]) -> Any:
                 node = node[part]
             else:
                 return MISSING
-        return _plain(node)
+        return as_plain(node)
 
 
 # ----- content digests ---------------------------------------------------------------------------
@@ -446,6 +443,7 @@ __all__ = [
     "Recorded",
     "active",
     "apart",
+    "as_plain",
     "bind",
     "check",
     "content_digest",

@@ -254,3 +254,10 @@ def test_a_small_run_selects_with_peoples_picks_and_an_automatic_selector(
     assert (stats["picked_by_human"], stats["picked_automatically"], stats["human_edited"]) == (2, 1, 1)
     selected = {s.sample_id: s for s in read_records(run_dir / "selected.jsonl", Selection)}
     assert (selected[third].index, selected[third].text, selected[third].extra["edited"]) == (0, "Fixed by hand.", True)
+
+    # `ilf select` over files is the run's select stage: the same snapshot of people's picks, the same selections
+    out = tmp_path / "cli" / "selected.jsonl"
+    files = ["--samples", str(run_dir / "samples.jsonl"), "--refinements", str(run_dir / "refinements.jsonl"), "--out", str(out)]
+    assert main(["select", *files, "--config", config, *sets, *select_sets]) == 0
+    assert out.read_bytes() == (run_dir / "selected.jsonl").read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["selected.jsonl"]  # its run folder is gone
