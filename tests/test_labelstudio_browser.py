@@ -90,7 +90,8 @@ def test_annotator_writes_a_critique_and_rating_in_the_browser(browser, label_st
     critique = "Say that the keys were in the bag all along; 'something' is too vague."
     box = page.locator("textarea[name=feedback]")
     box.wait_for(timeout=60_000)
-    assert "Someone lost something." in page.content()  # the annotator sees the model output
+    # the annotator sees the model output (waited for: the interface may render it after the text box)
+    page.get_by_text("Someone lost something.").first.wait_for(timeout=30_000)
     box.fill(critique)
     page.locator(".ant-rate-star").nth(3).click()  # four stars
     screenshot(page, "feedback", tmp_path)
