@@ -176,6 +176,12 @@ class LoraConfig(Recorded):
 class FinetuneConfig(Recorded):
     target: str = option("selected", "selected (ILF), initial (initial outputs) or reference (human summaries); methods set it.")
     train_samples: int | None = option(None, "Train on the first N samples of the round only (a study's nested sizes share one round).")
+    budget: float | None = option(
+        None,
+        "Annotator-seconds the training may spend (priced by cost.*): train on the first samples whose feedback fits, as the "
+        "method reads it (a critique, the distinct pairs compared, a reference, ...); study.budgets sets it.",
+        added=True,
+    )
     learning_rate: float = option(1e-5, "Peak learning rate.")
     num_train_epochs: float = option(1.0, "Epochs over the training pairs.")
     per_device_train_batch_size: int = option(8, "Batch size per device.")
@@ -243,6 +249,38 @@ class WorldConfig(Recorded):
         for name in ("state_preference", "annotator_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SchemaError(None, None, name, f"must be between 0 and 1, got {getattr(self, name)}")
+
+
+@dataclass
+class CostConfig(Recorded):
+    """What a person's feedback costs, in annotator-seconds per piece, by kind. The defaults and
+    their sources are on the docs page "Feedback and its cost"; where people annotate in Label
+    Studio, the lead times it records replace them (see ``ilf.costs``)."""
+
+    critique: float = option(60.0, "Seconds to read an output and write a critique of it (an assumption: no published figure).")
+    comparison: float = option(
+        37.0, "Seconds to read two outputs and say which is better (AlpacaEval's human annotators: 36,800 s per 1,000 pairs)."
+    )
+    ranking: float = option(
+        18.0, "Seconds per output of a ranking, so ranking k outputs costs k times this (an assumption: half a comparison per output)."
+    )
+    judgement: float = option(
+        18.0, "Seconds to read one output and answer yes/no, is it fine as it is? (an assumption: half a comparison)."
+    )
+    reference: float = option(180.0, "Seconds to write a reference output from scratch (an assumption).")
+    pick: float = option(
+        60.0, "Seconds to read an output's candidate refinements and pick the one that does what the feedback asked (an assumption)."
+    )
+    edit: float = option(120.0, "Seconds to pick a refinement and edit it into the output one wants (an assumption).")
+    execution: float = option(0.0, "Seconds of a person's time a program run against its tests takes (a machine runs it: none).")
+    oracle_score: float = option(
+        18.0, "Seconds counted for an oracle score (ablations only, no person gives one): priced as the judgement it stands in for."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("critique", "comparison", "ranking", "judgement", "reference", "pick", "edit", "execution", "oracle_score"):
+            if getattr(self, name) < 0:
+                raise SchemaError(None, None, name, f"must be at least 0 seconds, got {getattr(self, name)}")
 
 
 @dataclass
@@ -367,6 +405,10 @@ class RunConfig(Recorded):
     )
     metric_options: dict[str, dict[str, Any]] = option(
         help="Settings of metrics, by metric name (metric_options: {judge_win_rate: {against: base}}).", factory=dict, added=True
+    )
+    cost: CostConfig = option(
+        help="What each kind of feedback costs a person, in seconds: the unit studies compare methods' budgets in.",
+        factory=CostConfig,
     )
     world: WorldConfig = option(
         help="The controlled facts world (data.loader facts_world, task facts, feedback.source simulated).", factory=WorldConfig

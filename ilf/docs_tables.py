@@ -6,7 +6,10 @@ plug-in with its options (as ``ilf plugins KIND`` lists them) and every command 
 
 Each sits in a Markdown file between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``;
 ``python -m ilf.docs_tables`` rewrites every such block, ``--check`` says which are stale (a
-test runs it, so a plug-in or stage added without the docs fails CI).
+test runs it, so a plug-in or stage added without the docs fails CI). The results pages take their
+tables from the studies' published reports the same way (``<!-- generated: report NAME PART -->``,
+see ``ilf.study.published``); ``--publish RUNS`` publishes the reports of the studies run under
+``RUNS`` first.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = (
+    "README.md",
+    "docs/index.md",
+    "docs/code-task.md",
+    "docs/studies/demo.md",
+    "docs/studies/rounds.md",
+    "docs/studies/candidates.md",
+    "docs/studies/weak-refiner.md",
+    "docs/studies/peers.md",
+    "docs/studies/compare.md",
+    "docs/studies/code.md",
     "docs/EXTENDING.md",
     "docs/concepts.md",
     "docs/reference/config.md",
     "docs/reference/plugins.md",
     "docs/reference/cli.md",
 )
-BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_]+)(?: (?P<args>[^>]*?))? -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
 def plugins_table() -> str:
@@ -166,9 +179,16 @@ def regenerate(text: str, origin: str) -> str:
 
     def body(match: re.Match[str]) -> str:
         name = match["name"]
+        if name == "report":
+            from ilf.study.published import report_block
+
+            try:
+                return match.group(1) + report_block(match["args"] or "") + match.group(5)
+            except ValueError as err:
+                raise ValueError(f"{origin}: {err}") from None
         if name not in TABLES:
-            raise ValueError(f"{origin}: unknown generated block {name!r} (known: {', '.join(TABLES)})")
-        return match.group(1) + TABLES[name]() + match.group(4)
+            raise ValueError(f"{origin}: unknown generated block {name!r} (known: report, {', '.join(TABLES)})")
+        return match.group(1) + TABLES[name]() + match.group(5)
 
     return BLOCK.sub(body, text)
 
@@ -181,12 +201,27 @@ def stale_documents(root: Path = REPO) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ilf.docs_tables", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="Only say which documents are stale (exit 1 if any).")
+    parser.add_argument(
+        "--publish",
+        metavar="RUNS",
+        help="First publish the report of every study run under RUNS (RUNS/NAME/report.md) into docs/studies/reports/.",
+    )
     args = parser.parse_args(argv)
+    if args.publish:
+        from ilf.study.published import publish, study_source
+
+        for run_dir in sorted(Path(args.publish).iterdir()):
+            if (run_dir / "report.md").exists() and study_source(run_dir.name) is not None:
+                print(f"published {publish(run_dir, run_dir.name).relative_to(REPO)}")
     stale = stale_documents()
     if args.check:
+        from ilf.study.published import stale_reports
+
         for name in stale:
             print(f"{name}: generated tables are stale; run python -m ilf.docs_tables", file=sys.stderr)
-        return 1 if stale else 0
+        for line in stale_reports():
+            print(f"published report {line}: rerun it (scripts/rerun-studies.sh) and publish", file=sys.stderr)
+        return 1 if stale or stale_reports() else 0
     from ilf.files import atomic_write_text
 
     for name in stale:

@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from ilf import reads, steps
 from ilf.config import ModelConfig, RunConfig, dump_config
+from ilf.costs import annotation_seconds
 from ilf.data import load_eval, load_train, resolve_model
 from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
@@ -222,7 +223,8 @@ def _evaluate(run: Pipeline, journal_key: str) -> dict[str, Any]:
         round_metrics.update(metric.score_round(run.view))
     cost = run.method.feedback_cost(run.view)  # what a study sets methods side by side by
     round_metrics.update({f"cost.{kind}": count for kind, count in sorted(cost.items())})
-    round_metrics["feedback_cost"] = sum(cost.values())
+    round_metrics.update(annotation_seconds(run.view, cost))
+    round_metrics["train_samples"] = len(run.training_samples())
     run.replacing("evaluate")
     write_records(run.paths.eval_outputs, all_outputs)
     primary = run.method.primary_system(systems)
@@ -423,12 +425,22 @@ class Pipeline:
         return read_records(self.paths.samples, Sample)
 
     def training_samples(self) -> list[Sample]:
-        """The first ``finetune.train_samples`` samples: the nested subset this run trains on."""
+        """The first ``finetune.train_samples`` samples: the nested subset this run trains on; with
+        ``finetune.budget``, the first of those whose feedback the budget pays for."""
         samples = self.samples()
         limit = self.config.finetune.train_samples
         if limit is not None and limit > len(samples):
             raise ValueError(f"finetune.train_samples: {limit} is more than the {len(samples)} samples of the round")
-        return samples if limit is None else samples[:limit]
+        samples = samples if limit is None else samples[:limit]
+        budget = self.config.finetune.budget
+        if budget is None:
+            return samples
+        spent, kept = 0.0, 0
+        for seconds in self.method.sample_seconds(self.view, samples):
+            if spent + seconds > budget:
+                break
+            spent, kept = spent + seconds, kept + 1
+        return samples[:kept]
 
     def comparisons(self) -> list[Comparison]:
         keep = {s.id for s in self.training_samples()}

@@ -82,18 +82,18 @@ def plot_against_cost(summary: list[dict[str, Any]], columns: list[str], path: P
             groups = [
                 g
                 for g in summary
-                if axes_key(g) == key and g["size"] in (size, None) and metric in g["metrics"] and "feedback_cost" in g["metrics"]
+                if axes_key(g) == key and g["size"] in (size, None) and metric in g["metrics"] and "annotator_seconds" in g["metrics"]
             ]
             if not groups:
                 continue
             label = " · ".join([f"{size} samples"] * (size is not None) + [f"{k}={v}" for k, v in json.loads(key).items()]) or "all"
-            xs = [g["metrics"]["feedback_cost"]["mean"] for g in groups]
+            xs = [g["metrics"]["annotator_seconds"]["mean"] for g in groups]
             ys = [g["metrics"][metric]["mean"] for g in groups]
             colour = colours[index % len(colours)]
             ax.errorbar(xs, ys, yerr=[g["metrics"][metric]["sem"] for g in groups], fmt="o", capsize=3, color=colour, label=label)
             for x, y, g in zip(xs, ys, groups):
                 ax.annotate(g["method"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour)
-        ax.set_xlabel("feedback consumed (critiques, comparisons, references, judgements, executions)", fontsize=7)
+        ax.set_xlabel("annotator time the training read (seconds, cost.*)", fontsize=7)
         ax.set_title(metric)
     save_figure(fig, axes[0][0], path, legend_columns=4)
 

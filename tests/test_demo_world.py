@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from ilf.demo import world
 
 
@@ -101,15 +103,67 @@ def test_every_generated_word_is_in_the_vocabulary() -> None:
             assert set(text.split()) <= vocab, set(text.split()) - vocab
 
 
-def test_preference_favours_more_salient_facts_then_closer_facts() -> None:
+def test_a_comparison_is_one_overall_preference_and_the_graded_key_is_the_oracle() -> None:
     annotator = world.Annotator(noise=0.0)
     post = world.generate_posts(1, seed=11)[0]
     first, second = post.salient_facts
-    assert annotator.prefers(post, post.reference(), first.text()) == "a"
-    assert annotator.prefers(post, first.text(), post.reference()) == "b"
+    other = next(f for f, s in zip(post.facts, post.salient) if not s)
+    assert annotator.prefers(post, post.reference(), first.text(), key="x") == "a"
+    assert annotator.prefers(post, first.text(), post.reference(), key="x") == "b"
+    # one salient fact and nothing else equals both salient facts and one superfluous: same quality, a tie
+    assert annotator.prefers(post, first.text(), f"{first.text()} {second.text()} {other.text()}", key="x") == "tie"
     near = first.replace("day", next(d for d in world.DAYS if d != first.day))
-    assert annotator.prefers(post, "noise words .", near.text()) == "b"  # four of five slots right beats nothing
-    assert annotator.prefers(post, first.text(), first.text()) == "tie"
+    # a garbled fact is no better to a person than noise; only the oracle's graded key tells them apart
+    assert annotator.prefers(post, "noise words .", near.text(), key="x") == "tie"
+    assert world.oracle_preference(post, "noise words .", near.text()) == "b"
+    assert annotator.prefers(post, first.text(), first.text(), key="x") == "tie"
+
+
+def _flawed_pairs(count: int, seed: int) -> list[tuple[world.Post, str, str]]:
+    rng = random.Random(seed)
+    posts = world.generate_posts(count, seed=seed)
+    return [(p, world.flawed_summary(p, rng)[0], world.flawed_summary(p, rng)[0]) for p in posts]
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.3])
+def test_every_channel_errs_at_the_configured_rate_with_the_same_kinds_of_error(noise: float) -> None:
+    """Critiques, comparisons, rankings and yes/no judgements of one annotator: measured against its
+    honest answers, each channel is wrong on noise/2 and says "can't tell" on noise/2 of its answers."""
+    annotator = world.Annotator(noise=noise, seed=21)
+    items = _flawed_pairs(4000, seed=22)
+    n = len(items)
+    tolerance = 4 * (noise * (1 - noise) / n) ** 0.5  # four standard errors of a share measured on n answers
+
+    def near(share: float, expected: float) -> bool:
+        return abs(share - expected) < max(tolerance, 4 * (expected * (1 - expected) / n) ** 0.5)
+
+    critiques = [annotator.critique(post, a).kind for post, a, _ in items]
+    assert near(critiques.count("misleading") / n, noise / 2) and near(critiques.count("unhelpful") / n, noise / 2)
+
+    decisive = [(post, a, b) for post, a, b in items if world.preference(post, a, b) != "tie"]
+    answers = [annotator.comparison(post, a, b, key=post.id) for post, a, b in decisive]
+    honest = [world.preference(post, a, b) for post, a, b in decisive]
+    wrong = sum(ans.value not in (truth, "tie") for ans, truth in zip(answers, honest)) / len(decisive)
+    cant_tell = sum(ans.value == "tie" for ans in answers) / len(decisive)
+    assert near(wrong, noise / 2) and near(cant_tell, noise / 2), (wrong, cant_tell)
+    assert all(ans.value == truth for ans, truth in zip(answers, honest) if ans.error == world.HONEST)
+
+    judged = [annotator.judgement(post, a, key=f"{post.id}\n{a}") for post, a, _ in items]
+    fine = [world.quality(post, a) == len(post.salient_facts) for post, a, _ in items]
+    flipped = sum(j.value != f and j.error == world.WRONG_ANSWER for j, f in zip(judged, fine)) / n
+    assert near(flipped, noise / 2) and near(sum(j.error == world.CANT_TELL for j in judged) / n, noise / 2)
+    assert all(j.value is False for j in judged if j.error == world.CANT_TELL)
+    assert all(j.value == f for j, f in zip(judged, fine) if j.error == world.HONEST)
+
+    rankings = [annotator.ranking(post, [a, b, post.reference()], key=post.id) for post, a, b in items]
+    honest_ranks = [world.Annotator(noise=0.0).ranking(post, [a, b, post.reference()], key=post.id).value for post, a, b in items]
+    assert near(sum(r.error == world.CANT_TELL for r in rankings) / n, noise / 2)
+    assert near(sum(r.error == world.WRONG_ANSWER for r in rankings) / n, noise / 2)
+    assert all(r.value == h for r, h in zip(rankings, honest_ranks) if r.error == world.HONEST)
+    assert all(r.value == [1, 1, 1] for r in rankings if r.error == world.CANT_TELL)
+    # the same question gets the same answer, whenever it is asked
+    post, a, b = decisive[0]
+    assert annotator.comparison(post, a, b, key=post.id) == answers[0]
 
 
 # ----- the hidden-preference world ---------------------------------------------------------------

@@ -304,12 +304,11 @@ def test_facts_run_reports_judge_win_rate_in_metrics_and_table_and_reruns_when_t
     # The tiny random policy writes noise; the annotator prefers the reference to it in either order.
     samples = {s.id: s for s in read_records(run_dir / "eval_samples.jsonl", Sample)}
     outputs = read_records(run_dir / "eval_outputs.jsonl", Output)
-    annotator = world.Annotator()
     expected = []
     for o in outputs:
         post, reference = world.post_from_sample(samples[o.sample_id]), samples[o.sample_id].references[0]
-        forward = {"a": 1.0, "tie": 0.5, "b": 0.0}[annotator.prefers(post, o.text, reference)]
-        backward = {"b": 1.0, "tie": 0.5, "a": 0.0}[annotator.prefers(post, reference, o.text)]
+        forward = {"a": 1.0, "tie": 0.5, "b": 0.0}[world.preference(post, o.text, reference)]
+        backward = {"b": 1.0, "tie": 0.5, "a": 0.0}[world.preference(post, reference, o.text)]
         expected.append((forward + backward) / 2)
     assert base["judge_win_rate"] == pytest.approx(sum(expected) / len(expected))
     assert "judge_win_rate_sem" in base and base["judge_pairs"] == 4 and base["judge_position_bias"] == 0.0

@@ -217,33 +217,94 @@ SMALL_WORLD = [
     "method_options.sdpo.per_device_train_batch_size=8",
     "study.seeds=[0]",
     "study.methods=[before,ilf,sft_reference,dpo,sdft,sdpo]",
-    "study.sizes=[16]",
+    "study.budgets=[600]",
     "study.gates=[]",
     "study.contrasts=[]",
 ]
 
 
 @pytest.mark.slow
-def test_the_peers_study_sets_sdft_and_sdpo_beside_ilf_and_the_ranking_methods_with_their_cost(tmp_path: Path) -> None:
+def test_the_peers_study_gives_every_method_the_same_annotator_time_to_spend_on_its_own_feedback(tmp_path: Path) -> None:
     result = run_study(REPO / "ilf" / "studies" / "peers.yaml", tmp_path, [*SMALL_WORLD, f"pretraining.cache_dir={tmp_path / 'cache'}"])
     rows = {(r["method"], r["axis:world.preference"]): r for r in json.loads((tmp_path / "cells.json").read_text())}
     for world_name in ("cued", "hidden"):
         cost = {m: rows[(m, world_name)]["metrics"] for m in ("before", "ilf", "sft_reference", "dpo", "sdft", "sdpo")}
-        assert cost["before"]["feedback_cost"] == 0
-        assert cost["ilf"]["cost.critiques"] == cost["sdft"]["cost.critiques"] == 16  # the same critiques
-        assert cost["sft_reference"]["cost.references"] == 16
-        assert cost["dpo"]["cost.comparisons"] == cost["dpo"]["feedback_cost"] > 0
-        # sdpo read the critiques and had every rollout of its 2 steps x 8 judged by the annotator
-        assert cost["sdpo"]["cost.critiques"] == 16 and cost["sdpo"]["cost.judgements"] == 2 * 8
-        assert cost["sdpo"]["feedback_cost"] == 16 + 16
+        assert cost["before"]["annotator_seconds"] == 0
+        # 600 s: ten critiques of 60 s for ilf and sdft (the same ones), three references of 180 s
+        assert cost["ilf"]["cost.critiques"] == cost["sdft"]["cost.critiques"] == 10 == cost["ilf"]["train_samples"]
+        assert cost["ilf"]["annotator_seconds"] == cost["sdft"]["annotator_seconds"] == 600
+        assert cost["sft_reference"]["cost.references"] == 3 and cost["sft_reference"]["annotator_seconds"] == 540
+        # dpo buys posts until their distinct pairs (37 s each, at most 3 a post) would pass the budget
+        assert 600 - 3 * 37 < cost["dpo"]["annotator_seconds"] <= 600
+        assert cost["dpo"]["seconds.comparisons"] == 37 * cost["dpo"]["cost.comparisons"]
+        # sdpo: a critique and 6.4 judged rollouts a post (175.2 s): three posts, ceil(3 x 6.4 / 8) = 3 steps
+        assert cost["sdpo"]["cost.critiques"] == 3 and 0 < cost["sdpo"]["cost.judgements"] <= 3 * 8
+        trained = json.loads((Path(rows[("sdpo", world_name)]["dir"]) / "model" / "sdpo_metrics.json").read_text())
+        assert trained["rewards_distinct"] == cost["sdpo"]["cost.judgements"] <= trained["rewards_scored"] == 3 * 8
         for method in ("sdft", "sdpo"):
             assert 0.0 <= cost[method]["recall"] <= 1.0
             trained = json.loads((Path(rows[(method, world_name)]["dir"]) / "model" / f"{method}_metrics.json").read_text())
-            assert trained["steps"] > 0 and trained["rows"] == 16
+            assert trained["steps"] > 0 and trained["rows"] == cost[method]["train_samples"]
     for method in ("sdft", "sdpo", "ilf", "dpo"):
         assert f"| {method} |" in result["report"]
-    assert "feedback_cost" in result["report"].split("\n## ")[1]  # a column of the main table
+    assert "annotator_seconds" in result["report"].split("\n## ")[1]  # a column of the main table
+    cost_table = result["report"].split("\n## Cost\n")[1].split("\n## ")[0]
+    assert "| ilf | budget=600, world.preference=cued | 10 |" in cost_table.replace(" · ", ", ")
     assert (tmp_path / "report_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _budget_run(tmp_path: Path, method: str, budget: float, **extra: object):
+    from ilf.config import build_config
+    from ilf.pipeline import Pipeline
+    from ilf.records import write_records
+
+    raw = {
+        "method": method,
+        "data": {"loader": "facts_world", "limit": 4},
+        "task": {"name": "facts"},
+        "feedback": {"source": "simulated"},
+        "finetune": {"budget": budget},
+        **extra,
+    }
+    run = Pipeline(build_config(raw, "test"), tmp_path / f"{method}-{budget}")
+    write_records(run.paths.samples, FACTS)
+    return run
+
+
+def test_a_budget_buys_the_first_samples_whose_feedback_it_pays_for(tmp_path: Path) -> None:
+    from ilf.records import Comparison, Feedback, write_records
+
+    run = _budget_run(tmp_path, "dpo", 37 * 4.5)
+    pairs = {FACTS[0].id: 3, FACTS[1].id: 1, FACTS[2].id: 0, FACTS[3].id: 2}  # distinct pairs the annotator compared
+    write_records(
+        run.paths.comparisons,
+        [Comparison(sample_id=s, a=f"a{i}", b=f"b{i}", preferred="a") for s, n in pairs.items() for i in range(n)],
+    )
+    # 3 + 1 + 0 pairs cost 148 s; the fourth post's 2 more would pass 166.5 s
+    assert [s.id for s in run.training_samples()] == [s.id for s in FACTS[:3]]
+    assert run.method.feedback_cost(run.view) == {"comparisons": 4}
+
+    ilf = _budget_run(tmp_path, "ilf", 150.0, cost={"critique": 50.0})
+    write_records(ilf.paths.feedback, [Feedback(sample_id=s.id, text="please add that ann buys boat", lead_time=None) for s in FACTS])
+    assert [s.id for s in ilf.training_samples()] == [s.id for s in FACTS[:3]]  # three critiques of 50 s
+    free = _budget_run(tmp_path, "sft_initial", 1.0)
+    assert len(free.training_samples()) == 4  # its own outputs cost nobody anything
+
+
+def test_annotator_seconds_price_each_kind_and_take_label_studios_lead_times_where_measured(tmp_path: Path) -> None:
+    from ilf.costs import annotation_seconds
+    from ilf.records import Feedback, write_records
+
+    run = _budget_run(tmp_path, "ilf", 1e9)
+    write_records(
+        run.paths.feedback,
+        [Feedback(sample_id=s.id, text="add ann", lead_time=12.5 if i == 0 else None) for i, s in enumerate(FACTS)],
+    )
+    seconds = annotation_seconds(run.view, {"critiques": 4, "judgements": 10})
+    assert seconds["seconds.critiques"] == round(12.5 + 3 * 60) and seconds["seconds.judgements"] == 180
+    assert seconds["annotator_seconds"] == round(12.5 + 180 + 180) and seconds["measured_share"] == round(12.5 / 372.5, 3)
+    with pytest.raises(ValueError, match="no price for feedback of kind 'gestures'"):
+        annotation_seconds(run.view, {"gestures": 1})
 
 
 def test_feedback_cost_counts_critiques_only_where_the_refiner_or_the_selector_reads_them(tmp_path: Path) -> None:

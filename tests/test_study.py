@@ -172,7 +172,7 @@ def test_cells_say_how_many_seeds_they_average_and_counts_show_each_seed(tmp_pat
     from ilf.study import StudyConfig, write_report
 
     def row(method: str, seed: int, recall: float, cost: int) -> dict:
-        metrics = {"recall": recall, "feedback_cost": cost}
+        metrics = {"recall": recall, "annotator_seconds": cost}
         return {
             "cell": f"{method}{seed}",
             "method": method,
@@ -185,7 +185,7 @@ def test_cells_say_how_many_seeds_they_average_and_counts_show_each_seed(tmp_pat
 
     rows = [row("ilf", 0, 0.5, 100), row("ilf", 1, 0.6, 100), row("ilf", 2, 0.7, 100)]
     rows += [row("dpo", 0, 0.4, 195), row("dpo", 1, 0.5, 341)]  # seed 2's run is missing
-    study = StudyConfig(methods=["ilf", "dpo"], seeds=[0, 1, 2], report_metrics=["recall", "feedback_cost"])
+    study = StudyConfig(methods=["ilf", "dpo"], seeds=[0, 1, 2], report_metrics=["recall", "annotator_seconds"])
     failed = [{"cell": "seed2-dpo", "error": "ValueError: out of patience", "traceback": "cells/seed2-dpo/error.txt"}]
     report = write_report(study, rows, tmp_path, "s", failed=failed)["report"]
     assert "| ilf | 0.600 ± 0.100 (0.058) | 100 |" in report  # every seed: no n, one count

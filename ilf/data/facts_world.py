@@ -1,7 +1,9 @@
 """The facts world's posts as samples: seeded, so every run of a seed sees the same posts.
 
 Training posts are drawn per run seed (``data.limit`` of them); held-out posts come from
-``world.test_seed``, the same for every run, so runs are compared on one set. In the hidden world
+``world.test_seed``, the same for every run, so runs are compared on one set. Two held-out splits
+are drawn apart: ``test``, which studies report, and ``validation``, which tuning evaluates on
+(``data.eval_split: validation``), so no setting is chosen on the posts it is reported on. In the hidden world
 the annotator's rule is drawn from the run seed too, and every post is built under it.
 """
 
@@ -18,11 +20,19 @@ if TYPE_CHECKING:
     from ilf.config import RunConfig
 
 
-@LOADERS.register("facts_world", help="Posts of the controlled facts world (ilf demo); data.split train or test, no files.")
+HELD_OUT = ("test", "validation")
+
+
+@LOADERS.register(
+    "facts_world",
+    help="Posts of the controlled facts world (ilf demo); data.split train, data.eval_split test (reported) or validation "
+    "(for tuning), no files.",
+)
 def load_facts_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
     rule = hidden_rule(config)
-    if split == config.data.eval_split:
-        posts = world.generate_posts(limit or config.world.test_posts, seed=config.world.test_seed, prefix="test", rule=rule)
+    if split in HELD_OUT or split == config.data.eval_split:
+        prefix = split if split in HELD_OUT else "test"
+        posts = world.generate_posts(limit or config.world.test_posts, seed=config.world.test_seed, prefix=prefix, rule=rule)
     else:
         posts = world.generate_posts(limit or 100, seed=1000 + config.seed, prefix=split, rule=rule)
     samples = [Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()], extra=world.post_record(p)) for p in posts]

@@ -4,7 +4,10 @@ Each sample is what the ``code`` task, the sandbox and pass@k read (``inputs.pro
 the signature, ``extra.test`` defining ``check``, ``extra.entry_point``), with the task's steps
 beside them for the reviewer. Training tasks are drawn per run seed (``data.limit`` of them) from
 the tasks whose correct program hashes outside the held-out fifth; held-out tasks come from
-``world.test_seed`` inside it, the same for every run, so runs are compared on one set. A model
+``world.test_seed`` inside it, the same for every run, so runs are compared on one set. The
+``validation`` split (for tuning: ``data.eval_split: validation``) is drawn from the same held-out
+fifth, leaving out every task of the test split, so no setting is chosen on the tasks it is
+reported on. A model
 named ``pretrained`` in a run that loads this world is the program world's model.
 """
 
@@ -25,11 +28,18 @@ if TYPE_CHECKING:
 @LOADERS.register(
     "program_world",
     help="Tasks of the controlled program world (ilf demo code): one-line functions with unit tests; "
-    "data.split train or test, no files; held-out tasks split off by a hash of the program.",
+    "data.split train, data.eval_split test (reported) or validation (for tuning), no files; held-out tasks split off by "
+    "a hash of the program.",
 )
 def load_program_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
     reads.note_probe("constant", "ilf.demo.programs:VERSION")  # the world's tasks, as this code draws them
-    if split == config.data.eval_split:
+    if split == "validation":
+        test = {
+            t.key() for t in programs.generate_tasks(config.world.test_posts, seed=config.world.test_seed, held_out=True, prefix="test")
+        }
+        tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="validation", leave_out=test)
+        prefix = "validation"
+    elif split == config.data.eval_split:
         tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="test")
         prefix = "test"
     else:

@@ -259,11 +259,14 @@ def _draw_inputs(steps: tuple[Step, ...]) -> tuple[int, ...] | None:
     return None
 
 
-def generate_tasks(count: int, seed: int, held_out: bool, prefix: str = "prog") -> list[Task]:
-    """``count`` distinct tasks of the training side (``held_out`` False) or the held-out side."""
+def generate_tasks(
+    count: int, seed: int, held_out: bool, prefix: str = "prog", leave_out: frozenset[str] | set[str] = frozenset()
+) -> list[Task]:
+    """``count`` distinct tasks of the training side (``held_out`` False) or the held-out side,
+    none of whose keys is in ``leave_out`` (the test tasks, for a validation split)."""
     rng = random.Random(f"program-world:{seed}:{prefix}:{held_out}")
     tasks: list[Task] = []
-    seen: set[str] = set()
+    seen: set[str] = set(leave_out)
     attempts = 0
     while len(tasks) < count:
         attempts += 1

@@ -280,12 +280,58 @@ def _fact_slots(fact: Fact | None) -> list[str] | None:
     return [getattr(fact, s) for s in SLOTS] if fact is not None else None
 
 
+# The kinds of error every channel of the annotator makes, at the same rate: an answer that is
+# wrong (a misleading critique, a flipped comparison or judgement, a shuffled ranking) or one that
+# says nothing ("can't tell": a vague critique, a tie, "needs work" whatever the summary).
+HONEST, WRONG_ANSWER, CANT_TELL = "honest", "wrong", "cant_tell"
+
+
+def quality(post: Post, summary: str) -> int:
+    """How good a summary is to the annotator, as one number: the salient facts it states exactly,
+    less every stated fact that is not one (superfluous or untrue). A summary is fine as it is when
+    it states every salient fact and nothing else (the most it can score)."""
+    salient = {tuple(f.text()[:-2].split()) for f in post.salient_facts}
+    stated = parse_summary(summary)
+    return len(salient & set(stated)) - sum(1 for span in stated if span not in salient)
+
+
+def preference(post: Post, a: str, b: str) -> str:
+    """The annotator's honest overall preference between two summaries: 'a', 'b' or 'tie' (equal
+    quality). What a person gives: one answer, not a graded key."""
+    qa, qb = quality(post, a), quality(post, b)
+    return "a" if qa > qb else "b" if qb > qa else "tie"
+
+
+def oracle_preference(post: Post, a: str, b: str) -> str:
+    """A noise-free, finely graded preference no person gives, for ablations only (``oracle``
+    comparisons): more salient facts, then fewer others, then fewer untrue ones, then closer to the
+    salient facts slot by slot (a garbled fact with the right person and object beats noise)."""
+
+    def key(summary: str) -> tuple[float, float, float, float]:
+        scores = score_summary(post, summary)
+        return scores.recall, scores.precision, scores.faithful, slot_overlap(post, summary)
+
+    ka, kb = key(a), key(b)
+    return "a" if ka > kb else "b" if kb > ka else "tie"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the annotator on a channel, and whether it was honest, wrong or "can't tell"."""
+
+    value: object
+    error: str = HONEST
+
+
 @dataclass
 class Annotator:
-    """Critiques a summary against the post's facts, like a careful but imperfect person.
+    """One simulated person, asked for feedback on every channel: critiques, pairwise comparisons,
+    rankings and yes/no judgements. Each answer is honest, except a share ``noise`` of them, half
+    wrong and half "can't tell" (see ``error``), whatever the channel.
 
-    ``noise`` is the share of feedback that is unhelpful (vague) or misleading (asks for a fact
-    that is not in the post).
+    Critiques are drawn in order from one stream (a round's critiques are one sitting); the other
+    channels draw each answer from its ``key`` (a sample and the texts shown), so the same question
+    gets the same answer however often or in whatever order it is asked.
     """
 
     noise: float = 0.1
@@ -296,6 +342,15 @@ class Annotator:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"annotator:{self.seed}")
+
+    def error(self, rng: random.Random) -> str:
+        """Whether one answer is honest, wrong or "can't tell": ``noise`` of them are not honest, half each."""
+        if rng.random() < self.noise:
+            return CANT_TELL if rng.random() < 0.5 else WRONG_ANSWER
+        return HONEST
+
+    def _keyed(self, channel: str, key: str) -> random.Random:
+        return random.Random(f"{channel}:{self.seed}:{key}")
 
     def critique(self, post: Post, summary: str) -> SimulatedFeedback:
         feedback = self._critique(post, summary)
@@ -308,9 +363,10 @@ class Annotator:
 
     def _critique(self, post: Post, summary: str) -> SimulatedFeedback:
         rng = self._rng
-        if rng.random() < self.noise:
-            if rng.random() < 0.5:
-                return SimulatedFeedback(rng.choice(UNHELPFUL), "unhelpful")
+        error = self.error(rng)
+        if error == CANT_TELL:
+            return SimulatedFeedback(rng.choice(UNHELPFUL), "unhelpful")
+        if error == WRONG_ANSWER:
             absent = _absent_fact(post, rng)
             return SimulatedFeedback(rng.choice(MISSING).format(fact=absent.prose()), "misleading", target=absent)
         true = {tuple(f.text()[:-2].split()): f for f in post.facts}
@@ -338,30 +394,47 @@ class Annotator:
             return SimulatedFeedback(rng.choice(EXTRA).format(fact=fact.prose()), "extra", target=fact)
         return SimulatedFeedback(rng.choice(GOOD), "good")
 
+    def judgement(self, post: Post, summary: str, key: str) -> Answer:
+        """ "Is this summary fine as it is?" (True: yes). Wrong flips the honest answer; "can't tell"
+        is "needs work" whatever the summary, as a vague critique is."""
+        fine = quality(post, summary) == len(post.salient_facts)
+        error = self.error(self._keyed("judgement", key))
+        return Answer(not fine if error == WRONG_ANSWER else False if error == CANT_TELL else fine, error)
+
     def judges_fine(self, post: Post, summary: str, key: str) -> bool:
-        """The annotator's yes/no judgement "is this summary fine as it is?", as it gives its critiques:
-        honestly, a summary is fine when it states every salient fact and nothing else; with
-        probability ``noise`` the judgement is noise, half of it wrong (as a misleading critique is)
-        and half of it "needs work" whatever the summary (as a vague critique is). The same ``key``
-        (a rollout's sample and text) gets the same answer, however often or in whatever order it is asked."""
-        scores = score_summary(post, summary)
-        fine = scores.recall == 1.0 and scores.precision == 1.0
-        rng = random.Random(f"judgement:{self.seed}:{key}")
-        if rng.random() < self.noise:
-            return not fine if rng.random() < 0.5 else False
-        return fine
+        return bool(self.judgement(post, summary, key).value)
 
-    def prefers(self, post: Post, a: str, b: str) -> str:
-        """A pairwise judgement: more salient facts, then fewer others, then fewer untrue ones, then
-        closer to the salient facts slot by slot (a garbled fact with the right person and object
-        beats noise); 'tie' if all are equal."""
+    def comparison(self, post: Post, a: str, b: str, key: str) -> Answer:
+        """Which of two summaries is better: 'a', 'b' or 'tie'. Wrong gives the other side (either
+        side, at random, where the honest answer is a tie); "can't tell" is a tie."""
+        honest = preference(post, a, b)
+        rng = self._keyed("comparison", f"{key}\n{a}\n{b}")
+        error = self.error(rng)
+        if error == CANT_TELL:
+            return Answer("tie", error)
+        if error == WRONG_ANSWER:
+            return Answer({"a": "b", "b": "a"}.get(honest) or rng.choice("ab"), error)
+        return Answer(honest, error)
 
-        def key(summary: str) -> tuple[float, float, float, float]:
-            scores = score_summary(post, summary)
-            return scores.recall, scores.precision, scores.faithful, slot_overlap(post, summary)
+    def prefers(self, post: Post, a: str, b: str, key: str = "") -> str:
+        return str(self.comparison(post, a, b, key).value)
 
-        ka, kb = key(a), key(b)
-        return "a" if ka > kb else "b" if kb > ka else "tie"
+    def ranking(self, post: Post, summaries: list[str], key: str) -> Answer:
+        """A ranking of ``summaries`` (1 is best; equal quality shares a rank). Wrong gives a random
+        strict order; "can't tell" ranks them all equal."""
+        rng = self._keyed("ranking", "\n".join([key, *summaries]))
+        error = self.error(rng)
+        if error == CANT_TELL:
+            return Answer([1] * len(summaries), error)
+        if error == WRONG_ANSWER:
+            order = list(range(len(summaries)))
+            rng.shuffle(order)
+            ranks = [0] * len(summaries)
+            for rank, index in enumerate(order, start=1):
+                ranks[index] = rank
+            return Answer(ranks, error)
+        scores = [quality(post, s) for s in summaries]
+        return Answer([1 + sum(other > score for other in scores) for score in scores], error)
 
 
 def _absent_fact(post: Post, rng: random.Random) -> Fact:

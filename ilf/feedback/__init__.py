@@ -44,6 +44,14 @@ class FeedbackSource(Plugin):
         """The feedback records, and where they came from (named in errors)."""
         raise NotImplementedError
 
+    @classmethod
+    def comparison_seconds(cls, config: RunConfig) -> float:
+        """Annotator-seconds the comparisons of one training sample cost, before they are asked (what a
+        budget buys): by default one comparison (a dataset's own, one per sample)."""
+        from ilf.costs import price
+
+        return price(config.cost, "comparisons")
+
     def compare(self, run: RunView, journal_key: str) -> list[Comparison]:
         """Pairwise judgements for the reward model and DPO; by default the dataset's own."""
         return read_records(run.paths.dataset_comparisons, Comparison)

@@ -8,8 +8,9 @@ the ranking-RLHF methods are all methods, so one run, one study and one report s
 
 A method with settings of its own names a dataclass in ``Options``; a config sets them under
 ``method_options.<name>`` (``method_options: {sdft: {max_steps: 40}}``, see ``ilf.plugin``), so
-adding such a method touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind, so a
-study can set methods side by side at equal cost.
+adding such a method touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind,
+and ``ilf.costs`` prices it in annotator-seconds; ``cost_per_sample`` says what one more training
+sample costs, so a study can give methods equal budgets (``study.budgets``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
 from ilf.plugin import Plugin
-from ilf.records import Feedback, Output, Refinements, Sample, read_records
+from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records
 from ilf.registry import METHODS, SELECTORS
 from ilf.steps import evaluation_outputs
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 # registered. Everything else a class defines is its training (``training_code``).
 _NOT_TRAINING = frozenset(
     {"systems", "generate", "primary_system", "feedback_cost", "stages", "train_after", "learns_from_samples", "configure"}
+    | {"seconds_per_sample", "at_budget", "selection_cost", "sample_seconds"}
     | {"name", "options_key", "moved", "Options", "options", "from_config", "training_code"}
 )
 
@@ -78,8 +80,11 @@ class Method(Plugin):
         return tuple(s for s in self.stages(config) if s != "finetune")
 
     def feedback_cost(self, run: RunView) -> dict[str, int]:
-        """The feedback this method consumed, by kind (critiques, comparisons, references, judgements,
-        executions): by default what the stages it reads hold for the training samples."""
+        """The feedback this method's training read, by kind (critiques, comparisons, rankings, references,
+        judgements, picks, edits, executions): by default what the stages it reads hold for the
+        training samples. Counted alike for every method: each question a person answered once."""
+        from ilf.costs import ranking_groups
+
         stages = self.stages(run.config)
         ids = {s.id for s in run.training_samples()}
         cost: dict[str, int] = {}
@@ -87,21 +92,77 @@ class Method(Plugin):
             count = sum(1 for f in read_records(run.paths.feedback, Feedback) if f.sample_id in ids)
             cost[run.feedback_source.critique_unit] = count
         if "comparisons" in stages:
-            cost["comparisons"] = len(run.comparisons())
+            single, rankings = ranking_groups(run.comparisons())
+            cost.update({kind: n for kind, n in (("comparisons", len(single)), ("rankings", len(rankings))) if n})
         for kind, count in self.selection_cost(run).items():
             cost[kind] = cost.get(kind, 0) + count
         return cost
 
     def selection_cost(self, run: RunView) -> dict[str, int]:
-        """What the select stage's selector consumed where it is feedback of its own (``cost_unit``):
-        the unit_tests selector runs every candidate of the training samples against their tests."""
+        """What the select stage's selector consumed where it is feedback of its own: the unit_tests
+        selector runs every candidate against its tests; people's picks in Label Studio cost a pick each."""
         if "select" not in self.stages(run.config) or not run.paths.refinements.exists():
             return {}
-        unit = SELECTORS.get(run.config.selection.method).cost_unit
-        if unit is None:
-            return {}
         ids = {s.id for s in run.training_samples()}
-        return {unit: sum(len(r.candidates) for r in read_records(run.paths.refinements, Refinements) if r.sample_id in ids)}
+        refinements = [r for r in read_records(run.paths.refinements, Refinements) if r.sample_id in ids]
+        selections = [s for s in read_records(run.paths.selected, Selection) if s.sample_id in ids] if run.paths.selected.exists() else []
+        return SELECTORS.get(run.config.selection.method).feedback_cost(refinements, selections)
+
+    def seconds_per_sample(self, config: RunConfig) -> float:
+        """What one more training sample costs this method in annotator-seconds, before it runs (what a
+        budget buys): a critique where it reads the feedback stage, the comparisons the feedback source
+        asks per sample, and what the selector asks per candidate."""
+        from ilf.costs import price
+        from ilf.registry import FEEDBACK_SOURCES
+
+        stages = self.stages(config)
+        source = FEEDBACK_SOURCES.get(config.feedback.source)
+        seconds = 0.0
+        if "feedback" in stages:
+            seconds += price(config.cost, source.critique_unit)
+        if "comparisons" in stages:
+            seconds += source.comparison_seconds(config)
+        if "select" in stages:
+            seconds += SELECTORS.get(config.selection.method).seconds_per_sample(config)
+        return seconds
+
+    def sample_seconds(self, run: RunView, samples: list[Sample]) -> list[float]:
+        """What each sample's feedback costs this method, in annotator-seconds, from what the round
+        holds (a run with ``finetune.budget`` trains on the first samples these add up to): a critique,
+        the distinct pairs compared (or a ranking), what the selector asks; unknown stages are priced
+        as planned (``seconds_per_sample``)."""
+        from ilf.costs import price, ranking_groups
+        from ilf.records import Comparison
+
+        config = run.config
+        stages = self.stages(config)
+        fixed = 0.0
+        if "feedback" in stages:
+            fixed += price(config.cost, run.feedback_source.critique_unit)
+        if "select" in stages:
+            fixed += SELECTORS.get(config.selection.method).seconds_per_sample(config)
+        per_sample = dict.fromkeys((s.id for s in samples), fixed)
+        if "comparisons" in stages and run.paths.comparisons.exists():
+            ids = set(per_sample)
+            single, rankings = ranking_groups([c for c in read_records(run.paths.comparisons, Comparison) if c.sample_id in ids])
+            for c in single:
+                per_sample[c.sample_id] += price(config.cost, "comparisons")
+            for pairs in rankings.values():
+                per_sample[pairs[0].sample_id] += int(pairs[0].extra.get("ranked") or 2) * price(config.cost, "rankings")
+        return [per_sample[s.id] for s in samples]
+
+    def at_budget(self, config: RunConfig, seconds: float) -> RunConfig:
+        """The config that spends ``seconds`` of annotator time on this method's own kind of feedback
+        (``finetune.budget``: the training samples are the first ones it pays for, see ``sample_seconds``)."""
+        import dataclasses
+
+        per = self.seconds_per_sample(config)
+        if per > 0 and config.data.limit is not None and seconds / per > config.data.limit:
+            raise ValueError(
+                f"a budget of {seconds:g} annotator-seconds pays for about {seconds / per:.0f} training samples of method "
+                f"{config.method!r} ({per:g} s each), more than data.limit {config.data.limit}: raise data.limit"
+            )
+        return dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, budget=float(seconds)))
 
     def train(self, run: RunView) -> dict[str, Any]:
         raise NotImplementedError(f"method {run.config.method!r} trains nothing")

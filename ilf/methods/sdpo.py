@@ -11,17 +11,19 @@ plus every rollout the source scored, and the report says both.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ilf.config import option
+from ilf.config import RunConfig, option
 from ilf.methods import keep_policy
 from ilf.methods._privileged import SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
+    from ilf.records import Sample
     from ilf.view import RunView
 
 
@@ -31,6 +33,11 @@ class SDPOOptions:
     max_steps: int = option(50, "Optimizer steps (each scores per_device_train_batch_size rollouts).")
     num_generations: int = option(4, "Rollouts per prompt: a group, whose successful members teach the others.")
     per_device_train_batch_size: int = option(16, "Rollouts per batch (a multiple of num_generations).")
+    judged_rollouts_per_sample: float | None = option(
+        None,
+        "With a study budget (study.budgets): max_steps is set so that this many rollouts per training sample are judged, "
+        "and the judgements are priced in what one training sample costs; None: max_steps as set.",
+    )
     success_reward_threshold: float = option(1.0, "A rollout scoring at least this is a success the group distils from.")
     reward: Literal["feedback", "oracle"] = option(
         "feedback",
@@ -72,8 +79,42 @@ class SDPO(SelfDistillationMethod):
         if path.exists():
             trained = json.loads(path.read_text())
             unit = trained.get("reward_unit") or "judgements"
-            cost[unit] = cost.get(unit, 0) + int(trained.get("rewards_scored", 0))
+            # each distinct (sample, rollout) is one question: the annotator answers a repeat as before
+            asked = trained.get("rewards_distinct", trained.get("rewards_scored", 0))
+            cost[unit] = cost.get(unit, 0) + int(asked)
         return cost
+
+    def _judgements_per_sample(self, config: RunConfig) -> tuple[float, str]:
+        options: SDPOOptions = self.options(config)
+        per = options.judged_rollouts_per_sample
+        if per is None:  # the steps are fixed: their judgements spread over the samples there are
+            per = options.max_steps * options.per_device_train_batch_size / max(1, config.data.limit or 1)
+        return per, "oracle_scores" if options.reward == "oracle" else "judgements"
+
+    def seconds_per_sample(self, config: RunConfig) -> float:
+        from ilf.costs import price
+
+        per, unit = self._judgements_per_sample(config)
+        return super().seconds_per_sample(config) + per * price(config.cost, unit)
+
+    def sample_seconds(self, run: RunView, samples: list[Sample]) -> list[float]:
+        from ilf.costs import price
+
+        per, unit = self._judgements_per_sample(run.config)  # judged while training: priced as planned
+        return [s + per * price(run.config.cost, unit) for s in super().sample_seconds(run, samples)]
+
+    def at_budget(self, config: RunConfig, seconds: float) -> RunConfig:
+        """The budget, and the steps that judge ``judged_rollouts_per_sample`` rollouts of each sample it pays for."""
+        import math
+
+        config = super().at_budget(config, seconds)
+        options: SDPOOptions = self.options(config)
+        if options.judged_rollouts_per_sample is None:
+            return config
+        samples = int(seconds // self.seconds_per_sample(config))
+        steps = max(1, math.ceil(samples * options.judged_rollouts_per_sample / options.per_device_train_batch_size))
+        method_options = {**config.method_options, self.name: {**config.method_options.get(self.name, {}), "max_steps": steps}}
+        return dataclasses.replace(config, method_options=method_options)
 
     def train(self, run: RunView) -> dict[str, Any]:
         from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo

@@ -12,6 +12,7 @@ from ilf.methods.supervised import SupervisedMethod
 from ilf.registry import METHODS
 
 if TYPE_CHECKING:
+    from ilf.config import RunConfig
     from ilf.view import RunView
 
 
@@ -38,3 +39,8 @@ class SFTPassing(SupervisedMethod):
 
     def feedback_cost(self, run: RunView) -> dict[str, int]:
         return {"executions": len(run.training_samples())}
+
+    def seconds_per_sample(self, config: RunConfig) -> float:
+        from ilf.costs import price
+
+        return price(config.cost, "executions")

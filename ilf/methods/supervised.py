@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ilf.config import RunConfig, option
 from ilf.methods import Method, keep_policy
-from ilf.records import Output, read_records
+from ilf.records import Output, Sample, read_records
 from ilf.registry import METHODS, SELECTORS
 from ilf.train.sft import finetune, training_pairs
 
@@ -62,6 +62,26 @@ class SupervisedMethod(Method):
             initial = self.targets(run) or {}
             samples = [dataclasses.replace(s, initial_output=initial.get(s.id, s.initial_output)) for s in samples]
         return training_pairs(run.task, samples, c.finetune.target, selections)
+
+    def seconds_per_sample(self, config: RunConfig) -> float:
+        from ilf.costs import price
+
+        config = self.configure(config)
+        if config.finetune.target == "reference":
+            return price(config.cost, "references")
+        if config.finetune.target == "initial":
+            return 0.0
+        if not config.refine.use_feedback and not SELECTORS.get(config.selection.method).reads_feedback:
+            return SELECTORS.get(config.selection.method).seconds_per_sample(config)
+        return super().seconds_per_sample(config)
+
+    def sample_seconds(self, run: RunView, samples: list[Sample]) -> list[float]:
+        c = self.configure(run.config)
+        if c.finetune.target in ("reference", "initial") or (
+            not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback
+        ):
+            return [self.seconds_per_sample(c)] * len(samples)
+        return super().sample_seconds(run, samples)
 
     def feedback_cost(self, run: RunView) -> dict[str, int]:
         c = run.config

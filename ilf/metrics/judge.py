@@ -175,14 +175,14 @@ class Judge(Protocol):
 
 
 class AnnotatorJudge:
-    """The facts world's simulated annotator: deterministic, so every verdict is known in advance."""
+    """The facts world's annotator as a measure: its honest overall preference, without the noise of
+    its feedback (a metric measures; it is nobody's training signal), so every verdict is known in advance."""
 
     def verdicts(self, pairs: list[Pair]) -> list[str]:
         from ilf.demo import world
 
-        annotator = world.Annotator()  # ``prefers`` reads only the post's facts, not the noise or seed
         picks = {"a": FIRST, "b": SECOND, "tie": TIE}
-        return [picks[annotator.prefers(world.post_from_sample(p.sample), p.first, p.second)] for p in pairs]
+        return [picks[world.preference(world.post_from_sample(p.sample), p.first, p.second)] for p in pairs]
 
 
 def read_prompt(prompt: str) -> str:

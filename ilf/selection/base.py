@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ilf.plugin import Plugin
-from ilf.records import Sample, Selection
+from ilf.records import Refinements, Sample, Selection
 
 if TYPE_CHECKING:
     from ilf.view import RunView
@@ -36,6 +36,21 @@ class Selector(Plugin):
     # The kind of feedback scoring consumes of its own, counted per candidate in a method's
     # feedback cost (``cost.<kind>``): "executions" for a selector that runs every candidate.
     cost_unit: str | None = None
+
+    @classmethod
+    def seconds_per_sample(cls, config: Any) -> float:
+        """Annotator-seconds scoring one sample's candidates costs, before it runs (what a budget buys)."""
+        from ilf.costs import price
+
+        return price(config.cost, cls.cost_unit) * config.refine.num_candidates if cls.cost_unit else 0.0
+
+    @classmethod
+    def feedback_cost(cls, refinements: list[Refinements], selections: list[Selection]) -> dict[str, int]:
+        """The feedback scoring consumed of its own for these samples' refinements and selections,
+        by kind: by default ``cost_unit`` once per candidate."""
+        if cls.cost_unit is None:
+            return {}
+        return {cls.cost_unit: sum(len(r.candidates) for r in refinements)}
 
     @classmethod
     def models(cls, config: Any) -> list[Any]:

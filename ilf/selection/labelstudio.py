@@ -31,7 +31,7 @@ from ilf import reads
 from ilf.config import RunConfig, option
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import records_from_export, select_answer
-from ilf.records import Selection
+from ilf.records import Refinements, Selection
 from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
@@ -96,7 +96,7 @@ def read_snapshot(path: Path) -> dict[str, Selection | None]:
         if pick is None:
             picks[sample_id] = None
             continue
-        extra = {key: pick.get(key) for key in ("shown", "annotator", "edited")}
+        extra = {key: pick.get(key) for key in ("shown", "annotator", "edited", "lead_time")}
         extra["ls_annotation_id"] = pick.get("annotation")
         picks[sample_id] = Selection(sample_id=sample_id, selector="human", index=pick["index"], text=pick["text"], extra=extra)
     return picks
@@ -121,6 +121,7 @@ def snapshot_picks(project: str, path: Path) -> bool:
             "shown": pick.extra.get("shown"),
             "annotator": pick.extra.get("annotator"),
             "edited": bool(pick.extra.get("edited")),
+            "lead_time": pick.extra.get("lead_time"),
             "annotation": pick.extra.get("ls_annotation_id"),
         }
         for sample_id, pick in sorted(picks.items())
@@ -150,8 +151,23 @@ class LabelStudioSelectOptions:
     "picked are ties that selection.also_score[0] breaks (else the first candidate); 'none of them' leaves a sample out.",
 )
 class LabelStudioSelector(Selector):
+    cost_unit = "picks"
     min_score = 0.0
     Options = LabelStudioSelectOptions
+
+    @classmethod
+    def seconds_per_sample(cls, config: Any) -> float:
+        from ilf.costs import price
+
+        return price(config.cost, "picks")  # one pick per sample, whatever the number of candidates
+
+    @classmethod
+    def feedback_cost(cls, refinements: list[Refinements], selections: list[Selection]) -> dict[str, int]:
+        """A person's pick per sample they answered, or an edit where they rewrote the pick; automatic picks cost nothing."""
+        human = [s for s in selections if s.extra.get("picked_by") == "human"]
+        edits = sum(1 for s in human if s.extra.get("edited"))
+        return {kind: n for kind, n in (("picks", len(human) - edits), ("edits", edits)) if n}
+
     moved = {"selection.labelstudio_project": "{options}.project"}
 
     @classmethod
@@ -251,6 +267,7 @@ class LabelStudioSelector(Selector):
             picked_by="human",
             annotator=pick.extra.get("annotator"),
             edited=bool(pick.extra.get("edited")),
+            lead_time=pick.extra.get("lead_time"),  # what the pick cost the person, priced in the method's feedback cost
             ls_project=self.project,
             ls_annotation_id=pick.extra.get("ls_annotation_id"),
         )

@@ -37,21 +37,28 @@ class Cell:
 def cells(study: StudyConfig, base: dict[str, Any], source: str) -> list[Cell]:
     axis_keys = list(study.axes)
     combos = [dict(zip(axis_keys, values)) for values in itertools.product(*study.axes.values())] or [{}]
+    if study.budgets:  # an axis of its own: each method spends it on its own kind of feedback
+        combos = [
+            {**combo, "budget": int(budget) if float(budget).is_integer() else budget} for combo in combos for budget in study.budgets
+        ]
     largest = max(study.sizes) if study.sizes else None
     result = []
     for seed in study.seeds:
         for combo in combos:
             for label in study.methods:
                 variant = study.variants.get(label, Variant(method=label))
+                settings = {k: v for k, v in combo.items() if k != "budget"}
 
                 def cell_config(size: int | None) -> RunConfig:
-                    sets = [f"seed={seed}", f"method={variant.method}", *(f"{k}={json.dumps(v)}" for k, v in combo.items())]
+                    sets = [f"seed={seed}", f"method={variant.method}", *(f"{k}={json.dumps(v)}" for k, v in settings.items())]
                     if largest is not None:
                         sets += [f"data.limit={largest}", f"finetune.train_samples={json.dumps(size)}"]
                     return build_config(copy.deepcopy(base), source, [*sets, *variant.set])
 
                 probe = cell_config(largest)
                 method = get_method(probe.method, probe)
+                if "budget" in combo:
+                    probe = method.at_budget(probe, float(combo["budget"]))
                 # a method that learns nothing from the training samples (``before``) has one cell per seed
                 sized = bool(study.sizes) and method.learns_from_samples(method.configure(probe))
                 for size in study.sizes if sized else [None]:

@@ -54,6 +54,11 @@ class StudyConfig:
         "the first N. Empty: data.limit as configured.",
         factory=list,
     )
+    budgets: list[float] = option(
+        help="Annotator-seconds (priced by cost.*) each method is given, an axis of the report: every cell trains on the "
+        "samples its method's own kind of feedback buys (Method.at_budget), at most data.limit; instead of sizes.",
+        factory=list,
+    )
     seeds: list[int] = option(help="Run seeds (run config `seed`); the report gives mean, std and SEM over them.", factory=lambda: [0])
     axes: dict[str, list[Any]] = option(
         help="Any other config key swept as an axis, e.g. {selection.method: [embedding, random]}.", factory=dict
@@ -134,6 +139,12 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         raise ConfigError(source, None, "study.workers", f"must be at least 1, got {study.workers}")
     if any(size < 1 for size in study.sizes):
         raise ConfigError(source, None, "study.sizes", f"sizes must be positive, got {study.sizes}")
+    if study.budgets and study.sizes:
+        raise ConfigError(source, None, "study.budgets", "a study gives its cells either sizes or budgets, not both")
+    if any(budget <= 0 for budget in study.budgets):
+        raise ConfigError(source, None, "study.budgets", f"budgets are positive annotator-seconds, got {study.budgets}")
+    if "budget" in study.axes:
+        raise ConfigError(source, None, "study.axes.budget", "'budget' is the axis study.budgets makes; set study.budgets instead")
     base = apply_overrides(raw, run_overrides)
     build_config(copy.deepcopy(base), source)  # a bad base config fails before any cell runs
     return study, base, source

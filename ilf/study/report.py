@@ -128,15 +128,10 @@ def write_report(
         lines.append("")
     lines += _round_section(study, summary, columns, run_dir, expected)
     lines += ["![metrics against training size](report.png)", ""]
-    if any("feedback_cost" in g["metrics"] for g in summary):
-        lines += [
-            "Feedback consumed (`feedback_cost`): the critiques, comparisons, references, judgements or executions a "
-            "method's training read (`cost.<kind>` in the round table).",
-            "",
-            "![metrics against feedback consumed](report_cost.png)",
-            "",
-        ]
-        plot_against_cost(summary, [c for c in columns if c != "feedback_cost"], run_dir / "report_cost.png")
+    lines += _cost_section(study, summary, expected)
+    if any("annotator_seconds" in g["metrics"] for g in summary):
+        lines += ["![metrics against annotator time](report_cost.png)", ""]
+        plot_against_cost(summary, [c for c in columns if c != "annotator_seconds"], run_dir / "report_cost.png")
     if study.notes:
         lines += [study.notes.strip(), ""]
     report = "\n".join(lines)
@@ -149,6 +144,41 @@ def write_report(
     atomic_write_text(run_dir / "report.md", report)
     plot_against_size(summary, columns, sizes, run_dir / "report.png")
     return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
+
+
+def _cost_section(study: StudyConfig, summary: list[dict[str, Any]], seeds: int) -> list[str]:
+    """What each cell's training read, by kind, and what a person would have spent on it: counts
+    beside annotator-seconds (``cost.*`` prices them; Label Studio's lead times where measured)."""
+    groups = [g for g in summary if "annotator_seconds" in g["metrics"]]
+    if not groups:
+        return []
+    kinds = sorted({k.split(".", 1)[1] for g in groups for k in g["metrics"] if k.startswith("cost.")})
+    budget = any("budget" in g["axes"] for g in groups)
+    lines = [
+        "## Cost",
+        "",
+        "What each method's training read, counted alike for every method (each question a person answered once), and "
+        "its price in annotator-seconds (`cost.*`; a count that differs between seeds is shown seed by seed"
+        + ("; `budget`: the annotator-seconds a cell was given to spend on its own kind of feedback" if budget else "")
+        + ").",
+        "",
+        "| method | where | training samples | " + " | ".join(kinds) + " | annotator-seconds |",
+        "|---|---|---|" + "---|" * len(kinds) + "---|",
+    ]
+    order = {m: i for i, m in enumerate(study.methods)}
+    for g in sorted(groups, key=lambda g: (json.dumps(g["axes"], sort_keys=True), g["size"] or 0, order.get(g["method"], 99))):
+        where = " · ".join(x for x in (f"{g['size']} samples" if g["size"] else "", *(f"{k}={v}" for k, v in g["axes"].items())) if x)
+        m = g["metrics"]
+        counts = [format_cell(m.get(f"cost.{kind}"), seeds) for kind in kinds]
+        lines.append(
+            f"| {g['method']} | {where or 'all'} | {format_cell(m.get('train_samples'), seeds)} | "
+            + " | ".join(counts)
+            + f" | {format_cell(m.get('annotator_seconds'), seeds)} |"
+        )
+    lines.append("")
+    if any("measured_share" in g["metrics"] for g in groups):
+        lines += ["Where people annotated in Label Studio, their recorded lead times priced their feedback (`measured_share`).", ""]
+    return lines
 
 
 def _round_section(study: StudyConfig, summary: list[dict[str, Any]], columns: list[str], run_dir: Path, seeds: int) -> list[str]:

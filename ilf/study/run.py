@@ -10,7 +10,7 @@ import yaml
 
 from ilf.config import to_plain
 from ilf.errors import IlfError
-from ilf.files import atomic_write_text
+from ilf.files import atomic_write_json, atomic_write_text
 from ilf.study import executors
 from ilf.study.cells import cells
 from ilf.study.config import load_study
@@ -44,7 +44,45 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     result = write_report(study, rows, run_dir, base.get("name", "study"), failed=failed)
     result["seconds"] = time.perf_counter() - started
     result["failed"] = failed
+    atomic_write_json(run_dir / "provenance.json", provenance(result["seconds"], len(todo), len(failed)))
     return result
+
+
+def provenance(seconds: float, cells: int, failed: int) -> dict[str, Any]:
+    """What wrote a report: the code (ilf's version, and its git commit where it runs from a checkout),
+    the machine, when, and how long this invocation took (a rerun that resumed counts only its own time)."""
+    import datetime as dt
+    import os
+    import platform
+    import subprocess
+
+    import ilf
+
+    package = Path(ilf.__file__).resolve().parent
+    commit = None
+    try:
+        head = subprocess.run(["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            commit = head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        commit = None  # not a git checkout, or no git: the version says what ran
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass  # not Linux: platform's name stands
+    return {
+        "ilf": ilf.__version__,
+        "commit": commit,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "cells": cells,
+        "failed": failed,
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
+    }
 
 
 def pretrain_world_models(todo: list[Any], run_dir: Path) -> None:
@@ -77,4 +115,4 @@ def pretrain_world_models(todo: list[Any], run_dir: Path) -> None:
         )
 
 
-__all__ = ["run_study", "pretrain_world_models"]
+__all__ = ["run_study", "pretrain_world_models", "provenance"]

@@ -68,11 +68,13 @@ def train_sdpo(
     if room or config.max_prompt_length:
         lengths["max_prompt_length"] = min(x for x in (room, config.max_prompt_length) if x)
     scored: list[float] = []
+    asked: set[tuple[str, str]] = set()
     units: set[str] = set()
 
     def reward_func(prompts: list[str], completions: list[str], sample_id: list[str], **_: Any) -> list[float]:
         rewards, unit = reward(sample_id, completions)
         scored.extend(rewards)
+        asked.update(zip(sample_id, completions))
         units.add(unit)
         return rewards
 
@@ -113,6 +115,7 @@ def train_sdpo(
         "rows": len(rows),
         **training_summary(trainer, result),
         "rewards_scored": len(scored),
+        "rewards_distinct": len(asked),  # distinct (sample, rollout) pairs: the questions a person was asked
         "reward_unit": ",".join(sorted(units)) or None,
         "mean_reward": _mean(scored),
         # the mean reward of the first and the last generation batch: did the policy get better at what the source scores?

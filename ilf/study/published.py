@@ -1,0 +1,137 @@
+"""Study reports published with the docs, and the tables the docs pages take from them.
+
+``scripts/rerun-studies.sh`` runs every packaged study from nothing, then ``python -m
+ilf.docs_tables --publish RUNS`` copies each study's ``report.md`` into ``docs/studies/reports/``
+(its plots left out), beside ``NAME.yaml``: the study config it ran (machine paths left out) and
+its provenance (ilf's version and commit, the machine, when, how long). A docs page shows a part of
+a report with a generated block, ``<!-- generated: report NAME PART -->``, which ``ilf.docs_tables``
+fills from the published report; a test fails when a page and its report disagree, and when a
+study's config no longer is the one its published report ran (rerun it and publish).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent.parent
+REPORTS = REPO / "docs" / "studies" / "reports"
+# what is machine-specific in a study's config: where `ilf demo` put the world-model cache
+MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
+PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds")
+
+
+def portable(base: dict[str, Any]) -> dict[str, Any]:
+    """A study's base config less the keys that name folders of the machine it ran on."""
+    base = json.loads(json.dumps(base))
+    for path in MACHINE_KEYS:
+        node = base
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return base
+
+
+def publish(run_dir: Path, name: str, reports: Path = REPORTS) -> Path:
+    """Copy the report of the study run in ``run_dir`` into ``reports/NAME.md``, with its config and provenance in ``NAME.yaml``."""
+    from ilf.files import atomic_write_text
+
+    report = (run_dir / "report.md").read_text(encoding="utf-8")
+    ran = yaml.safe_load((run_dir / "study.yaml").read_text(encoding="utf-8"))
+    provenance_path = run_dir / "provenance.json"
+    provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
+    body = "\n".join(line for line in report.splitlines() if not line.startswith("![")).rstrip() + "\n"
+    where = ", ".join(
+        x
+        for x in (
+            f"ilf {provenance.get('ilf', '?')}",
+            f"commit {provenance['commit']}" if provenance.get("commit") else "",
+            provenance.get("finished", ""),
+            f"{provenance['seconds']:.0f} s" if provenance.get("seconds") is not None else "",
+            f"{provenance['machine']['cpu']}, {provenance['machine']['cores']} cores" if provenance.get("machine") else "",
+        )
+        if x
+    )
+    header = f"<!-- published by `python -m ilf.docs_tables --publish` from the study {name!r}: {where} -->\n\n"
+    reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(reports / f"{name}.md", header + body)
+    record = {"study": ran["study"], "base": portable(ran["base"]), "provenance": provenance}
+    atomic_write_text(reports / f"{name}.yaml", yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
+    return reports / f"{name}.md"
+
+
+def sections(name: str, reports: Path = REPORTS) -> list[tuple[str, str, str]]:
+    """(part, heading, body) of each ``##`` section of a published report."""
+    path = reports / f"{name}.md"
+    if not path.exists():
+        raise ValueError(
+            f"no published report {path.relative_to(REPO) if path.is_relative_to(REPO) else path}: run the study and publish it"
+        )
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for chunk in re.split(r"^## ", text, flags=re.M)[1:]:
+        heading, _, body = chunk.partition("\n")
+        found.append((_part(heading), heading.strip(), body.strip("\n")))
+    return found
+
+
+def _part(heading: str) -> str:
+    for prefix, part in (
+        ("The feedback round", "round"),
+        ("Gates", "gates"),
+        ("Contrasts", "contrasts"),
+        ("Cost", "cost"),
+        ("By round", "rounds"),
+    ):
+        if heading.startswith(prefix):
+            return part
+    return "results"
+
+
+def report_block(args: str, reports: Path = REPORTS) -> str:
+    """A generated block's body: ``NAME PART ["text a heading holds" ...]``, each section of that part
+    (and holding every text given), its heading shown in bold."""
+    words = shlex.split(args)
+    if len(words) < 2 or words[1] not in PARTS:
+        raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
+    name, part, wanted = words[0], words[1], words[2:]
+    chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
+    if not chosen:
+        raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {wanted}")
+    shown = [f"**{heading}**\n\n{body}\n" if len(chosen) > 1 or part == "results" else f"{body}\n" for heading, body in chosen]
+    return "\n".join(shown)
+
+
+def stale_reports(reports: Path = REPORTS) -> list[str]:
+    """The published reports whose study config differs from the one the code ships now (or that are gone)."""
+    from ilf.config import to_plain
+    from ilf.study.config import load_study
+
+    stale = []
+    for record_path in sorted(reports.glob("*.yaml")):
+        record = yaml.safe_load(record_path.read_text(encoding="utf-8"))
+        source = study_source(record_path.stem)
+        if source is None:
+            stale.append(f"{record_path.stem}: no study config of that name ships any longer")
+            continue
+        study, base, _ = load_study(source, [])
+        if to_plain(study) != record["study"] or portable(base) != record["base"]:
+            stale.append(f"{record_path.stem}: {source.relative_to(REPO)} changed since its report was published")
+    return stale
+
+
+def study_source(name: str) -> Path | None:
+    """The config of a published study: a packaged one (ilf/studies) or an example (experiments/)."""
+    for folder in (REPO / "ilf" / "studies", REPO / "experiments"):
+        if (folder / f"{name}.yaml").exists():
+            return folder / f"{name}.yaml"
+    return None
+
+
+__all__ = ["REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source"]
