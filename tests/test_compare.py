@@ -27,6 +27,8 @@ def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_mode
         "pretraining.examples=4000",
         f"pretraining.cache_dir={tmp_path / 'cache'}",
         "finetune.num_train_epochs=1",
+        "study.seeds=[0]",
+        "study.contrasts=[]",
     ]
     assert main(["compare", str(REPO / "experiments" / "compare_offline.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
     printed = capsys.readouterr().out

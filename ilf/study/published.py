@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 REPORTS = REPO / "docs" / "studies" / "reports"
 # what is machine-specific in a study's config: where `ilf demo` put the world-model cache
 MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
-PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds")
+PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "provenance")
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +101,31 @@ def report_block(args: str, reports: Path = REPORTS) -> str:
     if len(words) < 2 or words[1] not in PARTS:
         raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
     name, part, wanted = words[0], words[1], words[2:]
+    if part == "provenance":
+        return provenance_line(name, reports)
     chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
     if not chosen:
         raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {wanted}")
     shown = [f"**{heading}**\n\n{body}\n" if len(chosen) > 1 or part == "results" else f"{body}\n" for heading, body in chosen]
     return "\n".join(shown)
+
+
+def provenance_line(name: str, reports: Path = REPORTS) -> str:
+    """One sentence: what ran the published report, where, when and for how long, and a link to it."""
+    path = reports / f"{name}.yaml"
+    if not path.exists():
+        raise ValueError(f"no published report {name!r} (docs/studies/reports/{name}.yaml): run the study and publish it")
+    p = yaml.safe_load(path.read_text(encoding="utf-8")).get("provenance") or {}
+    machine = p.get("machine") or {}
+    minutes, seconds = divmod(round(p.get("seconds") or 0), 60)
+    commit = f" at commit `{str(p['commit'])[:12]}`" if p.get("commit") else ""
+    return (
+        f"The tables below are from the [published report](reports/{name}.md) that `scripts/rerun-studies.sh` wrote: ilf "
+        f"{p.get('ilf', '?')}{commit}, finished {str(p.get('finished', '?'))[:16].replace('T', ' ')} UTC, {minutes} min {seconds} s "
+        f"for {p.get('cells', '?')} cells on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores"
+        + (f", load average {p['load_15min']} over the last 15 minutes" if p.get("load_15min") is not None else "")
+        + ").\n"
+    )
 
 
 def stale_reports(reports: Path = REPORTS) -> list[str]:

@@ -82,6 +82,8 @@ def provenance(seconds: float, cells: int, failed: int) -> dict[str, Any]:
         "cells": cells,
         "failed": failed,
         "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
+        # other work on the machine slows a run: the load over its last 15 minutes says how busy it was
+        "load_15min": round(os.getloadavg()[2], 2) if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Reruns every study whose results the docs show, from nothing, then publishes their reports into
+# docs/studies/reports/ and regenerates the tables of the docs pages from them:
+#   bash scripts/rerun-studies.sh [RUNS]      (default runs/studies; RUNS is emptied first)
+# Each study is an ordinary `ilf demo NAME` (or `ilf compare`) run into RUNS/NAME, sharing one
+# world-model cache in RUNS/world-cache; the time each took is printed and kept in RUNS/times.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-runs/studies}"
+ilf="${ILF:-.venv/bin/ilf}"
+python="${PYTHON:-.venv/bin/python}"
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+rm -rf "$runs"
+mkdir -p "$runs"
+: > "$runs/times.txt"
+timed() {  # NAME COMMAND...: run it, and note how long it took
+  local name="$1" start
+  shift
+  start=$(date +%s)
+  "$@"
+  echo "$name $(( $(date +%s) - start )) s" | tee -a "$runs/times.txt"
+}
+# the settings of peers come from peers_tuning, which runs before it (it reads only development seeds and validation posts)
+for study in demo rounds candidates weak_refiner peers_tuning peers code; do
+  timed "$study" "$ilf" demo "$study" --run-dir "$runs/$study"
+done
+timed compare_offline "$ilf" compare experiments/compare_offline.yaml --run-dir "$runs/compare_offline" \
+  --set "pretraining.cache_dir=$(realpath "$runs")/world-cache"
+echo "all $(awk '{s += $2} END {print s}' "$runs/times.txt") s" | tee -a "$runs/times.txt"
+"$python" -m ilf.docs_tables --publish "$runs"
