@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if metrics_path.exists() and (args.until in (None, "evaluate")):
         result = RunResult.read(metrics_path)
         print(result.table)
+        if result.cost_line():
+            print(result.cost_line())
         if result.rounds_table is not None:
             print(f"\nprimary system ({result.primary}) by round:\n{result.rounds_table}")
     return 0
@@ -420,8 +422,10 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     description="A packaged study of the facts world's plug-ins: train a tiny policy, refiner and judge from scratch "
     "(cached), run ILF at 100 and 300 feedback samples against its baselines over 3 seeds in the cued and the "
     "hidden-preference world, print the report. Other packaged studies: rounds (ILF over three rounds), candidates "
-    "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps), code (ILF for "
-    "code in the program world: programs run in the sandbox, a simulated reviewer, pass@1 and pass@10).",
+    "(selection among N = 1..10 refinements), weak_refiner (a refiner after fewer pre-training steps), peers (ILF beside "
+    "SDFT, SDPO and ranking RLHF at equal annotator time), peers_tuning (their settings, on development seeds and "
+    "validation posts), code (ILF for code in the program world: programs run in the sandbox, a simulated reviewer, "
+    "pass@1 and pass@10).",
 )
 def cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files

@@ -25,6 +25,7 @@ DOCUMENTS = (
     "README.md",
     "docs/index.md",
     "docs/code-task.md",
+    "docs/studies/index.md",
     "docs/studies/demo.md",
     "docs/studies/rounds.md",
     "docs/studies/candidates.md",
@@ -165,8 +166,16 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
+def study_times() -> str:
+    """Every published study report and how long its run took (``ilf.study.published``)."""
+    from ilf.study.published import times_table
+
+    return times_table()
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "plugins": plugins_table,
+    "study_times": study_times,
     "stages": stages_table,
     "config": config_reference,
     "plugin_options": plugins_reference,
@@ -183,7 +192,7 @@ def regenerate(text: str, origin: str) -> str:
             from ilf.study.published import report_block
 
             try:
-                return match.group(1) + report_block(match["args"] or "") + match.group(5)
+                return match.group(1) + report_block(match["args"] or "", page=REPO / origin) + match.group(5)
             except ValueError as err:
                 raise ValueError(f"{origin}: {err}") from None
         if name not in TABLES:

@@ -44,6 +44,18 @@ class Scores:
         return values
 
 
+    def cost_line(self) -> str | None:
+        """What the method's training read and its price in annotator-seconds, in one line (None
+        for a round that recorded no cost)."""
+        if "annotator_seconds" not in self.round:
+            return None
+        kinds = sorted(k[len("cost.") :] for k in self.round if k.startswith("cost."))
+        parts = [f"{self.round[f'cost.{k}']} {k} ({self.round.get(f'seconds.{k}', 0)} s)" for k in kinds]
+        measured = f", {self.round['measured_share']:.0%} of it measured by Label Studio" if "measured_share" in self.round else ""
+        read = " + ".join(parts) or "no feedback"
+        return f"feedback read: {read} = {self.round['annotator_seconds']} annotator-seconds{measured} (cost.*)"
+
+
 @dataclass
 class RoundScores(Scores):
     number: int = 0  # the round, from 1

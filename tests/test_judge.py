@@ -315,6 +315,8 @@ def test_facts_run_reports_judge_win_rate_in_metrics_and_table_and_reruns_when_t
     assert "| system | recall | precision | faithful | facts_stated | judge_win_rate |" in metrics["table"]
     assert f"{base['judge_win_rate']:.3f} ± {base['judge_win_rate_sem']:.3f}" in metrics["table"]
     assert metrics["table"] in printed
+    # `before` reads no feedback: the run says so, in annotator-seconds
+    assert metrics["round"]["annotator_seconds"] == 0 and "feedback read: no feedback = 0 annotator-seconds (cost.*)" in printed
 
     marker = (run_dir / ".ilf/stages/evaluate.json").read_text()
     assert main(["run", str(config_file), "--run-dir", str(run_dir)]) == 0

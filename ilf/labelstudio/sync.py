@@ -363,7 +363,7 @@ def records_from_export(
                         source=source,
                         a_system=data.get("system_a"),
                         b_system=data.get("system_b"),
-                        extra=extra,
+                        extra={**extra, "lead_time": lead},  # what it cost the person (ilf.costs prices by it)
                     )
                 )
             elif template == "select":
@@ -389,7 +389,9 @@ def records_from_export(
                 if order is None:
                     counts.empty += 1
                     continue
-                records.extend(_ranking_pairs(order, data, who, source, extra))
+                # one ranking, priced once by its lead time (ilf.costs groups its pairs by ``ranking``)
+                ranking = {"ranking": f"{project}:{annotation.get('id')}", "ranked": len(order), "lead_time": lead}
+                records.extend(_ranking_pairs(order, data, who, source, {**extra, **ranking}))
             else:
                 raise ValueError(f"unknown template {template!r}")
     return records, counts

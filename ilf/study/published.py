@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 REPORTS = REPO / "docs" / "studies" / "reports"
 # what is machine-specific in a study's config: where `ilf demo` put the world-model cache
 MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
-PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "provenance")
+PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "provenance")
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
@@ -38,15 +38,22 @@ def portable(base: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def publish(run_dir: Path, name: str, reports: Path = REPORTS) -> Path:
+def publish(run_dir: Path, name: str, reports: Path | None = None) -> Path:
     """Copy the report of the study run in ``run_dir`` into ``reports/NAME.md``, with its config and provenance in ``NAME.yaml``."""
+    reports = reports or REPORTS
     from ilf.files import atomic_write_text
 
     report = (run_dir / "report.md").read_text(encoding="utf-8")
     ran = yaml.safe_load((run_dir / "study.yaml").read_text(encoding="utf-8"))
     provenance_path = run_dir / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
+    from ilf.study.status import format_profile, stage_profile
+
     body = "\n".join(line for line in report.splitlines() if not line.startswith("![")).rstrip() + "\n"
+    profile = stage_profile(run_dir)
+    if profile:  # where the run's time went (`ilf status RUN --profile`), summed over its processes
+        body += "\n## Profile\n\nSeconds of each stage summed over the cells that computed it, and the largest peak memory:\n\n"
+        body += format_profile(profile) + "\n"
     where = ", ".join(
         x
         for x in (
@@ -66,8 +73,9 @@ def publish(run_dir: Path, name: str, reports: Path = REPORTS) -> Path:
     return reports / f"{name}.md"
 
 
-def sections(name: str, reports: Path = REPORTS) -> list[tuple[str, str, str]]:
+def sections(name: str, reports: Path | None = None) -> list[tuple[str, str, str]]:
     """(part, heading, body) of each ``##`` section of a published report."""
+    reports = reports or REPORTS
     path = reports / f"{name}.md"
     if not path.exists():
         raise ValueError(
@@ -94,15 +102,16 @@ def _part(heading: str) -> str:
     return "results"
 
 
-def report_block(args: str, reports: Path = REPORTS) -> str:
+def report_block(args: str, reports: Path | None = None, page: Path | None = None) -> str:
     """A generated block's body: ``NAME PART ["text a heading holds" ...]``, each section of that part
     (and holding every text given), its heading shown in bold."""
+    reports = reports or REPORTS
     words = shlex.split(args)
     if len(words) < 2 or words[1] not in PARTS:
         raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
     name, part, wanted = words[0], words[1], words[2:]
     if part == "provenance":
-        return provenance_line(name, reports)
+        return provenance_line(name, reports, page)
     chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
     if not chosen:
         raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {wanted}")
@@ -110,26 +119,53 @@ def report_block(args: str, reports: Path = REPORTS) -> str:
     return "\n".join(shown)
 
 
-def provenance_line(name: str, reports: Path = REPORTS) -> str:
-    """One sentence: what ran the published report, where, when and for how long, and a link to it."""
+def provenance_line(name: str, reports: Path | None = None, page: Path | None = None) -> str:
+    """One sentence: what ran the published report, where, when and for how long, and a link to it
+    (relative to ``page``, the document it goes in; default a page beside the reports' folder)."""
+    import os
+
+    reports = reports or REPORTS
+    link = Path(os.path.relpath(reports / f"{name}.md", page.parent)).as_posix() if page else f"reports/{name}.md"
     path = reports / f"{name}.yaml"
     if not path.exists():
         raise ValueError(f"no published report {name!r} (docs/studies/reports/{name}.yaml): run the study and publish it")
     p = yaml.safe_load(path.read_text(encoding="utf-8")).get("provenance") or {}
     machine = p.get("machine") or {}
-    minutes, seconds = divmod(round(p.get("seconds") or 0), 60)
     commit = f" at commit `{str(p['commit'])[:12]}`" if p.get("commit") else ""
     return (
-        f"The tables below are from the [published report](reports/{name}.md) that `scripts/rerun-studies.sh` wrote: ilf "
-        f"{p.get('ilf', '?')}{commit}, finished {str(p.get('finished', '?'))[:16].replace('T', ' ')} UTC, {minutes} min {seconds} s "
+        f"The tables below are from the [published report]({link}) that `scripts/rerun-studies.sh` wrote: ilf "
+        f"{p.get('ilf', '?')}{commit}, finished {str(p.get('finished', '?'))[:16].replace('T', ' ')} UTC, {_minutes(float(p.get('seconds') or 0))} "
         f"for {p.get('cells', '?')} cells on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores"
         + (f", load average {p['load_15min']} over the last 15 minutes" if p.get("load_15min") is not None else "")
         + ").\n"
     )
 
 
-def stale_reports(reports: Path = REPORTS) -> list[str]:
+def times_table(reports: Path | None = None) -> str:
+    """Every published report: its cells and how long its run took, and their sum (what a rerun of them all takes)."""
+    reports = reports or REPORTS
+    lines = ["| study | cells | time | load average |", "|---|---|---|---|"]
+    total = 0.0
+    for path in sorted(reports.glob("*.yaml")):
+        p = yaml.safe_load(path.read_text(encoding="utf-8")).get("provenance") or {}
+        seconds = float(p.get("seconds") or 0)
+        total += seconds
+        load = p.get("load_15min")
+        lines.append(
+            f"| [{path.stem}](reports/{path.stem}.md) | {p.get('cells', '?')} | {_minutes(seconds)} | {load if load is not None else '-'} |"
+        )
+    lines.append(f"| all | | {_minutes(total)} | |")
+    return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def stale_reports(reports: Path | None = None) -> list[str]:
     """The published reports whose study config differs from the one the code ships now (or that are gone)."""
+    reports = reports or REPORTS
     from ilf.config import to_plain
     from ilf.study.config import load_study
 
@@ -154,4 +190,4 @@ def study_source(name: str) -> Path | None:
     return None
 
 
-__all__ = ["REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source"]
+__all__ = ["REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source", "times_table"]

@@ -1,0 +1,112 @@
+"""Results pages take their tables from the studies' published reports: a page that disagrees with
+its report is stale, and so is a report whose study config changed since it ran."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ilf.docs_tables import DOCUMENTS, REPO, regenerate
+from ilf.study import published
+
+REPORT = """# A study
+
+3 runs: methods a, b; seeds 0, 1, 2.
+
+## budget=600, world.preference=cued
+
+| method | recall |
+|---|---|
+| a | 0.500 ± 0.100 (0.058) |
+| b | 0.400 ± 0.100 (0.058) |
+
+![metrics against training size](report.png)
+
+## Contrasts
+
+Paired over seeds.
+
+| contrast | metric | where | mean difference | 95% interval | n |
+|---|---|---|---|---|---|
+| a - b | recall | budget=600 | +0.100 | [-0.050, +0.250] | 3 |
+
+## Cost
+
+| method | where | training samples | critiques | annotator-seconds |
+|---|---|---|---|---|
+| a | budget=600 | 10 | 10 | 600 |
+"""
+
+
+def _study_run(tmp_path: Path, base: dict) -> Path:
+    run = tmp_path / "runs" / "peers"
+    run.mkdir(parents=True)
+    (run / "report.md").write_text(REPORT)
+    (run / "study.yaml").write_text(yaml.safe_dump({"source": "peers.yaml", "study": {"methods": ["a", "b"]}, "base": base}))
+    provenance = {"ilf": "0.1.0", "commit": "abc123", "finished": "2026-12-06T17:00:00+00:00", "seconds": 125.0, "cells": 3}
+    (run / "provenance.json").write_text(json.dumps({**provenance, "machine": {"cpu": "AMD EPYC", "cores": 2}, "load_15min": 1.5}))
+    return run
+
+
+def test_a_published_report_fills_the_pages_blocks_and_a_page_that_disagrees_is_stale(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    base = {"name": "peers", "pretraining": {"steps": 1500, "cache_dir": "/home/someone/runs/world-cache"}}
+    published.publish(_study_run(tmp_path, base), "peers", reports)
+    record = yaml.safe_load((reports / "peers.yaml").read_text())
+    assert record["base"] == {"name": "peers", "pretraining": {"steps": 1500}}  # no folder of the machine it ran on
+    assert "report.png" not in (reports / "peers.md").read_text()  # its plots stay with the run
+
+    results = published.report_block("peers results", reports)
+    assert results.startswith("**budget=600, world.preference=cued**\n\n| method | recall |") and "| b | 0.400" in results
+    assert published.report_block("peers contrasts", reports).startswith("Paired over seeds.")
+    assert "| a - b | recall | budget=600 | +0.100 | [-0.050, +0.250] | 3 |" in published.report_block("peers contrasts", reports)
+    line = published.report_block("peers provenance", reports)
+    assert "commit `abc123`" in line and "2 min 5 s for 3 cells" in line and "load average 1.5" in line
+    with pytest.raises(ValueError, match="no gates section"):
+        published.report_block("peers gates", reports)
+    with pytest.raises(ValueError, match="no published report"):
+        published.report_block("nothing results", reports)
+
+    page = "# Peers\n\n<!-- generated: report peers contrasts -->\nold numbers\n<!-- /generated -->\n"
+    original = published.REPORTS
+    published.REPORTS = reports
+    try:
+        current = regenerate(page, "peers.md")
+        assert "+0.100" in current and "old numbers" not in current
+        assert regenerate(current, "peers.md") == current  # current: unchanged
+        edited = current.replace("+0.100", "+0.120")  # a hand-edited number
+        assert regenerate(edited, "peers.md") != edited
+    finally:
+        published.REPORTS = original
+
+
+def test_a_report_whose_study_config_changed_since_it_ran_is_stale(tmp_path: Path) -> None:
+    from ilf.config import to_plain
+    from ilf.study.config import load_study
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    study, base, _ = load_study(REPO / "ilf" / "studies" / "rounds.yaml", [])
+    record = {"study": to_plain(study), "base": published.portable(base), "provenance": {}}
+    (reports / "rounds.yaml").write_text(yaml.safe_dump(record))
+    assert published.stale_reports(reports) == []
+    record["base"]["finetune"]["learning_rate"] = 1.0
+    (reports / "rounds.yaml").write_text(yaml.safe_dump(record))
+    assert published.stale_reports(reports) == ["rounds: ilf/studies/rounds.yaml changed since its report was published"]
+
+
+def test_every_results_page_is_generated_from_a_current_report_of_every_study() -> None:
+    assert published.stale_reports() == [], "rerun the study (scripts/rerun-studies.sh) and publish it"
+    names = {p.stem for p in published.REPORTS.glob("*.yaml")}
+    shipped = {p.stem for p in (REPO / "ilf" / "studies").glob("*.yaml")} - {"demo_quick"}
+    assert shipped | {"compare_offline"} <= names, "every packaged study has a published report"
+    pages = sorted((REPO / "docs" / "studies").glob("*.md"))
+    for page in pages:
+        text = page.read_text()
+        assert "Measured before" not in text, page.name
+        if page.name != "index.md":
+            assert "<!-- generated: report " in text, f"{page.name} shows no table of a published report"
+            assert f"docs/studies/{page.name}" in DOCUMENTS
