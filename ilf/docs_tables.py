@@ -39,6 +39,7 @@ DOCUMENTS = (
     "docs/reference/plugins.md",
     "docs/reference/cli.md",
 )
+VALUE = re.compile(r"(<!-- v (?P<args>[^>]*?) -->)(?P<body>.*?)(<!-- /v -->)", re.S)  # one number of a report, in a sentence
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_]+)(?: (?P<args>[^>]*?))? -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
@@ -199,7 +200,15 @@ def regenerate(text: str, origin: str) -> str:
             raise ValueError(f"{origin}: unknown generated block {name!r} (known: report, {', '.join(TABLES)})")
         return match.group(1) + TABLES[name]() + match.group(5)
 
-    return BLOCK.sub(body, text)
+    def number(match: re.Match[str]) -> str:
+        from ilf.study.published import value
+
+        try:
+            return match.group(1) + value(match["args"]) + match.group(4)
+        except ValueError as err:
+            raise ValueError(f"{origin}: {err}") from None
+
+    return VALUE.sub(number, BLOCK.sub(body, text))
 
 
 def stale_documents(root: Path = REPO) -> list[str]:

@@ -43,7 +43,6 @@ class Scores:
         values.update({k: v for k, v in self.round.items() if _is_number(v)})
         return values
 
-
     def cost_line(self) -> str | None:
         """What the method's training read and its price in annotator-seconds, in one line (None
         for a round that recorded no cost)."""

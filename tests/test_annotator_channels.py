@@ -56,9 +56,7 @@ def test_comparisons_are_the_annotators_answers_with_its_noise_and_rankings_are_
     cost = ranked_run.method.feedback_cost(ranked_run.view)
     assert cost == {"rankings": len(rankings)}  # one question a post, however many pairs it gives
     assert annotation_seconds(ranked_run.view, cost)["annotator_seconds"] == 18 * sum(rankings.values())
-    assert ranked_run.method.sample_seconds(ranked_run.view, SAMPLES) == [
-        18 * rankings.get(s.id, 0) for s in SAMPLES
-    ]
+    assert ranked_run.method.sample_seconds(ranked_run.view, SAMPLES) == [18 * rankings.get(s.id, 0) for s in SAMPLES]
 
 
 def test_the_noise_free_graded_comparisons_answer_only_by_name(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def run_cell(number: int, total: int, cell: Cell, run_dir: Path) -> tuple[dict[s
     if pending:
         shared = [s for s, v in summaries.items() if v == "shared"]
         print(f"{prefix} done in {time.perf_counter() - clock:.0f} s" + (f" ({', '.join(shared)} shared)" if shared else ""), flush=True)
-    return cell_row(cell, cell_dir), None
+    return {**cell_row(cell, cell_dir), "computed_now": bool(pending)}, None
 
 
 def _record_failure(cell: Cell, cell_dir: Path, err: Exception) -> dict[str, str]:

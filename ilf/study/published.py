@@ -96,6 +96,7 @@ def _part(heading: str) -> str:
         ("Contrasts", "contrasts"),
         ("Cost", "cost"),
         ("By round", "rounds"),
+        ("Profile", "profile"),
     ):
         if heading.startswith(prefix):
             return part
@@ -103,20 +104,66 @@ def _part(heading: str) -> str:
 
 
 def report_block(args: str, reports: Path | None = None, page: Path | None = None) -> str:
-    """A generated block's body: ``NAME PART ["text a heading holds" ...]``, each section of that part
-    (and holding every text given), its heading shown in bold."""
+    """A generated block's body: ``NAME PART ["text a heading holds" ...] [rows=a,b,prefix*]``, each
+    section of that part (and holding every text given), its heading shown in bold; ``rows=`` keeps
+    only the table rows named."""
     reports = reports or REPORTS
     words = shlex.split(args)
     if len(words) < 2 or words[1] not in PARTS:
         raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
-    name, part, wanted = words[0], words[1], words[2:]
+    name, part = words[0], words[1]
+    rows = [w[len("rows=") :].split(",") for w in words[2:] if w.startswith("rows=")]
+    wanted = [w for w in words[2:] if not w.startswith("rows=")]
     if part == "provenance":
         return provenance_line(name, reports, page)
     chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
     if not chosen:
         raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {wanted}")
+    if rows:
+        chosen = [(heading, _rows(body, rows[0])) for heading, body in chosen]
     shown = [f"**{heading}**\n\n{body}\n" if len(chosen) > 1 or part == "results" else f"{body}\n" for heading, body in chosen]
     return "\n".join(shown)
+
+
+def _rows(body: str, names: list[str]) -> str:
+    """A section's table with only the rows named (``name``, or ``prefix*``), in the order named."""
+    lines = body.splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if len(table) < 3:
+        return body
+    head, rows = lines[table[0] : table[0] + 2], [lines[i] for i in table[2:]]
+    key = {row: row.split("|")[1].strip() for row in rows}
+    kept = [row for name in names for row in rows if (key[row].startswith(name[:-1]) if name.endswith("*") else key[row] == name)]
+    if not kept:
+        raise ValueError(f"no row named {names} in the table")
+    return "\n".join([*lines[: table[0]], *head, *kept, *lines[table[-1] + 1 :]]).strip("\n")
+
+
+def value(args: str, reports: Path | None = None) -> str:
+    """One number of a published report, for a sentence: ``NAME PART "heading text" "row;cells" "column"``.
+    The section of that part whose heading holds the text; the table row holding every ``;``-separated
+    cell; the column named (``difference`` in a contrasts table gives the mean difference and its
+    interval). A cell's standard error in brackets is left out."""
+    words = shlex.split(args)
+    if len(words) != 5:
+        raise ValueError(f'a value reads \'NAME PART "heading text" "row;cells" "column"\', got {args!r}')
+    name, part, heading_text, row_text, column = words
+    terms = [t.strip() for t in row_text.split(";")]
+    for found_part, heading, body in sections(name, reports):
+        if found_part != part or heading_text not in heading:
+            continue
+        lines = [line for line in body.splitlines() if line.startswith("|")]
+        header = [c.strip() for c in lines[0].strip("|").split("|")]
+        for line in lines[2:]:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(t in cells for t in terms):
+                if column == "difference":
+                    return f"{cells[header.index('mean difference')]} {cells[header.index('95% interval')]}"
+                if column not in header:
+                    raise ValueError(f"{name} {part}: no column {column!r} (columns: {', '.join(header)})")
+                return cells[header.index(column)].split(" (")[0]
+        raise ValueError(f"{name} {part} {heading!r}: no row holding {terms}")
+    raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {heading_text!r}")
 
 
 def provenance_line(name: str, reports: Path | None = None, page: Path | None = None) -> str:
@@ -190,4 +237,4 @@ def study_source(name: str) -> Path | None:
     return None
 
 
-__all__ = ["REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source", "times_table"]
+__all__ = ["value", "REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source", "times_table"]

@@ -166,7 +166,10 @@ def _cost_section(study: StudyConfig, summary: list[dict[str, Any]], seeds: int)
         "|---|---|---|" + "---|" * len(kinds) + "---|",
     ]
     order = {m: i for i, m in enumerate(study.methods)}
-    for g in sorted(groups, key=lambda g: (json.dumps(g["axes"], sort_keys=True), g["size"] or 0, order.get(g["method"], 99))):
+    settings = list(dict.fromkeys(json.dumps(g["axes"], sort_keys=True) for g in summary))  # as the cells ran
+    for g in sorted(
+        groups, key=lambda g: (settings.index(json.dumps(g["axes"], sort_keys=True)), g["size"] or 0, order.get(g["method"], 99))
+    ):
         where = " · ".join(x for x in (f"{g['size']} samples" if g["size"] else "", *(f"{k}={v}" for k, v in g["axes"].items())) if x)
         m = g["metrics"]
         counts = [format_cell(m.get(f"cost.{kind}"), seeds) for kind in kinds]

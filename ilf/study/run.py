@@ -27,6 +27,7 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
         yaml.safe_dump({"source": source, "study": to_plain(study), "base": base}, sort_keys=False, allow_unicode=True),
     )
     started = time.perf_counter()
+    code = code_version()  # the code as it was when the cells started, not as it may be when they end
     if study.executor == "local":
         pretrain_world_models(todo, run_dir)
     if study.executor == "ray":
@@ -44,16 +45,17 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     result = write_report(study, rows, run_dir, base.get("name", "study"), failed=failed)
     result["seconds"] = time.perf_counter() - started
     result["failed"] = failed
-    atomic_write_json(run_dir / "provenance.json", provenance(result["seconds"], len(todo), len(failed)))
+    earlier = run_dir / "provenance.json"
+    if earlier.exists() and not failed and not any(row.get("computed_now", True) for row in rows):
+        pass  # every cell was up to date: the report is rewritten, and the run that computed it stays its provenance
+    else:
+        atomic_write_json(earlier, provenance(result["seconds"], len(todo), len(failed), code))
     return result
 
 
-def provenance(seconds: float, cells: int, failed: int) -> dict[str, Any]:
-    """What wrote a report: the code (ilf's version, and its git commit where it runs from a checkout),
-    the machine, when, and how long this invocation took (a rerun that resumed counts only its own time)."""
-    import datetime as dt
-    import os
-    import platform
+def code_version() -> dict[str, Any]:
+    """ilf's version, and its git commit where it runs from a checkout (``+changes`` when files of
+    the package differ from it)."""
     import subprocess
 
     import ilf
@@ -67,6 +69,17 @@ def provenance(seconds: float, cells: int, failed: int) -> dict[str, Any]:
             commit = head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         commit = None  # not a git checkout, or no git: the version says what ran
+    return {"ilf": ilf.__version__, "commit": commit}
+
+
+def provenance(seconds: float, cells: int, failed: int, code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What wrote a report: the code (``code_version``, taken when the study started), the machine,
+    when, and how long this invocation took (a rerun that resumed counts only its own time)."""
+    import datetime as dt
+    import os
+    import platform
+
+    code = code or code_version()
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(
@@ -75,8 +88,7 @@ def provenance(seconds: float, cells: int, failed: int) -> dict[str, Any]:
     except (OSError, StopIteration):
         pass  # not Linux: platform's name stands
     return {
-        "ilf": ilf.__version__,
-        "commit": commit,
+        **code,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 1),
         "cells": cells,
