@@ -110,3 +110,49 @@ def test_every_results_page_is_generated_from_a_current_report_of_every_study() 
         if page.name != "index.md":
             assert "<!-- generated: report " in text, f"{page.name} shows no table of a published report"
             assert f"docs/studies/{page.name}" in DOCUMENTS
+
+
+def test_the_peers_study_uses_the_settings_its_published_tuning_study_chose() -> None:
+    """The tuning study's report names, for each tuned method, the setting with the highest recall
+    over both worlds (ties to precision, on unrounded means); the peers study runs exactly those."""
+    import copy
+
+    from ilf.config import build_config
+    from ilf.study.config import load_study
+
+    (choice,) = [body for part, _, body in published.sections("peers_tuning") if part == "choice"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in choice.splitlines() if line.startswith("| ")][1:]
+    chosen = {cells[0]: cells[1] for cells in rows}
+    assert sorted(chosen) == ["dpo", "rloo", "sdft", "sdpo"] and all(cells[2] == "6" for cells in rows)
+    tuning, tuning_base, tuning_source = load_study(REPO / "ilf" / "studies" / "peers_tuning.yaml", [])
+    peers, peers_base, peers_source = load_study(REPO / "ilf" / "studies" / "peers.yaml", [])
+    for method, best in chosen.items():
+        tuned = build_config(copy.deepcopy(tuning_base), tuning_source, tuning.variants[best].set)
+        used = build_config(copy.deepcopy(peers_base), peers_source, peers.variants[method].set if method in peers.variants else [])
+        assert used.method_options[method] == tuned.method_options[method], (method, best)
+        assert used.feedback_options == tuned.feedback_options, (method, best)
+
+
+def test_a_tuning_study_chooses_on_unrounded_means_and_breaks_ties_by_the_next_metric() -> None:
+    from ilf.study import StudyConfig
+    from ilf.study.config import Variant
+    from ilf.study.report import choices
+
+    def group(label: str, world: str, recall: float, precision: float) -> dict:
+        return {
+            "method": label,
+            "axes": {"world": world},
+            "size": None,
+            "metrics": {"recall": {"mean": recall}, "precision": {"mean": precision}},
+        }
+
+    study = StudyConfig(
+        methods=["a1", "a2", "b1"],
+        variants={"a1": Variant(method="dpo"), "a2": Variant(method="dpo"), "b1": Variant(method="sdft")},
+        choose=["recall", "precision"],
+    )
+    summary = [group("a1", "x", 0.9425, 0.97), group("a1", "y", 0.87, 0.70), group("a2", "x", 0.93, 0.96), group("a2", "y", 0.8825, 0.76)]
+    summary += [group("b1", "x", 0.5, 0.5)]
+    rows = {r["method"]: r for r in choices(study, summary)}
+    assert rows["dpo"]["chosen"] == "a2" and rows["dpo"]["recall"] == pytest.approx(0.90625)  # a tie on recall: precision decides
+    assert rows["sdft"]["chosen"] == "b1" and rows["sdft"]["of"] == 1

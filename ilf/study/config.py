@@ -73,6 +73,11 @@ class StudyConfig:
         factory=list,
     )
     contrast_metrics: list[str] = option(help="Metrics of the method contrasts (default: the first two report metrics).", factory=list)
+    choose: list[str] = option(
+        help="A tuning study's choice: for each method, the variant with the highest mean of the first metric named, "
+        "over every axis value and seed (ties broken by the next metric); the report's 'Choice' section names it.",
+        factory=list,
+    )
     gates: list[str] = option(
         help="Checks a comparison rests on, e.g. 'sft_reference recall >= 0.9': the report says at every size whether they hold; "
         "'... at 100' checks one size (where enough training data should reach the threshold).",

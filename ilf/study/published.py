@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 REPORTS = REPO / "docs" / "studies" / "reports"
 # what is machine-specific in a study's config: where `ilf demo` put the world-model cache
 MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
-PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "provenance")
+PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "choice", "provenance")
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +97,7 @@ def _part(heading: str) -> str:
         ("Cost", "cost"),
         ("By round", "rounds"),
         ("Profile", "profile"),
+        ("Choice", "choice"),
     ):
         if heading.startswith(prefix):
             return part

@@ -128,6 +128,7 @@ def write_report(
         lines.append("")
     lines += _round_section(study, summary, columns, run_dir, expected)
     lines += ["![metrics against training size](report.png)", ""]
+    lines += _choice_section(study, summary)
     lines += _cost_section(study, summary, expected)
     if any("annotator_seconds" in g["metrics"] for g in summary):
         lines += ["![metrics against annotator time](report_cost.png)", ""]
@@ -144,6 +145,52 @@ def write_report(
     atomic_write_text(run_dir / "report.md", report)
     plot_against_size(summary, columns, sizes, run_dir / "report.png")
     return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
+
+
+def choices(study: StudyConfig, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each method a tuning study's variants run, the variant with the highest mean of
+    ``study.choose[0]`` over its cells (every axis value and seed alike), ties broken by the next."""
+    if not study.choose:
+        return []
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for g in summary:
+        by_label.setdefault(g["method"], []).append(g)
+
+    def score(label: str) -> tuple[float, ...]:
+        means = []
+        for metric in study.choose:
+            values = [g["metrics"][metric]["mean"] for g in by_label[label] if metric in g["metrics"]]
+            means.append(sum(values) / len(values) if values else float("-inf"))
+        return tuple(means)
+
+    methods: dict[str, list[str]] = {}
+    for label in study.methods:
+        method = study.variants[label].method if label in study.variants else label
+        methods.setdefault(method, []).append(label)
+    rows = []
+    for method, labels in methods.items():
+        best = max((label for label in labels if label in by_label), key=score, default=None)
+        if best is not None:
+            rows.append({"method": method, "chosen": best, "of": len(labels), **dict(zip(study.choose, score(best)))})
+    return rows
+
+
+def _choice_section(study: StudyConfig, summary: list[dict[str, Any]]) -> list[str]:
+    rows = choices(study, summary)
+    if not rows:
+        return []
+    lines = [
+        "## Choice",
+        "",
+        f"For each method, the setting with the highest mean {study.choose[0]} over every cell"
+        + (f" (ties broken by {', then '.join(study.choose[1:])})" if study.choose[1:] else "")
+        + ", computed from the unrounded means.",
+        "",
+        "| method | chosen | of | " + " | ".join(f"mean {m}" for m in study.choose) + " |",
+        "|---|---|---|" + "---|" * len(study.choose),
+    ]
+    lines += [f"| {r['method']} | {r['chosen']} | {r['of']} | " + " | ".join(f"{r[m]:.5f}" for m in study.choose) + " |" for r in rows]
+    return [*lines, ""]
 
 
 def _cost_section(study: StudyConfig, summary: list[dict[str, Any]], seeds: int) -> list[str]:
