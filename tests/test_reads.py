@@ -316,6 +316,10 @@ CHANGES: dict[str, Any] = {
     "selection.also_score": ["random"],
     "finetune.target": "initial",
     "finetune.train_samples": 5,
+    "finetune.budget": 120.0,
+    "feedback_options.simulated.ask": "ranking",
+    "feedback_options.simulated.comparisons_by": "oracle",
+    "method_options.sdpo.judged_rollouts_per_sample": 3.0,
     "finetune.lr_scheduler_type": "cosine",
     "finetune.lora.target_modules": ["c_attn"],
     "finetune.trainer_args": {"max_grad_norm": 0.5},
@@ -446,6 +450,8 @@ def test_every_key_and_option_changed_alone_reruns_a_stage_or_changes_no_output(
     assert reran["finetune.learning_rate"] == {"finetune"}
     assert reran["evaluation.sampling.max_new_tokens"] == {"evaluate"}
     assert reran["data.limit"] == {"data"}
+    assert reran["cost.critique"] == {"evaluate"}  # the price of what training read: only the report of it changes
+    assert reran["finetune.budget"] >= {"finetune", "evaluate"}  # a budget picks the samples training reads
     assert "name" not in reran and "labelstudio.port" not in reran and "method_options.dpo.beta" not in reran
     assert len(idle) > 50
     _assert_no_output_changes(sets, run_dir, idle, tmp_path)
