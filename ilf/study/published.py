@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 REPORTS = REPO / "docs" / "studies" / "reports"
 # what is machine-specific in a study's config: where `ilf demo` put the world-model cache
 MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
-PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "choice", "provenance")
+PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "choice", "notes", "provenance")
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +98,7 @@ def _part(heading: str) -> str:
         ("By round", "rounds"),
         ("Profile", "profile"),
         ("Choice", "choice"),
+        ("Notes", "notes"),
     ):
         if heading.startswith(prefix):
             return part
@@ -105,16 +106,17 @@ def _part(heading: str) -> str:
 
 
 def report_block(args: str, reports: Path | None = None, page: Path | None = None) -> str:
-    """A generated block's body: ``NAME PART ["text a heading holds" ...] [rows=a,b,prefix*]``, each
-    section of that part (and holding every text given), its heading shown in bold; ``rows=`` keeps
-    only the table rows named."""
+    """A generated block's body: ``NAME PART ["text a heading holds" ...] [rows=a,b,prefix*] [where=TEXT]``,
+    each section of that part (and holding every text given), its heading shown in bold; ``rows=``
+    keeps only the table rows named, ``where=`` only those holding the text."""
     reports = reports or REPORTS
     words = shlex.split(args)
     if len(words) < 2 or words[1] not in PARTS:
         raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
     name, part = words[0], words[1]
     rows = [w[len("rows=") :].split(",") for w in words[2:] if w.startswith("rows=")]
-    wanted = [w for w in words[2:] if not w.startswith("rows=")]
+    where = [w[len("where=") :] for w in words[2:] if w.startswith("where=")]
+    wanted = [w for w in words[2:] if not w.startswith(("rows=", "where="))]
     if part == "provenance":
         return provenance_line(name, reports, page)
     chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
@@ -122,8 +124,20 @@ def report_block(args: str, reports: Path | None = None, page: Path | None = Non
         raise ValueError(f"the published report {name!r} has no {part} section whose heading holds {wanted}")
     if rows:
         chosen = [(heading, _rows(body, rows[0])) for heading, body in chosen]
+    if where:  # only the table rows whose cells hold the text (one setting of a long cost table, say)
+        chosen = [(heading, _rows_holding(body, where[0])) for heading, body in chosen]
     shown = [f"**{heading}**\n\n{body}\n" if len(chosen) > 1 or part == "results" else f"{body}\n" for heading, body in chosen]
     return "\n".join(shown)
+
+
+def _rows_holding(body: str, text: str) -> str:
+    """A section with only the table rows holding ``text`` (its header and separator kept)."""
+    lines = body.splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    keep = set(table[:2]) | {i for i in table[2:] if text in lines[i]}
+    if len(keep) == len(table[:2]):
+        raise ValueError(f"no table row holds {text!r}")
+    return "\n".join(line for i, line in enumerate(lines) if i not in table or i in keep)
 
 
 def _rows(body: str, names: list[str]) -> str:
@@ -194,8 +208,8 @@ def times_table(reports: Path | None = None) -> str:
     reports = reports or REPORTS
     lines = ["| study | cells | time | load average |", "|---|---|---|---|"]
     total = 0.0
-    for path in sorted(reports.glob("*.yaml")):
-        p = yaml.safe_load(path.read_text(encoding="utf-8")).get("provenance") or {}
+    records = {path: yaml.safe_load(path.read_text(encoding="utf-8")).get("provenance") or {} for path in reports.glob("*.yaml")}
+    for path, p in sorted(records.items(), key=lambda item: str(item[1].get("finished", ""))):  # in the order they ran
         seconds = float(p.get("seconds") or 0)
         total += seconds
         load = p.get("load_15min")

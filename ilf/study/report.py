@@ -134,7 +134,7 @@ def write_report(
         lines += ["![metrics against annotator time](report_cost.png)", ""]
         plot_against_cost(summary, [c for c in columns if c != "annotator_seconds"], run_dir / "report_cost.png")
     if study.notes:
-        lines += [study.notes.strip(), ""]
+        lines += ["## Notes", "", study.notes.strip(), ""]
     report = "\n".join(lines)
 
     atomic_write_json(run_dir / "cells.json", rows)
