@@ -159,7 +159,7 @@ class Method(Plugin):
         per = self.seconds_per_sample(config)
         if per > 0 and config.data.limit is not None and seconds / per > config.data.limit:
             raise ValueError(
-                f"a budget of {seconds:g} annotator-seconds pays for about {seconds / per:.0f} training samples of method "
+                f"a budget of {seconds:g} annotator-seconds pays for about {seconds / per:.1f} training samples of method "
                 f"{config.method!r} ({per:g} s each), more than data.limit {config.data.limit}: raise data.limit"
             )
         return dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, budget=float(seconds)))

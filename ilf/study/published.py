@@ -27,8 +27,10 @@ PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", 
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
-    """A study's base config less the keys that name folders of the machine it ran on."""
-    base = json.loads(json.dumps(base))
+    """A study's base config less the keys that name folders of the machine it ran on, and with the
+    paths inside this checkout (a config file's paths are resolved against its folder) relative to it."""
+    root = f"{REPO}/"
+    base = json.loads(json.dumps(base).replace(json.dumps(root)[1:-1], ""))
     for path in MACHINE_KEYS:
         node = base
         for key in path[:-1]:
