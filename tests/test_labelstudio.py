@@ -101,11 +101,13 @@ def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_pa
         ls_client,
         pair_tasks[0]["id"],
         [{"from_name": "comparison", "to_name": "output_a,output_b", "type": "pairwise", "value": {"selected": "right"}}],
+        lead_time=21.5,
     )
     pull(ls_client, project_title + "-pair", tmp_path / "pairs.jsonl")
     (comparison,) = read_records(tmp_path / "pairs.jsonl", Comparison)
     assert (comparison.chosen, comparison.rejected, comparison.preferred) == (data["output_b"], data["output_a"], "b")
     assert {comparison.a_system, comparison.b_system} == {"base", "ilf"}
+    assert comparison.extra["lead_time"] == 21.5  # what it cost the person, which prices it (ilf.costs)
 
     push(ls_client, project_title + "-rank", "ranking", build_tasks("ranking", SAMPLES[:2], outputs))
     rank_tasks = tasks_by_key(ls_client, project_title + "-rank")
@@ -115,9 +117,12 @@ def test_ideal_pairwise_and_ranking_round_trips(ls_client, project_title, tmp_pa
         ls_client,
         rank_tasks["s0"]["id"],
         [{"from_name": "rank", "to_name": "candidates", "type": "ranker", "value": {"ranker": {"rank": order}}}],
+        lead_time=30.0,
     )
     result = pull(ls_client, project_title + "-rank", tmp_path / "ranked.jsonl")
     pairs = read_records(tmp_path / "ranked.jsonl", Comparison)
+    # one ranking of three, priced once by its lead time however many pairs it gives
+    assert len({p.extra["ranking"] for p in pairs}) == 1 and {(p.extra["ranked"], p.extra["lead_time"]) for p in pairs} == {(3, 30.0)}
     assert [(p.a_system, p.b_system, p.preferred) for p in pairs] == [
         ("ilf", "reference", "a"),
         ("ilf", "base", "a"),
