@@ -269,3 +269,17 @@ def test_judge_candidates_are_labelled_by_whether_they_do_what_the_feedback_asks
         (right, right_done), *wrong = world.judge_candidates(post, summary, feedback, rng)
         assert right_done and right == world.apply_feedback(post, summary, feedback)
         assert wrong and not any(done for _, done in wrong)
+
+
+def test_the_facts_worlds_validation_posts_are_apart_from_its_test_posts() -> None:
+    from ilf.config import load_config
+    from ilf.data import load_eval
+
+    def held_out(*sets: str) -> list:
+        return load_eval(load_config(None, ["data.loader=facts_world", "task.name=facts", "world.preference=hidden", *sets])).samples
+
+    test = held_out("data.eval_limit=300")
+    validation = held_out("data.eval_split=validation", "data.eval_limit=200")
+    assert len(validation) == 200 and all(s.id.startswith("validation-") for s in validation)
+    assert not {s.inputs["post"] for s in validation} & {s.inputs["post"] for s in test}
+    assert [s.id for s in test] == [s.id for s in held_out("data.eval_limit=300", "seed=5")]  # the same test posts for every run

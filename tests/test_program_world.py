@@ -148,6 +148,12 @@ def test_loader_gives_code_samples_with_a_held_out_set_shared_by_every_seed() ->
     assert {s.id for s in load_train(other).samples} != {s.id for s in train}
     assert pretrained_world_model(config) is program_models.pretrained_model
     assert pretrained_world_model(load_config(None, ["data.loader=facts_world"])).__module__ == "ilf.demo.models"
+    # tuning's validation tasks: held out from training, and none of them a task any test set draws
+    validation = load_eval(world_config("data.eval_split=validation", "data.eval_limit=100")).samples
+    full_test = load_eval(world_config("data.eval_limit=200")).samples
+    assert len(validation) == 100 and all(s.id.startswith("validation-") for s in validation)
+    assert not {s.extra["test"] for s in validation} & {s.extra["test"] for s in full_test}
+    assert not {s.references[0] for s in validation} & {s.references[0] for s in [*full_test, *train]}
 
 
 def test_derangement_gives_every_program_the_message_of_another() -> None:

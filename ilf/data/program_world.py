@@ -6,8 +6,8 @@ beside them for the reviewer. Training tasks are drawn per run seed (``data.limi
 the tasks whose correct program hashes outside the held-out fifth; held-out tasks come from
 ``world.test_seed`` inside it, the same for every run, so runs are compared on one set. The
 ``validation`` split (for tuning: ``data.eval_split: validation``) is drawn from the same held-out
-fifth, leaving out every task of the test split, so no setting is chosen on the tasks it is
-reported on. A model
+fifth, leaving out the test split's tasks (the first 200, or ``data.eval_limit`` of them, which
+every reported run draws from), so no setting is chosen on the tasks it is reported on. A model
 named ``pretrained`` in a run that loads this world is the program world's model.
 """
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ilf.config import RunConfig
 
 
+TEST_TASKS = 200  # the test split's tasks when data.eval_limit does not say
+
+
 @LOADERS.register(
     "program_world",
     help="Tasks of the controlled program world (ilf demo code): one-line functions with unit tests; "
@@ -34,13 +37,13 @@ if TYPE_CHECKING:
 def load_program_world(config: RunConfig, split: str, path: str | None, limit: int | None) -> SplitData:
     reads.note_probe("constant", "ilf.demo.programs:VERSION")  # the world's tasks, as this code draws them
     if split == "validation":
-        test = {
-            t.key() for t in programs.generate_tasks(config.world.test_posts, seed=config.world.test_seed, held_out=True, prefix="test")
-        }
-        tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="validation", leave_out=test)
+        # the held-out fifth holds about 400 tasks: leave out every test set a run draws (up to 200 tasks, or its eval_limit)
+        reported = max(TEST_TASKS, config.data.eval_limit or 0)
+        test = {t.key() for t in programs.generate_tasks(reported, seed=config.world.test_seed, held_out=True, prefix="test")}
+        tasks = programs.generate_tasks(limit or 100, seed=config.world.test_seed, held_out=True, prefix="validation", leave_out=test)
         prefix = "validation"
     elif split == config.data.eval_split:
-        tasks = programs.generate_tasks(limit or 200, seed=config.world.test_seed, held_out=True, prefix="test")
+        tasks = programs.generate_tasks(limit or TEST_TASKS, seed=config.world.test_seed, held_out=True, prefix="test")
         prefix = "test"
     else:
         tasks = programs.generate_tasks(limit or 100, seed=1000 + config.seed, held_out=False, prefix=split)
