@@ -1,7 +1,7 @@
 """Feedback priced in annotator-seconds: what a method's training read, counted the same way for
 every method, and what a person would have spent giving it.
 
-A method counts the feedback its training read by kind (``Method.feedback_cost``: critiques,
+A method lists the questions its training read, one ``Asked`` each (``Method.feedback_asked``: critiques,
 comparisons, rankings, judgements, references, picks, edits, executions, oracle scores). Each kind
 has a price per piece in ``cost.*`` (seconds). Where people gave the feedback in Label Studio, the
 lead time it recorded for each annotation is what that piece cost instead (a record's
@@ -11,14 +11,12 @@ A ranking of k outputs costs k times ``cost.ranking``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from ilf.records import Feedback, Selection, read_records
 
 if TYPE_CHECKING:
     from ilf.config import CostConfig
     from ilf.records import Comparison
-    from ilf.view import RunView
 
 # the kind of feedback a cost column counts -> the ``cost.*`` key of its price per piece
 PRICE_KEYS = {
@@ -63,63 +61,50 @@ def _lead_time(record: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _priced(records: list[Any], each: float) -> tuple[float, float]:
-    """(seconds, of which measured): a record's lead time where it has one, else ``each``."""
-    total = measured = 0.0
-    for record in records:
-        lead = _lead_time(record)
-        if lead is None:
-            total += each
-        else:
-            total += lead
-            measured += lead
-    return total, measured
+@dataclass(frozen=True)
+class Asked:
+    """One question a person answered for one sample, and what it cost them."""
+
+    sample_id: str
+    kind: str
+    seconds: float
+    measured: bool = False  # the seconds are a lead time Label Studio recorded, not a price
 
 
-def annotation_seconds(run: RunView, counts: dict[str, int]) -> dict[str, float]:
-    """``seconds.<kind>`` for every kind counted, their sum ``annotator_seconds`` and the share of it
-    that Label Studio measured (``measured_share``). Critiques, comparisons, rankings, picks and edits
-    are priced record by record (a measured lead time where there is one); every other kind is its
-    count times its price."""
-    cost = run.config.cost
-    ids = {s.id for s in run.training_samples()}
-    seconds: dict[str, float] = {}
-    measured_total = 0.0
-    for kind, count in counts.items():
-        if kind == "critiques" and run.paths.feedback.exists():
-            records = [f for f in read_records(run.paths.feedback, Feedback) if f.sample_id in ids][:count]
-            spent, measured = _priced(records, price(cost, kind))
-            spent += (count - len(records)) * price(cost, kind)
-        elif kind in ("comparisons", "rankings") and run.paths.comparisons.exists():
-            single, rankings = ranking_groups(run.comparisons())
-            if kind == "comparisons":
-                spent, measured = _priced(single, price(cost, kind))
-            else:
-                spent = measured = 0.0
-                for pairs in rankings.values():
-                    size = int(pairs[0].extra.get("ranked") or 2)
-                    lead = _lead_time(pairs[0])
-                    spent += lead if lead is not None else size * price(cost, kind)
-                    measured += lead or 0.0
-        elif kind in ("picks", "edits") and run.paths.selected.exists():
-            edited = kind == "edits"
-            records = [
-                s
-                for s in read_records(run.paths.selected, Selection)
-                if s.sample_id in ids and s.extra.get("picked_by") == "human" and bool(s.extra.get("edited")) == edited
-            ]
-            spent, measured = _priced(records, price(cost, kind))
-        else:
-            spent, measured = count * price(cost, kind), 0.0
-        seconds[kind] = spent
-        measured_total += measured
+def asked(sample_id: str, kind: str, cost: CostConfig, record: Any = None, pieces: int = 1) -> Asked:
+    """The question behind a record, priced by its lead time where it has one, else ``pieces`` times its kind's price."""
+    lead = _lead_time(record) if record is not None else None
+    return Asked(sample_id, kind, lead, True) if lead is not None else Asked(sample_id, kind, pieces * price(cost, kind))
+
+
+def comparisons_asked(comparisons: list[Comparison], cost: CostConfig) -> list[Asked]:
+    """Comparisons given one at a time, one question each; a ranking's pairs, one question for the ranking."""
+    single, rankings = ranking_groups(comparisons)
+    items = [asked(c.sample_id, "comparisons", cost, c) for c in single]
+    for pairs in rankings.values():
+        items.append(asked(pairs[0].sample_id, "rankings", cost, pairs[0], int(pairs[0].extra.get("ranked") or 2)))
+    return items
+
+
+def summarise(items: list[Asked], trained: dict[str, int], cost: CostConfig) -> dict[str, float]:
+    """A round's cost metrics: ``cost.<kind>`` (questions answered), ``seconds.<kind>``, their sum
+    ``annotator_seconds`` and the share Label Studio measured (``measured_share``). ``trained``: the
+    questions asked while training (SDPO's judgements), priced by kind."""
+    counts: dict[str, int] = dict(trained)
+    seconds = {kind: n * price(cost, kind) for kind, n in trained.items()}
+    measured = 0.0
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+        seconds[item.kind] = seconds.get(item.kind, 0.0) + item.seconds
+        measured += item.seconds if item.measured else 0.0
     total = sum(seconds.values())
     # whole seconds: a report shows a count as it is, seed by seed where seeds differ
-    result: dict[str, float] = {f"seconds.{kind}": int(round(value)) for kind, value in sorted(seconds.items())}
+    result: dict[str, float] = {f"cost.{kind}": n for kind, n in sorted(counts.items())}
+    result.update({f"seconds.{kind}": int(round(value)) for kind, value in sorted(seconds.items())})
     result["annotator_seconds"] = int(round(total))
-    if measured_total:
-        result["measured_share"] = round(measured_total / total, 3)
+    if measured:
+        result["measured_share"] = round(measured / total, 3)
     return result
 
 
-__all__ = ["PRICE_KEYS", "annotation_seconds", "price", "ranking_groups"]
+__all__ = ["PRICE_KEYS", "Asked", "asked", "comparisons_asked", "price", "ranking_groups", "summarise"]

@@ -40,7 +40,6 @@ from typing import Any, Callable
 
 from ilf import reads, steps
 from ilf.config import ModelConfig, RunConfig, dump_config
-from ilf.costs import annotation_seconds
 from ilf.data import load_eval, load_train, resolve_model
 from ilf.errors import ModelLoadError
 from ilf.evaluation import format_table
@@ -221,9 +220,7 @@ def _evaluate(run: Pipeline, journal_key: str) -> dict[str, Any]:
     round_metrics: dict[str, Any] = {}
     for metric in run.metrics:
         round_metrics.update(metric.score_round(run.view))
-    cost = run.method.feedback_cost(run.view)  # what a study sets methods side by side by
-    round_metrics.update({f"cost.{kind}": count for kind, count in sorted(cost.items())})
-    round_metrics.update(annotation_seconds(run.view, cost))
+    round_metrics.update(run.method.spent(run.view))  # what a study sets methods side by side by
     round_metrics["train_samples"] = len(run.training_samples())
     run.replacing("evaluate")
     write_records(run.paths.eval_outputs, all_outputs)

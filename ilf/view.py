@@ -52,7 +52,8 @@ class RunView:
         return self._run.samples()
 
     def training_samples(self) -> list[Sample]:
-        """The first ``finetune.train_samples`` samples: the nested subset this run trains on."""
+        """The samples this run trains on: the first ``finetune.train_samples``, and of those, with
+        ``finetune.budget``, the first whose feedback the budget pays for."""
         return self._run.training_samples()
 
     def selections(self) -> list[Selection]:

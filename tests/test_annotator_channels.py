@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from ilf.config import build_config
-from ilf.costs import annotation_seconds
 from ilf.demo import world
 from ilf.feedback.simulated import world_annotator
 from ilf.pipeline import Pipeline
@@ -48,14 +47,14 @@ def test_comparisons_are_the_annotators_answers_with_its_noise_and_rankings_are_
     assert any(c.preferred != world.preference(posts[c.sample_id], c.a, c.b) for c in pairs)  # the noise is there
     cost = run.method.feedback_cost(run.view)
     assert cost == {"comparisons": len(pairs)}
-    assert annotation_seconds(run.view, cost)["seconds.comparisons"] == 37 * len(pairs)
+    assert run.method.spent(run.view)["seconds.comparisons"] == 37 * len(pairs)
 
     ranked_run, ranked = _compared(tmp_path, "ranking", ask="ranking")
     rankings = {c.extra["ranking"]: c.extra["ranked"] for c in ranked}
     assert set(rankings) <= {s.id for s in SAMPLES} and all(size >= 2 for size in rankings.values())
     cost = ranked_run.method.feedback_cost(ranked_run.view)
     assert cost == {"rankings": len(rankings)}  # one question a post, however many pairs it gives
-    assert annotation_seconds(ranked_run.view, cost)["annotator_seconds"] == 18 * sum(rankings.values())
+    assert ranked_run.method.spent(ranked_run.view)["annotator_seconds"] == 18 * sum(rankings.values())
     assert ranked_run.method.sample_seconds(ranked_run.view, SAMPLES) == [18 * rankings.get(s.id, 0) for s in SAMPLES]
 
 

@@ -294,19 +294,32 @@ def test_a_budget_buys_the_first_samples_whose_feedback_it_pays_for(tmp_path: Pa
 
 
 def test_annotator_seconds_price_each_kind_and_take_label_studios_lead_times_where_measured(tmp_path: Path) -> None:
-    from ilf.costs import annotation_seconds
     from ilf.records import Feedback, write_records
 
-    run = _budget_run(tmp_path, "ilf", 1e9)
+    run = _budget_run(tmp_path, "sdpo", 1e9)
     write_records(
         run.paths.feedback,
         [Feedback(sample_id=s.id, text="add ann", lead_time=12.5 if i == 0 else None) for i, s in enumerate(FACTS)],
     )
-    seconds = annotation_seconds(run.view, {"critiques": 4, "judgements": 10})
-    assert seconds["seconds.critiques"] == round(12.5 + 3 * 60) and seconds["seconds.judgements"] == 180
-    assert seconds["annotator_seconds"] == round(12.5 + 180 + 180) and seconds["measured_share"] == round(12.5 / 372.5, 3)
+    run.paths.model.mkdir(parents=True)
+    (run.paths.model / "sdpo_metrics.json").write_text(
+        json.dumps({"rewards_scored": 16, "rewards_distinct": 10, "reward_unit": "judgements"})
+    )
+    spent = run.method.spent(run.view)
+    # the critiques read: one priced by the lead time Label Studio recorded, three at 60 s; the distinct rollouts judged at 18 s
+    assert (spent["cost.critiques"], spent["seconds.critiques"]) == (4, round(12.5 + 3 * 60))
+    assert (spent["cost.judgements"], spent["seconds.judgements"]) == (10, 180)
+    assert spent["annotator_seconds"] == round(12.5 + 180 + 180) and spent["measured_share"] == round(12.5 / 372.5, 3)
+    assert run.method.feedback_cost(run.view) == {"critiques": 4, "judgements": 10}
+    # a budget prices each sample as the round does, the sample's planned judgements added (6.4 x 18 s by default here)
+    per = run.method.sample_seconds(run.view, FACTS)
+    judged = run.method._judgements_per_sample(run.config)[0] * 18
+    assert per == pytest.approx([12.5 + judged, 60 + judged, 60 + judged, 60 + judged])
+
+    from ilf.costs import price
+
     with pytest.raises(ValueError, match="no price for feedback of kind 'gestures'"):
-        annotation_seconds(run.view, {"gestures": 1})
+        price(run.config.cost, "gestures")
 
 
 def test_feedback_cost_counts_critiques_only_where_the_refiner_or_the_selector_reads_them(tmp_path: Path) -> None:

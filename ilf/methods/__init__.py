@@ -8,9 +8,9 @@ the ranking-RLHF methods are all methods, so one run, one study and one report s
 
 A method with settings of its own names a dataclass in ``Options``; a config sets them under
 ``method_options.<name>`` (``method_options: {sdft: {max_steps: 40}}``, see ``ilf.plugin``), so
-adding such a method touches no other file. ``feedback_cost`` says how much feedback a method consumed, by kind,
-and ``ilf.costs`` prices it in annotator-seconds; ``cost_per_sample`` says what one more training
-sample costs, so a study can give methods equal budgets (``study.budgets``).
+adding such a method touches no other file. ``feedback_asked`` lists the questions its training's
+feedback asked a person, each priced in annotator-seconds (``ilf.costs``): the round's cost
+metrics and a study's equal budgets (``study.budgets``) both come from it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from ilf.config import ModelConfig, RunConfig
 from ilf.files import Journal
 from ilf.plugin import Plugin
-from ilf.records import Feedback, Output, Refinements, Sample, Selection, read_records
+from ilf.records import Comparison, Feedback, Output, Refinements, Sample, Selection, read_records
 from ilf.registry import METHODS, SELECTORS
 from ilf.steps import evaluation_outputs
 
 if TYPE_CHECKING:
+    from ilf.costs import Asked
     from ilf.view import RunView
 
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # registered. Everything else a class defines is its training (``training_code``).
 _NOT_TRAINING = frozenset(
     {"systems", "generate", "primary_system", "feedback_cost", "stages", "train_after", "learns_from_samples", "configure"}
-    | {"seconds_per_sample", "at_budget", "selection_cost", "sample_seconds"}
+    | {"seconds_per_sample", "at_budget", "selection_asked", "sample_seconds", "feedback_asked", "trained_feedback", "spent"}
     | {"name", "options_key", "moved", "Options", "options", "from_config", "training_code"}
 )
 
@@ -79,39 +80,53 @@ class Method(Plugin):
         """The stages training reads: a change in any of them retrains."""
         return tuple(s for s in self.stages(config) if s != "finetune")
 
-    def feedback_cost(self, run: RunView) -> dict[str, int]:
-        """The feedback this method's training read, by kind (critiques, comparisons, rankings, references,
-        judgements, picks, edits, executions): by default what the stages it reads hold for the
-        training samples. Counted alike for every method: each question a person answered once."""
-        from ilf.costs import ranking_groups
+    def feedback_asked(self, run: RunView, samples: list[Sample]) -> list[Asked]:
+        """The questions these samples' feedback asked a person, each priced (``ilf.costs``), as the
+        stages this method reads hold them: a critique per feedback record, the distinct pairs
+        compared (or one ranking), and what the selector asks of its own. One list serves the
+        round's cost metrics (``spent``) and a budget's choice of samples (``sample_seconds``)."""
+        from ilf.costs import asked, comparisons_asked
 
         stages = self.stages(run.config)
-        ids = {s.id for s in run.training_samples()}
-        cost: dict[str, int] = {}
+        ids = {s.id for s in samples}
+        cost = run.config.cost
+        items: list[Asked] = []
         if "feedback" in stages:
-            count = sum(1 for f in read_records(run.paths.feedback, Feedback) if f.sample_id in ids)
-            cost[run.feedback_source.critique_unit] = count
-        if "comparisons" in stages:
-            single, rankings = ranking_groups(run.comparisons())
-            cost.update({kind: n for kind, n in (("comparisons", len(single)), ("rankings", len(rankings))) if n})
-        for kind, count in self.selection_cost(run).items():
-            cost[kind] = cost.get(kind, 0) + count
-        return cost
+            unit = run.feedback_source.critique_unit
+            items += [asked(f.sample_id, unit, cost, f) for f in read_records(run.paths.feedback, Feedback) if f.sample_id in ids]
+        if "comparisons" in stages and run.paths.comparisons.exists():
+            items += comparisons_asked([c for c in read_records(run.paths.comparisons, Comparison) if c.sample_id in ids], cost)
+        return items + self.selection_asked(run, samples)
 
-    def selection_cost(self, run: RunView) -> dict[str, int]:
-        """What the select stage's selector consumed where it is feedback of its own: the unit_tests
-        selector runs every candidate against its tests; people's picks in Label Studio cost a pick each."""
+    def selection_asked(self, run: RunView, samples: list[Sample]) -> list[Asked]:
+        """What the select stage's selector asked of its own: the unit_tests selector runs every
+        candidate against its tests; people's picks in Label Studio cost a pick each."""
         if "select" not in self.stages(run.config) or not run.paths.refinements.exists():
-            return {}
-        ids = {s.id for s in run.training_samples()}
+            return []
+        ids = {s.id for s in samples}
         refinements = [r for r in read_records(run.paths.refinements, Refinements) if r.sample_id in ids]
         selections = [s for s in read_records(run.paths.selected, Selection) if s.sample_id in ids] if run.paths.selected.exists() else []
-        return SELECTORS.get(run.config.selection.method).feedback_cost(refinements, selections)
+        return SELECTORS.get(run.config.selection.method).feedback_asked(refinements, selections, run.config.cost)
+
+    def trained_feedback(self, run: RunView) -> dict[str, int]:
+        """Questions asked while training, by kind, that belong to no one sample (SDPO's judgements of its rollouts)."""
+        return {}
+
+    def spent(self, run: RunView) -> dict[str, float]:
+        """The round's cost metrics: what the training samples' feedback asked, counted alike for
+        every method (each question a person answered once), and its annotator-seconds."""
+        from ilf.costs import summarise
+
+        return summarise(self.feedback_asked(run, run.training_samples()), self.trained_feedback(run), run.config.cost)
+
+    def feedback_cost(self, run: RunView) -> dict[str, int]:
+        """The feedback this method's training read: questions answered, by kind."""
+        return {k[len("cost.") :]: int(v) for k, v in self.spent(run).items() if k.startswith("cost.")}
 
     def seconds_per_sample(self, config: RunConfig) -> float:
-        """What one more training sample costs this method in annotator-seconds, before it runs (what a
-        budget buys): a critique where it reads the feedback stage, the comparisons the feedback source
-        asks per sample, and what the selector asks per candidate."""
+        """What one more training sample is planned to cost this method in annotator-seconds, before
+        anything ran (``at_budget`` checks ``data.limit`` by it): a critique where it reads the
+        feedback stage, the comparisons the feedback source asks per sample, what the selector asks."""
         from ilf.costs import price
         from ilf.registry import FEEDBACK_SOURCES
 
@@ -127,28 +142,11 @@ class Method(Plugin):
         return seconds
 
     def sample_seconds(self, run: RunView, samples: list[Sample]) -> list[float]:
-        """What each sample's feedback costs this method, in annotator-seconds, from what the round
-        holds (a run with ``finetune.budget`` trains on the first samples these add up to): a critique,
-        the distinct pairs compared (or a ranking), what the selector asks; unknown stages are priced
-        as planned (``seconds_per_sample``)."""
-        from ilf.costs import price, ranking_groups
-        from ilf.records import Comparison
-
-        config = run.config
-        stages = self.stages(config)
-        fixed = 0.0
-        if "feedback" in stages:
-            fixed += price(config.cost, run.feedback_source.critique_unit)
-        if "select" in stages:
-            fixed += SELECTORS.get(config.selection.method).seconds_per_sample(config)
-        per_sample = dict.fromkeys((s.id for s in samples), fixed)
-        if "comparisons" in stages and run.paths.comparisons.exists():
-            ids = set(per_sample)
-            single, rankings = ranking_groups([c for c in read_records(run.paths.comparisons, Comparison) if c.sample_id in ids])
-            for c in single:
-                per_sample[c.sample_id] += price(config.cost, "comparisons")
-            for pairs in rankings.values():
-                per_sample[pairs[0].sample_id] += int(pairs[0].extra.get("ranked") or 2) * price(config.cost, "rankings")
+        """What each sample's feedback cost, from what the round holds (``finetune.budget`` trains on
+        the first samples these add up to)."""
+        per_sample = dict.fromkeys((s.id for s in samples), 0.0)
+        for item in self.feedback_asked(run, samples):
+            per_sample[item.sample_id] += item.seconds
         return [per_sample[s.id] for s in samples]
 
     def at_budget(self, config: RunConfig, seconds: float) -> RunConfig:

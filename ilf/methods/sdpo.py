@@ -73,16 +73,13 @@ class SDPOOptions:
 class SDPO(SelfDistillationMethod):
     Options = SDPOOptions
 
-    def feedback_cost(self, run: RunView) -> dict[str, int]:
-        cost = super().feedback_cost(run)
+    def trained_feedback(self, run: RunView) -> dict[str, int]:
         path = run.paths.model / "sdpo_metrics.json"
-        if path.exists():
-            trained = json.loads(path.read_text())
-            unit = trained.get("reward_unit") or "judgements"
-            # each distinct (sample, rollout) is one question: the annotator answers a repeat as before
-            asked = trained.get("rewards_distinct", trained.get("rewards_scored", 0))
-            cost[unit] = cost.get(unit, 0) + int(asked)
-        return cost
+        if not path.exists():
+            return {}
+        trained = json.loads(path.read_text())
+        # each distinct (sample, rollout) is one question: the annotator answers a repeat as before
+        return {trained.get("reward_unit") or "judgements": int(trained.get("rewards_distinct", trained.get("rewards_scored", 0)))}
 
     def _judgements_per_sample(self, config: RunConfig) -> tuple[float, str]:
         options: SDPOOptions = self.options(config)

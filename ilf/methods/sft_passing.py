@@ -13,6 +13,8 @@ from ilf.registry import METHODS
 
 if TYPE_CHECKING:
     from ilf.config import RunConfig
+    from ilf.costs import Asked
+    from ilf.records import Sample
     from ilf.view import RunView
 
 
@@ -37,8 +39,10 @@ class SFTPassing(SupervisedMethod):
         pairs, counts = training_pairs(run.task, samples, "initial")
         return pairs, {**counts, "failing_left_out": len(run.training_samples()) - len(samples)}
 
-    def feedback_cost(self, run: RunView) -> dict[str, int]:
-        return {"executions": len(run.training_samples())}
+    def feedback_asked(self, run: RunView, samples: list[Sample]) -> list[Asked]:
+        from ilf.costs import asked
+
+        return [asked(s.id, "executions", run.config.cost) for s in samples]  # each initial program run against its tests
 
     def seconds_per_sample(self, config: RunConfig) -> float:
         from ilf.costs import price

@@ -22,6 +22,7 @@ from ilf.registry import METHODS, SELECTORS
 from ilf.train.sft import finetune, training_pairs
 
 if TYPE_CHECKING:
+    from ilf.costs import Asked
     from ilf.view import RunView
 
 
@@ -75,21 +76,17 @@ class SupervisedMethod(Method):
             return SELECTORS.get(config.selection.method).seconds_per_sample(config)
         return super().seconds_per_sample(config)
 
-    def sample_seconds(self, run: RunView, samples: list[Sample]) -> list[float]:
-        c = self.configure(run.config)
-        if c.finetune.target in ("reference", "initial") or (
-            not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback
-        ):
-            return [self.seconds_per_sample(c)] * len(samples)
-        return super().sample_seconds(run, samples)
+    def feedback_asked(self, run: RunView, samples: list[Sample]) -> list[Asked]:
+        from ilf.costs import asked
 
-    def feedback_cost(self, run: RunView) -> dict[str, int]:
-        c = run.config
+        c = self.configure(run.config)
         if c.finetune.target == "reference":  # a written reference is a demonstration somebody wrote
-            return {"references": sum(1 for s in run.training_samples() if s.references)}
-        if c.finetune.target == "selected" and not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback:
-            return self.selection_cost(run)  # neither the refiner nor the selector read a critique; executions still count
-        return super().feedback_cost(run)
+            return [asked(s.id, "references", c.cost) for s in samples if s.references]
+        if c.finetune.target == "initial":
+            return []
+        if not c.refine.use_feedback and not SELECTORS.get(c.selection.method).reads_feedback:
+            return self.selection_asked(run, samples)  # neither the refiner nor the selector read a critique; executions still count
+        return super().feedback_asked(run, samples)
 
     def targets(self, run: RunView) -> dict[str, str] | None:
         target = run.config.finetune.target

@@ -9,6 +9,7 @@ from ilf.plugin import Plugin
 from ilf.records import Refinements, Sample, Selection
 
 if TYPE_CHECKING:
+    from ilf.costs import Asked
     from ilf.view import RunView
 
 
@@ -45,12 +46,14 @@ class Selector(Plugin):
         return price(config.cost, cls.cost_unit) * config.refine.num_candidates if cls.cost_unit else 0.0
 
     @classmethod
-    def feedback_cost(cls, refinements: list[Refinements], selections: list[Selection]) -> dict[str, int]:
-        """The feedback scoring consumed of its own for these samples' refinements and selections,
-        by kind: by default ``cost_unit`` once per candidate."""
+    def feedback_asked(cls, refinements: list[Refinements], selections: list[Selection], cost: Any) -> list[Asked]:
+        """The questions scoring asked of its own for these samples' refinements and selections
+        (``ilf.costs``): by default ``cost_unit`` once per candidate."""
+        from ilf.costs import asked
+
         if cls.cost_unit is None:
-            return {}
-        return {cls.cost_unit: sum(len(r.candidates) for r in refinements)}
+            return []
+        return [asked(r.sample_id, cls.cost_unit, cost) for r in refinements for _ in r.candidates]
 
     @classmethod
     def models(cls, config: Any) -> list[Any]:

@@ -36,6 +36,7 @@ from ilf.registry import SELECTORS
 from ilf.selection.base import SelectionItem, Selector
 
 if TYPE_CHECKING:
+    from ilf.costs import Asked
     from ilf.view import RunView
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,15 @@ class LabelStudioSelector(Selector):
         return price(config.cost, "picks")  # one pick per sample, whatever the number of candidates
 
     @classmethod
-    def feedback_cost(cls, refinements: list[Refinements], selections: list[Selection]) -> dict[str, int]:
-        """A person's pick per sample they answered, or an edit where they rewrote the pick; automatic picks cost nothing."""
-        human = [s for s in selections if s.extra.get("picked_by") == "human"]
-        edits = sum(1 for s in human if s.extra.get("edited"))
-        return {kind: n for kind, n in (("picks", len(human) - edits), ("edits", edits)) if n}
+    def feedback_asked(cls, refinements: list[Refinements], selections: list[Selection], cost: Any) -> list[Asked]:
+        """A person's pick per sample they answered (an edit where they rewrote it), priced by its lead time; automatic picks cost nothing."""
+        from ilf.costs import asked
+
+        return [
+            asked(s.sample_id, "edits" if s.extra.get("edited") else "picks", cost, s)
+            for s in selections
+            if s.extra.get("picked_by") == "human"
+        ]
 
     moved = {"selection.labelstudio_project": "{options}.project"}
 
