@@ -112,6 +112,12 @@ def test_labelstudio_selector_mixes_human_and_automatic_picks(label_studio, ls_c
     assert by_id["s3"].text == CANDIDATES["s3"][by_id["s3"].index]
     random_scores = [c.scores["random"] for c in by_id["s3"].candidates]
     assert by_id["s3"].index == random_scores.index(max(random_scores))
+    # what the people's picks cost: s0's pick by the lead time the server recorded, s1's edit at cost.edit; the automatic pick nothing
+    from ilf.selection.labelstudio import LabelStudioSelector
+
+    asked = {a.sample_id: a for a in LabelStudioSelector.feedback_asked([], selections, config.cost)}
+    assert set(asked) == {"s0", "s1"} and (asked["s0"].kind, asked["s0"].seconds, asked["s0"].measured) == ("picks", 12.0, True)
+    assert (asked["s1"].kind, asked["s1"].seconds, asked["s1"].measured) == ("edits", 120.0, False)  # no lead time sent: the price
 
 
 def test_a_pick_holds_only_for_the_candidate_the_person_saw_and_a_run_scores_its_snapshot(
