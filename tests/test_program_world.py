@@ -55,7 +55,7 @@ def test_each_misconception_is_written_into_the_program_and_fails_its_tests(sand
             sample = _sample(task)
             pairs += [(sample, wrong), (sample, task.program())]
             expected += [False, True]
-    assert set(seen) == set(programs.MISCONCEPTIONS)  # all eight kinds occur, more than the prototype's three
+    assert set(seen) == {*programs.MISCONCEPTIONS, programs.READING}  # all eight kinds occur, and the other reading
     results = run_completions(sandbox, pairs)
     assert [r.passed for r in results] == expected, [r.summary() for r in results]
     # the sandbox's message is the one pre-training's examples were written with
@@ -79,7 +79,7 @@ def _task_and_flaws(pair):
 
 def test_the_weak_programmer_passes_about_half_and_its_mistakes_are_systematic() -> None:
     rng = random.Random(0)
-    tasks = programs.generate_tasks(400, seed=7, held_out=True, prefix="test")
+    tasks = programs.generate_tasks(300, seed=7, held_out=True, prefix="test")
     programmer = programs.Programmer()
     flaws = [programmer.flaws(t, rng) for t in tasks]
     passing = sum(programs.first_failure(t, f) is None for t, f in zip(tasks, flaws)) / len(tasks)
@@ -162,3 +162,74 @@ def test_derangement_gives_every_program_the_message_of_another() -> None:
         order = derangement(count, rng)
         assert sorted(order) == list(range(count)) and all(i != j for i, j in enumerate(order))
     assert derangement(1, rng) == [0]
+
+
+# ----- conventions the task's text does not state ------------------------------------------------
+
+
+def test_a_worlds_conventions_change_the_correct_program_and_only_the_cued_text_states_them() -> None:
+    both = frozenset(programs.READINGS)
+    tasks = [t for t in programs.generate_tasks(300, seed=7, held_out=False) if {s.op for s in t.steps} & both]
+    assert tasks
+    for task in tasks[:40]:
+        plain = programs.Task(task.steps, task.inputs)
+        read = programs.Task(task.steps, task.inputs, both)
+        cued = programs.Task(task.steps, task.inputs, both, cued=True)
+        assert plain.program() != read.program() and plain.key() == read.key()  # the task is the same; its answer is not
+        assert plain.prompt() == read.prompt() != cued.prompt()  # only the cued text carries the convention
+        # a program written with the other reading is the plain world's correct one, and it is a READING flaw
+        flaws = frozenset(programs.Flaw(programs.READING, i) for i, s in enumerate(task.steps) if s.op in both)
+        assert read.program(flaws) == plain.program() and read.variants()[programs.normalise(plain.program())] == flaws
+    worlds = {programs.draw_readings(seed) for seed in range(12)}
+    assert len(worlds) >= 3  # drawn per seed
+
+
+def test_every_flaw_fails_the_full_tests_in_every_world_but_the_visible_tests_miss_some() -> None:
+    missed = caught = 0
+    for task in programs.generate_tasks(300, seed=8, held_out=False):
+        ops = sorted({s.op for s in task.steps} & set(programs.READINGS))
+        for readings in (frozenset(), frozenset(ops)):
+            world = programs.Task(task.steps, task.inputs, readings)
+            for flaw in world.applicable():
+                assert programs.first_failure(world, frozenset({flaw})) is not None, (world.text(), flaw)
+                shows = any(
+                    programs.evaluate(task.steps, frozenset({flaw}), x, readings) != programs.evaluate(task.steps, frozenset(), x, readings)
+                    for x in world.visible_inputs()
+                )
+                missed, caught = missed + (not shows), caught + shows
+    assert missed > 0.05 * (missed + caught) and caught > 0.5 * (missed + caught)  # a selector running the visible tests is no oracle
+
+
+def test_the_reviewer_names_a_reading_flaw_by_the_reading_the_world_uses() -> None:
+    task = next(t for t in programs.generate_tasks(200, seed=9, held_out=False) if t.steps[0].op == "subtract")
+    floored = programs.Task(task.steps, task.inputs, frozenset({"subtract"}))
+    reviewer = programs.Reviewer(noise=0.0, seed=1)
+    wrong = frozenset({programs.Flaw(programs.READING, 0)})
+    texts = {reviewer.critique(floored, wrong).text for _ in range(30)}
+    c = task.steps[0].constant
+    assert texts <= {t.format(c=c) for t in programs.READING_CRITIQUES[("subtract", 1)]} and len(texts) >= 2
+    plain = programs.Task(task.steps, task.inputs)
+    assert reviewer.critique(plain, wrong).text in {t.format(c=c) for t in programs.READING_CRITIQUES[("subtract", 0)]}
+
+
+def test_the_unit_tests_selector_may_run_only_the_visible_tests(sandbox: Sandbox) -> None:
+    from ilf.selection.base import SelectionItem
+    from ilf.selection.unit_tests import UnitTestsSelector
+
+    for task in programs.generate_tasks(300, seed=8, held_out=False):
+        world = programs.Task(task.steps, task.inputs, frozenset(programs.READINGS))
+        hidden_only = [
+            f
+            for f in world.applicable()
+            if all(
+                programs.evaluate(task.steps, frozenset({f}), x, world.readings) == programs.evaluate(task.steps, frozenset(), x, world.readings)
+                for x in world.visible_inputs()
+            )
+        ]
+        if hidden_only:
+            break
+    sample = _sample(world)
+    candidates = [world.program(frozenset({hidden_only[0]})), world.program()]
+    item = SelectionItem(sample=sample, output="", feedback=None, candidates=candidates)
+    assert UnitTestsSelector(sandbox).score([item]) == [[0.0, 1.0]]  # all the tests: the flawed one fails
+    assert UnitTestsSelector(sandbox, visible=True).score([item]) == [[1.0, 1.0]]  # the visible ones miss its flaw

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 from ilf.execution.programs import execution_feedback
 from ilf.execution.sandbox import ExecutionResult
 
-VERSION = 1  # bump when tasks, programs, tests or critiques change: cached world models are retrained
+VERSION = 2  # bump when tasks, programs, tests or critiques change: cached world models are retrained
 
 CONSTANTS = tuple(range(2, 10))
 OPS = ("add", "subtract", "multiply", "mod", "max", "min", "at_least", "square", "divide")
@@ -54,12 +54,22 @@ PHRASES = {
 }
 INPUTS = tuple(range(16))
 TESTS_PER_TASK = 4
+VISIBLE_TESTS = 2  # of a task's tests, those a selector may run (as MBPP shows some of its tests)
 HELD_OUT_BUCKETS = 5  # a task is held out when the hash of its program falls in bucket 0 of 5
+
+# Conventions the task's text does not state: how an operation is read. A world (a run seed) draws
+# one reading of each; the tests and the reviewer apply it, and a program written with the other
+# reading carries a READING flaw at that step. The cued form states the reading in the task's text.
+READINGS = {
+    "subtract": ("may go below 0", "not below 0"),  # x - c, or max ( x - c , 0 )
+    "divide": ("rounding down", "rounding up"),  # x // c, or ( x + c - 1 ) // c
+}
+READING = "reading"  # the flaw kind: the other reading of a step's operation
 
 # The weak programmer's misconceptions, each with the feature of a task that triggers it.
 MISCONCEPTIONS = ("min_max", "seven_one", "parens", "sub_order", "mod_div", "div_float", "square_double", "at_least_min")
 SLIP = "slip"  # a constant written wrong, at random: not systematic
-KINDS = (*MISCONCEPTIONS, SLIP)
+KINDS = (*MISCONCEPTIONS, SLIP, READING)
 
 ENTRY_POINT = "f"
 PROMPT = "# task : {task}\ndef f ( x ) :"
@@ -80,8 +90,10 @@ class Step:
     op: str
     constant: int | None = None
 
-    def phrase(self) -> str:
-        return PHRASES[self.op].format(c=self.constant)
+    def phrase(self, reading: int | None = None) -> str:
+        """The step in words; with ``reading`` (0 or 1), the convention stated too (the cued form)."""
+        text = PHRASES[self.op].format(c=self.constant)
+        return f"{text} , {READINGS[self.op][reading]}" if reading is not None and self.op in READINGS else text
 
 
 @dataclass(frozen=True)
@@ -98,24 +110,36 @@ class Flaw:
 class Task:
     steps: tuple[Step, ...]
     inputs: tuple[int, ...] = ()
+    readings: frozenset[str] = frozenset()  # the operations read the second way (READINGS): the world's conventions
+    cued: bool = False  # whether the task's text states them
 
     def text(self) -> str:
-        return " then ".join(s.phrase() for s in self.steps)
+        if not self.cued:
+            return " then ".join(s.phrase() for s in self.steps)
+        return " then ".join(s.phrase(int(s.op in self.readings)) for s in self.steps)
 
     def prompt(self) -> str:
         return PROMPT.format(task=self.text())
 
     def program(self, flaws: frozenset[Flaw] = frozenset()) -> str:
-        return render(self.steps, flaws)
+        return render(self.steps, flaws, self.readings)
 
     def key(self) -> str:
-        return hashlib.sha256(self.program().encode()).hexdigest()
+        """The task's identity: its steps' correct program under the first readings (so the held-out
+        split and a task's tests do not depend on the world's conventions)."""
+        return hashlib.sha256(render(self.steps).encode()).hexdigest()
+
+    def visible_inputs(self) -> tuple[int, ...]:
+        """The inputs of the tests a selector may run (the first VISIBLE_TESTS, in the tests' order);
+        pass@k runs them all."""
+        return self.inputs[:VISIBLE_TESTS]
 
     def held_out(self) -> bool:
         return int(self.key()[:8], 16) % HELD_OUT_BUCKETS == 0
 
-    def test(self) -> str:
-        cases = " , ".join(f"( {x} , {evaluate(self.steps, frozenset(), x)} )" for x in self.inputs)
+    def test(self, inputs: tuple[int, ...] | None = None) -> str:
+        """The tests' ``check``: every input (or those given), against the program under the world's readings."""
+        cases = " , ".join(f"( {x} , {evaluate(self.steps, frozenset(), x, self.readings)} )" for x in (inputs or self.inputs))
         return TEST.format(cases=cases, assert_line=ASSERT_LINE)
 
     def applicable(self) -> list[Flaw]:
@@ -139,6 +163,8 @@ class Task:
                 found.append(Flaw("square_double", index))
             if step.op == "at_least":
                 found.append(Flaw("at_least_min", index))
+            if step.op in READINGS:
+                found.append(Flaw(READING, index))
         return found
 
     def slips(self) -> list[Flaw]:
@@ -177,11 +203,13 @@ def _wrap(expr: str, level: int, need: int) -> str:
 
 
 # precedence levels of the rendered expression: 0 sum, 1 product, 2 power, 3 atom
-def render(steps: tuple[Step, ...], flaws: frozenset[Flaw] = frozenset()) -> str:
-    """The program's body for these steps, with the given flaws written in."""
+def render(steps: tuple[Step, ...], flaws: frozenset[Flaw] = frozenset(), readings: frozenset[str] = frozenset()) -> str:
+    """The program's body for these steps under these readings, with the given flaws written in (a
+    READING flaw writes the step's other reading)."""
     kinds = {(f.kind, f.step): f for f in flaws}
     expr, level = "x", 3
     for index, step in enumerate(steps):
+        second = (step.op in readings) != ((READING, index) in kinds)  # the step is read the second way
         c = step.constant
         if ("seven_one", index) in kinds:
             c = 1
@@ -195,6 +223,8 @@ def render(steps: tuple[Step, ...], flaws: frozenset[Flaw] = frozenset()) -> str
                 expr, level = f"{c} - {_wrap(expr, level, 1)}", 0
             else:
                 expr, level = f"{expr} - {c}", 0
+            if second:  # not below 0
+                expr, level = f"max ( {expr} , 0 )", 3
         elif op == "multiply":
             inner = expr if ("parens", index) in kinds else _wrap(expr, level, 1)
             expr, level = f"{inner} * {c}", 1
@@ -203,7 +233,10 @@ def render(steps: tuple[Step, ...], flaws: frozenset[Flaw] = frozenset()) -> str
             expr, level = f"{_wrap(expr, level, 1)} {sign} {c}", 1
         elif op == "divide":
             sign = "/" if ("div_float", index) in kinds else "//"
-            expr, level = f"{_wrap(expr, level, 1)} {sign} {c}", 1
+            if second:  # rounding up
+                expr, level = f"( {expr} + {c} - 1 ) {sign} {c}", 1
+            else:
+                expr, level = f"{_wrap(expr, level, 1)} {sign} {c}", 1
         elif op == "square":
             if ("square_double", index) in kinds:
                 expr, level = f"{_wrap(expr, level, 1)} * 2", 1
@@ -220,16 +253,16 @@ def render(steps: tuple[Step, ...], flaws: frozenset[Flaw] = frozenset()) -> str
     return f" return {expr}"
 
 
-def evaluate(steps: tuple[Step, ...], flaws: frozenset[Flaw], x: int) -> int | float:
-    """What the program with these flaws returns for ``x``: the world's own programs, computed
-    here so pre-training's execution feedback needs no interpreter per example."""
-    return eval(_compiled(steps, flaws), {"__builtins__": {}, "max": max, "min": min}, {"x": x})  # noqa: S307 - the world's own text
+def evaluate(steps: tuple[Step, ...], flaws: frozenset[Flaw], x: int, readings: frozenset[str] = frozenset()) -> int | float:
+    """What the program with these flaws returns for ``x`` under these readings: the world's own
+    programs, computed here so pre-training's execution feedback needs no interpreter per example."""
+    return eval(_compiled(steps, flaws, readings), {"__builtins__": {}, "max": max, "min": min}, {"x": x})  # noqa: S307 - the world's own text
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _compiled(steps: tuple[Step, ...], flaws: frozenset[Flaw]) -> Any:
+def _compiled(steps: tuple[Step, ...], flaws: frozenset[Flaw], readings: frozenset[str] = frozenset()) -> Any:
     # compiled once per program: drawing tasks evaluates every variant on every input
-    return compile(render(steps, flaws).strip()[len("return ") :], "<program world>", "eval")
+    return compile(render(steps, flaws, readings).strip()[len("return ") :], "<program world>", "eval")
 
 
 def _draw_steps(rng: random.Random) -> tuple[Step, ...]:
@@ -245,25 +278,38 @@ def _draw_steps(rng: random.Random) -> tuple[Step, ...]:
 
 @functools.lru_cache(maxsize=1 << 14)
 def _draw_inputs(steps: tuple[Step, ...]) -> tuple[int, ...] | None:
-    """Four inputs on which every single flaw of the task shows (else None: the task is redrawn),
-    so a program with any of them fails its tests; drawn from the task alone, so a task always
-    has the same tests."""
+    """Four inputs on which every single flaw of the task shows, whatever the world's readings
+    (else None: the task is redrawn), so a program with any of them fails its tests; drawn from the
+    task alone, so a task always has the same tests. In drawn order: the first VISIBLE_TESTS are
+    the visible ones, which need not show every flaw."""
     rng = random.Random(f"program-world:inputs:{steps}")
     task = Task(steps)
     flaws = [*task.applicable(), *task.slips()]
-    for _ in range(20):
-        inputs = tuple(sorted(rng.sample(INPUTS, TESTS_PER_TASK)))
-        want = [evaluate(steps, frozenset(), x) for x in inputs]
-        if all(any(evaluate(steps, frozenset({f}), x) != w for x, w in zip(inputs, want)) for f in flaws):
+    ops = sorted({s.op for s in steps} & set(READINGS))
+    worlds = [frozenset(c) for size in range(len(ops) + 1) for c in itertools.combinations(ops, size)]
+    for _ in range(200):
+        inputs = tuple(rng.sample(INPUTS, TESTS_PER_TASK))
+        if all(
+            any(evaluate(steps, frozenset({f}), x, readings) != evaluate(steps, frozenset(), x, readings) for x in inputs)
+            for readings in worlds
+            for f in flaws
+        ):
             return inputs
     return None
 
 
 def generate_tasks(
-    count: int, seed: int, held_out: bool, prefix: str = "prog", leave_out: frozenset[str] | set[str] = frozenset()
+    count: int,
+    seed: int,
+    held_out: bool,
+    prefix: str = "prog",
+    leave_out: frozenset[str] | set[str] = frozenset(),
+    readings: frozenset[str] = frozenset(),
+    cued: bool = False,
 ) -> list[Task]:
     """``count`` distinct tasks of the training side (``held_out`` False) or the held-out side,
-    none of whose keys is in ``leave_out`` (the test tasks, for a validation split)."""
+    none of whose keys is in ``leave_out`` (the test tasks, for a validation split), under the
+    world's ``readings`` (stated in the text when ``cued``)."""
     rng = random.Random(f"program-world:{seed}:{prefix}:{held_out}")
     tasks: list[Task] = []
     seen: set[str] = set(leave_out)
@@ -280,12 +326,20 @@ def generate_tasks(
         if inputs is None:
             continue
         seen.add(task.key())
-        tasks.append(Task(steps, inputs))
+        tasks.append(Task(steps, inputs, frozenset(readings), cued))
     return tasks
 
 
-def iter_tasks(seed: int, held_out: bool = False) -> Iterator[Task]:
-    """An endless stream of tasks (repeats allowed), for pre-training examples."""
+def draw_readings(seed: int) -> frozenset[str]:
+    """A world's conventions: each operation of READINGS read the second way or not, drawn per seed."""
+    rng = random.Random(f"program-world:readings:{seed}")
+    return frozenset(op for op in sorted(READINGS) if rng.random() < 0.5)
+
+
+def iter_tasks(seed: int, held_out: bool = False, cued_share: float = 0.0) -> Iterator[Task]:
+    """An endless stream of tasks (repeats allowed), for pre-training examples: each under readings
+    drawn at random, so a model learns both readings and no world's convention; ``cued_share`` of
+    them state their readings in the text."""
     rng = random.Random(f"program-world:stream:{seed}:{held_out}")
     while True:
         steps = _draw_steps(rng)
@@ -294,7 +348,8 @@ def iter_tasks(seed: int, held_out: bool = False) -> Iterator[Task]:
             continue
         inputs = _draw_inputs(steps)
         if inputs is not None:
-            yield Task(steps, inputs)
+            readings = frozenset(op for op in sorted(READINGS) if rng.random() < 0.5)
+            yield Task(steps, inputs, readings, rng.random() < cued_share)
 
 
 # ----- the weak programmer -----------------------------------------------------------------------
@@ -322,7 +377,7 @@ class Programmer:
 def first_failure(task: Task, flaws: frozenset[Flaw]) -> tuple[int, int | float, int] | None:
     """(input, returned, expected) of the first test the program fails, in the tests' order; None if it passes."""
     for x in task.inputs:
-        got, want = evaluate(task.steps, flaws, x), evaluate(task.steps, frozenset(), x)
+        got, want = evaluate(task.steps, flaws, x, task.readings), evaluate(task.steps, frozenset(), x, task.readings)
         if got != want:
             return x, got, want
     return None
@@ -346,7 +401,7 @@ def fixed_by_execution(task: Task, flaws: frozenset[Flaw]) -> frozenset[Flaw]:
     if failure is None:
         return frozenset()
     x, got, _ = failure
-    return frozenset(f for f in flaws if evaluate(task.steps, flaws - {f}, x) != got)
+    return frozenset(f for f in flaws if evaluate(task.steps, flaws - {f}, x, task.readings) != got)
 
 
 # ----- the reviewer ------------------------------------------------------------------------------
@@ -378,6 +433,13 @@ CRITIQUES = {
     ),
     SLIP: ("the constant should be {c} , not {w}", "{w} is the wrong number , use {c}", "check the numbers : {c} instead of {w}"),
 }
+# a READING flaw's critique says which reading is meant: by the operation and the reading the world uses
+READING_CRITIQUES = {
+    ("subtract", 1): ("the result must not go below 0 : use max ( ... , 0 )", "clamp it at 0 after subtracting {c}", "never below 0 here"),
+    ("subtract", 0): ("it may go below 0 , do not clamp it", "subtract {c} without max ( ... , 0 )", "negative values are fine here"),
+    ("divide", 1): ("round the division up", "divide by {c} rounding up : ( ... + {c} - 1 ) // {c}", "the division must round up"),
+    ("divide", 0): ("round the division down , plain //", "divide by {c} rounding down", "do not round up , use // {c}"),
+}
 GOOD = ("looks good", "the code is correct", "nothing to fix")
 UNHELPFUL = ("this is not right", "please fix the code", "something is off here", "hmm , try again")
 OTHER = ("the code does not do what the task asks", "this is not the function the task describes")
@@ -398,6 +460,9 @@ def critique_text(task: Task, flaw: Flaw, rng: random.Random) -> str:
     step = task.steps[flaw.step] if flaw.step < len(task.steps) else None
     right = step.constant if step is not None and step.constant is not None else rng.choice(CONSTANTS)
     wrong = flaw.constant if flaw.constant is not None else rng.choice([c for c in CONSTANTS if c != right])
+    if flaw.kind == READING:
+        op = step.op if step is not None and step.op in READINGS else rng.choice(sorted(READINGS))
+        return rng.choice(READING_CRITIQUES[(op, int(op in task.readings))]).format(c=right)
     return rng.choice(CRITIQUES[flaw.kind]).format(c=right, w=wrong)
 
 
@@ -461,7 +526,8 @@ def vocabulary() -> list[str]:
     """Every word the world's prompts, programs, tests' messages and critiques can hold."""
     words: set[str] = set()
     texts = [PROMPT, REFINE, REFINE_WITHOUT_FEEDBACK, *GOOD, *UNHELPFUL, *OTHER, *(t for ts in CRITIQUES.values() for t in ts)]
-    texts += [PHRASES[op] for op in OPS]
+    texts += [t for ts in READING_CRITIQUES.values() for t in ts]
+    texts += [PHRASES[op] for op in OPS] + [r for rs in READINGS.values() for r in rs]
     texts += [
         " return x + - * ** % // / max min ( ) , 1 2 then",
         execution_feedback(ExecutionResult(status="failed", error="AssertionError: f ( 1 ) returned 1 , expected 1", line=ASSERT_LINE)),
@@ -478,11 +544,15 @@ def vocabulary() -> list[str]:
 
 
 def task_record(task: Task) -> dict[str, object]:
-    """What a sample keeps of a task besides its prompt: the steps, the test inputs, the tests."""
+    """What a sample keeps of a task besides its prompt: the steps, the world's readings, the test
+    inputs, the tests (all of them, which pass@k runs) and the visible ones (which a selector may run)."""
     return {
         "steps": [[s.op, s.constant] for s in task.steps],
+        "readings": sorted(task.readings),
+        "cued": task.cued,
         "test_inputs": list(task.inputs),  # not "inputs": a sample's own field of that name holds its prompt
         "test": task.test(),
+        "visible_test": task.test(task.visible_inputs()),
         "entry_point": ENTRY_POINT,
     }
 
@@ -492,7 +562,12 @@ def task_from_sample(sample: object) -> Task:
     extra = getattr(sample, "extra", {}) or {}
     if "steps" not in extra or "test_inputs" not in extra:
         raise ValueError(f"sample {getattr(sample, 'id', '?')!r} is not a program-world sample (no steps in its extra fields)")
-    return Task(tuple(Step(op, constant) for op, constant in extra["steps"]), tuple(extra["test_inputs"]))
+    return Task(
+        tuple(Step(op, constant) for op, constant in extra["steps"]),
+        tuple(extra["test_inputs"]),
+        frozenset(extra.get("readings") or ()),
+        bool(extra.get("cued", False)),
+    )
 
 
 def read_flaws(task: Task, program: str) -> frozenset[Flaw] | None:
