@@ -232,7 +232,8 @@ class WorldConfig(Recorded):
         "cued",
         "cued: the salient facts are marked in the post; hidden: the post marks three facts, and which of them matter is "
         "a rule of the annotator's (world.rule: the people it cares about), drawn per run seed, that only feedback, "
-        "references and comparisons reveal.",
+        "references and comparisons reveal. The program world: cued states its conventions (how a subtraction and a "
+        "division are read, drawn per run seed) in each task's text; hidden leaves them to the critiques and the tests.",
     )
     rule: Literal["name", "verb", "object"] = option(
         "name", "hidden: what the annotator's rule is about: the people of the facts, or their verbs or objects."
@@ -304,6 +305,12 @@ class PretrainConfig(Recorded):
         0.0, "Share of examples that ask whether a refinement did what the feedback asked (' yes' / ' no'): the judge instruct_rm asks."
     )
     state_preference: float = option(0.25, "Share of the hidden-form refinement examples whose feedback states a (random) preference.")
+    cued_share: float = option(
+        0.0,
+        "Program world: share of tasks whose text states the conventions they are read by (the cued world's form); the rest "
+        "leave them unstated, each drawn at random, so the policy knows both readings and no world's choice.",
+        added=True,
+    )
     seed: int = option(1234, "Seed of the weights and the examples.")
     dtype: Literal["float32", "bfloat16"] = option(
         "float32",

@@ -11,8 +11,9 @@ runs="${1:-runs/studies}"
 ilf="${ILF:-.venv/bin/ilf}"
 python="${PYTHON:-.venv/bin/python}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# the settings of peers come from peers_tuning, which runs before it (it reads only development seeds and validation posts)
-studies=(demo rounds candidates weak_refiner peers_tuning peers code)
+# the settings of peers come from peers_tuning, and those of code from code_tuning, each run before it (they read only
+# development seeds and validation data)
+studies=(demo rounds candidates weak_refiner peers_tuning peers code_tuning code)
 mkdir -p "$runs"
 for name in "${studies[@]}" compare_offline code_study world-cache; do
   rm -rf "${runs:?}/$name"  # from nothing: only the folders this script writes

@@ -99,7 +99,7 @@ def test_unit_tests_ties_are_broken_by_the_configured_selector() -> None:
 
 def test_unit_tests_runs_each_candidate_in_the_sandbox_once_per_process() -> None:
     task = CodeTask(timeout=5.0)
-    selector = UnitTestsSelector(task.sandbox)
+    selector = UnitTestsSelector(task)
     selector.score([item(DOUBLE, [FAILS[0], PASSES[0], FAILS[0]])])
     selector.score([item(DOUBLE, [PASSES[0]])])
     assert task.sandbox.launched == 2

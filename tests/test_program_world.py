@@ -5,6 +5,7 @@ programs run in the real sandbox."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import random
 
 import pytest
@@ -212,9 +213,13 @@ def test_the_reviewer_names_a_reading_flaw_by_the_reading_the_world_uses() -> No
     assert reviewer.critique(plain, wrong).text in {t.format(c=c) for t in programs.READING_CRITIQUES[("subtract", 0)]}
 
 
-def test_the_unit_tests_selector_may_run_only_the_visible_tests(sandbox: Sandbox) -> None:
+def test_with_training_tests_visible_the_training_side_runs_only_the_visible_tests_and_pass_at_k_all() -> None:
+    from ilf.execution.programs import run_training_tests
+    from ilf.metrics.code import PassAtK
+    from ilf.records import Output
     from ilf.selection.base import SelectionItem
     from ilf.selection.unit_tests import UnitTestsSelector
+    from ilf.tasks.code import CodeTask
 
     for task in programs.generate_tasks(300, seed=8, held_out=False):
         world = programs.Task(task.steps, task.inputs, frozenset(programs.READINGS))
@@ -231,5 +236,17 @@ def test_the_unit_tests_selector_may_run_only_the_visible_tests(sandbox: Sandbox
     sample = _sample(world)
     candidates = [world.program(frozenset({hidden_only[0]})), world.program()]
     item = SelectionItem(sample=sample, output="", feedback=None, candidates=candidates)
-    assert UnitTestsSelector(sandbox).score([item]) == [[0.0, 1.0]]  # all the tests: the flawed one fails
-    assert UnitTestsSelector(sandbox, visible=True).score([item]) == [[1.0, 1.0]]  # the visible ones miss its flaw
+    every, visible = CodeTask(timeout=5.0), CodeTask(timeout=5.0, training_tests="visible")
+    assert UnitTestsSelector(every).score([item]) == [[0.0, 1.0]]  # all the tests: the flawed one fails
+    assert UnitTestsSelector(visible).score([item]) == [[1.0, 1.0]]  # the visible ones miss its flaw
+    # execution feedback, sft_passing and online rewards run through the same door; the task's reward too
+    assert [r.passed for r in run_training_tests(visible, [(sample, candidates[0])])] == [True]
+    assert visible.reward([(sample, candidates[0])])[0] == [0.0 + 1.0]
+    assert every.reward([(sample, candidates[0])])[0] == [0.0]
+    # pass@k runs every test whatever the training side saw
+    metric = PassAtK()
+    metric.task = visible
+    scores = metric.score_outputs(None, [sample], [Output(sample_id=sample.id, text=candidates[0], system="x")])
+    assert scores["pass@1"] == 0.0
+    with pytest.raises(ValueError, match="no visible tests"):
+        run_training_tests(visible, [(dataclasses.replace(sample, extra={**sample.extra, "visible_test": ""}), candidates[0])])

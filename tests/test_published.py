@@ -133,6 +133,28 @@ def test_the_peers_study_uses_the_settings_its_published_tuning_study_chose() ->
         assert used.feedback_options == tuned.feedback_options, (method, best)
 
 
+def test_the_code_study_uses_the_pretraining_and_recipe_its_published_tuning_study_chose() -> None:
+    """code_tuning tries pre-training lengths and learning rates for the gate's method on development
+    pre-training seeds and validation tasks; the code study pre-trains and fine-tunes as it chose."""
+    import copy
+    import dataclasses
+
+    from ilf.config import build_config
+    from ilf.study.config import load_study
+
+    (choice,) = [body for part, _, body in published.sections("code_tuning") if part == "choice"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in choice.splitlines() if line.startswith("| ")][1:]
+    assert [cells[0] for cells in rows] == ["sft_reference"]
+    tuning, tuning_base, tuning_source = load_study(REPO / "ilf" / "studies" / "code_tuning.yaml", [])
+    code, code_base, code_source = load_study(REPO / "ilf" / "studies" / "code.yaml", [])
+    tuned = build_config(copy.deepcopy(tuning_base), tuning_source, tuning.variants[rows[0][1]].set)
+    used = build_config(copy.deepcopy(code_base), code_source, [])
+    assert set(code.axes) == set(tuning.axes) == {"pretraining.seed"} and not set(code.axes["pretraining.seed"]) & set(tuning.axes["pretraining.seed"])
+    assert dataclasses.replace(used.pretraining, seed=0) == dataclasses.replace(tuned.pretraining, seed=0)
+    assert used.finetune == tuned.finetune
+    assert tuned.data.eval_split == "validation" and used.data.eval_split == "test" and tuned.seed not in code.seeds
+
+
 def test_a_tuning_study_chooses_on_unrounded_means_and_breaks_ties_by_the_next_metric() -> None:
     from ilf.study import StudyConfig
     from ilf.study.config import Variant

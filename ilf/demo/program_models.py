@@ -5,7 +5,10 @@ writing a task's program (the policy; its targets carry the weak programmer's mi
 it passes about half of the tasks), refining a program given a reviewer's critique or the
 interpreter's feedback (its targets fix what the feedback names or shows, and keep every other
 mistake), and refining without feedback (its targets keep the program as it was: the task's text
-alone does not tell the refiner which of its habits are mistakes).
+alone does not tell the refiner which of its habits are mistakes). Each task is read by
+conventions drawn at random and, but for ``cued_share`` of them, unstated: the policy knows both
+readings of an operation and no world's choice. The interpreter's feedback is the message of the
+visible tests, as a study's training side runs them.
 
 The tokenizer is word-level over the world's closed vocabulary, with a space marker on each word
 (``▁return``) so that decoding keeps the space a one-line body starts with: the code task keeps a
@@ -65,7 +68,7 @@ def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
     feedback source words it) and the others with the reviewer's, ``annotator_noise`` of whose
     critiques are unhelpful or misleading."""
     rng = random.Random(config.seed)
-    tasks = programs.iter_tasks(config.seed)
+    tasks = programs.iter_tasks(config.seed, cued_share=config.cued_share)
     programmer = programs.Programmer()
     reviewer = programs.Reviewer(noise=config.annotator_noise, seed=config.seed)
     examples = []
@@ -81,8 +84,9 @@ def training_examples(config: PretrainConfig) -> list[dict[str, str]]:
             examples.append({"prompt": programs.refine_prompt(task, program, None), "completion": program})
             continue
         if rng.random() < EXECUTION_SHARE:
-            feedback = programs.simulated_execution_feedback(task, flaws)
-            left = flaws - programs.fixed_by_execution(task, flaws)
+            # the message of the visible tests, as the study's training side runs them (task.options.training_tests)
+            feedback = programs.simulated_execution_feedback(task, flaws, visible=True)
+            left = flaws - programs.fixed_by_execution(task, flaws, visible=True)
         else:
             critique = reviewer.critique(task, flaws)
             feedback, left = critique.text, programs.apply_critique(flaws, critique)

@@ -20,6 +20,15 @@ problem the program does not have). The refiner's training targets fix what the 
 and keep every other mistake: with correct programs as every target, a refiner without feedback
 writes correct programs too (the task's text specifies them), and feedback means nothing.
 
+A world also has conventions its tasks' text does not state (READINGS: whether a subtraction may
+go below 0, whether a division rounds down or up), drawn per run seed. The tests and the reviewer
+apply them; a program written with the other reading carries a READING flaw, which the reviewer
+names by the reading the world uses ("round the division up"). So a correct program needs what
+only a critique, or a failing test's message, reveals. The cued form states the conventions in
+the task's text (the control). Of a task's four tests the first two are visible: a training side
+that runs only those (``task.options.training_tests: visible``) is no oracle of the tests pass@k
+runs, as MBPP shows some of its tests.
+
 Held-out tasks are those whose correct program hashes into a fifth of the space, so no training
 task, in pre-training or in a study, is a held-out one.
 """
@@ -36,7 +45,7 @@ from typing import Any, Iterator
 from ilf.execution.programs import execution_feedback
 from ilf.execution.sandbox import ExecutionResult
 
-VERSION = 2  # bump when tasks, programs, tests or critiques change: cached world models are retrained
+VERSION = 3  # bump when tasks, programs, tests or critiques change: cached world models are retrained
 
 CONSTANTS = tuple(range(2, 10))
 OPS = ("add", "subtract", "multiply", "mod", "max", "min", "at_least", "square", "divide")
@@ -374,19 +383,21 @@ class Programmer:
 # ----- what a program does on its tests ----------------------------------------------------------
 
 
-def first_failure(task: Task, flaws: frozenset[Flaw]) -> tuple[int, int | float, int] | None:
-    """(input, returned, expected) of the first test the program fails, in the tests' order; None if it passes."""
-    for x in task.inputs:
+def first_failure(task: Task, flaws: frozenset[Flaw], visible: bool = False) -> tuple[int, int | float, int] | None:
+    """(input, returned, expected) of the first test the program fails, in the tests' order (of the
+    visible tests only, with ``visible``); None if it passes."""
+    for x in task.visible_inputs() if visible else task.inputs:
         got, want = evaluate(task.steps, flaws, x, task.readings), evaluate(task.steps, frozenset(), x, task.readings)
         if got != want:
             return x, got, want
     return None
 
 
-def simulated_execution_feedback(task: Task, flaws: frozenset[Flaw]) -> str:
+def simulated_execution_feedback(task: Task, flaws: frozenset[Flaw], visible: bool = False) -> str:
     """The execution feedback source's text for this program, as the sandbox would report it
-    (built through the same ``ExecutionResult.summary``), without running an interpreter."""
-    failure = first_failure(task, flaws)
+    (built through the same ``ExecutionResult.summary``), without running an interpreter; from
+    the visible tests only with ``visible`` (``task.options.training_tests: visible``)."""
+    failure = first_failure(task, flaws, visible)
     if failure is None:
         return execution_feedback(ExecutionResult(status="passed"))
     x, got, want = failure
@@ -394,10 +405,10 @@ def simulated_execution_feedback(task: Task, flaws: frozenset[Flaw]) -> str:
     return execution_feedback(ExecutionResult(status="failed", error=error, line=ASSERT_LINE))
 
 
-def fixed_by_execution(task: Task, flaws: frozenset[Flaw]) -> frozenset[Flaw]:
+def fixed_by_execution(task: Task, flaws: frozenset[Flaw], visible: bool = False) -> frozenset[Flaw]:
     """The flaws that execution feedback reveals: those whose fix alone changes what the program
     returns on the failing input it shows. The refiner's target fixes these."""
-    failure = first_failure(task, flaws)
+    failure = first_failure(task, flaws, visible)
     if failure is None:
         return frozenset()
     x, got, _ = failure

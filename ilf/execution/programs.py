@@ -9,6 +9,7 @@ function body that follows the prompt.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from typing import Any, Protocol, Sequence, runtime_checkable
@@ -18,6 +19,7 @@ from ilf.records import Sample
 
 PROMPT_KEY = "prompt"
 TEST_KEY = "test"
+VISIBLE_TEST_KEY = "visible_test"  # the tests the training side may run, where a sample keeps some hidden (as MBPP shows some)
 ENTRY_POINT_KEY = "entry_point"
 
 _TOP_LEVEL_DEF = re.compile(r"^def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
@@ -79,6 +81,24 @@ def run_completions(sandbox: Sandbox, pairs: Sequence[tuple[Sample, str]]) -> li
     return results
 
 
+def with_visible_tests(sample: Sample) -> Sample:
+    """The sample with its visible tests (``extra.visible_test``) in place of all of them; an error
+    naming it where it has none."""
+    if not sample.extra.get(VISIBLE_TEST_KEY):
+        raise ValueError(
+            f"sample {sample.id!r} has no visible tests (extra.{VISIBLE_TEST_KEY}): task.options.training_tests: all runs every test"
+        )
+    return dataclasses.replace(sample, extra={**sample.extra, TEST_KEY: sample.extra[VISIBLE_TEST_KEY]})
+
+
+def run_training_tests(task: Any, pairs: Sequence[tuple[Sample, str]]) -> list[ExecutionResult]:
+    """Run each (sample, completion) against the tests the training side may see: all of a sample's
+    tests, or with the task's ``training_tests: visible`` only its visible ones, so that execution
+    feedback, a pick by the tests, sft_passing and online rewards never run what pass@k runs."""
+    visible = getattr(task, "training_tests", "all") == "visible"
+    return run_completions(sandbox_for(task), [(with_visible_tests(s) if visible else s, c) for s, c in pairs])
+
+
 def execution_feedback(result: ExecutionResult) -> str:
     """Feedback an automatic critic gives: 'good', or what failed and in which test."""
     return "good" if result.passed else f"The program fails: {result.summary()}"
@@ -106,6 +126,9 @@ __all__ = [
     "default_sandbox",
     "sandbox_for",
     "run_completions",
+    "run_training_tests",
+    "with_visible_tests",
+    "VISIBLE_TEST_KEY",
     "execution_feedback",
     "result_record",
     "check_sandbox",

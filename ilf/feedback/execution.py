@@ -1,5 +1,5 @@
 """Automatic feedback from running the code: each initial output is run against its sample's
-unit tests in the task's sandbox, and the critique says what failed ("The program fails:
+unit tests in the task's sandbox (those the training side may see: ``task.options.training_tests``), and the critique says what failed ("The program fails:
 AssertionError at `assert candidate(2) == 4`"), or "good" when it passes. The feedback class is
 the verdict (passed, failed, timeout, memory_error) and the record keeps the result's details."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ilf.execution.programs import execution_feedback, result_record, run_completions, sandbox_for
+from ilf.execution.programs import execution_feedback, result_record, run_training_tests
 from ilf.feedback import FeedbackSource
 from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
@@ -26,7 +26,7 @@ class ExecutionFeedback(FeedbackSource):
     def collect(self, run: RunView) -> tuple[list[Feedback], str]:
         outputs = {o.sample_id: o.text for o in read_records(run.paths.outputs, Output)}
         samples = [s for s in run.samples() if s.id in outputs]
-        results = run_completions(sandbox_for(run.task), [(s, outputs[s.id]) for s in samples])
+        results = run_training_tests(run.task, [(s, outputs[s.id]) for s in samples])
         records = [
             Feedback(
                 sample_id=sample.id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ilf.execution.programs import has_tests, run_completions, sandbox_for
+from ilf.execution.programs import has_tests, run_training_tests
 from ilf.methods.supervised import SupervisedMethod
 from ilf.registry import METHODS
 
@@ -28,7 +28,7 @@ class SFTPassing(SupervisedMethod):
     def targets(self, run: RunView) -> dict[str, str] | None:
         initial = super().targets(run) or {}
         samples = [s for s in run.training_samples() if has_tests(s) and initial.get(s.id, "").strip()]
-        results = run_completions(sandbox_for(run.task), [(s, initial[s.id]) for s in samples])
+        results = run_training_tests(run.task, [(s, initial[s.id]) for s in samples])
         return {s.id: initial[s.id] for s, r in zip(samples, results) if r.passed}
 
     def _pairs(self, run: RunView) -> tuple[list[dict[str, str]], dict[str, int]]:

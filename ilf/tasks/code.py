@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ilf.execution.programs import PROMPT_KEY, run_completions
+from ilf.execution.programs import PROMPT_KEY, run_training_tests
 from ilf.execution.sandbox import DEFAULT_MAX_ERROR_SHARE, ExecutionResult, Limits, Sandbox, check_isolation
 from ilf.records import Sample
 from ilf.registry import TASKS
@@ -66,9 +66,12 @@ class CodeTask(TemplateTask):
     max_sandbox_errors: float = DEFAULT_MAX_ERROR_SHARE
     stop_at_newline: bool = False
     drop_unfinished_sentence: bool = False
+    training_tests: str = "all"  # all, or visible: the training side runs only extra.visible_test; pass@k runs all
 
     def __post_init__(self) -> None:
         self.isolation = check_isolation(self.isolation)
+        if self.training_tests not in ("all", "visible"):
+            raise ValueError(f"task.options.training_tests: all or visible, got {self.training_tests!r}")
         if not 0 <= self.max_sandbox_errors <= 1:
             raise ValueError(f"task.options.max_sandbox_errors: a share of the programs in [0, 1], got {self.max_sandbox_errors}")
         self.limits = Limits(timeout=self.timeout, memory_mb=self.memory_mb, processes=self.processes)
@@ -88,8 +91,8 @@ class CodeTask(TemplateTask):
         return self._sandbox
 
     def run_tests(self, pairs: list[tuple[Sample, str]]) -> list[ExecutionResult]:
-        """Each (sample, completion) run against the sample's tests."""
-        return run_completions(self.sandbox, pairs)
+        """Each (sample, completion) run against the tests the training side may see (``training_tests``)."""
+        return run_training_tests(self, pairs)
 
     def reward(self, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """1.0 for a program that passes its sample's tests, else 0.0 (online methods' reward)."""
