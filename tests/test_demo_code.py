@@ -11,7 +11,16 @@ import pytest
 
 from ilf.cli import main
 
-METHODS = ("before", "ilf", "refine_no_feedback", "ilf_execution", "ilf_execution_other", "sft_reference", "ilf_cued", "refine_no_feedback_cued")
+METHODS = (
+    "before",
+    "ilf",
+    "refine_no_feedback",
+    "ilf_execution",
+    "ilf_execution_other",
+    "sft_reference",
+    "ilf_cued",
+    "refine_no_feedback_cued",
+)
 CONTRASTS = ("ilf - refine_no_feedback", "ilf_execution - ilf_execution_other", "ilf_cued - refine_no_feedback_cued")
 
 

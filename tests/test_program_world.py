@@ -227,7 +227,8 @@ def test_with_training_tests_visible_the_training_side_runs_only_the_visible_tes
             f
             for f in world.applicable()
             if all(
-                programs.evaluate(task.steps, frozenset({f}), x, world.readings) == programs.evaluate(task.steps, frozenset(), x, world.readings)
+                programs.evaluate(task.steps, frozenset({f}), x, world.readings)
+                == programs.evaluate(task.steps, frozenset(), x, world.readings)
                 for x in world.visible_inputs()
             )
         ]

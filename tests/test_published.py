@@ -149,7 +149,9 @@ def test_the_code_study_uses_the_pretraining_and_recipe_its_published_tuning_stu
     code, code_base, code_source = load_study(REPO / "ilf" / "studies" / "code.yaml", [])
     tuned = build_config(copy.deepcopy(tuning_base), tuning_source, tuning.variants[rows[0][1]].set)
     used = build_config(copy.deepcopy(code_base), code_source, [])
-    assert set(code.axes) == set(tuning.axes) == {"pretraining.seed"} and not set(code.axes["pretraining.seed"]) & set(tuning.axes["pretraining.seed"])
+    assert set(code.axes) == set(tuning.axes) == {"pretraining.seed"} and not set(code.axes["pretraining.seed"]) & set(
+        tuning.axes["pretraining.seed"]
+    )
     assert dataclasses.replace(used.pretraining, seed=0) == dataclasses.replace(tuned.pretraining, seed=0)
     assert used.finetune == tuned.finetune
     assert tuned.data.eval_split == "validation" and used.data.eval_split == "test" and tuned.seed not in code.seeds

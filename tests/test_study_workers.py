@@ -59,9 +59,14 @@ def test_cells_in_two_processes_give_the_numbers_of_one(tmp_path: Path, capsys) 
     # each of the two worker processes on this 2-core machine gets one thread, as the reference had
     assert main(["demo", "code", "--run-dir", str(tmp_path / "two" / "code"), *sets, "--set", "study.workers=2"]) == 0
     printed = capsys.readouterr().out
-    # both world models trained first, in this process with both threads, then the cells spread
+    # both world models trained first, side by side in two processes (their trainings overlap in time), then the cells spread
     assert "pretrained 2 world model(s)" in printed and "running 2 groups of cells in 2 processes" in printed
     assert printed.index("pretrained 2 world model(s)") < printed.index("running 2 groups")
+    spans = []
+    for metrics in sorted((tmp_path / "two" / "world-cache").glob("program-world-model-*/pretrain_metrics.json")):
+        end = metrics.stat().st_mtime
+        spans.append((end - json.loads(metrics.read_text())["seconds"], end))
+    assert len(spans) == 2 and spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
     one, two = _metrics(tmp_path / "one" / "code"), _metrics(tmp_path / "two" / "code")
     assert sorted(one) == [
         "seed0-before-pretraining.seed=7",
@@ -121,7 +126,7 @@ def test_gate_sizes_are_checked_when_the_study_loads(tmp_path: Path, capsys) -> 
     run = ["demo", "code", "--run-dir", str(tmp_path / "code"), "--set", 'study.gates=["sft_reference pass@1 >= 0.9 at 10"]']
     assert main(run) == 2
     err = capsys.readouterr().err
-    assert "study.gates[0]" in err and "size 10 is not one of study.sizes [30, 100]" in err
+    assert "study.gates[0]" in err and "size 10 is not one of study.sizes [100]" in err
     assert main([*run[:4], "--set", "study.workers=0"]) == 2
     assert "study.workers" in capsys.readouterr().err and not (tmp_path / "code").exists()
 

@@ -40,7 +40,9 @@ def pretrained_model(config: PretrainConfig) -> Path:
         "program-world-model",
         {"program_world_version": programs.VERSION},
         "the program world's",
-        lambda path: pretrain(config, path, training_examples(config), word_tokenizer(), label="pretrain program world"),
+        lambda path: pretrain(
+            config, path, training_examples(config), word_tokenizer(), label=f"pretrain program world (seed {config.seed})"
+        ),
     )
 
 

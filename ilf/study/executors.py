@@ -10,12 +10,13 @@ order, and leaves the same run directories: a cell is an ordinary run, so a grou
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence, TypeVar
 
 from ilf.errors import IlfError
 from ilf.study.cells import Cell, run_cell
@@ -24,6 +25,8 @@ from ilf.study.config import RayConfig, SlurmConfig
 log = logging.getLogger(__name__)
 
 Result = tuple[dict[str, Any] | None, dict[str, str] | None]  # (report row, failure): one of them
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def groups(todo: list[Cell]) -> list[list[tuple[int, Cell]]]:
@@ -68,10 +71,22 @@ def _use_threads(threads: int) -> None:
 # ----- local processes ---------------------------------------------------------------------------
 
 
-def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Result]:
+def map_in_processes(function: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``function`` of each item in ``min(workers, len(items))`` local processes, the machine's
+    CPU threads shared among them; results in the items' order."""
     import concurrent.futures
     import multiprocessing
 
+    workers = max(1, min(workers, len(items)))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    level = logging.getLogger("ilf").getEffectiveLevel()
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_process, initargs=(threads, level)) as pool:
+        return list(pool.map(function, items))
+
+
+def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Result]:
     found = groups(todo)
     if len(found) == 1:  # nothing to spread: one group runs here, with every thread
         return run_here(todo, run_dir)
@@ -79,16 +94,13 @@ def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Resu
 
     cpu_precision()  # measured here once (if not cached yet), not by every worker at once
     workers = min(workers, len(found))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    print(f"running {len(found)} groups of cells in {workers} processes of {threads} CPU threads each", flush=True)
-    # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
-    context = multiprocessing.get_context("spawn")
-    level = logging.getLogger("ilf").getEffectiveLevel()
+    print(
+        f"running {len(found)} groups of cells in {workers} processes of {max(1, (os.cpu_count() or 1) // workers)} CPU threads each",
+        flush=True,
+    )
     by_number: dict[int, Result] = {}
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_process, initargs=(threads, level)) as pool:
-        futures = [pool.submit(run_group, group, len(todo), run_dir) for group in found]
-        for future in concurrent.futures.as_completed(futures):
-            by_number.update(future.result())
+    for done in map_in_processes(functools.partial(run_group, total=len(todo), run_dir=run_dir), found, workers):
+        by_number.update(done)
     return [by_number[number] for number in sorted(by_number)]
 
 

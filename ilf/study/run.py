@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     started = time.perf_counter()
     code = code_version()  # the code as it was when the cells started, not as it may be when they end
     if study.executor == "local":
-        pretrain_world_models(todo, run_dir)
+        pretrain_world_models(todo, run_dir, study.workers)
     if study.executor == "ray":
         results = executors.run_on_ray(todo, run_dir, study.ray)
     elif study.executor == "slurm":
@@ -99,8 +100,9 @@ def provenance(seconds: float, cells: int, failed: int, code: dict[str, Any] | N
     }
 
 
-def pretrain_world_models(todo: list[Any], run_dir: Path) -> None:
-    """The world models the cells name, trained before them with every thread of this process; when
+def pretrain_world_models(todo: list[Any], run_dir: Path, workers: int = 1) -> None:
+    """The world models the cells name, trained before them (several side by side in up to
+    ``workers`` local processes, else with every thread of this process); when
     one was trained, ``.ilf/stages/pretrain.json`` records it like a cell's stage (seconds, peak
     memory), so ``ilf status --profile`` shows pretraining apart from the stage that first asked."""
     import datetime as dt
@@ -112,7 +114,8 @@ def pretrain_world_models(todo: list[Any], run_dir: Path) -> None:
 
     peak = StagePeak().start()
     began = dt.datetime.now(dt.timezone.utc)
-    trained = train_world_models([cell.config for cell in todo])
+    spread = functools.partial(executors.map_in_processes, workers=workers) if workers > 1 else None
+    trained = train_world_models([cell.config for cell in todo], spread)
     if trained:
         memory = peak.result()
         finished = dt.datetime.now(dt.timezone.utc)
