@@ -96,9 +96,21 @@ class StagePeak:
         return out
 
 
+def with_children(peak: dict[str, Any]) -> dict[str, Any]:
+    """``peak`` or, where larger, the peak of this process's largest finished child: work handed to
+    worker processes (world models trained side by side) peaks there, not here."""
+    if sys.platform == "darwin" or not hasattr(resource, "RUSAGE_CHILDREN"):
+        return peak
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {**peak, "rss_mib": round(child, 1), "rss_scope": "worker"} if child > peak["rss_mib"] else peak
+
+
 def describe(peak: dict[str, Any]) -> str:
     """``peak RSS 1,234 MiB`` (``, GPU 5,678 MiB``) for a log line."""
-    text = f"peak RSS {peak['rss_mib']:,.0f} MiB" + ("" if peak.get("rss_scope") == "stage" else " (process)")
+    scope = peak.get("rss_scope")
+    text = f"peak RSS {peak['rss_mib']:,.0f} MiB" + (
+        "" if scope == "stage" else " (a worker process)" if scope == "worker" else " (process)"
+    )
     if "cuda_mib" in peak:
         text += f", GPU {peak['cuda_mib']:,.0f} MiB"
     return text

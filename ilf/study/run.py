@@ -108,7 +108,7 @@ def pretrain_world_models(todo: list[Any], run_dir: Path, workers: int = 1) -> N
     import datetime as dt
 
     from ilf.files import atomic_write_json
-    from ilf.memory import StagePeak
+    from ilf.memory import StagePeak, with_children
     from ilf.memory import describe as describe_peak
     from ilf.pipeline import train_world_models
 
@@ -117,7 +117,7 @@ def pretrain_world_models(todo: list[Any], run_dir: Path, workers: int = 1) -> N
     spread = functools.partial(executors.map_in_processes, workers=workers) if workers > 1 else None
     trained = train_world_models([cell.config for cell in todo], spread)
     if trained:
-        memory = peak.result()
+        memory = with_children(peak.result())
         finished = dt.datetime.now(dt.timezone.utc)
         marker = {
             "stage": "pretrain",
