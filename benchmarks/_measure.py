@@ -60,8 +60,9 @@ class Row:
 @dataclass
 class Table:
     title: str
-    unit: str  # "tok/s", "texts/s"
+    unit: str  # "tok/s", "texts/s", "cells/min"
     rows: list[Row] = field(default_factory=list)
+    per: float = 1.0  # seconds the unit's rate is per: 60 for "cells/min"
 
     def measure(self, variant: str, work: Callable[[], int], note: str = "") -> Row:
         """Run ``work`` (which returns the units it produced) once, timed, with its peak memory."""
@@ -71,7 +72,7 @@ class Table:
             seconds = time.perf_counter() - started
         row = Row(variant, units, seconds, peak.mib, note)
         self.rows.append(row)
-        print(f"  {variant}: {units} in {seconds:.2f} s = {row.rate:.1f} {self.unit}", flush=True)
+        print(f"  {variant}: {units} in {seconds:.2f} s = {row.rate * self.per:.1f} {self.unit}", flush=True)
         return row
 
     def render(self, baseline: str) -> str:
@@ -85,7 +86,7 @@ class Table:
         ]
         for row in self.rows:
             lines.append(
-                f"| {row.variant} | {_rate(row.rate)} | {row.rate / base.rate:.2f}x | {row.seconds:.2f} | {row.peak_mib:,.0f} | {row.note} |"
+                f"| {row.variant} | {_rate(row.rate * self.per)} | {row.rate / base.rate:.2f}x | {row.seconds:.2f} | {row.peak_mib:,.0f} | {row.note} |"
             )
         return "\n".join(lines)
 

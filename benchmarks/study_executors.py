@@ -1,13 +1,22 @@
-"""Study executors: a packaged study's cells in one process, in two local processes, and as tasks
-of a local Ray cluster with two CPUs.
+"""Study executors: how a study's cells scale from one worker to two, each worker one CPU thread,
+as local processes and as tasks of a local Ray cluster.
 
-Each variant runs the whole study into a fresh run directory, every variant in a subprocess of its
-own (`python -m ilf demo STUDY --run-dir ...`), all sharing one world-model cache that a first,
-untimed run fills, so the timings are the cells' and the executors', not pre-training. The rate is
-cells per second; Ray's start of its local cluster is inside its timing. The last column gives
-Ray's cost over the two local processes per cell: (Ray's seconds - the processes' seconds) / cells.
+Each variant runs the whole study into a fresh run directory, in a subprocess of its own
+(`python -m ilf demo STUDY --run-dir ...`), all sharing one world-model cache that a first,
+untimed run fills (or ``--world-cache``, an existing one), so the timings are the cells' and the
+executors', not pre-training:
 
-    python benchmarks/study_executors.py [--study demo_quick] [--set KEY=VALUE ...] [--out table.md]
+- 1 local process, 1 thread: ``study.workers: 1`` with ``OMP_NUM_THREADS=1``;
+- 2 local processes, 1 thread each: ``study.workers: 2``;
+- Ray, 1 (2) tasks of 1 CPU: ``--executor ray``, a local cluster of 1 (2) CPUs that the study
+  starts (inside the timing).
+
+The table gives cells per minute; below it, the scaling from 1 to 2 workers of each executor and
+Ray's cost per cell over local processes with as many workers: (Ray's seconds - local seconds) /
+cells. The default study is the demo's cells at 100 samples for two seeds (four groups of cells,
+so two workers have the same work each).
+
+    python benchmarks/study_executors.py [--study demo] [--set KEY=VALUE ...] [--world-cache DIR] [--out table.md]
 """
 
 from __future__ import annotations
@@ -25,17 +34,21 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _measure import Table, emit  # noqa: E402
 
-VARIANTS = {
-    "one process": ["--set", "study.workers=1"],
-    "2 local processes": ["--set", "study.workers=2"],
-    "Ray, 2 tasks of 1 CPU": ["--executor", "ray", "--set", "study.ray.cpus_per_cell=1"],
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+RAY = ["--executor", "ray", "--set", "study.ray.cpus_per_cell=1"]
+VARIANTS = {  # name: (workers, arguments, environment)
+    "1 local process, 1 thread": (1, ["--set", "study.workers=1"], ONE_THREAD),
+    "2 local processes, 1 thread each": (2, ["--set", "study.workers=2"], {}),
+    "Ray, 1 task of 1 CPU": (1, [*RAY, "--set", "study.ray.local_cpus=1"], {}),
+    "Ray, 2 tasks of 1 CPU": (2, [*RAY, "--set", "study.ray.local_cpus=2"], {}),
 }
+DEFAULT_SETS = ["study.sizes=[100]", "study.seeds=[0,1]"]
 
 
-def _run(study: str, run_dir: Path, sets: list[str], extra: list[str]) -> int:
+def _run(study: str, run_dir: Path, sets: list[str], extra: list[str], env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "ilf", "demo", study, "--run-dir", str(run_dir), *sets, *extra]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local cluster of its own
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    environment = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local cluster of its own
+    done = subprocess.run(command, capture_output=True, text=True, env={**environment, **env})
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return len(json.loads((run_dir / "cells.json").read_text()))
@@ -43,29 +56,45 @@ def _run(study: str, run_dir: Path, sets: list[str], extra: list[str]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--study", default="demo_quick", help="A packaged study (ilf demo's names).")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="Override a study key.")
+    parser.add_argument("--study", default="demo", help="A packaged study (ilf demo's names).")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help=f"Override a study key (default: {' '.join(DEFAULT_SETS)}).",
+    )
+    parser.add_argument("--world-cache", help="An existing world-model cache to use instead of filling one with an untimed run.")
     parser.add_argument("--out", help="Also write the table here.")
     args = parser.parse_args()
-    sets = [arg for s in args.sets for arg in ("--set", s)]
+    sets = [arg for s in (DEFAULT_SETS if args.sets is None else args.sets) for arg in ("--set", s)]
     with tempfile.TemporaryDirectory(prefix="ilf-executors-") as tmp:
         root = Path(tmp)
-        print(f"filling the world-model cache with an untimed run of {args.study}", flush=True)
-        _run(args.study, root / "warm-up" / args.study, sets, ["--set", "study.workers=1"])
+        cache = Path(args.world_cache).resolve() if args.world_cache else root / "warm-up" / "world-cache"
+        if not args.world_cache:
+            print(f"filling the world-model cache with an untimed run of {args.study}", flush=True)
+            _run(args.study, root / "warm-up" / args.study, sets, ["--set", "study.workers=1"], {})
+        cpu = platform.processor() or platform.machine()
         table = Table(
-            f"Study executors: `ilf demo {args.study}`, {os.cpu_count()} cores, {platform.processor() or platform.machine()}", "cells/s"
+            f"Study executors: `ilf demo {args.study}` ({' '.join(sets[1::2])}), {os.cpu_count()} cores, {cpu}", "cells/min", per=60
         )
-        for number, (variant, extra) in enumerate(VARIANTS.items()):
+        for number, (variant, (_, extra, env)) in enumerate(VARIANTS.items()):
             run_dir = root / f"variant-{number}" / args.study
-            (run_dir.parent).mkdir(parents=True)
-            (run_dir.parent / "world-cache").symlink_to(root / "warm-up" / "world-cache")
-            table.measure(variant, lambda run_dir=run_dir, extra=extra: _run(args.study, run_dir, sets, extra))
+            run_dir.parent.mkdir(parents=True)
+            (run_dir.parent / "world-cache").symlink_to(cache)
+            table.measure(variant, lambda run_dir=run_dir, extra=extra, env=env: _run(args.study, run_dir, sets, extra, env))
     rows = {row.variant: row for row in table.rows}
-    ray, local = rows["Ray, 2 tasks of 1 CPU"], rows["2 local processes"]
-    overhead = (ray.seconds - local.seconds) / max(1, ray.units)
-    report = table.render("one process")
-    report += f"\n\nRay over 2 local processes: {overhead:+.2f} s per cell (its cluster's start included). Peak RSS is this"
-    report += f" script's own: the studies run in subprocesses. Measured {date.today()}."
+    names = list(VARIANTS)
+    local1, local2, ray1, ray2 = (rows[name] for name in names)
+    report = table.render(names[0])
+    report += "\n\n| from 1 to 2 workers | scaling | Ray's seconds per cell over local processes |\n|---|---|---|\n"
+    report += f"| local processes | {local2.rate / local1.rate:.2f}x | |\n"
+    report += f"| Ray tasks | {ray2.rate / ray1.rate:.2f}x | |\n"
+    report += f"| Ray, 1 worker | | {(ray1.seconds - local1.seconds) / max(1, ray1.units):+.2f} |\n"
+    report += f"| Ray, 2 workers | | {(ray2.seconds - local2.seconds) / max(1, ray2.units):+.2f} |\n"
+    report += f"\n{local1.units} cells. Ray's time includes starting its local cluster. Peak RSS is this script's own: the studies run"
+    report += f" in subprocesses. Measured {date.today()}."
     emit(report, args.out)
 
 

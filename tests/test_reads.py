@@ -367,6 +367,7 @@ CHANGES: dict[str, Any] = {
     "task.options.executor": "spawn",
     "task.options.workers": 1,
     "task.options.cache_dir": "other/cache",
+    "task.options.training_tests": "visible",
 }
 _MODEL_CHANGES = {
     "name_or_path": "tiny:llama",
@@ -472,7 +473,8 @@ def test_every_option_of_the_code_task_reruns_what_reads_the_task(tmp_path: Path
     reran, idle = _change_each((sets, run_dir, None), keys, tmp_path)
     assert reran["task.options.timeout"] >= {"feedback", "refine", "select", "evaluate"}  # the sandbox's limit: the programs' verdicts
     assert reran["task.options.refine_template"] >= {"refine"} and all("data" not in stages for stages in reran.values())
-    assert len(reran) + len(idle) == len(keys) == 15
+    assert reran["task.options.training_tests"] >= {"feedback", "select"}  # which tests execution and the pick run
+    assert len(reran) + len(idle) == len(keys) == 16
     if idle:
         _assert_no_output_changes(sets, run_dir, idle, tmp_path, source=None)
 

@@ -32,6 +32,7 @@ from ilf.files import atomic_write_json
 from ilf.labelstudio.client import LabelStudio, LabelStudioError, resolve_connection
 from ilf.labelstudio.sync import build_tasks, pull, push
 from ilf.layout import is_round_dir
+from ilf.lifetime import die_with_parent
 from ilf.records import Feedback, Output, read_records
 from ilf.registry import FEEDBACK_SOURCES
 
@@ -199,7 +200,9 @@ class LabelStudioRound(FeedbackSource):
         # The token travels in the environment, not on a command line that `ps` shows.
         env = {**os.environ, "ILF_ANNOTATOR_TOKEN": account.token}
         log.info("simulated annotator %s starts on project %d", account.email, project_id)
-        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )  # never two annotators taking the same tasks
 
 
 def write_round_summary(round_dir: Path, number: int | None = None) -> Path | None:
@@ -221,13 +224,3 @@ def _remove_webhook(client: LabelStudio, hook: int) -> None:
         client._call("remove the webhook", lambda: client.sdk.webhooks.delete(hook))
     except LabelStudioError as err:  # a hook left behind is replaced by the next round's
         log.warning("%s", err)
-
-
-def _die_with_parent() -> None:
-    """In the child: end when the loop ends, however it ends (a kill -9 included), so a rerun
-    never has two annotators taking the same tasks."""
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -25,6 +25,9 @@ class Variant:
 class RayConfig:
     address: str | None = option(None, "A running Ray cluster (ray://host:10001 or host:6379); default RAY_ADDRESS, else a local cluster.")
     cpus_per_cell: int = option(1, "CPUs a group of cells reserves, and the CPU threads it uses.")
+    local_cpus: int | None = option(
+        None, "CPUs of the local cluster a study starts where no address is given (default: all of this machine's)."
+    )
     gpus_per_cell: float = option(
         0, "GPUs a group of cells reserves; Ray shows the task only those (CUDA_VISIBLE_DEVICES). A fraction shares a GPU."
     )

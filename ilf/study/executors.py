@@ -10,15 +10,18 @@ order, and leaves the same run directories: a cell is an ordinary run, so a grou
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
+import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ilf.errors import IlfError
+from ilf.lifetime import die_with_parent
 from ilf.study.cells import Cell, run_cell
 from ilf.study.config import RayConfig, SlurmConfig
 
@@ -82,8 +85,16 @@ def map_in_processes(function: Callable[[T], R], items: Sequence[T], workers: in
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
     context = multiprocessing.get_context("spawn")
     level = logging.getLogger("ilf").getEffectiveLevel()
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_process, initargs=(threads, level)) as pool:
+    initargs = (threads, level, os.getpid())
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_local_process, initargs=initargs) as pool:
         return list(pool.map(function, items))
+
+
+def _start_local_process(threads: int, level: int, parent: int) -> None:
+    """A local worker's set-up: it ends when the study's process ends, however that ends (a
+    SIGTERM or kill -9 of the parent would otherwise leave it running its cells)."""
+    die_with_parent(parent)
+    _start_process(threads, level)
 
 
 def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Result]:
@@ -126,7 +137,12 @@ def run_on_ray(todo: list[Cell], run_dir: Path, settings: RayConfig) -> list[Res
     address = settings.address or os.environ.get("RAY_ADDRESS")
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True, **({} if address else {"num_cpus": os.cpu_count()}))
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=True,
+            **({} if address else {"num_cpus": settings.local_cpus or os.cpu_count()}),
+        )
     try:
         _check_shared_storage(ray, run_dir)
         found = groups(todo)
@@ -210,6 +226,37 @@ def run_on_slurm(todo: list[Cell], run_dir: Path, settings: SlurmConfig) -> list
         flush=True,
     )
     by_number: dict[int, Result] = {}
+    with _cancelled_when_interrupted(jobs):
+        _wait_for_jobs(jobs, found, by_number)
+    return [by_number[number] for number in sorted(by_number)]
+
+
+@contextlib.contextmanager
+def _cancelled_when_interrupted(jobs: list[Any]) -> Iterator[None]:
+    """A driver stopped by Ctrl-C or SIGTERM cancels the jobs it submitted that have not ended
+    (scancel, or the local process killed), instead of leaving them to run for nobody."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    here = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if here else None
+    try:
+        yield
+    except BaseException:
+        for job in jobs:
+            if not job.done():
+                job.cancel(check=False)
+        print(f"cancelled the unfinished jobs of {len(jobs)}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        if here:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_for_jobs(jobs: list[Any], found: list[list[tuple[int, Cell]]], by_number: dict[int, Result]) -> None:
     for job, group in zip(jobs, found):
         try:
             by_number.update(job.result())
@@ -219,7 +266,6 @@ def run_on_slurm(todo: list[Cell], run_dir: Path, settings: SlurmConfig) -> list
                 by_number.setdefault(
                     number, (None, {"cell": cell.name, "error": f"job {job.job_id}: {last}", "traceback": str(job.paths.stderr)})
                 )
-    return [by_number[number] for number in sorted(by_number)]
 
 
 def _job_group(group: list[tuple[int, Cell]], total: int, run_dir: str, threads: int, level: int) -> dict[int, Result]:

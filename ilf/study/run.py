@@ -12,6 +12,7 @@ import yaml
 from ilf.config import to_plain
 from ilf.errors import IlfError
 from ilf.files import atomic_write_json, atomic_write_text
+from ilf.lifetime import Watchdog
 from ilf.study import executors
 from ilf.study.cells import cells
 from ilf.study.config import load_study
@@ -29,16 +30,17 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     )
     started = time.perf_counter()
     code = code_version()  # the code as it was when the cells started, not as it may be when they end
-    if study.executor == "local":
-        pretrain_world_models(todo, run_dir, study.workers)
-    if study.executor == "ray":
-        results = executors.run_on_ray(todo, run_dir, study.ray)
-    elif study.executor == "slurm":
-        results = executors.run_on_slurm(todo, run_dir, study.slurm)
-    elif study.workers > 1:
-        results = executors.run_in_processes(todo, run_dir, study.workers)
-    else:
-        results = executors.run_here(todo, run_dir)
+    with Watchdog():  # a study killed mid-way (SIGTERM, kill -9) leaves none of its processes behind
+        if study.executor == "local":
+            pretrain_world_models(todo, run_dir, study.workers)
+        if study.executor == "ray":
+            results = executors.run_on_ray(todo, run_dir, study.ray)
+        elif study.executor == "slurm":
+            results = executors.run_on_slurm(todo, run_dir, study.slurm)
+        elif study.workers > 1:
+            results = executors.run_in_processes(todo, run_dir, study.workers)
+        else:
+            results = executors.run_here(todo, run_dir)
     rows = [row for row, _ in results if row is not None]
     failed = [failure for _, failure in results if failure is not None]
     if not rows:
