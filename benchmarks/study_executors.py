@@ -94,8 +94,41 @@ def main() -> None:
     report += f"| Ray, 1 worker | | {(ray1.seconds - local1.seconds) / max(1, ray1.units):+.2f} |\n"
     report += f"| Ray, 2 workers | | {(ray2.seconds - local2.seconds) / max(1, ray2.units):+.2f} |\n"
     report += f"\n{local1.units} cells. Ray's time includes starting its local cluster. Peak RSS is this script's own: the studies run"
-    report += f" in subprocesses. Measured {date.today()}."
+    report += f" in subprocesses. Measured {date.today()}.\n\n"
+    report += projection(local1.seconds / local1.units, local2.rate / local1.rate, (ray2.seconds - local2.seconds) / max(1, ray2.units))
     emit(report, args.out)
+
+
+# The grid of the ILF summarisation study (Scheurer et al. 2023): five methods, 100, 1K and 5K samples; three seeds here.
+PAPER = {"methods": 5, "sizes": (100, 1000, 5000), "seeds": 3}
+
+
+def projection(cell_seconds: float, scaling: float, ray_overhead: float) -> str:
+    """What N one-thread workers give a study of the paper's grid, from this run's figures."""
+    import math
+
+    sizes, methods, groups = PAPER["sizes"], PAPER["methods"], PAPER["seeds"]
+    group = methods * sum(size / 100 for size in sizes) * cell_seconds  # a seed's cells, in one worker
+    lines = [
+        f"Projected for the paper's grid ({methods} methods x {', '.join(map(str, sizes))} samples x {groups} seeds,"
+        f" {methods * len(sizes) * groups} cells of this study's kind):",
+        "",
+        "| workers | local processes, hours | Ray, hours |",
+        "|---|---|---|",
+    ]
+    for workers in (1, 2, 3, 4, 8):
+        efficiency = 1.0 if workers == 1 else scaling / 2  # each worker's rate, as two measured it
+        hours = math.ceil(groups / workers) * group / efficiency / 3600
+        cells = methods * len(sizes) * math.ceil(groups / workers)
+        lines.append(f"| {workers} | {hours:.2f} | {hours + cells * ray_overhead / 3600:.2f} |")
+    lines += [
+        "",
+        "Assumed: a cell's time grows with its training samples (a 5K cell costs 50 of this run's 100-sample cells); every",
+        f"worker runs at the per-worker rate two workers had here ({scaling / 2:.2f} of one alone); a study spreads its",
+        f"seeds' groups, not single cells, so past {groups} workers (one per seed) nothing is gained; Ray adds its measured",
+        "cost per cell.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

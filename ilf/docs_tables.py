@@ -9,7 +9,8 @@ Each sits in a Markdown file between ``<!-- generated: NAME -->`` and ``<!-- /ge
 test runs it, so a plug-in or stage added without the docs fails CI). The results pages take their
 tables from the studies' published reports the same way (``<!-- generated: report NAME PART -->``,
 see ``ilf.study.published``); ``--publish RUNS`` publishes the reports of the studies run under
-``RUNS`` first.
+``RUNS`` first. A benchmark's table comes from what it wrote into ``benchmarks/results/NAME.md``
+(``<!-- generated: benchmark NAME -->``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ DOCUMENTS = (
     "docs/studies/code.md",
     "docs/EXTENDING.md",
     "docs/concepts.md",
+    "docs/scale-out.md",
     "docs/reference/config.md",
     "docs/reference/plugins.md",
     "docs/reference/cli.md",
@@ -184,6 +186,18 @@ TABLES: dict[str, Callable[[], str]] = {
 }
 
 
+def benchmark_block(name: str, origin: str) -> str:
+    """The table a benchmark wrote with ``--out benchmarks/results/NAME.md``, as it wrote it (its
+    first line, the table's title, left out: the page has its own heading)."""
+    path = REPO / "benchmarks" / "results" / f"{name}.md"
+    if not path.exists():
+        raise ValueError(
+            f"{origin}: no benchmark output {path.relative_to(REPO)}: run python benchmarks/{name}.py --out {path.relative_to(REPO)}"
+        )
+    lines = path.read_text(encoding="utf-8").strip().splitlines()
+    return "\n".join(lines[1:] if lines and lines[0].startswith("#") else lines).strip() + "\n"
+
+
 def regenerate(text: str, origin: str) -> str:
     """``text`` with every generated block rewritten; an unknown block name is an error naming it."""
 
@@ -196,8 +210,10 @@ def regenerate(text: str, origin: str) -> str:
                 return match.group(1) + report_block(match["args"] or "", page=REPO / origin) + match.group(5)
             except ValueError as err:
                 raise ValueError(f"{origin}: {err}") from None
+        if name == "benchmark":
+            return match.group(1) + benchmark_block((match["args"] or "").strip(), origin) + match.group(5)
         if name not in TABLES:
-            raise ValueError(f"{origin}: unknown generated block {name!r} (known: report, {', '.join(TABLES)})")
+            raise ValueError(f"{origin}: unknown generated block {name!r} (known: report, benchmark, {', '.join(TABLES)})")
         return match.group(1) + TABLES[name]() + match.group(5)
 
     def number(match: re.Match[str]) -> str:

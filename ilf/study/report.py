@@ -33,8 +33,15 @@ def format_cell(stats: dict[str, Any] | None, seeds: int = 1) -> str:
 
 
 def write_report(
-    study: StudyConfig, rows: list[dict[str, Any]], run_dir: Path, name: str, failed: list[dict[str, str]] | None = None
+    study: StudyConfig,
+    rows: list[dict[str, Any]],
+    run_dir: Path,
+    name: str,
+    failed: list[dict[str, str]] | None = None,
+    so_far: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
+    """The report of these rows; with ``so_far`` (cells done, cells in all) a report of the cells
+    finished while the others run: ``report.md`` only, saying so, without plots or data files."""
     failed = failed or []
     summary = aggregate(rows)
     expected = len(study.seeds)
@@ -55,6 +62,11 @@ def write_report(
     lines = [
         f"# {study.title or name}",
         "",
+        *(
+            [f"**So far: {so_far[0]} of {so_far[1]} cells done.** This report is rewritten as cells finish, and once more at the end.", ""]
+            if so_far
+            else []
+        ),
         f"{len(rows)} runs: methods {', '.join(study.methods)}"
         + (f"; sizes {', '.join(map(str, sizes))}" if sizes != [None] else "")
         + f"; seeds {', '.join(map(str, seeds))}.",
@@ -132,10 +144,14 @@ def write_report(
     lines += _cost_section(study, summary, expected)
     if any("annotator_seconds" in g["metrics"] for g in summary):
         lines += ["![metrics against annotator time](report_cost.png)", ""]
-        plot_against_cost(summary, [c for c in columns if c != "annotator_seconds"], run_dir / "report_cost.png")
+        if not so_far:
+            plot_against_cost(summary, [c for c in columns if c != "annotator_seconds"], run_dir / "report_cost.png")
     if study.notes:
         lines += ["## Notes", "", study.notes.strip(), ""]
     report = "\n".join(lines)
+    if so_far:
+        atomic_write_text(run_dir / "report.md", report)
+        return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
 
     atomic_write_json(run_dir / "cells.json", rows)
     atomic_write_json(run_dir / "summary.json", summary)

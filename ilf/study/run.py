@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from ilf.study.cells import cells
 from ilf.study.config import load_study
 from ilf.study.report import write_report
 
+log = logging.getLogger(__name__)
+
 
 def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     study, base, source = load_study(path, overrides)
@@ -30,7 +34,9 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     )
     started = time.perf_counter()
     code = code_version()  # the code as it was when the cells started, not as it may be when they end
-    with Watchdog():  # a study killed mid-way (SIGTERM, kill -9) leaves none of its processes behind
+    with Watchdog(), ReportsSoFar(study, todo, run_dir, base.get("name", "study")):
+        # killed mid-way (SIGTERM, kill -9), the study leaves none of its processes behind; meanwhile
+        # report.md shows the cells finished so far
         if study.executor == "local":
             pretrain_world_models(todo, run_dir, study.workers)
         if study.executor == "ray":
@@ -54,6 +60,50 @@ def run_study(path: str | Path, run_dir: str | Path, overrides: list[str] | None
     else:
         atomic_write_json(earlier, provenance(result["seconds"], len(todo), len(failed), code))
     return result
+
+
+class ReportsSoFar:
+    """While a study's cells run, rewrite ``report.md`` from the cells finished so far, every
+    ``every`` seconds, and say where it is: the first tables appear long before the last cell.
+    Cells count once this invocation wrote their metrics (a resumed study's earlier cells show in
+    the final report). Works alike for every executor: it reads the cells' folders."""
+
+    def __init__(self, study: Any, todo: list[Any], run_dir: Path, name: str, every: float = 20.0) -> None:
+        self.study, self.todo, self.run_dir, self.name, self.every = study, todo, run_dir, name, every
+        self.started = time.time()
+        self.shown = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="ilf-report-so-far", daemon=True)
+
+    def __enter__(self) -> ReportsSoFar:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def finished(self) -> list[dict[str, Any]]:
+        from ilf.study.cells import cell_row
+
+        rows = []
+        for cell in self.todo:
+            cell_dir = self.run_dir / "cells" / cell.name
+            metrics = cell_dir / "metrics.json"
+            if metrics.exists() and metrics.stat().st_mtime >= self.started:
+                rows.append(cell_row(cell, cell_dir))
+        return rows
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                rows = self.finished()
+                if len(rows) > self.shown and len(rows) < len(self.todo):
+                    write_report(self.study, rows, self.run_dir, self.name, so_far=(len(rows), len(self.todo)))
+                    self.shown = len(rows)
+                    print(f"report so far ({len(rows)} of {len(self.todo)} cells): {self.run_dir / 'report.md'}", flush=True)
+            except Exception as err:  # noqa: BLE001 - a report of some cells is a courtesy: the final one is what counts
+                log.warning("could not write the report so far: %s", err)
 
 
 def code_version() -> dict[str, Any]:
