@@ -98,7 +98,8 @@ def test_study_executor_benchmark_runs_every_executor_on_a_tiny_study(tmp_path) 
     assert {"1 local process, 1 thread", "2 local processes, 1 thread each", "Ray, 1 task of 1 CPU", "Ray, 2 tasks of 1 CPU"} <= set(rows)
     assert rows["1 local process, 1 thread"][2] == "1.00x" and "cells/min" in report
     assert re.search(r"\| local processes \| \d+\.\d\dx \|", report) and re.search(r"\| Ray tasks \| \d+\.\d\dx \|", report)
-    assert re.search(r"\| Ray, 2 workers \| \| [+-]\d+\.\d\d \|", report)
+    assert re.search(r"\| local processes \| \d+\.\d\dx \| \d+\.\d\dx \|", report)  # the whole study, and the cells' own time
+    assert re.search(r"\| Ray, 2 workers \| \| \| [+-]\d+\.\d\d \|", report) and "Projected for the paper's grid" in report
 
 
 def test_rehearsal_reports_every_stage_it_computed_with_its_peak_memory_and_estimate(tmp_path) -> None:
