@@ -6,23 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_study_workers import TINY as WORKERS_TINY
 
 from ilf.cli import main
 
-TINY = [
-    "pretraining.steps=6",
-    "pretraining.examples=200",
-    "data.limit=4",
-    "data.eval_limit=4",
-    "evaluation.num_samples=2",
-    "finetune.num_train_epochs=1",
-    "study.sizes=[4]",
-    "study.seeds=[0]",
-    'study.axes={"pretraining.seed": [7]}',
-    "study.methods=[before,sft_reference,ilf]",
-    "study.gates=[]",
-    "study.contrasts=[]",
-]
+# the workers test's tiny code study, with one seed and three methods (later settings win)
+TINY = [*WORKERS_TINY, "study.seeds=[0]", "study.methods=[before,sft_reference,ilf]", "study.gates=[]", "study.contrasts=[]"]
 
 
 @pytest.mark.slow
