@@ -4,7 +4,6 @@ one size, the methods its contrasts and gate read; programs run in the real sand
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -70,19 +69,17 @@ def test_code_demo_reports_pass_at_k_the_contrasts_and_the_gate(tmp_path: Path, 
     feedback = [json.loads(line) for line in (Path(control["dir"]) / "feedback.jsonl").read_text().splitlines()]
     failing = [f for f in feedback if f["feedback_class"] != "passed"]
     assert all(f["feedback_of"] != f["sample_id"] for f in failing) or len(failing) < 2
-    # execution feedback runs the visible tests only (task.options.training_tests: visible): its failing inputs are visible ones
+    # the hidden world's text leaves the conventions unstated; the cued control's states them
+    # (that execution feedback runs only the visible tests: test_program_world)
     execution = next(row for row in cells if row["method"] == "ilf_execution")
     samples = {s["id"]: s for s in map(json.loads, (Path(execution["dir"]) / "samples.jsonl").read_text().splitlines())}
-    messages = [json.loads(line) for line in (Path(execution["dir"]) / "feedback.jsonl").read_text().splitlines()]
-    shown = [(m, re.search(r"f \( (\d+) \) returned", m["text"])) for m in messages]
-    assert all(int(found.group(1)) in samples[m["sample_id"]]["test_inputs"][:2] for m, found in shown if found)
-    # the hidden world's text leaves the conventions unstated; the cued control's states them
     cued = next(row for row in cells if row["method"] == "ilf_cued")
     hidden_prompts = [s["inputs"]["prompt"] for s in samples.values()]
     cued_prompts = [json.loads(line)["inputs"]["prompt"] for line in (Path(cued["dir"]) / "samples.jsonl").read_text().splitlines()]
     stated = ("below 0", "rounding")
     assert not any(w in p for p in hidden_prompts for w in stated)
-    assert all(any(w in p for w in stated) for p in cued_prompts if "subtract" in p or "divide" in p)
+    with_conventions = [p for p in cued_prompts if "subtract" in p or "divide" in p]
+    assert with_conventions and all(any(w in p for w in stated) for p in with_conventions)
     # the contrasts and the gate are in the report, with intervals over the two seeds
     contrasts = {c["contrast"]: c for c in json.loads((run_dir / "contrasts.json").read_text())["contrasts"] if c["metric"] == "pass@1"}
     for name in CONTRASTS:

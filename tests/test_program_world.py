@@ -213,7 +213,7 @@ def test_the_reviewer_names_a_reading_flaw_by_the_reading_the_world_uses() -> No
     assert reviewer.critique(plain, wrong).text in {t.format(c=c) for t in programs.READING_CRITIQUES[("subtract", 0)]}
 
 
-def test_with_training_tests_visible_the_training_side_runs_only_the_visible_tests_and_pass_at_k_all() -> None:
+def test_with_training_tests_visible_the_training_side_runs_only_the_visible_tests_and_pass_at_k_all(tmp_path) -> None:
     from ilf.execution.programs import run_training_tests
     from ilf.metrics.code import PassAtK
     from ilf.records import Output
@@ -242,8 +242,22 @@ def test_with_training_tests_visible_the_training_side_runs_only_the_visible_tes
     assert UnitTestsSelector(visible).score([item]) == [[1.0, 1.0]]  # the visible ones miss its flaw
     # execution feedback, sft_passing and online rewards run through the same door; the task's reward too
     assert [r.passed for r in run_training_tests(visible, [(sample, candidates[0])])] == [True]
-    assert visible.reward([(sample, candidates[0])])[0] == [0.0 + 1.0]
+    assert visible.reward([(sample, candidates[0])])[0] == [1.0]
     assert every.reward([(sample, candidates[0])])[0] == [0.0]
+    # the execution feedback source, as a run calls it: the visible tests see nothing to say about the flaw
+    from types import SimpleNamespace
+
+    from ilf.feedback.execution import ExecutionFeedback
+    from ilf.records import write_records
+
+    outputs = tmp_path / "outputs.jsonl"
+    write_records(outputs, [Output(sample_id=sample.id, text=candidates[0], system="base")])
+    said = {}
+    for name, task in (("visible", visible), ("every", every)):
+        run = SimpleNamespace(paths=SimpleNamespace(outputs=outputs), samples=lambda: [sample], task=task)
+        (record,), _ = ExecutionFeedback().collect(run)
+        said[name] = record.text
+    assert said["visible"] == "good" and said["every"].startswith("The program fails: AssertionError: f (")
     # pass@k runs every test whatever the training side saw
     metric = PassAtK()
     metric.task = visible

@@ -81,13 +81,18 @@ def map_in_processes(function: Callable[[T], R], items: Sequence[T], workers: in
     import multiprocessing
 
     workers = max(1, min(workers, len(items)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(workers)
     # spawn, not fork: a forked copy of a process that has started torch's thread pools can hang
     context = multiprocessing.get_context("spawn")
     level = logging.getLogger("ilf").getEffectiveLevel()
     initargs = (threads, level, os.getpid())
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_local_process, initargs=initargs) as pool:
         return list(pool.map(function, items))
+
+
+def threads_per_worker(workers: int) -> int:
+    """The machine's CPU threads shared among ``workers`` local processes, one at least."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _start_local_process(threads: int, level: int, parent: int) -> None:
@@ -105,10 +110,7 @@ def run_in_processes(todo: list[Cell], run_dir: Path, workers: int) -> list[Resu
 
     cpu_precision()  # measured here once (if not cached yet), not by every worker at once
     workers = min(workers, len(found))
-    print(
-        f"running {len(found)} groups of cells in {workers} processes of {max(1, (os.cpu_count() or 1) // workers)} CPU threads each",
-        flush=True,
-    )
+    print(f"running {len(found)} groups of cells in {workers} processes of {threads_per_worker(workers)} CPU threads each", flush=True)
     by_number: dict[int, Result] = {}
     for done in map_in_processes(functools.partial(run_group, total=len(todo), run_dir=run_dir), found, workers):
         by_number.update(done)
@@ -246,10 +248,10 @@ def _cancelled_when_interrupted(jobs: list[Any]) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for job in jobs:
-            if not job.done():
-                job.cancel(check=False)
-        print(f"cancelled the unfinished jobs of {len(jobs)}", file=sys.stderr, flush=True)
+        unfinished = [job for job in jobs if not job.done()]
+        for job in unfinished:
+            job.cancel(check=False)
+        print(f"cancelled {len(unfinished)} unfinished job(s) of {len(jobs)}", file=sys.stderr, flush=True)
         raise
     finally:
         if here:

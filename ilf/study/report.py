@@ -149,17 +149,14 @@ def write_report(
     if study.notes:
         lines += ["## Notes", "", study.notes.strip(), ""]
     report = "\n".join(lines)
-    if so_far:
-        atomic_write_text(run_dir / "report.md", report)
-        return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
-
-    atomic_write_json(run_dir / "cells.json", rows)
-    atomic_write_json(run_dir / "summary.json", summary)
-    atomic_write_json(run_dir / "contrasts.json", {"contrasts": contrast_rows, "gates": gate_rows})
-    atomic_write_json(run_dir / "failed.json", failed)
-    atomic_write_text(run_dir / "cells.csv", cells_csv(rows))
+    if not so_far:  # the data files and plots are the finished study's
+        atomic_write_json(run_dir / "cells.json", rows)
+        atomic_write_json(run_dir / "summary.json", summary)
+        atomic_write_json(run_dir / "contrasts.json", {"contrasts": contrast_rows, "gates": gate_rows})
+        atomic_write_json(run_dir / "failed.json", failed)
+        atomic_write_text(run_dir / "cells.csv", cells_csv(rows))
+        plot_against_size(summary, columns, sizes, run_dir / "report.png")
     atomic_write_text(run_dir / "report.md", report)
-    plot_against_size(summary, columns, sizes, run_dir / "report.png")
     return {"report": report, "summary": summary, "cells": rows, "contrasts": contrast_rows, "gates": gate_rows, "failed": failed}
 
 
