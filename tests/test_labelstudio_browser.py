@@ -57,16 +57,21 @@ MAX_SCREENSHOT_BYTES = 300_000
 
 def screenshot(page, name: str, folder: Path) -> Path:
     """The page as the annotator sees it, into ``folder``; with ``ILF_DOCS_SCREENSHOTS=1`` also into
-    the docs (``docs/assets/screenshots/NAME.png``), in 256 colours so that each stays small."""
+    the docs, in 256 colours so that each stays small: ``docs/assets/screenshots/NAME.png`` and its
+    labelling area, ``NAME-crop.png``, which the pages show (linked to the full one)."""
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     if os.environ.get("ILF_DOCS_SCREENSHOTS") == "1":
         from PIL import Image
+        from test_docs_screenshots import crop_path, crop_to_labelling_area
 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        full = SCREENSHOTS / f"{name}.png"
         with Image.open(path) as image:
-            image.convert("RGB").quantize(colors=256).save(SCREENSHOTS / f"{name}.png", optimize=True)
-        assert (SCREENSHOTS / f"{name}.png").stat().st_size < MAX_SCREENSHOT_BYTES
+            image.convert("RGB").quantize(colors=256).save(full, optimize=True)
+        with Image.open(full) as image:
+            crop_to_labelling_area(image, full.name).save(crop_path(full), optimize=True)
+        assert full.stat().st_size < MAX_SCREENSHOT_BYTES
     return path
 
 
