@@ -83,6 +83,42 @@ def test_a_published_report_fills_the_pages_blocks_and_a_page_that_disagrees_is_
         published.REPORTS = original
 
 
+WIDE = "\n".join(
+    [
+        "| measure | " + " | ".join(f"method_number_{k}" for k in range(12)) + " |",
+        "|---|" + "---|" * 12,
+        *(f"| {row} | " + " | ".join(f"0.{k:02d}0 ± 0.010 (0.006)" for k in range(12)) + " |" for row in ("recall", "precision")),
+    ]
+)
+
+
+def test_a_table_too_wide_for_a_report_page_is_published_in_parts_and_read_whole(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    run = _study_run(tmp_path, {"name": "peers"})
+    (run / "report.md").write_text(REPORT.replace("## Cost", f"## The feedback round (all samples)\n\n{WIDE}\n\n## Cost"))
+    text = published.publish(run, "peers", reports).read_text()
+
+    parts = [block for block in text.split("## The feedback round (all samples)")[1].split("## Cost")[0].split("\n\n") if block.strip()]
+    assert len(parts) == 2  # as few parts as fit, each with the rows' names
+    for part in parts:
+        rows = part.splitlines()
+        assert [row.split("|")[1].strip() for row in rows] == ["measure", "---", "recall", "precision"]
+        assert published._table_width([published._cells(r) for k, r in enumerate(rows) if k != 1]) <= published.REPORT_PAGE_PX
+    assert "| a | 0.500 ± 0.100 (0.058) |" in text  # a narrow table is published as it was written
+    assert published.split_wide_tables(WIDE, published.REPORT_PAGE_PX) != WIDE
+
+    # read whole again: a value, a block's rows and columns find the column wherever it was published
+    assert published.value('peers round "The feedback round" "recall" "method_number_11"', reports) == "0.110 ± 0.010"
+    block = published.report_block("peers round rows=precision columns=method_number_11,method_number_0", reports)
+    assert block.splitlines() == [
+        "| measure | method_number_11 | method_number_0 |",
+        "| --- | --- | --- |",
+        "| precision | 0.110 ± 0.010 (0.006) | 0.000 ± 0.010 (0.006) |",
+    ]
+    with pytest.raises(ValueError, match=r"no column named \['method_number_99'\].*columns: method_number_0,"):
+        published.report_block("peers round columns=method_number_99", reports)
+
+
 def test_a_report_whose_study_config_changed_since_it_ran_is_stale(tmp_path: Path) -> None:
     from ilf.config import to_plain
     from ilf.study.config import load_study

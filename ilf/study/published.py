@@ -24,6 +24,10 @@ REPORTS = REPO / "docs" / "studies" / "reports"
 # what is machine-specific in a study's config: where `ilf demo` put the world-model cache
 MACHINE_KEYS = (("pretraining", "cache_dir"), ("task", "options", "cache_dir"))
 PARTS = ("results", "round", "gates", "contrasts", "cost", "rounds", "profile", "choice", "notes", "provenance")
+# How wide a table may be on a published report's page (its side panels hidden by the reports'
+# .meta.yml): at 1280 px the column is 1188 px. A wider table is published as several, each with
+# the first column (tests/test_docs_render.py measures the result in Chromium).
+REPORT_PAGE_PX = 1150
 
 
 def portable(base: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +56,7 @@ def publish(run_dir: Path, name: str, reports: Path | None = None) -> Path:
     from ilf.study.status import format_profile, stage_profile
 
     body = "\n".join(line for line in report.splitlines() if not line.startswith("![")).rstrip() + "\n"
+    body = split_wide_tables(body, REPORT_PAGE_PX)
     profile = stage_profile(run_dir)
     if profile:  # where the run's time went (`ilf status RUN --profile`), summed over its processes
         body += "\n## Profile\n\nSeconds of each stage summed over the cells that computed it, and the largest peak memory:\n\n"
@@ -87,8 +92,86 @@ def sections(name: str, reports: Path | None = None) -> list[tuple[str, str, str
     found = []
     for chunk in re.split(r"^## ", text, flags=re.M)[1:]:
         heading, _, body = chunk.partition("\n")
-        found.append((_part(heading), heading.strip(), body.strip("\n")))
+        found.append((_part(heading), heading.strip(), join_split_tables(body.strip("\n"))))
     return found
+
+
+def _table_width(rows: list[list[str]]) -> float:
+    """A table's narrowest width in px, over-estimated: the longest word of each column (code in the
+    first column does not wrap, extra.css), at the widths measured for Material's table font."""
+    width = 0.0
+    for j, column in enumerate(zip(*rows, strict=True)):
+        words = [[cell] if j == 0 and cell.startswith("`") else re.split(r"\s+|(?<=-)", cell) for cell in column]
+        width += 7.6 * max(len(word) for cell in words for word in cell) + 18
+    return width
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def split_wide_tables(text: str, most_px: float) -> str:
+    """``text`` with each table wider than ``most_px`` split into as few tables as fit, in even
+    parts, each keeping the first column (the row names)."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        if not lines[i].startswith("|"):
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        table, rows = lines[i:end], [_cells(line) for line in lines[i:end]]
+        i = end
+        shown = [r for k, r in enumerate(rows) if k != 1]  # the separator row is no content
+        if len({len(r) for r in rows}) != 1 or len(rows) < 2 or _table_width(shown) <= most_px:
+            out.extend(table)
+            continue
+        data = list(range(1, len(rows[0])))
+        for parts in range(2, len(data) + 1):
+            chunks = [data[k * len(data) // parts : (k + 1) * len(data) // parts] for k in range(parts)]
+            if all(_table_width([[r[0], *(r[c] for c in chunk)] for r in shown]) <= most_px for chunk in chunks):
+                break
+        for n, chunk in enumerate(chunks):
+            if n:
+                out.append("")
+            out.extend(_row([r[0], *(r[c] for c in chunk)]) for r in rows)
+    return "\n".join(out)
+
+
+def join_split_tables(text: str) -> str:
+    """``text`` with the tables ``split_wide_tables`` made of one table joined again (tables apart
+    by blank lines only, with the same first column), so that a row or column is found whole."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        if not lines[i].startswith("|"):
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        rows, joined = [_cells(line) for line in lines[i:end]], False
+        while True:  # the next table, after blank lines, continues this one if its row names are the same
+            after = end
+            while after < len(lines) and not lines[after].strip():
+                after += 1
+            stop = after
+            while stop < len(lines) and lines[stop].startswith("|"):
+                stop += 1
+            more = [_cells(line) for line in lines[after:stop]]
+            if after == end or not more or [r[0] for r in more] != [r[0] for r in rows]:
+                break
+            rows = [[*a, *b[1:]] for a, b in zip(rows, more, strict=True)]
+            end, joined = stop, True
+        out.extend([_row(r) for r in rows] if joined else lines[i:end])
+        i = end
+    return "\n".join(out)
 
 
 def _part(heading: str) -> str:
@@ -108,17 +191,20 @@ def _part(heading: str) -> str:
 
 
 def report_block(args: str, reports: Path | None = None, page: Path | None = None) -> str:
-    """A generated block's body: ``NAME PART ["text a heading holds" ...] [rows=a,b,prefix*] [where=TEXT]``,
-    each section of that part (and holding every text given), its heading shown in bold; ``rows=``
-    keeps only the table rows named, ``where=`` only those holding the text."""
+    """A generated block's body: ``NAME PART ["text a heading holds" ...] [rows=a,b,prefix*]
+    [columns=a,b,prefix*] [where=TEXT]``, each section of that part (and holding every text given),
+    its heading shown in bold; ``rows=`` keeps only the table rows named, ``columns=`` the first
+    column and the columns named (a table too wide for a page is shown in parts, one block each),
+    ``where=`` only the rows holding the text."""
     reports = reports or REPORTS
     words = shlex.split(args)
     if len(words) < 2 or words[1] not in PARTS:
         raise ValueError(f"a report block reads 'report NAME PART [\"heading text\" ...]', PART one of {', '.join(PARTS)}; got {args!r}")
     name, part = words[0], words[1]
     rows = [w[len("rows=") :].split(",") for w in words[2:] if w.startswith("rows=")]
+    columns = [w[len("columns=") :].split(",") for w in words[2:] if w.startswith("columns=")]
     where = [w[len("where=") :] for w in words[2:] if w.startswith("where=")]
-    wanted = [w for w in words[2:] if not w.startswith(("rows=", "where="))]
+    wanted = [w for w in words[2:] if not w.startswith(("rows=", "columns=", "where="))]
     if part == "provenance":
         return provenance_line(name, reports, page)
     chosen = [(h, b) for p, h, b in sections(name, reports) if p == part and all(w in h for w in wanted)]
@@ -128,6 +214,8 @@ def report_block(args: str, reports: Path | None = None, page: Path | None = Non
         chosen = [(heading, _rows(body, rows[0])) for heading, body in chosen]
     if where:  # only the table rows whose cells hold the text (one setting of a long cost table, say)
         chosen = [(heading, _rows_holding(body, where[0])) for heading, body in chosen]
+    if columns:
+        chosen = [(heading, _columns(body, columns[0])) for heading, body in chosen]
     shown = [f"**{heading}**\n\n{body}\n" if len(chosen) > 1 or part == "results" else f"{body}\n" for heading, body in chosen]
     return "\n".join(shown)
 
@@ -140,6 +228,28 @@ def _rows_holding(body: str, text: str) -> str:
     if len(keep) == len(table[:2]):
         raise ValueError(f"no table row holds {text!r}")
     return "\n".join(line for i, line in enumerate(lines) if i not in table or i in keep)
+
+
+def _columns(body: str, names: list[str]) -> str:
+    """A section's table with only its first column and the columns named (``name``, or
+    ``prefix*``), in the order named."""
+    lines = body.splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if len(table) < 2:
+        raise ValueError(f"no table to take the columns {names} from")
+    header = _cells(lines[table[0]])
+    picked = [
+        j
+        for name in names
+        for j, column in enumerate(header[1:], 1)
+        if (column.startswith(name[:-1]) if name.endswith("*") else column == name)
+    ]
+    if not picked:
+        raise ValueError(f"no column named {names} in the table (columns: {', '.join(header[1:])})")
+    for i in table:
+        cells = _cells(lines[i])
+        lines[i] = _row([cells[0], *(cells[j] for j in picked)])
+    return "\n".join(lines)
 
 
 def _rows(body: str, names: list[str]) -> str:
@@ -266,4 +376,17 @@ def study_source(name: str) -> Path | None:
     return None
 
 
-__all__ = ["value", "REPORTS", "portable", "publish", "report_block", "sections", "stale_reports", "study_source", "times_table"]
+__all__ = [
+    "value",
+    "REPORTS",
+    "REPORT_PAGE_PX",
+    "join_split_tables",
+    "portable",
+    "publish",
+    "report_block",
+    "sections",
+    "split_wide_tables",
+    "stale_reports",
+    "study_source",
+    "times_table",
+]
