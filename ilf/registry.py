@@ -14,7 +14,9 @@ missing breaks only itself. Adding a plug-in adds one file and touches no other.
 From elsewhere: a config may name an object as ``module.path:Name`` (imported then), and an
 installed package may declare an entry point in the group ``ilf.plugins`` whose value is a module
 that registers plug-ins (``[project.entry-points."ilf.plugins"] mine = "mypkg.plugins"``): its
-plug-ins are listed and found by name like the built-in ones.
+plug-ins are listed and found by name like the built-in ones. A package whose module fails to
+import registers nothing (what it registered before failing is forgotten); a warning names it, and
+so does the error of any lookup that then finds no plug-in by the name asked for.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ class Registry(Generic[T]):
         if self._index is not None:
             self._index.pop(name, None)
 
+    def _forget_since(self, names: set[str]) -> None:
+        """Forget what was registered since the registry held ``names``, except ilf's own plug-ins
+        (a failed package may have imported one of ilf's modules on its way, which stays imported)."""
+        for name in set(self._entries) - names:
+            module = getattr(self._entries[name].obj, "__module__", None) or ""
+            if module.split(".")[0] != self.package.split(".")[0]:
+                del self._entries[name]
+                if self._index is not None and self._index.get(name, ("",))[0] == module:
+                    del self._index[name]
+
     def index(self) -> dict[str, tuple[str, str | None]]:
         """Every registered name of the kind with its module and help, read without importing the
         package's modules (installed packages' ``ilf.plugins`` entry points are imported)."""
@@ -194,7 +206,8 @@ class Registry(Generic[T]):
         known = sorted(set(self.index()) | set(self._entries))
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown {self.kind} {name!r}{hint}; registered: {', '.join(known)}, or module.path:Name for one of your own"
+        failed = "".join(f"; {failure}" for failure in failed_packages())  # the name may have been one of theirs
+        return f"unknown {self.kind} {name!r}{hint}{failed}; registered: {', '.join(known)}, or module.path:Name for one of your own"
 
     def is_builtin(self, name: str) -> bool:
         """Whether ``name`` is one of ilf's own plug-ins (checked by its tests, not at config time)."""
@@ -269,19 +282,73 @@ def _literal(node: ast.AST) -> object:
         return None
 
 
+@dataclass(frozen=True)
+class FailedPackage:
+    """An installed package whose ``ilf.plugins`` entry point failed to import: none of its
+    plug-ins is registered, and a lookup that finds no plug-in says so."""
+
+    package: str  # the distribution's name, as ``pip install`` and ``pip uninstall`` know it
+    entry_point: str  # ``name = module``, as its pyproject.toml declares it
+    where: str  # the file and line of the package's code that raised, when the traceback shows one
+    error: str
+
+    def __str__(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        return (
+            f"the plug-in package {self.package!r} (entry point {self.entry_point}) failed to import{at}, "
+            f"so none of its plug-ins is registered: {self.error}"
+        )
+
+
+_failed: list[FailedPackage] = []
+
+
 @lru_cache(maxsize=1)
 def load_entry_points() -> tuple[str, ...]:
-    """Import the modules installed packages declare under the ``ilf.plugins`` entry point (once);
-    one that fails to import is reported and skipped, so it cannot break every other plug-in."""
+    """Import the modules installed packages declare under the ``ilf.plugins`` entry point (once).
+
+    One that fails to import is reported, remembered (``failed_packages``) and skipped, so it cannot
+    break every other plug-in; what it registered before failing is forgotten, so that a package is
+    either all there or named as missing, never half registered."""
     loaded = []
     for point in importlib.metadata.entry_points(group="ilf.plugins"):
+        before = [(registry, set(registry._entries)) for registry in ALL]
         try:
             point.load()
         except Exception as err:  # noqa: BLE001 - someone else's package: say what broke, keep going
-            logging.getLogger(__name__).warning("plug-ins of %s (entry point %r) could not be loaded: %s", point.value, point.name, err)
+            for registry, names in before:
+                registry._forget_since(names)
+            dist = getattr(point, "dist", None)
+            failure = FailedPackage(
+                package=dist.name if dist is not None else point.value,
+                entry_point=f"{point.name} = {point.value}",
+                where=_raised_in(err, point.module.split(".")[0]),
+                error=f"{type(err).__name__}: {err}",
+            )
+            _failed.append(failure)
+            logging.getLogger(__name__).warning("%s", failure)
             continue
         loaded.append(point.value)
     return tuple(loaded)
+
+
+def failed_packages() -> tuple[FailedPackage, ...]:
+    """The installed plug-in packages that failed to import (their entry points loaded first)."""
+    load_entry_points()
+    return tuple(_failed)
+
+
+def _raised_in(err: BaseException, top: str) -> str:
+    """``file:line`` of the innermost frame of the package ``top`` in the traceback of ``err``, the
+    line of its own code that failed (an import, a class definition), or "" when none is there."""
+    where = ""
+    trace = err.__traceback__
+    while trace is not None:
+        module = trace.tb_frame.f_globals.get("__name__", "")
+        if module == top or module.startswith(top + "."):
+            where = f"{trace.tb_frame.f_code.co_filename}:{trace.tb_lineno}"
+        trace = trace.tb_next
+    return where
 
 
 def plugin_probe(kind: str, name: str) -> str:
@@ -298,8 +365,10 @@ def _import_object(spec: str, registry: Registry[Any]) -> Any:
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UnknownPlugin(f"{registry.config_key}: cannot import {module_name!r} for {spec!r} ({err})") from None
+    except Exception as err:  # noqa: BLE001 - someone's own module: any error in it is reported as the key's
+        where = _raised_in(err, module_name.split(".")[0])
+        at = f" (failed at {where})" if where else ""
+        raise UnknownPlugin(f"{registry.config_key}: cannot import {module_name!r} for {spec!r}{at}: {type(err).__name__}: {err}") from None
     try:
         return getattr(module, attribute)
     except AttributeError:
@@ -362,6 +431,9 @@ __all__ = [
     "Entry",
     "Interface",
     "UnknownPlugin",
+    "FailedPackage",
+    "failed_packages",
+    "load_entry_points",
     "LOADERS",
     "TASKS",
     "FEEDBACK_SOURCES",

@@ -83,28 +83,42 @@ def test_commands_that_load_no_model_import_no_model_library(tmp_path: Path) -> 
     assert (tmp_path / "m.json").exists()
 
 
-def _install_plugin_package(tmp_path: Path) -> Path:
-    """A package of its own that declares one metric through the ``ilf.plugins`` entry point,
+def _install_package(tmp_path: Path, distribution: str, module: str, source: str) -> Path:
+    """A package of its own whose module ``module`` (``source``) is its ``ilf.plugins`` entry point,
     installed with pip into a folder of its own (with its metadata, where entry points live)."""
-    source = tmp_path / "ilf-wordcount"
-    (source / "ilf_wordcount").mkdir(parents=True)
-    (source / "pyproject.toml").write_text(
-        textwrap.dedent("""
+    folder = tmp_path / distribution
+    package, _, name = module.partition(".")
+    (folder / package).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools"]
         build-backend = "setuptools.build_meta"
 
         [project]
-        name = "ilf-wordcount"
+        name = "{distribution}"
         version = "0.1"
 
         [project.entry-points."ilf.plugins"]
-        wordcount = "ilf_wordcount.metrics"
+        {package} = "{module}"
         """)
     )
-    (source / "ilf_wordcount" / "__init__.py").write_text("")
-    (source / "ilf_wordcount" / "metrics.py").write_text(
-        textwrap.dedent("""
+    (folder / package / "__init__.py").write_text("")
+    (folder / package / f"{name}.py").write_text(textwrap.dedent(source))
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target)]
+    installed = subprocess.run([*pip, str(folder)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    return target
+
+
+def _install_plugin_package(tmp_path: Path) -> Path:
+    """A package that declares one metric through the ``ilf.plugins`` entry point."""
+    return _install_package(
+        tmp_path,
+        "ilf-wordcount",
+        "ilf_wordcount.metrics",
+        """
         from ilf.metrics import Metric
         from ilf.registry import METRICS
 
@@ -115,13 +129,8 @@ def _install_plugin_package(tmp_path: Path) -> Path:
 
             def score_outputs(self, run, samples, outputs):
                 return {"longest_words": max(len(o.text.split()) for o in outputs)}
-        """)
+        """,
     )
-    target = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target)]
-    installed = subprocess.run([*pip, str(source)], capture_output=True, text=True, timeout=300)
-    assert installed.returncode == 0, installed.stderr
-    return target
 
 
 def test_a_plug_in_of_a_separately_installed_package_is_listed_and_runs_by_name(tmp_path: Path) -> None:
@@ -160,8 +169,77 @@ def test_a_package_whose_plug_ins_cannot_be_imported_breaks_only_itself(tmp_path
     assert listed.returncode == 0, listed.stderr
     assert "rouge" in listed.stdout and "longest_words" not in listed.stdout
     assert (
-        "ilf_wordcount.metrics (entry point 'wordcount') could not be loaded: No module named 'a_module_nobody_installed'" in listed.stderr
+        f"the plug-in package 'ilf-wordcount' (entry point ilf_wordcount = ilf_wordcount.metrics) failed to import "
+        f"at {target / 'ilf_wordcount' / 'metrics.py'}:1, so none of its plug-ins is registered: "
+        "ModuleNotFoundError: No module named 'a_module_nobody_installed'"
+    ) in listed.stderr
+
+
+BROKEN = """
+    from ilf.registry import SELECTORS
+    from ilf.selection import Selector
+    from ilf.selection.random_choice import RandomSelector  # one of ilf's own, imported on the way
+
+
+    @SELECTORS.register("half_registered", help="Registered before its module failed.")
+    class HalfRegistered(Selector):
+        def score(self, items):
+            return [[1.0 for _ in item.candidates] for item in items]
+
+
+    raise RuntimeError("this module fails after registering a selector")
+    """
+RAISES_AT = textwrap.dedent(BROKEN).splitlines().index('raise RuntimeError("this module fails after registering a selector")') + 1
+
+
+def test_a_package_that_fails_after_registering_leaves_nothing_registered_and_is_named_by_the_lookup(tmp_path: Path) -> None:
+    target = _install_package(tmp_path, "ilf-half", "ilf_half.plugins", BROKEN)
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
+    failure = (
+        "the plug-in package 'ilf-half' (entry point ilf_half = ilf_half.plugins) failed to import "
+        f"at {target / 'ilf_half' / 'plugins.py'}:{RAISES_AT}, so none of its plug-ins is registered: "
+        "RuntimeError: this module fails after registering a selector"
     )
+
+    listed = subprocess.run([sys.executable, "-m", "ilf", "plugins"], capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert "half_registered" not in listed.stdout and "  random " in listed.stdout
+    assert failure in listed.stderr and listed.stderr.count(failure) == 1
+    assert f"not loaded: {failure}" in listed.stdout  # in the listing itself, where a missing plug-in is looked for
+
+    config = str(REPO / "experiments" / "offline.yaml")
+    named = subprocess.run(
+        [sys.executable, "-m", "ilf", "config", config, "--set", "selection.method=half_registered"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert named.returncode == 2
+    assert f"(with --set): field 'selection.method': unknown selector 'half_registered'; {failure}; registered: " in named.stderr
+
+    # in one process: nothing of the package in any registry, ilf's own selector it imported kept,
+    # and a lookup by name says why the name is missing
+    result = _python(
+        textwrap.dedent("""
+        import json
+        from ilf.registry import ALL, SELECTORS, UnknownPlugin, failed_packages
+        SELECTORS.names()
+        kept = {r.kind: [n for n, e in r._entries.items() if not e.obj.__module__.startswith("ilf.")] for r in ALL}
+        try:
+            SELECTORS.get("half_registered")
+        except UnknownPlugin as err:
+            message = str(err)
+        print(json.dumps({"kept": kept, "message": message, "random": SELECTORS.get("random").__module__,
+                          "failed": [f.package for f in failed_packages()]}))
+        """),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["kept"] == {r: [] for r in ("data loader", "task", "feedback source", "selector", "metric", "method")}
+    assert found["message"].startswith(f"selection.method: unknown selector 'half_registered'; {failure}")
+    assert found["random"] == "ilf.selection.random_choice" and found["failed"] == ["ilf-half"]
 
 
 def test_a_plug_in_of_ones_own_without_its_kinds_interface_is_named_when_the_config_loads(tmp_path: Path, monkeypatch) -> None:
