@@ -6,6 +6,7 @@ import argparse
 import difflib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -15,10 +16,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ilf import __version__  # noqa: E402
-from ilf.config import RunConfig, dump_config, field_help, load_config, read_config_file  # noqa: E402
+from ilf.config import ConfigError, RunConfig, dump_config, field_help, load_config, read_config_file, where_set  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
 from ilf.records import Output, Refinements, Sample, read_records  # noqa: E402
-from ilf.registry import ALL, TASKS, Registry  # noqa: E402
+from ilf.registry import ALL, TASKS, Registry, failed_packages  # noqa: E402
 from ilf.schema import SchemaError  # noqa: E402
 
 log = logging.getLogger("ilf")
@@ -46,8 +47,9 @@ def _add_executor_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--executor",
         choices=("local", "ray", "slurm"),
-        help="Where cells run (study.executor): local processes (study.workers), tasks of a Ray cluster "
-        "(study.ray.address or RAY_ADDRESS, else a local one), or SLURM jobs through submitit (study.slurm).",
+        help="Where cells run, in place of study.executor: local processes (study.workers), tasks of a Ray cluster "
+        "(study.ray.address or RAY_ADDRESS, else a local one), or SLURM jobs through submitit (study.slurm) "
+        "(default: from the config).",
     )
 
 
@@ -55,7 +57,7 @@ def _add_config_args(parser: argparse.ArgumentParser, required: bool = False) ->
     if required:
         parser.add_argument("config", help="YAML run config (see experiments/).")
     else:
-        parser.add_argument("--config", help="YAML run config; defaults apply where it is silent.")
+        parser.add_argument("--config", help="YAML run config; defaults apply where it is silent (default: the built-in defaults).")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -70,13 +72,96 @@ def _config(args: argparse.Namespace) -> RunConfig:
     return load_config(getattr(args, "config", None), args.overrides)
 
 
+# A loader's or a task's error that starts with the key it is about ("data.fields: unknown role x")
+_KEY_FIRST = re.compile(r"^((?:data|task)\.[\w.]+): (.+)$", re.S)
+
+
+def check_inputs(config: RunConfig, source: str | None, overrides: Sequence[str] = ()) -> list[str]:
+    """What a config's keys point at, checked without running a stage: the files of the training
+    and evaluation splits exist, the first row of each has the fields ``data.fields`` maps (the
+    loader converts it), and the task's prompt templates use only fields that the samples and the
+    task fill in. A problem raises an error naming the file, line and field; what cannot be
+    checked without running (a hub dataset, your own loader) is returned, one line each."""
+    from ilf.data import NeedsDownload, first_sample
+    from ilf.registry import LOADERS
+    from ilf.tasks import TemplateTask, get_task
+
+    def error(key: str, problem: str, at: str | None = None) -> ConfigError:
+        """The problem of ``key``, named where the config sets ``at`` (default the key itself)."""
+        at = at or key
+        set_keys = [o.split("=", 1)[0].strip() for o in overrides]
+        if any(at == k or at.startswith(k + ".") or k.startswith(at + ".") for k in set_keys):
+            return ConfigError("--set", None, key, problem)
+        found = where_set(source, at) if source else None
+        return ConfigError(found[0] if found else source or "<defaults>", found[1] if found else None, key, problem)
+
+    def keyed(err: Exception, key: str) -> ConfigError:
+        """The error of a loader or a task, named by the key its message starts with (else ``key``)."""
+        said = _KEY_FIRST.match(str(err))
+        return error(said[1], said[2]) if said else error(key, str(err))
+
+    notes: list[str] = []
+    downloads: dict[tuple[str, str], list[str]] = {}  # (key, what would be downloaded): its splits
+    inputs: dict[str, tuple[set[str], str]] = {}  # "train" or "eval": the first sample's input fields, where it came from
+    if not LOADERS.is_builtin(config.data.loader):
+        notes.append(f"data.loader {config.data.loader}: your own loader's files are read when the data stage runs")
+    else:
+        eval_key = "data.eval_path" if config.data.eval_path else "data.path"
+        for role, split, key, path in (
+            ("train", config.data.split, "data.path", None),
+            ("eval", config.data.eval_split, eval_key, config.data.eval_path),
+        ):
+            try:
+                sample, origin = first_sample(config, split, path)
+            except NeedsDownload as err:
+                downloads.setdefault((key, str(err)), []).append(split)
+                continue
+            except FileNotFoundError as err:
+                raise error(key, f"{err} (the {split} split)") from None
+            except SchemaError:
+                raise  # a row's problem: it names the data file, line and field
+            except ValueError as err:
+                raise keyed(err, "data") from None
+            if sample is not None:
+                inputs[role] = (set(sample.inputs), origin)
+    for (key, what), splits in downloads.items():
+        splits = list(dict.fromkeys(splits))
+        said = f"{' and '.join(splits)} splits are" if len(splits) > 1 else f"{splits[0]} split is"
+        notes.append(f"{key}: {what}: its {said} read when the data stage downloads it")
+    try:
+        task = get_task(config.task)
+    except (TypeError, ValueError) as err:
+        raise keyed(err, "task.options") from None
+    if not isinstance(task, TemplateTask) or not task.knows_its_fields():
+        notes.append(f"task.name {config.task.name}: its prompts are checked when they are first built")
+        return notes
+    for template in task.TEMPLATES:
+        for role in ("train", "eval") if template == "initial_template" else ("train",):  # held-out samples get initial prompts only
+            if role not in inputs:
+                continue
+            fields, origin = inputs[role]
+            unknown = task.unknown_fields(template, fields)
+            if unknown:
+                own = template in config.task.options
+                problem = (
+                    f"{'' if own else f'task {config.task.name} by default '}uses {', '.join(f'{{{name}}}' for name in unknown)}, "
+                    f"which the samples of {origin} do not have (they have: {', '.join(sorted(fields)) or 'no input fields'}; "
+                    f"the task adds: {', '.join(sorted(task.filled_in(template)))})"
+                )
+                raise error(f"task.options.{template}", problem, None if own else "task.name")
+    return notes
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     _add_config_args(p, required=True)
     p.add_argument("--run-dir", help="Where the stages write (default runs/<name>).")
     p.add_argument(
-        "--from", dest="from_stage", metavar="STAGE", help="Recompute this stage and every later one (`ilf status` lists a run's stages)."
+        "--from",
+        dest="from_stage",
+        metavar="STAGE",
+        help="Recompute this stage and every later one, as `ilf status` lists them (default: only stages out of date).",
     )
-    p.add_argument("--until", metavar="STAGE", help="Stop after this stage.")
+    p.add_argument("--until", metavar="STAGE", help="Stop after this stage (default: the last).")
 
 
 @command(
@@ -92,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ilf.rounds import open_run
 
     config = _config(args)
+    _check(config, args)  # before any stage: a missing file or field is named now, not after the first stages ran
     run_dir = Path(args.run_dir or Path("runs") / config.name)
     open_run(config, run_dir).run(from_stage=args.from_stage, until=args.until)
     print(f"run directory: {run_dir}")
@@ -124,6 +210,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from ilf.commands.loop import run_loop
 
     config = _config(args)
+    _check(config, args)
     run_dir = Path(args.run_dir or Path("runs") / config.name)
     table = run_loop(config, run_dir)
     print(f"run directory: {run_dir}\n")
@@ -210,7 +297,8 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
         "--method",
         metavar="SELECTOR",
         # not listed here: reading the registry's names would cost every command's start-up
-        help="Override selection.method: a registered selector (`ilf plugins selector` lists them) or module.path:Class.",
+        help="Override selection.method: a registered selector (`ilf plugins selector` lists them) or module.path:Class "
+        "(default: from the config).",
     )
     _add_config_args(p)
 
@@ -232,8 +320,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", required=True, help="Samples JSONL (their prompts are the training inputs).")
-    p.add_argument("--selected", help="Selections JSONL from `ilf select` (target 'selected').")
-    p.add_argument("--target", choices=("selected", "initial", "reference"), help="Override finetune.target.")
+    p.add_argument("--selected", help="Selections JSONL from `ilf select`; needed for the target 'selected' (default: none).")
+    p.add_argument("--target", choices=("selected", "initial", "reference"), help="Override finetune.target (default: from the config).")
     p.add_argument("--out", required=True, help="Directory for the fine-tuned model and tokenizer.")
     _add_config_args(p)
 
@@ -266,14 +354,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", help="Held-out samples JSONL (default: the config's evaluation split, data.eval_*).")
-    p.add_argument("--model", help="Model path or hub id (default: the config's policy).")
+    p.add_argument("--samples", help="Held-out samples JSONL, in place of the config's data.eval_split (default: from the config).")
+    p.add_argument("--model", help="Model path or hub id, in place of the config's policy (default: from the config).")
     p.add_argument(
-        "--outputs", metavar="FILE|references", help="Score these outputs instead of generating: an outputs JSONL, or 'references'."
+        "--outputs",
+        metavar="FILE|references",
+        help="Score these outputs instead of generating: an outputs JSONL, or 'references' (default: none, the model generates).",
     )
     p.add_argument("--system", default="model", help="Name of the generating system in the table.")
     p.add_argument("--out", required=True, help="metrics.json to write.")
-    p.add_argument("--outputs-out", help="Also write the scored outputs here (JSONL; pass@k adds each program's verdict).")
+    p.add_argument(
+        "--outputs-out", help="Also write the scored outputs here, as JSONL; pass@k adds each program's verdict (default: none)."
+    )
     _add_config_args(p)
 
 
@@ -453,7 +545,8 @@ def _plugins_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        help=f"Only this kind ({', '.join(r.kind.replace(' ', '_') for r in ALL)}), with each plug-in's options; or one plug-in's name.",
+        help=f"Only this kind ({', '.join(r.kind.replace(' ', '_') for r in ALL)}), with each plug-in's options; or one plug-in's "
+        "name (default: every kind, without options).",
     )
 
 
@@ -467,7 +560,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             names = sorted({name for registry in ALL for name in registry.names()})
             close = difflib.get_close_matches(wanted, [*kinds, *names], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise IlfError(f"no kind or plug-in named {wanted!r}{hint}; kinds: {', '.join(kinds)}")
+            failed = "".join(f"; {failure}" for failure in failed_packages())  # the name may have been one of theirs
+            raise IlfError(f"no kind or plug-in named {wanted!r}{hint}{failed}; kinds: {', '.join(kinds)}")
         for registry in found:
             print(f"{wanted} ({registry.kind}, {registry.config_key}): {registry.help(wanted)}")
             _print_options(registry, wanted, indent="  ")
@@ -481,6 +575,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             if wanted:  # one kind: each plug-in's options too (this imports the kind's modules)
                 _print_options(registry, name, indent="      ")
         print()
+    for failure in failed_packages():  # listed, not only warned about: a missing plug-in is explained here
+        print(f"not loaded: {failure}")
     if not wanted:
         print("ilf plugins KIND (or NAME) also lists options.")
     return 0
@@ -494,7 +590,7 @@ def _print_options(registry: Registry[Any], name: str, indent: str) -> None:
 
 
 def _config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML run config (omit for the defaults).")
+    p.add_argument("config", nargs="?", help="YAML run config (default: the built-in defaults).")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a value.")
     p.add_argument(
         "--fields",
@@ -503,7 +599,14 @@ def _config_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("config", _config_arguments, help="Print a resolved config, or every config field with its help.")
+@command(
+    "config",
+    _config_arguments,
+    help="Print a resolved config, or every config field with its help.",
+    description="Print a config with every default filled in, after checking what it can without running: every key "
+    "and plug-in name, the data files of both splits, the fields data.fields maps (in each file's first row), and the "
+    "fields the task's prompt templates use. A hub dataset is checked when the data stage downloads it.",
+)
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
         from ilf.plugin import named_plugins, options_help
@@ -522,8 +625,16 @@ def cmd_config(args: argparse.Namespace) -> int:
         for key, default, help_text in rows:
             print(f"{key:42s} {default:24s} {help_text}")
         return 0
-    print(dump_config(_config(args)), end="")
+    config = _config(args)
+    _check(config, args)
+    print(dump_config(config), end="")
     return 0
+
+
+def _check(config: RunConfig, args: argparse.Namespace) -> None:
+    """``check_inputs`` for a command's config; what it could not check is said in a log line each."""
+    for note in check_inputs(config, getattr(args, "config", None), args.overrides):
+        log.info("not checked yet: %s", note)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,13 @@ def option(
     path: bool = False,
     contents: bool = True,
 ) -> Any:
-    """A config field with its help text (a default, or a factory for mutable defaults).
+    """A config field with its help text: ``option(default, help)``, or ``option(factory=f,
+    help=...)`` for a default made afresh by calling ``f`` for each instance
+    (``factory=lambda: ["the", "is"]``, ``factory=dict``, ``factory=SamplingConfig``).
+
+    A default that cannot be shared between instances (a list, dict or set: anything unhashable)
+    is copied for each one, as ``factory`` would make it, so ``option(["the"], help)`` is safe too;
+    a bare ``dataclasses.field`` would refuse it.
 
     ``added``: a field that changes nothing at its default, added after cached world models
     existed; at its default it is left out of their cache's names. ``path``: its value names a file
@@ -40,6 +46,11 @@ def option(
     depends on the content there (``contents=False``: only on the name, for a folder that merely
     holds things, such as a cache)."""
     metadata = {"help": help, "added": added, "path": path, "contents": contents}
+    if factory is dataclasses.MISSING and default is not dataclasses.MISSING and type(default).__hash__ is None:
+        import copy
+        import functools
+
+        factory = functools.partial(copy.deepcopy, default)  # one object per instance: a change to one is no other's
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -88,11 +99,17 @@ class DataConfig(Recorded):
     loader: str = option("slf5k", "A registered data loader (`ilf plugins`) or module.path:function.")
     path: str = option("JeremyAlain/SLF5K", "Hub dataset id, a local file, or a folder holding <split>.jsonl.", path=True)
     split: str = option("train", "Split the feedback round uses.")
-    limit: int | None = option(100, "Keep the first N rows of the split (the nested 100 / 1K / 5K subsets).")
+    limit: int | None = option(
+        100,
+        "Keep the first N rows of the split; null reads them all. The default, 100, cuts a longer file (a log line says "
+        "so): the SLF5K study's nested 100 / 1K / 5K subsets are the first rows.",
+    )
     offset: int = option(0, "Skip the first N rows of the split first (round k of a multi-round run takes fresh rows this way).")
     eval_split: str = option("test", "Held-out split for evaluation.")
     eval_path: str | None = option(None, "Read the evaluation split from here instead of `path`.", path=True)
-    eval_limit: int | None = option(None, "Keep the first N evaluation rows.")
+    eval_limit: int | None = option(
+        None, "Keep the first N evaluation rows; null (the default) reads them all. A log line says when it cuts a file."
+    )
     fields: dict[str, Any] = option(
         help="Field mapping of the jsonl/csv loaders: id, inputs (a list or a mapping), initial_output, references (a list), feedback.",
         factory=dict,
@@ -727,6 +744,32 @@ def move_old_keys(raw: dict[str, Any], source: str) -> dict[str, Any]:
     return raw
 
 
+def where_set(path: str | Path, key: str, _seen: tuple[Path, ...] = ()) -> tuple[Path, int] | None:
+    """The config file that sets the dotted ``key`` (``path``, or a base it names) and the line it
+    is set on; None where none of them sets it."""
+    path = Path(path)  # named as given: the one the user typed reads best in an error
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    node, line = root, 0
+    for part in key.split("."):
+        entries = node.value if isinstance(node, yaml.MappingNode) else []
+        found = next(((k, v) for k, v in entries if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1, found[1]
+    else:
+        return path, line
+    entries = root.value if isinstance(root, yaml.MappingNode) else []
+    base = next(
+        (v.value for k, v in entries if isinstance(k, yaml.ScalarNode) and k.value == "base" and isinstance(v, yaml.ScalarNode)), None
+    )
+    if base is None or path.resolve() in _seen:
+        return None
+    return where_set(path.resolve().parent / base, key, (*_seen, path.resolve()))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from the defaults), apply overrides and validate."""
     raw: dict[str, Any] = read_config_file(path) if path is not None else {}
@@ -764,5 +807,16 @@ def field_help(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, 
             rows.extend(field_help(section, key + "."))
         else:
             path_note = " (A path: relative to the config file's folder.)" if f.metadata.get("path") else ""
-            rows.append((key, json.dumps(to_plain(default)), f.metadata.get("help", "") + path_note))
+            rows.append((key, json.dumps(to_plain(default)), _help_of(cls, f) + path_note))
     return rows
+
+
+def _help_of(cls: type, f: dataclasses.Field) -> str:
+    """A field's help; a subclass that only changes a field's default keeps its base's help."""
+    if f.metadata.get("help"):
+        return f.metadata["help"]
+    for base in cls.__mro__[1:]:
+        inherited = {g.name: g for g in dataclasses.fields(base)} if dataclasses.is_dataclass(base) else {}
+        if f.name in inherited and inherited[f.name].metadata.get("help"):
+            return inherited[f.name].metadata["help"]
+    return ""

@@ -79,6 +79,12 @@ def _code(text: str) -> str:
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
+def _default_cell(default: str, width: int = 40) -> str:
+    """A default for a reference table, cut short (…) past ``width`` characters so that a prompt
+    template does not fill a tall cell; ``ilf plugins NAME`` and ``ilf config --fields`` print it whole."""
+    return _code(default if len(default) <= width else default[: width - 1].rstrip() + "…")
+
+
 def config_reference() -> str:
     """Every config key, its default and its help, grouped by the section it belongs to."""
     from ilf.config import field_help
@@ -92,7 +98,7 @@ def config_reference() -> str:
     for section, rows in sections.items():
         out.append(f"### `{section}`\n" if section else "### Top level\n")
         out.append("| key | default | meaning |\n|---|---|---|")
-        out.extend(f"| `{key}` | {_code(default)} | {_cell(help_text)} |" for key, default, help_text in rows)
+        out.extend(f"| `{key}` | {_default_cell(default)} | {_cell(help_text)} |" for key, default, help_text in rows)
         out.append("")
     return "\n".join(out)
 
@@ -113,7 +119,11 @@ def plugins_reference() -> str:
             if options:
                 out.append(f"Options, under `{where}`:\n")
                 out.append("| key | default | meaning |\n|---|---|---|")
-                out.extend(f"| `{key}` | {_code(default)} | {_cell(help_text) or '-'} |" for key, default, help_text in options)
+                # each key under the section named above it: a full dotted key does not wrap, and its table would scroll
+                out.extend(
+                    f"| `{key.removeprefix(where + '.')}` | {_default_cell(default)} | {_cell(help_text) or '-'} |"
+                    for key, default, help_text in options
+                )
                 out.append("")
     return "\n".join(out)
 
@@ -125,10 +135,26 @@ def _argument(action: argparse.Action) -> str:
     return ", ".join(f"`{option}{value}`" for option in action.option_strings)
 
 
-def _default(action: argparse.Action) -> str:
-    if action.nargs == 0 or action.default in (None, argparse.SUPPRESS) or action.default == []:
-        return "-"
-    return f"`{action.default}`"
+# "(default X)" or "(default: X)" in an argument's help, one level of parentheses inside X allowed
+_SAID_DEFAULT = re.compile(r"\s*\(default:? ((?:[^()]|\([^()]*\))*)\)")
+
+
+def argument_default(action: argparse.Action) -> str | None:
+    """What an argument is when it is not given, for the reference's default column: ``off`` for a
+    flag, ``required``, the default its help states ("(default: from the config)", where argparse
+    holds None because the config decides), else argparse's default. None when nothing says it."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return "off" if isinstance(action, argparse._StoreTrueAction) else "on"
+    if action.required:
+        return "required"
+    said = _SAID_DEFAULT.search(action.help or "")
+    if said:
+        return _code(said[1]) if said[1] == str(action.default) else _cell(said[1])
+    if action.default == [] and isinstance(action, argparse._AppendAction):
+        return "none"
+    if action.default not in (None, argparse.SUPPRESS, []):
+        return _code(str(action.default))
+    return None
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str, summary: str, out: list[str]) -> None:
@@ -142,10 +168,10 @@ def _commands(parser: argparse.ArgumentParser, prefix: str, summary: str, out: l
         if isinstance(action, argparse._SubParsersAction):
             subcommands = action
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-            help_text = _cell(action.help or "")
+            help_text = _cell(_SAID_DEFAULT.sub("", action.help or ""))  # the default has a column of its own
             if action.choices:
                 help_text += f" One of: {', '.join(f'`{choice}`' for choice in action.choices)}."
-            rows.append(f"| {_argument(action)} | {_default(action)} | {help_text.strip()} |")
+            rows.append(f"| {_argument(action)} | {argument_default(action) or '-'} | {help_text.strip()} |")
     if rows:
         out.append("| argument | default | meaning |\n|---|---|---|")
         out.extend(rows)
@@ -199,7 +225,13 @@ def benchmark_block(name: str, origin: str) -> str:
 
 
 def regenerate(text: str, origin: str) -> str:
-    """``text`` with every generated block rewritten; an unknown block name is an error naming it."""
+    """``text`` with every generated block rewritten; an unknown block name, or a block without its
+    ``<!-- /generated -->``, is an error naming it."""
+    closed = {m.start() for m in BLOCK.finditer(text)}
+    for opening in re.finditer(r"<!-- generated: [^>]*-->", text):
+        if opening.start() not in closed:
+            line = text.count("\n", 0, opening.start()) + 1
+            raise ValueError(f"{origin}:{line}: {opening[0]} has no <!-- /generated --> after its table")
 
     def body(match: re.Match[str]) -> str:
         name = match["name"]
@@ -247,7 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         for run_dir in sorted(Path(args.publish).iterdir()):
             if (run_dir / "report.md").exists() and study_source(run_dir.name) is not None:
                 print(f"published {publish(run_dir, run_dir.name).relative_to(REPO)}")
-    stale = stale_documents()
+    stale, broken = [], []
+    for name in DOCUMENTS:
+        try:  # a page whose block cannot be generated is named, in one line; the others still are
+            if regenerate((REPO / name).read_text(), name) != (REPO / name).read_text():
+                stale.append(name)
+        except ValueError as err:
+            broken.append(str(err))
+    for problem in broken:
+        print(f"python -m ilf.docs_tables: error: {problem}", file=sys.stderr)
     if args.check:
         from ilf.study.published import stale_reports
 
@@ -255,13 +295,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: generated tables are stale; run python -m ilf.docs_tables", file=sys.stderr)
         for line in stale_reports():
             print(f"published report {line}: rerun it (scripts/rerun-studies.sh) and publish", file=sys.stderr)
-        return 1 if stale or stale_reports() else 0
+        return 2 if broken else 1 if stale or stale_reports() else 0
     from ilf.files import atomic_write_text
 
     for name in stale:
         atomic_write_text(REPO / name, regenerate((REPO / name).read_text(), name))
         print(f"rewrote the generated tables of {name}")
-    return 0
+    return 2 if broken else 0
 
 
 if __name__ == "__main__":

@@ -185,10 +185,29 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     for number, raw in iter_text_lines(path):
         if not raw.strip():
             continue
+        # Without its line ending: parsed with it, a line cut short is reported at column 1 of a
+        # "line 2" that the file does not have there.
+        text = raw.rstrip("\r\n")
         try:
-            yield number, json.loads(raw)
+            record = json.loads(text)
         except json.JSONDecodeError as err:
-            raise RecordError(path, number, None, f"not valid JSON ({err.msg} at column {err.colno})") from None
+            # a record cut short (or spread over lines, as pretty-printed JSON is) fails at its end
+            end = ", the end of the line: a record must fit on one line" if err.pos >= len(text.rstrip()) else ""
+            raise RecordError(path, number, None, f"not valid JSON ({err.msg} at column {err.colno}{end})") from None
+        yield number, record
+
+
+def count_jsonl_rows(path: str | Path) -> int:
+    """The records of a JSONL file (its non-blank lines, as ``iter_jsonl`` reads them), counted
+    without decoding or parsing them, so a bad line further on does not stop the count."""
+    import gzip
+
+    path = Path(path)
+    count = 0
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+        for chunk in handle:
+            count += sum(1 for raw in chunk.splitlines() if raw.decode("utf-8", "replace").strip())
+    return count
 
 
 def read_records(path: str | Path, cls: type[R]) -> list[R]:

@@ -1,4 +1,5 @@
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,65 @@ def test_generic_csv(tmp_path: Path) -> None:
     data = load_train(RunConfig(data=DataConfig(loader="csv", path=str(path), fields={"id": "id", "initial_output": "draft"})))
     assert [s.inputs for s in data.samples] == [{"prompt": "Say hi"}, {"prompt": "Say bye"}]
     assert [s.initial_output for s in data.samples] == ["hello", None]
+
+
+# --- a row limit that cuts a file says so ---------------------------------------------------------
+
+
+def _cut_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "ilf.data" and r.levelno >= logging.INFO and " rows; " in r.getMessage()]
+
+
+def test_a_limit_that_cuts_a_file_logs_the_file_its_rows_what_is_kept_and_the_key(slf5k_dir: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ilf")
+    path = slf5k_dir / "train.jsonl"
+    (slf5k_dir / "train.jsonl").write_text(path.read_text() + "\n{not json, and never read}\n")  # a count reads no row
+    load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=5)))
+    assert _cut_lines(caplog) == [
+        f"data: {path} (split train) has 25 rows; data.limit: 5 keeps the first 5 (set data.limit: null to read them all)"
+    ]
+    caplog.clear()
+    load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=5, offset=10)))
+    assert _cut_lines(caplog) == [
+        f"data: {path} (split train) has 25 rows; data.offset: 10 and data.limit: 5 keep rows 11 to 15 "
+        "(set data.limit: null to read every row from row 11 on)"
+    ]
+    caplog.clear()
+    load_eval(RunConfig(data=DataConfig(path=str(slf5k_dir), eval_split="test", eval_limit=4)))
+    assert _cut_lines(caplog) == [
+        f"data: {slf5k_dir / 'test.jsonl'} (split test) has 10 rows; data.eval_limit: 4 keeps the first 4 "
+        "(set data.eval_limit: null to read them all)"
+    ]
+
+
+def test_a_limit_that_keeps_every_row_says_nothing(slf5k_dir: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ilf")
+    assert len(load_eval(RunConfig(data=DataConfig(path=str(slf5k_dir), eval_split="test", eval_limit=10))).samples) == 10
+    assert len(load_train(RunConfig(data=DataConfig(path=str(slf5k_dir), limit=100))).samples) == 24  # the default limit
+    assert _cut_lines(caplog) == []
+
+
+def test_the_jsonl_and_csv_loaders_count_the_rows_they_leave_out(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ilf")
+    jsonl = write_jsonl(tmp_path / "q.jsonl", [{"question": f"q{i}"} for i in range(7)])
+    load_train(RunConfig(data=DataConfig(loader="jsonl", path=str(jsonl), limit=3)))
+    csv_path = tmp_path / "q.csv"
+    csv_path.write_text('question\n"one\nline two"\n\ntwo\nthree\n')  # a field over two lines, a blank line: three rows
+    load_train(RunConfig(data=DataConfig(loader="csv", path=str(csv_path), limit=1)))
+    assert [line.split("; ")[0] for line in _cut_lines(caplog)] == [
+        f"data: {jsonl} (split train) has 7 rows",
+        f"data: {csv_path} (split train) has 3 rows",
+    ]
+
+
+def test_a_run_shows_the_cut_in_its_log(tmp_path: Path, caplog) -> None:
+    from ilf.cli import main
+
+    offline = Path(__file__).resolve().parent.parent / "experiments" / "offline.yaml"
+    assert main(["run", str(offline), "--run-dir", str(tmp_path / "run"), "--until", "data", "--set", "data.eval_limit=null"]) == 0
+    train = offline.parent.parent / "data" / "offline" / "train.jsonl"
+    # INFO is what `ilf` shows on a normal run (no -v)
+    assert logging.getLogger("ilf.data").getEffectiveLevel() == logging.INFO
+    assert _cut_lines(caplog) == [
+        f"data: {train} (split train) has 200 rows; data.limit: 100 keeps the first 100 (set data.limit: null to read them all)"
+    ]

@@ -4,6 +4,7 @@ fail with one line that names where the problem is and what to do about it."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,119 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err
     assert err.startswith(f"ilf: error: --model: cannot load model '{missing}': path does not exist; ")
     assert err.count("\n") == 1
+
+
+# --- what `ilf config` checks beyond the schema ---------------------------------------------------
+
+MY_CONFIG = """\
+name: my_data
+task:
+  name: template
+  options:
+    initial_template: "Question: {question}\\nAnswer:"
+    refine_template: "Question: {question}\\nAnswer: {output}\\nFeedback: {feedback}\\nBetter:"
+data:
+  loader: jsonl
+  path: ./my_data
+  eval_split: test
+  fields: {id: qid, inputs: [question], initial_output: draft, feedback: critique}
+"""
+ROWS = [{"qid": "q1", "question": "Legs of a spider?", "draft": "six", "critique": "Eight."}]
+
+
+def _my_data(tmp_path: Path, config: str = MY_CONFIG, splits: tuple[str, ...] = ("train", "test")) -> Path:
+    for split in splits:
+        (tmp_path / "my_data").mkdir(exist_ok=True)
+        (tmp_path / "my_data" / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    path = tmp_path / "my_data.yaml"
+    path.write_text(config)
+    return path
+
+
+def _config_error(capsys, *argv: str) -> str:
+    assert main(["config", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no config printed
+    return captured.err
+
+
+def test_ilf_config_passes_a_config_whose_files_fields_and_templates_fit(tmp_path: Path, capsys) -> None:
+    assert main(["config", str(_my_data(tmp_path))]) == 0
+    assert "initial_template: 'Question: {question}" in capsys.readouterr().out
+
+
+def test_ilf_config_names_a_missing_split_file_with_the_config_line(tmp_path: Path, capsys) -> None:
+    config = _my_data(tmp_path, splits=("train",))
+    folder = tmp_path / "my_data"
+    assert _config_error(capsys, str(config)) == (
+        f"ilf: error: {config}:9: field 'data.path': {folder}: no test.jsonl or test.csv in this folder (the test split)\n"
+    )
+    assert _config_error(capsys, str(config), "--set", "data.path=./elsewhere") == (
+        "ilf: error: --set: field 'data.path': ./elsewhere: no such file or folder, and not a hub dataset id (owner/name) "
+        "(the train split)\n"
+    )
+
+
+def test_ilf_config_names_a_mapped_field_the_first_row_lacks(tmp_path: Path, capsys) -> None:
+    config = _my_data(tmp_path, MY_CONFIG.replace("inputs: [question]", "inputs: [qestion]"))
+    train = tmp_path / "my_data" / "train.jsonl"
+    assert _config_error(capsys, str(config)) == f"ilf: error: {train}:1: field 'qestion': is missing (mapped as data.fields.inputs)\n"
+    csv_file = tmp_path / "table.csv"
+    csv_file.write_text("qid,question\nq1,Legs of a spider?\n")
+    err = _config_error(capsys, str(config), "--set", f"data.path={csv_file}", "--set", "data.loader=csv")
+    assert err == f"ilf: error: {csv_file}:2: field 'qestion': is missing (mapped as data.fields.inputs)\n"
+
+
+def test_ilf_config_names_a_template_field_that_no_sample_has(tmp_path: Path, capsys) -> None:
+    config = _my_data(tmp_path, MY_CONFIG.replace("Feedback: {feedback}", "Feedback: {critique}"))
+    train = tmp_path / "my_data" / "train.jsonl"
+    assert _config_error(capsys, str(config)) == (
+        f"ilf: error: {config}:6: field 'task.options.refine_template': uses {{critique}}, which the samples of {train} do not "
+        "have (they have: question; the task adds: feedback, input, output)\n"
+    )
+    # a task's default template: named where the config names the task
+    config.write_text("name: my_data\ntask:\n  name: summarization\n" + MY_CONFIG[MY_CONFIG.index("data:") :])
+    assert _config_error(capsys, str(config)) == (
+        f"ilf: error: {config}:3: field 'task.options.initial_template': task summarization by default uses {{post}}, {{title}}, "
+        f"which the samples of {train} do not have (they have: question; the task adds: input)\n"
+    )
+
+
+def test_ilf_config_finds_the_line_in_the_base_config_that_sets_the_key(tmp_path: Path, capsys) -> None:
+    base = _my_data(tmp_path, MY_CONFIG.replace("{question}\\nAnswer:", "{questoin}\\nAnswer:"))
+    child = tmp_path / "child.yaml"
+    child.write_text("base: my_data.yaml\nname: child\n")
+    err = _config_error(capsys, str(child))
+    assert err.startswith(f"ilf: error: {base}:5: field 'task.options.initial_template': uses {{questoin}}")
+
+
+def test_what_ilf_config_cannot_check_offline_it_says_and_passes(caplog, capsys) -> None:
+    caplog.set_level(logging.INFO, logger="ilf")
+    assert main(["config"]) == 0  # the defaults: SLF5K from the hub
+    assert (
+        "not checked yet: data.path: JeremyAlain/SLF5K is a hub dataset id, not a local file or folder: its train and test "
+        "splits are read when the data stage downloads it"
+    ) in caplog.messages
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],  # the bundled SLF5K-layout data, summarization prompts
+        ["data.loader=humaneval", "data.path=humaneval", "task.name=code"],
+        ["data.loader=facts_world", "task.name=facts", "feedback.source=simulated"],
+        ["data.loader=program_world", "task.name=code", "feedback.source=execution"],
+    ],
+)
+def test_the_built_in_loaders_and_tasks_pass_the_check(sets: list[str]) -> None:
+    from ilf.cli import check_inputs
+
+    offline = str(Path(__file__).resolve().parent.parent / "experiments" / "offline.yaml")
+    assert check_inputs(load_config(offline, sets), offline, sets) == []
+
+
+def test_ilf_run_checks_before_any_stage(tmp_path: Path, capsys) -> None:
+    config = _my_data(tmp_path, MY_CONFIG.replace("{question}\\nAnswer:", "{questoin}\\nAnswer:"))
+    assert main(["run", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "field 'task.options.initial_template': uses {questoin}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing ran, nothing was written

@@ -40,6 +40,24 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
     assert str(err.value).startswith(f"{path}:3: not valid JSON")
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_line_broken_mid_way_is_named_by_its_own_line_and_column(tmp_path: Path, newline: str) -> None:
+    # a record spread over two lines: the first half fails where its line ends, not at column 1 of the next
+    path = tmp_path / "feedback.jsonl"
+    path.write_text(newline.join(['{"sample_id": "a", "text": "fine"}', '{"sample_id": "b",', '"text": "rest"}', ""]), newline="")
+    with pytest.raises(RecordError) as err:
+        read_records(path, Feedback)
+    assert (err.value.line, err.value.field) == (2, None)
+    assert str(err.value) == (
+        f"{path}:2: not valid JSON (Expecting property name enclosed in double quotes at column 19, "
+        "the end of the line: a record must fit on one line)"
+    )
+    # a fault inside a line keeps its own column
+    path.write_text('{"sample_id": "a", "text" "x"}\n')
+    with pytest.raises(RecordError, match=r":1: not valid JSON \(Expecting ':' delimiter at column 27\)$"):
+        read_records(path, Feedback)
+
+
 @pytest.mark.parametrize(
     "row, field, problem",
     [

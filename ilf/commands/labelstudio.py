@@ -182,16 +182,16 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("stop", help="Stop the local server recorded in the data directory.")
-    p.add_argument("--data-dir", help="As given to serve.")
+    p.add_argument("--data-dir", help="As given to serve (default ~/.cache/ilf/labelstudio/data).")
     p.set_defaults(func=cmd_stop)
 
     p = commands.add_parser("push", help="Send samples and outputs as tasks; pushing again imports only new ones.")
     p.add_argument("samples", help="Samples JSONL (e.g. a run's samples.jsonl or eval_samples.jsonl).")
     p.add_argument("--project", required=True, help="Project title; created if missing.")
     p.add_argument("--template", required=True, choices=TEMPLATES, help="Label config.")
-    p.add_argument("--refinements", help="select: refinements JSONL (a run's refinements.jsonl); one task per record.")
-    p.add_argument("--outputs", help="Outputs JSONL (e.g. outputs.jsonl, eval_outputs.jsonl); default each sample's initial output.")
-    p.add_argument("--systems", help="Comma-separated systems of --outputs to include (pairwise takes the first two).")
+    p.add_argument("--refinements", help="select: refinements JSONL (a run's refinements.jsonl); one task per record (default: none).")
+    p.add_argument("--outputs", help="Outputs JSONL, e.g. outputs.jsonl or eval_outputs.jsonl (default: each sample's initial output).")
+    p.add_argument("--systems", help="Comma-separated systems of --outputs to include; pairwise takes the first two (default: all).")
     p.add_argument("--batch-size", type=int, default=1000, help="Tasks per import request.")
     p.add_argument(
         "--max-project-tasks",
@@ -202,9 +202,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="Seed of the order outputs are shown in.")
     p.add_argument(
         "--model-version",
-        help="Attach the outputs as predictions of this model (ideal: the editor starts from the output; feedback: recorded per task).",
+        help="Attach the outputs as predictions of this model (ideal: the editor starts from the output; feedback: recorded per task) "
+        "(default: none).",
     )
-    p.add_argument("--config", help="Run config whose task.options set the sandbox that code_feedback runs programs in.")
+    p.add_argument(
+        "--config",
+        help="Run config whose task.options set the sandbox that code_feedback runs programs in (default: the built-in defaults).",
+    )
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a config value (repeatable)."
     )
@@ -214,9 +218,11 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("pull", help="Export annotations as records; pulling again adds only new ones.")
     p.add_argument("--project", required=True, help="Project title.")
     p.add_argument("--out", required=True, help="Records JSONL: feedback, outputs (ideal), comparisons or selections (select).")
-    p.add_argument("--template", choices=TEMPLATES, help="Only for projects not created by ilf.")
-    p.add_argument("--reference", help="Ranking projects: report win rates against this system (e.g. reference).")
-    p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here.")
+    p.add_argument(
+        "--template", choices=TEMPLATES, help="Only for projects not created by ilf (default: the one ilf created the project with)."
+    )
+    p.add_argument("--reference", help="Ranking projects: report win rates against this system, e.g. reference (default: none).")
+    p.add_argument("--table", help="Ranking projects: also write the win-rate table as JSON here (default: none).")
     connection_args(p)
     p.set_defaults(func=cmd_pull)
 
@@ -230,7 +236,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-dir", required=True, help="The round's run directory (its config.yaml and samples.jsonl).")
     p.add_argument("--delay", type=float, default=0.0, help="Seconds spent on each task.")
     p.add_argument("--skip-share", type=float, default=0.0, help="Share of tasks skipped.")
-    p.add_argument("--limit", type=int, help="Stop after this many tasks.")
+    p.add_argument("--limit", type=int, help="Stop after this many tasks (default: every task).")
     connection_args(p)
     p.set_defaults(func=cmd_annotate)
 

@@ -36,7 +36,7 @@ def load_facts_world(config: RunConfig, split: str, path: str | None, limit: int
     else:
         posts = world.generate_posts(limit or 100, seed=1000 + config.seed, prefix=split, rule=rule)
     samples = [Sample(id=p.id, inputs={"post": p.text()}, references=[p.reference()], extra=world.post_record(p)) for p in posts]
-    return SplitData(samples=samples)
+    return SplitData(samples=samples, origin=f"the facts world ({split} posts)")
 
 
 def hidden_rule(config: RunConfig) -> world.Rule | None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ilf.data import SplitData, samples_from_rows, text_field
+from ilf.data import SplitData, before_download, samples_from_rows, text_field
 from ilf.records import RecordError, Sample, iter_jsonl
 from ilf.registry import LOADERS
 
@@ -104,6 +104,7 @@ def sample_from_row(row: Any, origin: str = "mbpp", line: int | None = None) -> 
 
 
 def _hub_rows(path: str, split: str) -> tuple[Iterable[Any], str]:
+    before_download(f"{path} is a hub dataset (MBPP), not a local file")
     from datasets import load_dataset
 
     hub_id, _, name = path.partition(":")
@@ -113,9 +114,10 @@ def _hub_rows(path: str, split: str) -> tuple[Iterable[Any], str]:
     return load_dataset(hub_id, name=name, split=split), f"{hub_id}:{name}/{split}"
 
 
-def load(rows: Iterable[tuple[int, Any]], origin: str, limit: int | None = None) -> SplitData:
-    """Samples from ``(line or row number, row)`` pairs."""
-    return samples_from_rows(rows, lambda row, line: sample_from_row(row, origin, line), origin, limit, "task_id")
+def load(rows: Iterable[tuple[int, Any]], origin: str, limit: int | None = None, count: Callable[[], int] | None = None) -> SplitData:
+    """Samples from ``(line or row number, row)`` pairs; ``count``: how many rows there are (default:
+    the lines of the JSONL file ``origin``)."""
+    return samples_from_rows(rows, lambda row, line: sample_from_row(row, origin, line), origin, limit, "task_id", count)
 
 
 @LOADERS.register(
@@ -132,4 +134,4 @@ def load_mbpp(config: RunConfig, split: str, path: str, limit: int | None) -> Sp
     if path == DataConfig().path or path in ("mbpp", "sanitized", ":sanitized"):
         path = HUB_ID + (":sanitized" if "sanitized" in path else "")
     rows, origin = _hub_rows(path, split)
-    return load(enumerate(rows, start=1), origin, limit)
+    return load(enumerate(rows, start=1), origin, limit, count=lambda: len(rows))

@@ -57,7 +57,7 @@ def load_program_world(config: RunConfig, split: str, path: str | None, limit: i
         Sample(id=f"{prefix}-{t.key()[:12]}", inputs={"prompt": t.prompt()}, references=[t.program()], extra=programs.task_record(t))
         for t in tasks
     ]
-    return SplitData(samples=samples)
+    return SplitData(samples=samples, origin=f"the program world ({prefix} tasks)")
 
 
 load_program_world.pretrained_model = program_models.pretrained_model  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ilf.data import SplitData, resolve_split_file
-from ilf.records import Feedback, RecordError, Sample, iter_jsonl, iter_text_lines
+from ilf.records import Feedback, RecordError, Sample, count_jsonl_rows, iter_jsonl, iter_text_lines
 from ilf.registry import LOADERS
 
 if TYPE_CHECKING:
@@ -35,6 +35,15 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(line for _, line in iter_text_lines(path))
     for row in reader:
         yield reader.line_num, row
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    """The rows ``load`` would read from the file, counted without converting them (bad bytes are
+    replaced, not raised: the rows a limit leaves out are not checked)."""
+    if fmt == "jsonl" and path.suffix != ".csv":
+        return count_jsonl_rows(path)
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        return max(0, sum(1 for row in csv.reader(handle) if row) - 1)  # less the header
 
 
 def _as_list(value: Any, role: str) -> list[str]:
@@ -72,10 +81,11 @@ def load(path: Path, fields: dict[str, Any], limit: int | None = None, fmt: str 
     inputs_spec = fields.get("inputs")
     mapped = {c for c in (id_column, output_column, feedback_column, class_column) if c} | set(reference_columns)
 
-    data = SplitData(samples=[])
+    data = SplitData(samples=[], origin=str(path))
     seen: set[str] = set()
     for line, row in _rows(path, fmt):
         if limit is not None and len(data.samples) >= limit:
+            data.count_all = lambda: count_rows(path, fmt)
             break
         if not isinstance(row, dict):
             raise RecordError(path, line, None, f"expected a JSON object, got {type(row).__name__}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
+from ilf.config import option
 from ilf.records import Sample
 
 # A sentence ends at . ! or ? optionally followed by closing quotes or brackets.
@@ -47,9 +48,11 @@ class _Fields(dict):
 class Task:
     """Builds prompts from samples and cleans generated text. Subclasses override the prompts."""
 
-    stop_at_newline: bool = True
-    drop_unfinished_sentence: bool = True
-    completion_prefix: str = " "
+    stop_at_newline: bool = option(True, "Keep a generation up to its first newline (models run on into unrelated lines).")
+    drop_unfinished_sentence: bool = option(
+        True, "Cut a last sentence the token limit interrupted; an output with no complete sentence is drawn again."
+    )
+    completion_prefix: str = option(" ", "What joins a prompt and its target output in fine-tuning data (a space after 'TL;DR:').")
 
     def initial_prompt(self, sample: Sample) -> str:
         raise NotImplementedError
@@ -89,11 +92,44 @@ class TemplateTask(Task):
     Templates may use any input field, plus ``{output}`` and ``{feedback}`` in refinement prompts.
     """
 
-    initial_template: str = "{input}\n\nOutput:"
-    refine_template: str = (
-        "{input}\n\nOutput: {output}\n\nFeedback: {feedback}\n\nWrite an improved output that addresses the feedback.\n\nImproved output:"
+    initial_template: str = option(
+        "{input}\n\nOutput:",
+        "Prompt for an output: a str.format template over the sample's input fields by name; {input} is all of them, "
+        "one 'name: value' a line.",
     )
-    refine_without_feedback_template: str = "{input}\n\nOutput: {output}\n\nWrite an improved output.\n\nImproved output:"
+    refine_template: str = option(
+        "{input}\n\nOutput: {output}\n\nFeedback: {feedback}\n\nWrite an improved output that addresses the feedback.\n\nImproved output:",
+        "Prompt for a refinement: the input fields, {input}, {output} (the output critiqued) and {feedback}.",
+    )
+    refine_without_feedback_template: str = option(
+        "{input}\n\nOutput: {output}\n\nWrite an improved output.\n\nImproved output:",
+        "Prompt for a refinement without feedback (refine.use_feedback: false): the input fields, {input} and {output}.",
+    )
+
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("initial_template", "refine_template", "refine_without_feedback_template")
+
+    def filled_in(self, template: str) -> set[str]:
+        """The fields the task fills into a template itself, beside the sample's input fields."""
+        return {
+            "initial_template": {"input"},
+            "refine_template": {"input", "output", "feedback"},
+            "refine_without_feedback_template": {"input", "output"},
+        }[template]
+
+    def knows_its_fields(self) -> bool:
+        """Whether ``filled_in`` speaks for the prompts this class builds: not where a subclass
+        builds them anew without saying what it fills in (its templates are then not checked
+        before a run)."""
+
+        def owner(name: str) -> type:
+            return next(c for c in type(self).__mro__ if name in vars(c))
+
+        return all(issubclass(owner("filled_in"), owner(name)) for name in ("initial_prompt", "refine_prompt", "_fill"))
+
+    def unknown_fields(self, template: str, inputs: set[str]) -> list[str]:
+        """The fields a template uses that neither a sample with these input fields nor the task fills in."""
+        used = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(getattr(self, template)) if name is not None}
+        return sorted(used - inputs - self.filled_in(template))
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TemplateTask:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ilf.config import option
 from ilf.execution.programs import PROMPT_KEY, run_training_tests
 from ilf.execution.sandbox import DEFAULT_MAX_ERROR_SHARE, ExecutionResult, Limits, Sandbox, check_isolation
 from ilf.records import Sample
@@ -52,21 +53,45 @@ def function_body(text: str) -> str:
 
 @dataclass
 class CodeTask(TemplateTask):
-    initial_template: str = "{prompt}"
-    refine_template: str = "OLD CODE:\n{old_code}\n\nFEEDBACK:\n{feedback}{test_output}\n\nREFINEMENT:\n{prompt}"
-    refine_without_feedback_template: str = "OLD CODE:\n{old_code}{test_output}\n\nREFINEMENT:\n{prompt}"
-    include_test_output: bool = False
-    timeout: float = 10.0
-    memory_mb: int = 1024
-    processes: int = 16
-    isolation: str = "bwrap"
-    workers: int | None = None
-    cache_dir: str | None = None
-    executor: str = "warm"
-    max_sandbox_errors: float = DEFAULT_MAX_ERROR_SHARE
+    initial_template: str = option(
+        "{prompt}", "Prompt for a program: the input fields by name; {prompt} is the problem up to the function's signature and docstring."
+    )
+    refine_template: str = option(
+        "OLD CODE:\n{old_code}\n\nFEEDBACK:\n{feedback}{test_output}\n\nREFINEMENT:\n{prompt}",
+        "Prompt for a refinement: {old_code} (the prompt and the program critiqued), {feedback}, {test_output} (how it "
+        "failed, with include_test_output), {output} (the body alone), and {prompt} last, so a refinement is again a body.",
+    )
+    refine_without_feedback_template: str = option(
+        "OLD CODE:\n{old_code}{test_output}\n\nREFINEMENT:\n{prompt}",
+        "The same without feedback (refine.use_feedback: false): {old_code}, {test_output}, {output} and {prompt}.",
+    )
+    include_test_output: bool = option(False, "Show in the refinement prompt how the old program failed its tests (it is run first).")
+    timeout: float = option(10.0, "Wall-clock seconds one program may run; then its whole process group is killed.")
+    memory_mb: int = option(1024, "Memory one program may use, in MiB.")
+    processes: int = option(16, "Processes one program may have at once (a fork bomb stops there).")
+    isolation: str = option(
+        "bwrap",
+        "bwrap: every program inside bubblewrap, and no run where that cannot be had; unsafe_process: plain limited "
+        "processes, which can read your files and reach the network.",
+    )
+    workers: int | None = option(None, "Programs run at once; null: one per CPU core.")
+    cache_dir: str | None = option(
+        None, "Folder keeping each program's verdict (by hash of program, limits and tests), so it runs once across runs; null: none."
+    )
+    executor: str = option(
+        "warm", "warm: pre-started sandboxed interpreters fork a child per program; spawn: a sandbox and interpreter per program (slower)."
+    )
+    max_sandbox_errors: float = option(
+        DEFAULT_MAX_ERROR_SHARE,
+        "Share of programs that may end in a sandbox error before the run stops (a broken sandbox must not read as failing programs).",
+    )
     stop_at_newline: bool = False
     drop_unfinished_sentence: bool = False
-    training_tests: str = "all"  # all, or visible: the training side runs only extra.visible_test; pass@k runs all
+    training_tests: str = option(
+        "all",
+        "all: execution feedback, the unit_tests selector and online rewards run every test of a sample; visible: only its "
+        "extra.visible_test (pass@k runs all).",
+    )
 
     def __post_init__(self) -> None:
         self.isolation = check_isolation(self.isolation)
@@ -97,6 +122,9 @@ class CodeTask(TemplateTask):
     def reward(self, pairs: list[tuple[Sample, str]]) -> tuple[list[float], str]:
         """1.0 for a program that passes its sample's tests, else 0.0 (online methods' reward)."""
         return [1.0 if r.passed else 0.0 for r in self.run_tests(pairs)], "executions"
+
+    def filled_in(self, template: str) -> set[str]:
+        return super().filled_in(template) | ({"old_code", "test_output"} if template != "initial_template" else set())
 
     def refine_prompt(self, sample: Sample, output: str, feedback: str | None) -> str:
         old_code = sample.inputs.get(PROMPT_KEY, "") + output
