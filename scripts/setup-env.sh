@@ -3,6 +3,7 @@
 #
 #   bash scripts/setup-env.sh          # the package
 #   bash scripts/setup-env.sh test     # the package and the test tools
+#   bash scripts/setup-env.sh docs     # the package and MkDocs (any extras, comma-separated)
 #
 # On a machine without an NVIDIA GPU, constraints-cpu.txt pins the CPU build of torch (and
 # numpy<2.3), so pip does not pull gigabytes of CUDA wheels. Set ILF_CONSTRAINTS to another file,

@@ -51,7 +51,7 @@ def test_compare_on_the_world_gives_every_method_a_row_judged_by_one_reward_mode
 
 
 @pytest.mark.slow
-def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir: Path, tmp_path: Path) -> None:
+def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir: Path, tmp_path: Path, caplog) -> None:
     run_dir = tmp_path / "run"
     sets = [
         f"data.path={slf5k_dir}",
@@ -74,10 +74,16 @@ def test_compare_on_a_dataset_runs_every_method_on_the_bundled_layout(slf5k_dir:
         "evaluation.sampling.max_prompt_tokens=null",
         "finetune.per_device_train_batch_size=4",
         "finetune.gradient_accumulation_steps=1",
+        "finetune.lora={r: 4, alpha: 8, dropout: 0.0, target_modules: [c_attn]}",
     ]
-    assert main(["compare", str(REPO / "experiments" / "compare_slf5k_100.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
+    with caplog.at_level("WARNING", logger="ilf.methods"):
+        assert main(["compare", str(REPO / "experiments" / "compare_slf5k_100.yaml"), "--run-dir", str(run_dir), *_sets(sets)]) == 0
     rows = {row["method"]: row for row in json.loads((run_dir / "cells.json").read_text())}
     assert list(rows) == METHODS
+    # finetune.lora trains the SFT methods' adapter; the methods that train every weight say they ignore it
+    assert (run_dir / "cells" / "seed0-ilf" / "model" / "adapter" / "adapter_config.json").is_file()
+    ignored = {m for m in METHODS if f"finetune.lora is set, but the method {m!r} trains every weight" in caplog.text}
+    assert ignored == {"dpo", "rloo"}
     for row in rows.values():
         assert 0.0 <= row["metrics"]["win_rate"] <= 1.0 and row["metrics"]["n"] == 6
     assert (run_dir / "cells" / "seed0-ilf" / "selected.jsonl").exists()  # the ILF round ran as a pipeline

@@ -214,6 +214,17 @@ def keep_policy(run: RunView, why: str) -> dict[str, Any]:
     return metrics
 
 
+def warn_if_lora_unused(config: RunConfig, method: str) -> None:
+    """``finetune.lora`` configures the SFT methods' trainer; a method that trains every weight
+    says so rather than ignore it in silence."""
+    import logging
+
+    if config.finetune.lora is not None:
+        logging.getLogger(__name__).warning(
+            "finetune.lora is set, but the method %r trains every weight: only the SFT methods (ilf, sft_*) train a LoRA adapter", method
+        )
+
+
 def get_method(name: str, config: RunConfig | None = None) -> Method:
     """The method ``name`` names, built for ``config`` (the defaults when none is given)."""
     from ilf.config import RunConfig
@@ -221,4 +232,4 @@ def get_method(name: str, config: RunConfig | None = None) -> Method:
     return METHODS.get(name).from_config(config if config is not None else RunConfig(method=name))
 
 
-__all__ = ["Method", "get_method", "keep_policy"]
+__all__ = ["Method", "get_method", "keep_policy", "warn_if_lora_unused"]

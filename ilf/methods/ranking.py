@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ilf.config import ModelConfig, RunConfig, option
 from ilf.files import Journal
-from ilf.methods import Method
+from ilf.methods import Method, warn_if_lora_unused
 from ilf.methods.supervised import ILF
 from ilf.records import Output, Sample
 from ilf.registry import METHODS
@@ -90,6 +90,7 @@ class DPO(Method):
         from ilf.train.preference import DPOTrainingConfig, dpo_pairs, train_dpo  # torch: only when it trains
 
         c, options = run.config, self.options(run.config)
+        warn_if_lora_unused(c, self.name)
         return train_dpo(
             run.policy,
             dpo_pairs(run.task, run.training_samples(), run.comparisons()),
@@ -125,6 +126,7 @@ class RLOO(Method):
         from ilf.train.online import RLOOTrainingConfig, train_rloo  # torch: only when it trains
 
         c, options = run.config, self.options(run.config)
+        warn_if_lora_unused(c, self.name)
         return train_rloo(
             run.policy,
             [run.task.initial_prompt(s) for s in run.training_samples()],

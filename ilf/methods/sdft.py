@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import option
-from ilf.methods import keep_policy
+from ilf.methods import keep_policy, warn_if_lora_unused
 from ilf.methods._privileged import SelfDistillationMethod
 from ilf.registry import METHODS
 
@@ -53,6 +53,7 @@ class SDFT(SelfDistillationMethod):
         from ilf.train.sdft import SDFTTrainingConfig, train_sdft
 
         options: SDFTOptions = self.options(run.config)
+        warn_if_lora_unused(run.config, self.name)
         prepared = self.rows(run)
         if prepared is None:
             return keep_policy(run, "no training sample has a critique")

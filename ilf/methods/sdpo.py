@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ilf.config import RunConfig, option
-from ilf.methods import keep_policy
+from ilf.methods import keep_policy, warn_if_lora_unused
 from ilf.methods._privileged import SelfDistillationMethod, solution_context
 from ilf.methods.sdft import CONTEXT_TEXT
 from ilf.registry import METHODS
@@ -117,6 +117,7 @@ class SDPO(SelfDistillationMethod):
         from ilf.train.sdpo import SDPOTrainingConfig, train_sdpo
 
         options: SDPOOptions = self.options(run.config)
+        warn_if_lora_unused(run.config, self.name)
         prepared = self.rows(run)
         if prepared is None:
             return keep_policy(run, "no training sample has a critique")

@@ -135,7 +135,9 @@ def run_on_ray(todo: list[Cell], run_dir: Path, settings: RayConfig) -> list[Res
     try:
         import ray
     except ImportError:
-        raise IlfError("study.executor ray needs Ray: pip install 'ray[default]' (or pip install 'ilf[cluster]')") from None
+        raise IlfError(
+            "study.executor ray needs Ray: pip install 'ray[default]' (or, in a clone of ilf, bash scripts/setup-env.sh cluster)"
+        ) from None
     address = settings.address or os.environ.get("RAY_ADDRESS")
     started = not ray.is_initialized()
     if started:
@@ -208,7 +210,9 @@ def run_on_slurm(todo: list[Cell], run_dir: Path, settings: SlurmConfig) -> list
     try:
         import submitit
     except ImportError:
-        raise IlfError("study.executor slurm needs submitit: pip install submitit (or pip install 'ilf[cluster]')") from None
+        raise IlfError(
+            "study.executor slurm needs submitit: pip install submitit (or, in a clone of ilf, bash scripts/setup-env.sh cluster)"
+        ) from None
     executor = submitit.AutoExecutor(folder=run_dir / ".slurm" / "%j", cluster=None if settings.cluster == "auto" else "local")
     parameters: dict[str, Any] = {"timeout_min": settings.time_min, "cpus_per_task": settings.cpus_per_task, "name": "ilf-cells"}
     if settings.gpus_per_node:

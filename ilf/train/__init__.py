@@ -83,7 +83,7 @@ def warn_if_untested(package: str, tested: str) -> None:
     if installed not in SpecifierSet(tested):
         logging.getLogger(__name__).warning(
             "%s %s is installed; this wrapper was tested with %s %s, and the experimental API it uses may have changed "
-            "(pip install 'ilf[self-distillation]' pins it)",
+            "(the self-distillation extra pins it: bash scripts/setup-env.sh self-distillation, or pip install -e '.[self-distillation]' in a clone)",
             package,
             installed,
             package,
@@ -128,11 +128,14 @@ def save_trained(
 ) -> None:
     """Write the trained model, its tokenizer and metrics to ``out_dir`` in one atomic step (on the
     main process only), then drop the trainer's scratch directory and wait for the other ranks.
-    With ``merge_lora`` the adapter is kept in ``adapter/`` and merged into the saved weights.
+    A model that trained a LoRA adapter (``merge_lora``, or one loaded with ``policy.adapter``) is
+    saved whole, the adapter merged into its weights and kept in ``adapter/``: ``model/`` always
+    loads with ``from_pretrained`` alone, as the next stage and round load it.
 
     Every rank must call this: under DeepSpeed ZeRO-3 or FSDP each rank holds only a shard of the
     weights, and gathering them into one state dict is a collective step."""
     state_dict = _gathered_state_dict(trainer)
+    merge_lora = merge_lora or hasattr(model, "peft_config")  # a PeftModel: saved alone it is only its adapter
     if trainer.is_world_process_zero():
         with atomic_directory(out_dir) as tmp:
             if merge_lora:
