@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from ilf import __version__  # noqa: E402
-from ilf.config import ConfigError, RunConfig, dump_config, field_help, load_config, read_config_file, where_set  # noqa: E402
+from ilf.config import ConfigError, RunConfig, dump_config, field_help, load_config, read_config_file, to_plain, where_set  # noqa: E402
 from ilf.errors import IlfError  # noqa: E402
 from ilf.records import Output, Refinements, Sample, read_records  # noqa: E402
 from ilf.registry import ALL, TASKS, Registry, failed_packages  # noqa: E402
@@ -625,9 +625,46 @@ def cmd_config(args: argparse.Namespace) -> int:
         for key, default, help_text in rows:
             print(f"{key:42s} {default:24s} {help_text}")
         return 0
+    if args.config is not None and "study" in read_config_file(args.config):
+        return _check_study(args)
     config = _config(args)
     _check(config, args)
     print(dump_config(config), end="")
+    return 0
+
+
+def _check_study(args: argparse.Namespace) -> int:
+    """``ilf config`` on a study config: the study section, every cell's config (built as ``ilf
+    study`` builds it) and the inputs of each distinct data and task setting, checked; the study
+    section and its cells printed."""
+    import json
+
+    import yaml
+
+    from ilf.study.cells import cells
+    from ilf.study.config import load_study
+
+    study, base, source = load_study(args.config, args.overrides)
+    todo = cells(study, base, source)
+    run_overrides = [text for text in args.overrides if not text.startswith("study.")]
+    checked = set()
+    for cell in todo:  # the data and templates of cells that read the same ones are checked once
+        key = json.dumps([to_plain(cell.config.data), to_plain(cell.config.task)], sort_keys=True, default=str)
+        if key not in checked:
+            checked.add(key)
+            try:
+                notes = check_inputs(cell.config, args.config, run_overrides)
+            except ConfigError as err:  # a key the cell's variant sets is the variant's, not the base's line
+                variant = study.variants.get(cell.method)
+                if variant is None or not any(text.partition("=")[0].strip() == err.field for text in variant.set):
+                    raise
+                raise ConfigError(args.config, None, f"study.variants.{cell.method}.set", f"{err.field}: {err.problem}") from None
+            for note in notes:
+                log.info("not checked yet: %s", note)
+    print(yaml.safe_dump({"study": to_plain(study)}, sort_keys=False, allow_unicode=True), end="")
+    print(f"# {len(todo)} cells, each config checked ({len(checked)} data and task settings read):")
+    for cell in todo:
+        print(f"#   {cell.name}")
     return 0
 
 

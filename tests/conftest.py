@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,40 @@ def _loud(message: str) -> None:
     import warnings
 
     warnings.warn(message, stacklevel=2)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium driven by Playwright: Debian's, else the one ``playwright install chromium``
+    downloads; the module's tests skip loudly only when neither starts."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        _loud(f"PLAYWRIGHT IS NOT INSTALLED; the browser tests are SKIPPED: {err}")
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as playwright:
+        executable = CHROMIUM if Path(CHROMIUM).exists() else None
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        except Exception as err:  # playwright raises its own Error when no browser is installed
+            if executable:
+                raise
+            _loud(f"CHROMIUM IS NOT INSTALLED (apt-get install chromium); the browser tests are SKIPPED: {err}")
+            pytest.skip("chromium is not installed")
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

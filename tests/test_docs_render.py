@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,10 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, _loud
+from conftest import REPO
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 900}
 
 # Everything in the content column that does not fit it, as [what, detail] pairs; run in the page.
@@ -117,27 +114,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     yield f"http://127.0.0.1:{server.server_address[1]}", folder
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        _loud(f"PLAYWRIGHT IS NOT INSTALLED; the docs render test is SKIPPED: {err}")
-        pytest.skip("playwright is not installed")
-    with sync_playwright() as playwright:
-        # Debian's Chromium, else the one `playwright install chromium` downloads
-        executable = CHROMIUM if Path(CHROMIUM).exists() else None
-        try:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
-        except Exception as err:  # playwright raises its own Error when no browser is installed
-            if executable:
-                raise
-            _loud(f"CHROMIUM IS NOT INSTALLED (apt-get install chromium); the docs render test is SKIPPED: {err}")
-            pytest.skip("chromium is not installed")
-        yield browser
-        browser.close()
 
 
 def source_of(page: str) -> str:

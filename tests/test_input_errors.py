@@ -312,3 +312,25 @@ def test_ilf_run_checks_before_any_stage(tmp_path: Path, capsys) -> None:
     assert main(["run", str(config), "--run-dir", str(tmp_path / "run")]) == 2
     assert "field 'task.options.initial_template': uses {questoin}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing ran, nothing was written
+
+
+def test_ilf_config_checks_every_cell_of_a_study_config(tmp_path: Path, capsys) -> None:
+    """A study config is checked as ``ilf study`` builds its cells: each cell's config, and the data
+    and templates of each, with the same errors as a run config's."""
+    study = "study:\n  methods: [ilf, sft_initial]\n  seeds: [0, 1]\n"
+    config = _my_data(tmp_path, MY_CONFIG + study)
+    assert main(["config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("study:\n  methods:\n  - ilf\n  - sft_initial\n")
+    assert "# 4 cells, each config checked (1 data and task settings read):" in out and "#   seed1-sft_initial" in out
+
+    assert _config_error(capsys, str(config), "--set", "data.path=./elsewhere").startswith(
+        "ilf: error: --set: field 'data.path': ./elsewhere"
+    )
+    # a variant's own setting reaches its cell, and is checked there
+    variant = study + "  variants:\n    ilf_typo:\n      method: ilf\n      set: ['task.options.initial_template=\"Q: {qestion}\"']\n"
+    typo = _my_data(tmp_path, MY_CONFIG + variant.replace("[ilf, sft_initial]", "[ilf, ilf_typo]"))
+    assert _config_error(capsys, str(typo)).startswith(
+        f"ilf: error: {typo}: field 'study.variants.ilf_typo.set': task.options.initial_template: uses {{qestion}}, which the samples of "
+    )
+    assert "unknown method 'nonesuch'" in _config_error(capsys, str(config), "--set", "study.methods=[ilf, nonesuch]")

@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-from conftest import REPO, _loud
+from conftest import REPO
 
 from ilf.labelstudio.sync import build_tasks, pull, push
 from ilf.records import Candidate, Comparison, Feedback, Output, Refinements, Sample, Selection, read_records
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        _loud(f"PLAYWRIGHT IS NOT INSTALLED; the browser test is SKIPPED: {err}")
-        pytest.skip("playwright is not installed")
-    if not shutil.which("chromium"):
-        _loud("CHROMIUM IS NOT INSTALLED (apt-get install chromium); the browser test is SKIPPED")
-        pytest.skip("chromium is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def logged_in(browser, label_studio):

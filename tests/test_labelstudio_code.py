@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_labelstudio_browser import browser, logged_in, screenshot  # noqa: F401 (the fixture)
+from test_labelstudio_browser import logged_in, screenshot
 
 from ilf.cli import main
 from ilf.labelstudio.client import template_config

@@ -114,23 +114,29 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _segments(text: str) -> list[str | list[str]]:
+    """The lines of ``text``, each table's lines gathered into one list."""
+    found: list[str | list[str]] = []
+    for line in text.split("\n"):
+        if line.startswith("|") and found and isinstance(found[-1], list):
+            found[-1].append(line)
+        else:
+            found.append([line] if line.startswith("|") else line)
+    return found
+
+
 def split_wide_tables(text: str, most_px: float) -> str:
     """``text`` with each table wider than ``most_px`` split into as few tables as fit, in even
     parts, each keeping the first column (the row names)."""
-    lines, out, i = text.split("\n"), [], 0
-    while i < len(lines):
-        if not lines[i].startswith("|"):
-            out.append(lines[i])
-            i += 1
+    out: list[str] = []
+    for segment in _segments(text):
+        if isinstance(segment, str):
+            out.append(segment)
             continue
-        end = i
-        while end < len(lines) and lines[end].startswith("|"):
-            end += 1
-        table, rows = lines[i:end], [_cells(line) for line in lines[i:end]]
-        i = end
+        rows = [_cells(line) for line in segment]
         shown = [r for k, r in enumerate(rows) if k != 1]  # the separator row is no content
         if len({len(r) for r in rows}) != 1 or len(rows) < 2 or _table_width(shown) <= most_px:
-            out.extend(table)
+            out.extend(segment)
             continue
         data = list(range(1, len(rows[0])))
         for parts in range(2, len(data) + 1):
@@ -147,30 +153,24 @@ def split_wide_tables(text: str, most_px: float) -> str:
 def join_split_tables(text: str) -> str:
     """``text`` with the tables ``split_wide_tables`` made of one table joined again (tables apart
     by blank lines only, with the same first column), so that a row or column is found whole."""
-    lines, out, i = text.split("\n"), [], 0
-    while i < len(lines):
-        if not lines[i].startswith("|"):
-            out.append(lines[i])
-            i += 1
+    segments, out, i = _segments(text), [], 0
+    while i < len(segments):
+        segment = segments[i]
+        i += 1
+        if isinstance(segment, str):
+            out.append(segment)
             continue
-        end = i
-        while end < len(lines) and lines[end].startswith("|"):
-            end += 1
-        rows, joined = [_cells(line) for line in lines[i:end]], False
+        rows, joined = [_cells(line) for line in segment], False
         while True:  # the next table, after blank lines, continues this one if its row names are the same
-            after = end
-            while after < len(lines) and not lines[after].strip():
+            after = i
+            while after < len(segments) and segments[after] == "":
                 after += 1
-            stop = after
-            while stop < len(lines) and lines[stop].startswith("|"):
-                stop += 1
-            more = [_cells(line) for line in lines[after:stop]]
-            if after == end or not more or [r[0] for r in more] != [r[0] for r in rows]:
+            more = segments[after] if after > i and after < len(segments) else None
+            if not isinstance(more, list) or [r[0] for r in map(_cells, more)] != [r[0] for r in rows]:
                 break
-            rows = [[*a, *b[1:]] for a, b in zip(rows, more, strict=True)]
-            end, joined = stop, True
-        out.extend([_row(r) for r in rows] if joined else lines[i:end])
-        i = end
+            rows = [[*a, *b[1:]] for a, b in zip(rows, map(_cells, more), strict=True)]
+            i, joined = after + 1, True
+        out.extend([_row(r) for r in rows] if joined else segment)
     return "\n".join(out)
 
 
