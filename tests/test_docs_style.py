@@ -194,6 +194,25 @@ def test_every_docs_page_meets_the_house_style() -> None:
     assert not problems, f"{len(problems)} house-style failures in the docs:\n" + "\n".join(problems)
 
 
+# ilf is installed from a clone (docs/install.md); a command that asks a package index for it fails.
+FROM_AN_INDEX = re.compile(r"pip install\s+(-U\s+)?['\"]?ilf\b(?![-_.\w/])")
+
+
+def test_no_page_or_message_installs_ilf_from_a_package_index() -> None:
+    sources = [*documents(), *sorted((REPO / "ilf").rglob("*.py")), REPO / "scripts" / "setup-env.sh"]
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FROM_AN_INDEX.search(line)
+    ]
+    assert not found, "ilf is not on a package index; say `bash scripts/setup-env.sh EXTRA` or `pip install -e '.[EXTRA]'`:\n" + "\n".join(
+        found
+    )
+    assert FROM_AN_INDEX.search("pip install 'ilf[cluster]'") and FROM_AN_INDEX.search("pip install ilf")
+    assert not FROM_AN_INDEX.search("pip install -e '.[cluster]'") and not FROM_AN_INDEX.search("pip install ilf-wordcount")
+
+
 # Each snippet: the check's finding (a text in its message, or None) and what Python-Markdown renders,
 # so the check is tied to the renderer's real behaviour rather than to a belief about it.
 SNIPPETS = [
