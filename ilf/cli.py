@@ -79,12 +79,16 @@ _KEY_FIRST = re.compile(r"^((?:data|task)\.[\w.]+): (.+)$", re.S)
 def check_inputs(config: RunConfig, source: str | None, overrides: Sequence[str] = ()) -> list[str]:
     """What a config's keys point at, checked without running a stage: the files of the training
     and evaluation splits exist, the first row of each has the fields ``data.fields`` maps (the
-    loader converts it), and the task's prompt templates use only fields that the samples and the
-    task fill in. A problem raises an error naming the file, line and field; what cannot be
-    checked without running (a hub dataset, your own loader) is returned, one line each."""
+    loader converts it), and the task builds its prompts from that row (a template that names a
+    field no sample has fails there, as it would in the run). A problem raises an error naming the
+    file, line and field; what cannot be checked without running (a hub dataset, your own loader)
+    is returned, one line each."""
+    import dataclasses
+
     from ilf.data import NeedsDownload, first_sample
     from ilf.registry import LOADERS
-    from ilf.tasks import TemplateTask, get_task
+    from ilf.tasks import get_task
+    from ilf.tasks.base import TemplateFieldError
 
     def error(key: str, problem: str, at: str | None = None) -> ConfigError:
         """The problem of ``key``, named where the config sets ``at`` (default the key itself)."""
@@ -102,7 +106,7 @@ def check_inputs(config: RunConfig, source: str | None, overrides: Sequence[str]
 
     notes: list[str] = []
     downloads: dict[tuple[str, str], list[str]] = {}  # (key, what would be downloaded): its splits
-    inputs: dict[str, tuple[set[str], str]] = {}  # "train" or "eval": the first sample's input fields, where it came from
+    firsts: dict[str, tuple[Sample, str]] = {}  # "train" or "eval": the split's first sample, and where it came from
     if not LOADERS.is_builtin(config.data.loader):
         notes.append(f"data.loader {config.data.loader}: your own loader's files are read when the data stage runs")
     else:
@@ -123,7 +127,7 @@ def check_inputs(config: RunConfig, source: str | None, overrides: Sequence[str]
             except ValueError as err:
                 raise keyed(err, "data") from None
             if sample is not None:
-                inputs[role] = (set(sample.inputs), origin)
+                firsts[role] = (sample, origin)
     for (key, what), splits in downloads.items():
         splits = list(dict.fromkeys(splits))
         said = f"{' and '.join(splits)} splits are" if len(splits) > 1 else f"{splits[0]} split is"
@@ -132,23 +136,32 @@ def check_inputs(config: RunConfig, source: str | None, overrides: Sequence[str]
         task = get_task(config.task)
     except (TypeError, ValueError) as err:
         raise keyed(err, "task.options") from None
-    if not isinstance(task, TemplateTask) or not task.knows_its_fields():
-        notes.append(f"task.name {config.task.name}: its prompts are checked when they are first built")
-        return notes
-    for template in task.TEMPLATES:
-        for role in ("train", "eval") if template == "initial_template" else ("train",):  # held-out samples get initial prompts only
-            if role not in inputs:
-                continue
-            fields, origin = inputs[role]
-            unknown = task.unknown_fields(template, fields)
-            if unknown:
-                own = template in config.task.options
+    if getattr(task, "include_test_output", False):  # the code task would run the program to fill {test_output}: no program runs here
+        task = dataclasses.replace(task, include_test_output=False)
+    prompts: dict[str, list[Callable[[Sample], str]]] = {  # held-out samples get initial prompts only
+        "train": [
+            task.initial_prompt,
+            lambda s: task.refine_prompt(s, "output", "feedback"),
+            lambda s: task.refine_prompt(s, "output", None),
+        ],
+        "eval": [task.initial_prompt],
+    }
+    for role, (sample, origin) in firsts.items():
+        for prompt in prompts[role]:
+            try:
+                prompt(sample)
+            except TemplateFieldError as err:
+                own = err.template in config.task.options
+                added = sorted(set(err.known) - set(sample.inputs))
                 problem = (
-                    f"{'' if own else f'task {config.task.name} by default '}uses {', '.join(f'{{{name}}}' for name in unknown)}, "
-                    f"which the samples of {origin} do not have (they have: {', '.join(sorted(fields)) or 'no input fields'}; "
-                    f"the task adds: {', '.join(sorted(task.filled_in(template)))})"
+                    f"{'' if own else f'task {config.task.name} by default '}uses {{{err.field}}}, which the samples of {origin} do not "
+                    f"have (they have: {', '.join(sorted(sample.inputs)) or 'no input fields'}; the task adds: {', '.join(added)})"
                 )
-                raise error(f"task.options.{template}", problem, None if own else "task.name")
+                raise error(f"task.options.{err.template}", problem, None if own else "task.name") from None
+            except Exception as err:  # noqa: BLE001 - a task's own prompt code: it would fail the same way in the run
+                raise error(
+                    "task.name", f"building a prompt for the first sample of {origin} failed: {type(err).__name__}: {err}"
+                ) from None
     return notes
 
 
@@ -177,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ilf.rounds import open_run
 
     config = _config(args)
-    _check(config, args)  # before any stage: a missing file or field is named now, not after the first stages ran
+    _check(config, args.config, args.overrides)  # before any stage: a missing file or field is named now, not after the first stages ran
     run_dir = Path(args.run_dir or Path("runs") / config.name)
     open_run(config, run_dir).run(from_stage=args.from_stage, until=args.until)
     print(f"run directory: {run_dir}")
@@ -210,7 +223,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from ilf.commands.loop import run_loop
 
     config = _config(args)
-    _check(config, args)
+    _check(config, args.config, args.overrides)
     run_dir = Path(args.run_dir or Path("runs") / config.name)
     table = run_loop(config, run_dir)
     print(f"run directory: {run_dir}\n")
@@ -605,7 +618,8 @@ def _config_arguments(p: argparse.ArgumentParser) -> None:
     help="Print a resolved config, or every config field with its help.",
     description="Print a config with every default filled in, after checking what it can without running: every key "
     "and plug-in name, the data files of both splits, the fields data.fields maps (in each file's first row), and the "
-    "fields the task's prompt templates use. A hub dataset is checked when the data stage downloads it.",
+    "task's prompts, built from each file's first row. On a study config, every cell's config. A hub dataset is checked "
+    "when the data stage downloads it.",
 )
 def cmd_config(args: argparse.Namespace) -> int:
     if args.fields:
@@ -628,7 +642,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.config is not None and "study" in read_config_file(args.config):
         return _check_study(args)
     config = _config(args)
-    _check(config, args)
+    _check(config, args.config, args.overrides)
     print(dump_config(config), end="")
     return 0
 
@@ -653,14 +667,12 @@ def _check_study(args: argparse.Namespace) -> int:
         if key not in checked:
             checked.add(key)
             try:
-                notes = check_inputs(cell.config, args.config, run_overrides)
+                _check(cell.config, args.config, run_overrides)
             except ConfigError as err:  # a key the cell's variant sets is the variant's, not the base's line
                 variant = study.variants.get(cell.method)
                 if variant is None or not any(text.partition("=")[0].strip() == err.field for text in variant.set):
                     raise
                 raise ConfigError(args.config, None, f"study.variants.{cell.method}.set", f"{err.field}: {err.problem}") from None
-            for note in notes:
-                log.info("not checked yet: %s", note)
     print(yaml.safe_dump({"study": to_plain(study)}, sort_keys=False, allow_unicode=True), end="")
     print(f"# {len(todo)} cells, each config checked ({len(checked)} data and task settings read):")
     for cell in todo:
@@ -668,9 +680,9 @@ def _check_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(config: RunConfig, args: argparse.Namespace) -> None:
+def _check(config: RunConfig, source: str | None, overrides: Sequence[str]) -> None:
     """``check_inputs`` for a command's config; what it could not check is said in a log line each."""
-    for note in check_inputs(config, getattr(args, "config", None), args.overrides):
+    for note in check_inputs(config, source, overrides):
         log.info("not checked yet: %s", note)
 
 

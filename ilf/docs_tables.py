@@ -259,9 +259,26 @@ def regenerate(text: str, origin: str) -> str:
     return VALUE.sub(number, BLOCK.sub(body, text))
 
 
+def survey(root: Path = REPO) -> tuple[list[str], list[str]]:
+    """The documents whose generated blocks differ from what the code defines now, and the errors
+    of those whose blocks cannot be generated (each named; the others are still surveyed)."""
+    stale, broken = [], []
+    for name in DOCUMENTS:
+        text = (root / name).read_text()
+        try:
+            if regenerate(text, name) != text:
+                stale.append(name)
+        except ValueError as err:
+            broken.append(str(err))
+    return stale, broken
+
+
 def stale_documents(root: Path = REPO) -> list[str]:
     """The documents whose generated blocks differ from what the code defines now."""
-    return [name for name in DOCUMENTS if regenerate((root / name).read_text(), name) != (root / name).read_text()]
+    stale, broken = survey(root)
+    if broken:
+        raise ValueError(broken[0])
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,13 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         for run_dir in sorted(Path(args.publish).iterdir()):
             if (run_dir / "report.md").exists() and study_source(run_dir.name) is not None:
                 print(f"published {publish(run_dir, run_dir.name).relative_to(REPO)}")
-    stale, broken = [], []
-    for name in DOCUMENTS:
-        try:  # a page whose block cannot be generated is named, in one line; the others still are
-            if regenerate((REPO / name).read_text(), name) != (REPO / name).read_text():
-                stale.append(name)
-        except ValueError as err:
-            broken.append(str(err))
+    stale, broken = survey()
     for problem in broken:
         print(f"python -m ilf.docs_tables: error: {problem}", file=sys.stderr)
     if args.check:
@@ -293,9 +304,10 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in stale:
             print(f"{name}: generated tables are stale; run python -m ilf.docs_tables", file=sys.stderr)
-        for line in stale_reports():
+        reports = stale_reports()
+        for line in reports:
             print(f"published report {line}: rerun it (scripts/rerun-studies.sh) and publish", file=sys.stderr)
-        return 2 if broken else 1 if stale or stale_reports() else 0
+        return 2 if broken else 1 if stale or reports else 0
     from ilf.files import atomic_write_text
 
     for name in stale:

@@ -208,8 +208,7 @@ SHARDED_SAVE = textwrap.dedent('''
             accelerator=types.SimpleNamespace(get_state_dict=lambda m: Accelerator.get_state_dict(gather, m),
                                               wait_for_everyone=dist.barrier))
         out = Path(sys.argv[1]) / kind
-        save_trained(trainer, model, tokenizer, out, "metrics.json", {"kind": kind}, out.parent / f".{kind}.trainer",
-                     merge_lora=kind == "lora")
+        save_trained(trainer, model, tokenizer, out, "metrics.json", {"kind": kind}, out.parent / f".{kind}.trainer")
         report[kind] = {"sharded_loss": sharded_loss,
                         "param_type": type(next(model.parameters())).__name__}
     if rank == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ilf.data import slf5k, tabular
 from ilf.errors import IlfError
 from ilf.models import ModelLoadError, load_model, save_model, tiny_model
 from ilf.records import Feedback, RecordError, Refinements, Sample, iter_text_lines, read_records, write_records
+from ilf.registry import TASKS
 from ilf.schema import SchemaError
 
 # --- misspelt keys --------------------------------------------------------------------------------
@@ -269,7 +271,7 @@ def test_ilf_config_names_a_template_field_that_no_sample_has(tmp_path: Path, ca
     # a task's default template: named where the config names the task
     config.write_text("name: my_data\ntask:\n  name: summarization\n" + MY_CONFIG[MY_CONFIG.index("data:") :])
     assert _config_error(capsys, str(config)) == (
-        f"ilf: error: {config}:3: field 'task.options.initial_template': task summarization by default uses {{post}}, {{title}}, "
+        f"ilf: error: {config}:3: field 'task.options.initial_template': task summarization by default uses {{title}}, "
         f"which the samples of {train} do not have (they have: question; the task adds: input)\n"
     )
 
@@ -334,3 +336,25 @@ def test_ilf_config_checks_every_cell_of_a_study_config(tmp_path: Path, capsys) 
         f"ilf: error: {typo}: field 'study.variants.ilf_typo.set': task.options.initial_template: uses {{qestion}}, which the samples of "
     )
     assert "unknown method 'nonesuch'" in _config_error(capsys, str(config), "--set", "study.methods=[ilf, nonesuch]")
+
+
+def test_ilf_config_builds_a_prompt_of_ones_own_task_from_the_first_row(tmp_path: Path, capsys) -> None:
+    """A task of one's own is checked through its own prompt code, on the data's first row."""
+    (tmp_path / "my_task.py").write_text(
+        "from ilf.tasks.base import Task\n\n\n"
+        "class Asks(Task):\n"
+        "    def initial_prompt(self, sample):\n"
+        "        return 'Q: ' + sample.inputs['query']\n\n"
+        "    def refine_prompt(self, sample, output, feedback):\n"
+        "        return self.initial_prompt(sample) + output\n"
+    )
+    config = _my_data(tmp_path, "name: my_data\ntask:\n  name: my_task:Asks\n" + MY_CONFIG[MY_CONFIG.index("data:") :])
+    train = tmp_path / "my_data" / "train.jsonl"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert _config_error(capsys, str(config)) == (
+            f"ilf: error: {config}:3: field 'task.name': building a prompt for the first sample of {train} failed: KeyError: 'query'\n"
+        )
+    finally:
+        sys.path.remove(str(tmp_path))
+        TASKS.unregister("my_task:Asks")  # a class named by its path is listed once used: the docs' tables must not see it

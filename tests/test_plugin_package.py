@@ -38,10 +38,6 @@ def test_a_list_dict_or_set_default_is_made_afresh_for_each_instance() -> None:
     assert rows["stop_words"] == '["the", "is"]' and rows["weights"] == '{"a": [1.0]}' and rows["made"] == '["made"]'
 
 
-def test_the_option_docstring_says_how_to_declare_a_list() -> None:
-    assert "factory=lambda" in (option.__doc__ or "") and "list" in (option.__doc__ or "")
-
-
 def test_a_module_of_ones_own_that_fails_to_import_is_named_with_its_line(tmp_path: Path) -> None:
     source = textwrap.dedent("""
         from ilf.selection import Selector

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any
 
 from ilf.config import option
 from ilf.records import Sample
@@ -31,6 +31,12 @@ def drop_unfinished_sentence(text: str) -> str:
 class TemplateFieldError(ValueError):
     """A prompt template names a field the sample does not have."""
 
+    def __init__(self, template: str, field: str, known: list[str]) -> None:
+        self.template, self.field, self.known = template, field, known
+        super().__init__(
+            f"prompt template '{template}' uses {{{field}}}, which the sample does not have (fields: {', '.join(known) or 'none'})"
+        )
+
 
 class _Fields(dict):
     """Template fields that name the missing key instead of a bare KeyError."""
@@ -40,8 +46,7 @@ class _Fields(dict):
         self.template_name = template_name
 
     def __missing__(self, key: str) -> str:
-        known = ", ".join(sorted(self)) or "none"
-        raise TemplateFieldError(f"prompt template '{self.template_name}' uses {{{key}}}, which the sample does not have (fields: {known})")
+        raise TemplateFieldError(self.template_name, key, sorted(self))
 
 
 @dataclass
@@ -105,31 +110,6 @@ class TemplateTask(Task):
         "{input}\n\nOutput: {output}\n\nWrite an improved output.\n\nImproved output:",
         "Prompt for a refinement without feedback (refine.use_feedback: false): the input fields, {input} and {output}.",
     )
-
-    TEMPLATES: ClassVar[tuple[str, ...]] = ("initial_template", "refine_template", "refine_without_feedback_template")
-
-    def filled_in(self, template: str) -> set[str]:
-        """The fields the task fills into a template itself, beside the sample's input fields."""
-        return {
-            "initial_template": {"input"},
-            "refine_template": {"input", "output", "feedback"},
-            "refine_without_feedback_template": {"input", "output"},
-        }[template]
-
-    def knows_its_fields(self) -> bool:
-        """Whether ``filled_in`` speaks for the prompts this class builds: not where a subclass
-        builds them anew without saying what it fills in (its templates are then not checked
-        before a run)."""
-
-        def owner(name: str) -> type:
-            return next(c for c in type(self).__mro__ if name in vars(c))
-
-        return all(issubclass(owner("filled_in"), owner(name)) for name in ("initial_prompt", "refine_prompt", "_fill"))
-
-    def unknown_fields(self, template: str, inputs: set[str]) -> list[str]:
-        """The fields a template uses that neither a sample with these input fields nor the task fills in."""
-        used = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(getattr(self, template)) if name is not None}
-        return sorted(used - inputs - self.filled_in(template))
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TemplateTask:

@@ -123,9 +123,6 @@ class CodeTask(TemplateTask):
         """1.0 for a program that passes its sample's tests, else 0.0 (online methods' reward)."""
         return [1.0 if r.passed else 0.0 for r in self.run_tests(pairs)], "executions"
 
-    def filled_in(self, template: str) -> set[str]:
-        return super().filled_in(template) | ({"old_code", "test_output"} if template != "initial_template" else set())
-
     def refine_prompt(self, sample: Sample, output: str, feedback: str | None) -> str:
         old_code = sample.inputs.get(PROMPT_KEY, "") + output
         test_output = ""

@@ -124,18 +124,18 @@ def save_trained(
     metrics_file: str,
     metrics: dict[str, Any],
     work_dir: Path,
-    merge_lora: bool = False,
 ) -> None:
     """Write the trained model, its tokenizer and metrics to ``out_dir`` in one atomic step (on the
     main process only), then drop the trainer's scratch directory and wait for the other ranks.
-    A model that trained a LoRA adapter (``merge_lora``, or one loaded with ``policy.adapter``) is
-    saved whole, the adapter merged into its weights and kept in ``adapter/``: ``model/`` always
-    loads with ``from_pretrained`` alone, as the next stage and round load it.
+    A model that trained a LoRA adapter (``finetune.lora``, ``reward.lora``, or one loaded with
+    ``policy.adapter``) is saved whole, the adapter merged into its weights and kept in
+    ``adapter/``: ``model/`` always loads with ``from_pretrained`` alone, as the next stage and
+    round load it.
 
     Every rank must call this: under DeepSpeed ZeRO-3 or FSDP each rank holds only a shard of the
     weights, and gathering them into one state dict is a collective step."""
     state_dict = _gathered_state_dict(trainer)
-    merge_lora = merge_lora or hasattr(model, "peft_config")  # a PeftModel: saved alone it is only its adapter
+    merge_lora = hasattr(model, "peft_config")  # a PeftModel: saved alone it is only its adapter
     if trainer.is_world_process_zero():
         with atomic_directory(out_dir) as tmp:
             if merge_lora:

@@ -270,5 +270,5 @@ def train_reward_model(
         "eval_accuracy": scorer.accuracy(eval_pairs) if eval_pairs else None,
         "eval_pairs": len(eval_pairs or []),
     }
-    save_trained(trainer, trainer.model, tokenizer, out_dir, "reward_metrics.json", metrics, work, merge_lora=config.lora is not None)
+    save_trained(trainer, trainer.model, tokenizer, out_dir, "reward_metrics.json", metrics, work)
     return metrics

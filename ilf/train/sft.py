@@ -152,7 +152,6 @@ def finetune(
         "train_metrics.json",
         metrics,
         work_dir,
-        merge_lora=config.lora is not None,
     )
     return metrics
 
